@@ -1,0 +1,165 @@
+namespace TensorLite.Autograd;
+
+/// <summary>
+/// Reverse-mode differentiation over the recorded graph. Tensors are processed in reverse topological
+/// order, so each gradient is complete when it is used, and a leaf's gradient is final (and its hooks
+/// run) as soon as every op that consumed it has been differentiated. Intermediate gradients and the
+/// saved tensors of each node are released as soon as they are no longer needed.
+/// </summary>
+public static class Engine
+{
+    /// <summary>Accumulates d(root)/d(leaf) into every reachable leaf's <see cref="Tensor.Grad"/>.</summary>
+    public static void Backward(Tensor root, Tensor? gradOutput = null)
+    {
+        root.ThrowIfDisposed();
+        if (!root.RequiresGrad)
+            throw new TensorLiteException($"Backward() on {root.Describe()}, which does not require gradients: no parameter it depends on has requires_grad.");
+        Tensor seed = SeedGradient(root, gradOutput);
+        Run(root, seed, targets: null);
+    }
+
+    /// <summary>
+    /// The gradients of root with respect to <paramref name="inputs"/> (null where unreachable), without
+    /// touching any <see cref="Tensor.Grad"/> or running hooks. The graph is consumed.
+    /// </summary>
+    public static Tensor?[] Grad(Tensor root, Tensor gradOutput, IReadOnlyList<Tensor> inputs)
+    {
+        var targets = new Dictionary<Tensor, Tensor?>(ReferenceEqualityComparer.Instance);
+        foreach (var x in inputs) targets[x] = null;
+        if (root.RequiresGrad) Run(root, SeedGradient(root, gradOutput), targets);
+        return inputs.Select(x => targets[x]).ToArray();
+    }
+
+    private static Tensor SeedGradient(Tensor root, Tensor? gradOutput)
+    {
+        if (gradOutput == null)
+        {
+            if (root.Numel != 1)
+                throw new ShapeMismatchException($"Backward() without an output gradient needs a scalar, got shape {ShapeMath.Format(root.Shape)}.");
+            return Tensor.OnesLike(root);
+        }
+        if (!ShapeMath.SameShape(gradOutput.Shape, root.Shape))
+            throw new ShapeMismatchException($"Output gradient shape {ShapeMath.Format(gradOutput.Shape)} does not match output shape {ShapeMath.Format(root.Shape)}.");
+        return gradOutput.Alias();
+    }
+
+    private static void Run(Tensor root, Tensor seed, Dictionary<Tensor, Tensor?>? targets)
+    {
+        var order = TopologicalOrder(root, targets);
+        var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = seed };
+        using var noGrad = GradMode.NoGrad();
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            Tensor t = order[i];
+            if (!grads.Remove(t, out var g)) continue;
+            if (targets != null && targets.ContainsKey(t))
+            {
+                targets[t] = g.Persist();
+                continue;
+            }
+            if (t.GradFn == null)
+            {
+                if (targets == null) AccumulateIntoLeaf(t, g);
+                else g.Dispose();
+                continue;
+            }
+            PropagateThroughNode(t, g, grads);
+        }
+        foreach (var leftover in grads.Values) leftover.Dispose();
+    }
+
+    private static void PropagateThroughNode(Tensor t, Tensor g, Dictionary<Tensor, Tensor> grads)
+    {
+        Node node = t.GradFn!;
+        var backward = node.Backward ?? throw new TensorLiteException(
+            $"The graph through '{node.Op}' was already differentiated and freed; run the forward pass again before calling Backward().");
+        Tensor?[] inputGrads = backward(g);
+        var inputs = node.Inputs;
+        if (inputGrads.Length != inputs.Length)
+            throw new InvalidOperationException($"Backward of '{node.Op}' returned {inputGrads.Length} gradients for {inputs.Length} inputs.");
+        node.Release();
+        for (int k = 0; k < inputs.Length; k++)
+        {
+            Tensor? gi = inputGrads[k];
+            if (gi == null) continue;
+            if (!inputs[k].RequiresGrad) { DisposeUnlessShared(gi, g, inputGrads, k); continue; }
+            if (!ShapeMath.SameShape(gi.Shape, inputs[k].Shape))
+                throw new InvalidOperationException($"Backward of '{node.Op}' produced gradient {ShapeMath.Format(gi.Shape)} for input {ShapeMath.Format(inputs[k].Shape)}.");
+            // Each gradient entry must be a tensor object of its own, because entries are disposed independently.
+            if (ReferenceEquals(gi, g) || IsRepeated(gi, inputGrads, k)) gi = gi.Alias();
+            if (grads.TryGetValue(inputs[k], out var existing)) grads[inputs[k]] = Sum(existing, gi);
+            else grads[inputs[k]] = gi;
+        }
+        g.Dispose(); // aliases taken above keep its memory alive where it was passed on
+    }
+
+    private static bool IsRepeated(Tensor gi, Tensor?[] all, int index)
+    {
+        for (int j = 0; j < index; j++) if (ReferenceEquals(all[j], gi)) return true;
+        return false;
+    }
+
+    private static void DisposeUnlessShared(Tensor gi, Tensor g, Tensor?[] all, int index)
+    {
+        if (ReferenceEquals(gi, g)) return;
+        for (int j = 0; j < all.Length; j++) if (j != index && ReferenceEquals(all[j], gi)) return;
+        gi.Dispose();
+    }
+
+    /// <summary>existing + incoming, in place when the existing buffer is exclusively ours.</summary>
+    private static Tensor Sum(Tensor existing, Tensor incoming)
+    {
+        if (existing.Storage.RefCount == 1 && existing.IsContiguous)
+        {
+            existing.Backend.Binary(BinaryOp.Add, existing, incoming, existing);
+            incoming.Dispose();
+            return existing;
+        }
+        var sum = existing + incoming;
+        existing.Dispose();
+        incoming.Dispose();
+        return sum;
+    }
+
+    private static void AccumulateIntoLeaf(Tensor leaf, Tensor g)
+    {
+        if (leaf.Grad == null)
+        {
+            leaf.Grad = g.IsContiguous ? g : g.Contiguous();
+            if (!ReferenceEquals(leaf.Grad, g)) g.Dispose();
+        }
+        else
+        {
+            leaf.Grad = Sum(leaf.Grad, g);
+        }
+        leaf.Grad.Persist();
+        leaf.RunGradHooks();
+    }
+
+    /// <summary>Tensors reachable from root through recorded ops, inputs before their consumers.
+    /// Iterative, because LLaMA graphs are thousands of ops deep. Targets are not expanded.</summary>
+    private static List<Tensor> TopologicalOrder(Tensor root, Dictionary<Tensor, Tensor?>? targets)
+    {
+        var order = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance) { root };
+        var stack = new Stack<(Tensor Tensor, int NextInput)>();
+        stack.Push((root, 0));
+        while (stack.Count > 0)
+        {
+            var (t, next) = stack.Pop();
+            var inputs = t.GradFn != null && (targets == null || !targets.ContainsKey(t)) ? t.GradFn.Inputs : [];
+            while (next < inputs.Length && (!inputs[next].RequiresGrad || visited.Contains(inputs[next]))) next++;
+            if (next < inputs.Length)
+            {
+                stack.Push((t, next + 1));
+                visited.Add(inputs[next]);
+                stack.Push((inputs[next], 0));
+            }
+            else
+            {
+                order.Add(t);
+            }
+        }
+        return order;
+    }
+}

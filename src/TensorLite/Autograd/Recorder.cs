@@ -1,0 +1,36 @@
+namespace TensorLite.Autograd;
+
+/// <summary>Attaches an op's backward function to its output when any input requires gradients.</summary>
+internal static class Recorder
+{
+    [ThreadStatic] private static List<HashSet<Tensor>>? _externalInputCollectors;
+
+    public static Tensor Record(Tensor output, string op, Tensor[] inputs, BackwardFunction backward)
+    {
+        bool needsGrad = false;
+        foreach (var x in inputs)
+            if (x.RequiresGrad) { needsGrad = true; break; }
+        if (!needsGrad) return output;
+        if (GradMode.IsEnabled)
+        {
+            output.MarkComputed(new Node(op, inputs, backward));
+        }
+        else if (_externalInputCollectors is { Count: > 0 } collectors)
+        {
+            // Inside a checkpointed forward (run without recording) every tensor that requires grad
+            // must have come from outside the block: remember it so the checkpoint can route its gradient.
+            foreach (var x in inputs)
+                if (x.RequiresGrad) collectors[^1].Add(x);
+        }
+        return output;
+    }
+
+    public static HashSet<Tensor> BeginCollectingExternalInputs()
+    {
+        var set = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        (_externalInputCollectors ??= []).Add(set);
+        return set;
+    }
+
+    public static void EndCollectingExternalInputs() => _externalInputCollectors!.RemoveAt(_externalInputCollectors.Count - 1);
+}

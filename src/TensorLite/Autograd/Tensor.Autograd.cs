@@ -1,0 +1,75 @@
+using TensorLite.Autograd;
+
+namespace TensorLite;
+
+public sealed partial class Tensor
+{
+    private bool _requiresGrad;
+    private List<Action<Tensor>>? _gradHooks;
+
+    /// <summary>Whether gradients flow to this tensor. Settable on leaves (parameters) only.</summary>
+    public bool RequiresGrad
+    {
+        get => _requiresGrad;
+        set
+        {
+            if (!value && GradFn != null)
+                throw new TensorLiteException($"Cannot clear requires_grad on {Describe()}, which was computed by an op; use Detach().");
+            if (value && !DType.IsFloatingPoint())
+                throw new DTypeMismatchException($"Only floating-point tensors can require gradients, not {Describe()}.");
+            _requiresGrad = value;
+        }
+    }
+
+    /// <summary>The accumulated gradient of a leaf after Backward (summed over calls until cleared).</summary>
+    public Tensor? Grad { get; set; }
+
+    /// <summary>The op that produced this tensor, or null for leaves.</summary>
+    public Node? GradFn { get; internal set; }
+
+    public bool IsLeaf => GradFn == null;
+
+    internal void MarkComputed(Node node)
+    {
+        _requiresGrad = true;
+        GradFn = node;
+    }
+
+    /// <summary>
+    /// Registers a callback that runs during Backward as soon as this leaf's gradient for that pass is
+    /// final (accumulated into <see cref="Grad"/>). The hook may consume and clear the gradient, which
+    /// is how per-layer optimizer updates free each gradient at once.
+    /// </summary>
+    public void RegisterGradHook(Action<Tensor> hook)
+    {
+        if (!IsLeaf) throw new TensorLiteException($"Gradient hooks go on leaf tensors (parameters), not on {Describe()}.");
+        (_gradHooks ??= []).Add(hook);
+    }
+
+    public void ClearGradHooks() => _gradHooks = null;
+
+    internal void RunGradHooks()
+    {
+        if (_gradHooks == null) return;
+        foreach (var hook in _gradHooks) hook(this);
+    }
+
+    /// <summary>Sets requires_grad (on a leaf) and returns the tensor, for fluent parameter creation.</summary>
+    public Tensor RequireGrad(bool value = true)
+    {
+        RequiresGrad = value;
+        return this;
+    }
+
+    /// <summary>A view of the same memory that is cut from the autograd graph.</summary>
+    public Tensor Detach() => Alias();
+
+    public void ZeroGrad()
+    {
+        Grad?.Dispose();
+        Grad = null;
+    }
+
+    /// <summary>Back-propagates from this scalar (or with an explicit output gradient).</summary>
+    public void Backward(Tensor? gradOutput = null) => Engine.Backward(this, gradOutput);
+}

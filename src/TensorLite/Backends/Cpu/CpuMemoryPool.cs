@@ -1,0 +1,83 @@
+using System.Runtime.InteropServices;
+
+namespace TensorLite.Backends.Cpu;
+
+/// <summary>
+/// A caching allocator for native CPU memory. Blocks are cached by exact (64-byte rounded) size: a
+/// training step allocates the same shapes every step, so after the first step every allocation is a
+/// cache hit and no memory is requested from the system.
+/// </summary>
+public static unsafe class CpuMemoryPool
+{
+    private const int Alignment = 64;
+    private static readonly object Gate = new();
+    private static readonly Dictionary<long, Stack<nint>> Free = new();
+    private static long _liveBytes, _peakBytes, _cachedBytes, _systemAllocations;
+
+    /// <summary>Bytes held by live storages (tensors and their views).</summary>
+    public static long LiveBytes => Interlocked.Read(ref _liveBytes);
+
+    /// <summary>The high-water mark of <see cref="LiveBytes"/> since the last <see cref="ResetPeak"/>.</summary>
+    public static long PeakBytes => Interlocked.Read(ref _peakBytes);
+
+    /// <summary>Bytes kept in the cache for reuse (not live, not yet returned to the system).</summary>
+    public static long CachedBytes => Interlocked.Read(ref _cachedBytes);
+
+    /// <summary>How many times memory was requested from the system (cache misses).</summary>
+    public static long SystemAllocations => Interlocked.Read(ref _systemAllocations);
+
+    public static void ResetPeak()
+    {
+        lock (Gate) _peakBytes = _liveBytes;
+    }
+
+    internal static byte* Rent(long byteLength)
+    {
+        long size = RoundUp(byteLength);
+        lock (Gate)
+        {
+            _liveBytes += size;
+            if (_liveBytes > _peakBytes) _peakBytes = _liveBytes;
+            if (Free.TryGetValue(size, out var stack) && stack.Count > 0)
+            {
+                _cachedBytes -= size;
+                return (byte*)stack.Pop();
+            }
+            _systemAllocations++;
+        }
+        return (byte*)NativeMemory.AlignedAlloc((nuint)size, Alignment);
+    }
+
+    internal static void Return(byte* pointer, long byteLength, bool toSystem)
+    {
+        long size = RoundUp(byteLength);
+        if (toSystem)
+        {
+            // Called from a finalizer: keep the lock-free path and give the memory back to the system.
+            Interlocked.Add(ref _liveBytes, -size);
+            NativeMemory.AlignedFree(pointer);
+            return;
+        }
+        lock (Gate)
+        {
+            _liveBytes -= size;
+            if (!Free.TryGetValue(size, out var stack)) Free[size] = stack = new Stack<nint>();
+            stack.Push((nint)pointer);
+            _cachedBytes += size;
+        }
+    }
+
+    /// <summary>Returns every cached block to the system.</summary>
+    public static void TrimCache()
+    {
+        lock (Gate)
+        {
+            foreach (var stack in Free.Values)
+                while (stack.Count > 0) NativeMemory.AlignedFree((void*)stack.Pop());
+            Free.Clear();
+            _cachedBytes = 0;
+        }
+    }
+
+    private static long RoundUp(long bytes) => Math.Max(Alignment, (bytes + Alignment - 1) / Alignment * Alignment);
+}

@@ -1,0 +1,60 @@
+namespace TensorLite;
+
+/// <summary>Element-wise functions of one tensor. Parameters p0/p1 are documented per member.</summary>
+public enum UnaryOp
+{
+    Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Relu, Silu, Gelu, Sigmoid, Tanh, Square,
+    /// <summary>x^p0.</summary>
+    Pow,
+    /// <summary>min(max(x, p0), p1).</summary>
+    Clamp,
+    /// <summary>p0·x + p1 (scalar multiply and add).</summary>
+    Affine,
+}
+
+/// <summary>Element-wise functions of two (broadcast) tensors. Comparisons yield 1 or 0.</summary>
+public enum BinaryOp { Add, Sub, Mul, Div, Maximum, Minimum, Greater, Less, Equal }
+
+public enum ReduceOp { Sum, Max }
+
+/// <summary>
+/// The backend seam: everything that touches tensor memory goes through this interface, so models and
+/// optimizers never know whether they run on the CPU or a GPU. Ops validate shapes and allocate their
+/// outputs before calling in; a backend only computes. Unless a member says otherwise, outputs are
+/// contiguous float32 tensors of the right shape and inputs are contiguous float32 tensors.
+/// The interface is partial: each group of ops declares its kernels next to its CPU implementation.
+/// </summary>
+public partial interface IBackend
+{
+    string Name { get; }
+
+    Storage Allocate(long byteLength);
+
+    /// <summary>Copies a contiguous tensor's bytes to host memory.</summary>
+    void CopyToHost(Tensor source, Span<byte> destination);
+
+    /// <summary>Copies host bytes into a contiguous tensor.</summary>
+    void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination);
+
+    /// <summary>Sets every element of a contiguous tensor (any dtype) to <paramref name="value"/>.</summary>
+    void Fill(Tensor destination, double value);
+
+    /// <summary>Copies any strided view into a contiguous tensor of the same shape, converting dtypes.</summary>
+    void Copy(Tensor source, Tensor destination);
+
+    void Unary(UnaryOp op, Tensor x, Tensor y, float p0, float p1);
+
+    /// <summary>gx = gy · f'(x), given the forward input x and output y.</summary>
+    void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor gy, Tensor gx, float p0, float p1);
+
+    /// <summary>y = a op b, where a and b are float32 views already broadcast to y's shape (zero strides
+    /// allowed, any strides).</summary>
+    void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y);
+
+    /// <summary>Reduces contiguous x along one axis into y (x's shape with that axis of size 1).</summary>
+    void Reduce(ReduceOp op, Tensor x, int axis, Tensor y);
+
+    /// <summary>c = alpha·a·b + beta·c over the batch dimensions. a is [..., m, k], b is [..., k, n], both
+    /// already broadcast to c's batch shape; each may be row-major or transposed in its last two dims.</summary>
+    void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta);
+}

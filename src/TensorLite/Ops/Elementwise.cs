@@ -1,0 +1,136 @@
+using TensorLite.Autograd;
+
+namespace TensorLite;
+
+public sealed partial class Tensor
+{
+    internal static void RequireFloat32(Tensor t, string op)
+    {
+        t.ThrowIfDisposed();
+        if (t.DType != DType.Float32)
+            throw new DTypeMismatchException($"{op} computes in float32 but got {t.Describe()}; convert with To(DType.Float32) first.");
+    }
+
+    internal static void RequireSameBackend(Tensor a, Tensor b, string op)
+    {
+        if (!ReferenceEquals(a.Backend, b.Backend))
+            throw new TensorLiteException($"{op}: operands live on different backends ({a.Backend.Name} and {b.Backend.Name}).");
+    }
+
+    // ---- unary ----------------------------------------------------------------------------------
+
+    private Tensor Unary(UnaryOp op, string name, float p0 = 0, float p1 = 0)
+    {
+        RequireFloat32(this, name);
+        var y = Empty(Shape, DType.Float32, Backend);
+        using (var x = ContiguousNoGrad()) Backend.Unary(op, x, y, p0, p1);
+        var input = this;
+        return Recorder.Record(y, name, [this], g =>
+        {
+            using var xc = input.ContiguousNoGrad();
+            using var gc = g.ContiguousNoGrad();
+            var gx = Empty(input.Shape, DType.Float32, input.Backend);
+            input.Backend.UnaryBackward(op, xc, y, gc, gx, p0, p1);
+            return [gx];
+        });
+    }
+
+    public Tensor Neg() => Unary(UnaryOp.Neg, "neg");
+    public Tensor Exp() => Unary(UnaryOp.Exp, "exp");
+    public Tensor Log() => Unary(UnaryOp.Log, "log");
+    public Tensor Sqrt() => Unary(UnaryOp.Sqrt, "sqrt");
+    public Tensor Rsqrt() => Unary(UnaryOp.Rsqrt, "rsqrt");
+    public Tensor Abs() => Unary(UnaryOp.Abs, "abs");
+    /// <summary>-1, 0 or 1; its gradient is zero.</summary>
+    public Tensor Sign() => Unary(UnaryOp.Sign, "sign");
+    public Tensor Relu() => Unary(UnaryOp.Relu, "relu");
+    /// <summary>x·sigmoid(x), the activation of LLaMA's SwiGLU.</summary>
+    public Tensor Silu() => Unary(UnaryOp.Silu, "silu");
+    /// <summary>GELU, tanh approximation (as in GPT-2).</summary>
+    public Tensor Gelu() => Unary(UnaryOp.Gelu, "gelu");
+    public Tensor Sigmoid() => Unary(UnaryOp.Sigmoid, "sigmoid");
+    public Tensor Tanh() => Unary(UnaryOp.Tanh, "tanh");
+    public Tensor Square() => Unary(UnaryOp.Square, "square");
+    public Tensor Pow(float exponent) => Unary(UnaryOp.Pow, "pow", exponent);
+    public Tensor Clamp(float min, float max)
+    {
+        if (min > max) throw new ArgumentException($"clamp: min {min} is greater than max {max}.");
+        return Unary(UnaryOp.Clamp, "clamp", min, max);
+    }
+    /// <summary>scale·x + shift.</summary>
+    public Tensor Affine(float scale, float shift) => Unary(UnaryOp.Affine, "affine", scale, shift);
+
+    // ---- binary with broadcasting ---------------------------------------------------------------
+
+    private static Tensor Binary(BinaryOp op, Tensor a, Tensor b, string name)
+    {
+        RequireFloat32(a, name);
+        RequireFloat32(b, name);
+        RequireSameBackend(a, b, name);
+        var shape = ShapeMath.Broadcast(a.Shape, b.Shape, name);
+        var y = Empty(shape, DType.Float32, a.Backend);
+        using (var av = a.BroadcastView(shape))
+        using (var bv = b.BroadcastView(shape))
+            a.Backend.Binary(op, av, bv, y);
+        if (op is BinaryOp.Greater or BinaryOp.Less or BinaryOp.Equal) return y; // piecewise constant: no gradient
+        var aShape = a._shape;
+        var bShape = b._shape;
+        return Recorder.Record(y, name, [a, b], g => op switch
+        {
+            BinaryOp.Add => [a.RequiresGrad ? SumToShape(g, aShape) : null, b.RequiresGrad ? SumToShape(g, bShape) : null],
+            BinaryOp.Sub => [a.RequiresGrad ? SumToShape(g, aShape) : null, b.RequiresGrad ? Reduced(g.Neg(), bShape) : null],
+            BinaryOp.Mul => [a.RequiresGrad ? Reduced(g * b, aShape) : null, b.RequiresGrad ? Reduced(g * a, bShape) : null],
+            BinaryOp.Div => [a.RequiresGrad ? Reduced(g / b, aShape) : null, b.RequiresGrad ? DivisorGrad(g, y, b, bShape) : null],
+            BinaryOp.Maximum or BinaryOp.Minimum => SelectionGrads(op, g, a, b, aShape, bShape),
+            _ => throw new InvalidOperationException(op.ToString()),
+        });
+    }
+
+    /// <summary>SumToShape that disposes its full-size input when it reduced it.</summary>
+    private static Tensor Reduced(Tensor full, ReadOnlySpan<int> shape)
+    {
+        var r = SumToShape(full, shape);
+        if (!ReferenceEquals(r, full)) full.Dispose();
+        return r;
+    }
+
+    private static Tensor DivisorGrad(Tensor g, Tensor y, Tensor b, int[] bShape)
+    {
+        // d(a/b)/db = -a/b² = -y/b
+        using var yOverB = y / b;
+        using var prod = g * yOverB;
+        return Reduced(prod.Neg(), bShape);
+    }
+
+    private static Tensor?[] SelectionGrads(BinaryOp op, Tensor g, Tensor a, Tensor b, int[] aShape, int[] bShape)
+    {
+        // The gradient goes to the selected operand; ties go to a.
+        using var bWins = op == BinaryOp.Maximum ? Binary(BinaryOp.Greater, b, a, "maximum") : Binary(BinaryOp.Less, b, a, "minimum");
+        using var aWins = bWins.Affine(-1f, 1f);
+        return [a.RequiresGrad ? Reduced(g * aWins, aShape) : null, b.RequiresGrad ? Reduced(g * bWins, bShape) : null];
+    }
+
+    public static Tensor Add(Tensor a, Tensor b) => Binary(BinaryOp.Add, a, b, "add");
+    public static Tensor Sub(Tensor a, Tensor b) => Binary(BinaryOp.Sub, a, b, "sub");
+    public static Tensor Mul(Tensor a, Tensor b) => Binary(BinaryOp.Mul, a, b, "mul");
+    public static Tensor Div(Tensor a, Tensor b) => Binary(BinaryOp.Div, a, b, "div");
+    public static Tensor Maximum(Tensor a, Tensor b) => Binary(BinaryOp.Maximum, a, b, "maximum");
+    public static Tensor Minimum(Tensor a, Tensor b) => Binary(BinaryOp.Minimum, a, b, "minimum");
+    /// <summary>1 where a &gt; b, else 0 (no gradient).</summary>
+    public static Tensor Greater(Tensor a, Tensor b) => Binary(BinaryOp.Greater, a, b, "greater");
+    public static Tensor Less(Tensor a, Tensor b) => Binary(BinaryOp.Less, a, b, "less");
+    public static Tensor Equal(Tensor a, Tensor b) => Binary(BinaryOp.Equal, a, b, "equal");
+
+    public static Tensor operator +(Tensor a, Tensor b) => Add(a, b);
+    public static Tensor operator -(Tensor a, Tensor b) => Sub(a, b);
+    public static Tensor operator *(Tensor a, Tensor b) => Mul(a, b);
+    public static Tensor operator /(Tensor a, Tensor b) => Div(a, b);
+    public static Tensor operator -(Tensor a) => a.Neg();
+    public static Tensor operator +(Tensor a, float s) => a.Affine(1f, s);
+    public static Tensor operator +(float s, Tensor a) => a.Affine(1f, s);
+    public static Tensor operator -(Tensor a, float s) => a.Affine(1f, -s);
+    public static Tensor operator -(float s, Tensor a) => a.Affine(-1f, s);
+    public static Tensor operator *(Tensor a, float s) => a.Affine(s, 0f);
+    public static Tensor operator *(float s, Tensor a) => a.Affine(s, 0f);
+    public static Tensor operator /(Tensor a, float s) => a.Affine(1f / s, 0f);
+}

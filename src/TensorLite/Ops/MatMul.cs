@@ -1,0 +1,110 @@
+using TensorLite.Autograd;
+
+namespace TensorLite;
+
+public sealed partial class Tensor
+{
+    /// <summary>
+    /// Matrix product over the last two dimensions with NumPy batch broadcasting: [..., m, k] @ [..., k, n].
+    /// Transposed views (e.g. <c>w.T</c>) are consumed without copying. 1-D operands are treated as a row
+    /// (left) or column (right) vector and that dimension is removed from the result.
+    /// </summary>
+    public Tensor MatMul(Tensor other)
+    {
+        RequireFloat32(this, "matmul");
+        RequireFloat32(other, "matmul");
+        RequireSameBackend(this, other, "matmul");
+        if (Rank == 0 || other.Rank == 0)
+            throw new ShapeMismatchException($"matmul: scalars are not matrices ({ShapeMath.Format(Shape)} @ {ShapeMath.Format(other.Shape)}).");
+        if (Rank == 1)
+        {
+            using var row = Unsqueeze(0);
+            using var r = row.MatMul(other);
+            return r.Squeeze(-2);
+        }
+        if (other.Rank == 1)
+        {
+            using var col = other.Unsqueeze(1);
+            using var r = MatMul(col);
+            return r.Squeeze(-1);
+        }
+        return MatMul2D(this, other);
+    }
+
+    private static Tensor MatMul2D(Tensor a, Tensor b)
+    {
+        int m = a._shape[^2], k = a._shape[^1], kb = b._shape[^2], n = b._shape[^1];
+        if (k != kb)
+            throw new ShapeMismatchException($"matmul: inner dimensions differ in {ShapeMath.Format(a.Shape)} @ {ShapeMath.Format(b.Shape)} ({k} vs {kb}).");
+        var batch = ShapeMath.Broadcast(a._shape.AsSpan(0, a.Rank - 2), b._shape.AsSpan(0, b.Rank - 2), "matmul batch");
+        var outShape = batch.Append(m).Append(n).ToArray();
+        var c = Empty(outShape, DType.Float32, a.Backend);
+        using (var av = MatrixOperand(a, batch.Append(m).Append(k).ToArray()))
+        using (var bv = MatrixOperand(b, batch.Append(k).Append(n).ToArray()))
+            a.Backend.MatMul(av, bv, c, 1f, 0f);
+        var aShape = a._shape;
+        var bShape = b._shape;
+        return Recorder.Record(c, "matmul", [a, b], g =>
+        {
+            Tensor? ga = null, gb = null;
+            if (a.RequiresGrad)
+            {
+                using var bt = b.T;
+                ga = Reduced(g.MatMul(bt), aShape);
+            }
+            if (b.RequiresGrad)
+            {
+                if (b.Rank == 2 && a.Rank > 2)
+                {
+                    // A shared weight: one GEMM over all batch rows instead of a batched product and a sum.
+                    using var a2 = a.Reshape(-1, k);
+                    using var g2 = g.Reshape(-1, n);
+                    using var a2t = a2.T;
+                    gb = a2t.MatMul(g2);
+                }
+                else
+                {
+                    using var at = a.T;
+                    gb = Reduced(at.MatMul(g), bShape);
+                }
+            }
+            return [ga, gb];
+        });
+    }
+
+    /// <summary>A broadcast view whose last two dims the GEMM can read directly (row-major or transposed),
+    /// copying only when neither layout applies.</summary>
+    private static Tensor MatrixOperand(Tensor t, int[] shape)
+    {
+        int rows = t._shape[^2], cols = t._shape[^1];
+        if (!MatrixLayout.TryGet(rows, cols, t._strides[^2], t._strides[^1], out _, out _))
+        {
+            using var c = t.ContiguousNoGrad();
+            return c.BroadcastView(shape);
+        }
+        return t.BroadcastView(shape);
+    }
+}
+
+/// <summary>How a strided 2-D view maps onto a BLAS-style (transpose flag, leading dimension) operand.</summary>
+public static class MatrixLayout
+{
+    public static bool TryGet(int rows, int cols, int rowStride, int colStride, out bool transposed, out int leadingDim)
+    {
+        if (cols == 1 || colStride == 1)
+        {
+            transposed = false;
+            leadingDim = rows == 1 ? Math.Max(1, cols) : rowStride;
+            if (leadingDim >= cols) return true;
+        }
+        if (rows == 1 || rowStride == 1)
+        {
+            transposed = true;
+            leadingDim = cols == 1 ? Math.Max(1, rows) : colStride;
+            if (leadingDim >= rows) return true;
+        }
+        transposed = false;
+        leadingDim = 0;
+        return false;
+    }
+}

@@ -1,0 +1,84 @@
+using TensorLite.Autograd;
+
+namespace TensorLite;
+
+public sealed partial class Tensor
+{
+    /// <summary>Sum of all elements, as a scalar tensor.</summary>
+    public Tensor Sum()
+    {
+        using var flat = Reshape(Numel == 0 ? [0] : [Numel]);
+        using var summed = flat.Sum([0], keepDim: false);
+        return summed.Reshape([]);
+    }
+
+    public Tensor Sum(int dim, bool keepDim = false) => Sum([dim], keepDim);
+
+    public Tensor Sum(int[] dims, bool keepDim = false) => ReduceAxes(ReduceOp.Sum, dims, keepDim, "sum");
+
+    public Tensor Mean()
+    {
+        using var s = Sum();
+        return s * (1f / Math.Max(1, Numel));
+    }
+
+    public Tensor Mean(int dim, bool keepDim = false) => Mean([dim], keepDim);
+
+    public Tensor Mean(int[] dims, bool keepDim = false)
+    {
+        long count = 1;
+        foreach (var d in dims) count *= _shape[ShapeMath.NormalizeDim(d, Rank)];
+        using var s = Sum(dims, keepDim);
+        return s * (1f / Math.Max(1, count));
+    }
+
+    /// <summary>Maximum along one dimension. The gradient is shared equally among tied maxima.</summary>
+    public Tensor Max(int dim, bool keepDim = false) => ReduceAxes(ReduceOp.Max, [dim], keepDim, "max");
+
+    public Tensor Max()
+    {
+        using var flat = Reshape([Numel]);
+        using var m = flat.Max(0);
+        return m.Reshape([]);
+    }
+
+    private Tensor ReduceAxes(ReduceOp op, int[] dims, bool keepDim, string name)
+    {
+        RequireFloat32(this, name);
+        var axes = dims.Select(d => ShapeMath.NormalizeDim(d, Rank)).Distinct().OrderBy(d => d).ToArray();
+        if (op == ReduceOp.Max)
+            foreach (var ax in axes)
+                if (_shape[ax] == 0) throw new ShapeMismatchException($"max: cannot reduce empty dimension {ax} of shape {ShapeMath.Format(Shape)}.");
+        // Reduce one axis at a time into keep-dim shaped buffers.
+        Tensor current = ContiguousNoGrad();
+        foreach (var ax in axes)
+        {
+            var outShape = current.ShapeArray;
+            outShape[ax] = 1;
+            var next = Empty(outShape, DType.Float32, Backend);
+            Backend.Reduce(op, current, ax, next);
+            current.Dispose();
+            current = next;
+        }
+        var keptShape = current.ShapeArray;
+        Tensor result = current;
+        if (!keepDim)
+        {
+            var squeezed = Enumerable.Range(0, Rank).Where(i => !axes.Contains(i)).Select(i => _shape[i]).ToArray();
+            result = current.ViewOf(squeezed, ShapeMath.ContiguousStrides(squeezed), current.Offset);
+            current.Dispose();
+        }
+        var input = this;
+        var inputShape = _shape;
+        return Recorder.Record(result, name, [this], g =>
+        {
+            using var gKept = g.Reshape(keptShape);
+            if (op == ReduceOp.Sum) return [gKept.BroadcastView(inputShape)];
+            using var maxKept = result.Reshape(keptShape);
+            using var ties = Equal(input, maxKept);
+            using var tieCount = ties.Sum(axes, keepDim: true);
+            using var share = gKept / tieCount;
+            return [ties * share];
+        });
+    }
+}

@@ -1,0 +1,49 @@
+namespace TensorLite;
+
+/// <summary>
+/// A block of backend memory shared by a tensor and its views. Reference counted: every tensor that
+/// views it holds one reference, and the memory returns to the backend when the last one is disposed.
+/// A finalizer is the safety net for tensors that were never disposed.
+/// </summary>
+public abstract class Storage
+{
+    private int _refCount = 1;
+
+    protected Storage(IBackend backend, long byteLength)
+    {
+        Backend = backend;
+        ByteLength = byteLength;
+    }
+
+    public IBackend Backend { get; }
+    public long ByteLength { get; }
+
+    /// <summary>How many live tensors view this storage; 1 means the owner may write in place.</summary>
+    public int RefCount => Volatile.Read(ref _refCount);
+
+    public bool IsReleased => RefCount <= 0;
+
+    internal void AddRef()
+    {
+        if (Interlocked.Increment(ref _refCount) <= 1)
+            throw new ObjectDisposedException(nameof(Storage), "Cannot view a tensor whose memory was already released.");
+    }
+
+    internal void Release()
+    {
+        int left = Interlocked.Decrement(ref _refCount);
+        if (left == 0)
+        {
+            Free(fromFinalizer: false);
+            GC.SuppressFinalize(this);
+        }
+    }
+
+    /// <summary>Returns the memory to its backend (its pool) or, from the finalizer, to the system.</summary>
+    protected abstract void Free(bool fromFinalizer);
+
+    ~Storage()
+    {
+        if (RefCount > 0) Free(fromFinalizer: true);
+    }
+}

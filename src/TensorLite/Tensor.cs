@@ -1,0 +1,214 @@
+using System.Runtime.InteropServices;
+using TensorLite.Autograd;
+
+namespace TensorLite;
+
+/// <summary>
+/// An N-dimensional view (shape, strides, offset) over reference-counted backend memory, with the
+/// autograd fields of reverse-mode differentiation. Views share memory; <see cref="Dispose"/> releases
+/// this tensor's reference deterministically (or let a <see cref="TensorScope"/> do it).
+/// Ops live in the partial files under Ops/.
+/// </summary>
+public sealed partial class Tensor : IDisposable
+{
+    private readonly int[] _shape;
+    private readonly int[] _strides;
+    private bool _disposed;
+
+    internal Tensor(Storage storage, int[] shape, int[] strides, int offset, DType dtype)
+    {
+        Storage = storage;
+        _shape = shape;
+        _strides = strides;
+        Offset = offset;
+        DType = dtype;
+        Numel = ShapeMath.Numel(shape);
+        TensorScope.Register(this);
+    }
+
+    public Storage Storage { get; }
+    public IBackend Backend => Storage.Backend;
+    public DType DType { get; }
+
+    /// <summary>Offset of the first element in the storage, in elements.</summary>
+    public int Offset { get; }
+    public int Numel { get; }
+    public int Rank => _shape.Length;
+    public ReadOnlySpan<int> Shape => _shape;
+    public ReadOnlySpan<int> Strides => _strides;
+    public int[] ShapeArray => (int[])_shape.Clone();
+    public bool IsDisposed => _disposed;
+
+    /// <summary>An optional name, used in error messages (e.g. a parameter's HF tensor name).</summary>
+    public string? Name { get; set; }
+
+    public int Size(int dim) => _shape[ShapeMath.NormalizeDim(dim, Rank)];
+
+    public bool IsContiguous => ShapeMath.IsContiguous(_shape, _strides);
+
+    // ---- creation -------------------------------------------------------------------------------
+
+    /// <summary>A new contiguous tensor with uninitialized contents.</summary>
+    public static Tensor Empty(ReadOnlySpan<int> shape, DType dtype = DType.Float32, IBackend? backend = null)
+    {
+        var dims = shape.ToArray();
+        ShapeMath.Validate(dims);
+        long numel = ShapeMath.Numel(dims);
+        backend ??= TensorLite.Backend.Default;
+        var storage = backend.Allocate(Math.Max(1, numel) * dtype.SizeInBytes());
+        return new Tensor(storage, dims, ShapeMath.ContiguousStrides(dims), 0, dtype);
+    }
+
+    public static Tensor Full(ReadOnlySpan<int> shape, double value, DType dtype = DType.Float32, IBackend? backend = null)
+    {
+        var t = Empty(shape, dtype, backend);
+        t.Backend.Fill(t, value);
+        return t;
+    }
+
+    public static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype = DType.Float32, IBackend? backend = null) =>
+        Full(shape, 0, dtype, backend);
+
+    public static Tensor Ones(ReadOnlySpan<int> shape, DType dtype = DType.Float32, IBackend? backend = null) =>
+        Full(shape, 1, dtype, backend);
+
+    public static Tensor Scalar(float value, IBackend? backend = null) => Full([], value, DType.Float32, backend);
+
+    public static Tensor ZerosLike(Tensor t) => Zeros(t.Shape, t.DType, t.Backend);
+    public static Tensor OnesLike(Tensor t) => Ones(t.Shape, t.DType, t.Backend);
+
+    public static Tensor FromArray(float[] data, params int[] shape) => FromSpan<float>(data, shape, DType.Float32);
+    public static Tensor FromArray(int[] data, params int[] shape) => FromSpan<int>(data, shape, DType.Int32);
+    public static Tensor FromArray(long[] data, params int[] shape) => FromSpan<long>(data, shape, DType.Int64);
+    public static Tensor FromArray(sbyte[] data, params int[] shape) => FromSpan<sbyte>(data, shape, DType.Int8);
+    public static Tensor FromArray(byte[] data, params int[] shape) => FromSpan<byte>(data, shape, DType.UInt8);
+
+    /// <summary>Wraps host data of an unmanaged element type into a new tensor on a backend.</summary>
+    public static Tensor FromSpan<T>(ReadOnlySpan<T> data, ReadOnlySpan<int> shape, DType dtype, IBackend? backend = null)
+        where T : unmanaged
+    {
+        if (!HostTypeMatches<T>(dtype))
+            throw new DTypeMismatchException($"Host element type {typeof(T).Name} does not match dtype {dtype.Name()}.");
+        long numel = ShapeMath.Numel(shape.ToArray());
+        if (numel != data.Length)
+            throw new ShapeMismatchException($"Data has {data.Length} elements but shape {ShapeMath.Format(shape)} needs {numel}.");
+        var t = Empty(shape, dtype, backend);
+        t.Backend.CopyFromHost(MemoryMarshal.AsBytes(data), t);
+        return t;
+    }
+
+    /// <summary>Standard normal samples (times <paramref name="std"/>) from a seeded generator.</summary>
+    public static Tensor RandN(ReadOnlySpan<int> shape, Generator generator, float std = 1f, IBackend? backend = null)
+    {
+        var host = new float[ShapeMath.Numel(shape.ToArray())];
+        generator.FillNormal(host, 0f, std);
+        return FromSpan<float>(host, shape, DType.Float32, backend);
+    }
+
+    /// <summary>Uniform samples in [low, high) from a seeded generator.</summary>
+    public static Tensor Rand(ReadOnlySpan<int> shape, Generator generator, float low = 0f, float high = 1f, IBackend? backend = null)
+    {
+        var host = new float[ShapeMath.Numel(shape.ToArray())];
+        generator.FillUniform(host, low, high);
+        return FromSpan<float>(host, shape, DType.Float32, backend);
+    }
+
+    public static Tensor Arange(int count, DType dtype = DType.Float32, IBackend? backend = null)
+    {
+        var host = new float[count];
+        for (int i = 0; i < count; i++) host[i] = i;
+        using var f = FromSpan<float>(host, [count], DType.Float32, backend);
+        return dtype == DType.Float32 ? f.Clone() : f.To(dtype);
+    }
+
+    // ---- reading back ---------------------------------------------------------------------------
+
+    /// <summary>Copies the elements (in row-major order) to a new host array of the tensor's own element type.</summary>
+    public T[] ToArray<T>() where T : unmanaged
+    {
+        if (!HostTypeMatches<T>(DType))
+            throw new DTypeMismatchException($"Cannot read a {DType.Name()} tensor as {typeof(T).Name}.");
+        var result = new T[Numel];
+        using var c = ContiguousNoGrad();
+        Backend.CopyToHost(c, MemoryMarshal.AsBytes(result.AsSpan()));
+        return result;
+    }
+
+    /// <summary>The elements converted to float32, in row-major order.</summary>
+    public float[] ToArray()
+    {
+        if (DType == DType.Float32) return ToArray<float>();
+        using var f = To(DType.Float32);
+        return f.ToArray<float>();
+    }
+
+    /// <summary>The value of a one-element tensor.</summary>
+    public float Item()
+    {
+        if (Numel != 1)
+            throw new ShapeMismatchException($"Item() needs a one-element tensor, got shape {ShapeMath.Format(Shape)}.");
+        return ToArray()[0];
+    }
+
+    /// <summary>Whether host elements of type T hold a dtype's bits (16-bit floats travel as ushort or Half).</summary>
+    private static bool HostTypeMatches<T>(DType dtype) where T : unmanaged => dtype switch
+    {
+        DType.Float32 => typeof(T) == typeof(float),
+        DType.BFloat16 => typeof(T) == typeof(ushort),
+        DType.Float16 => typeof(T) == typeof(ushort) || typeof(T) == typeof(Half),
+        DType.Int8 => typeof(T) == typeof(sbyte),
+        DType.UInt8 => typeof(T) == typeof(byte),
+        DType.Int32 => typeof(T) == typeof(int),
+        DType.Int64 => typeof(T) == typeof(long),
+        _ => false,
+    };
+
+    // ---- ownership ------------------------------------------------------------------------------
+
+    /// <summary>A new tensor object over the same memory, shape and strides (no autograd history).</summary>
+    internal Tensor Alias()
+    {
+        ThrowIfDisposed();
+        Storage.AddRef();
+        return new Tensor(Storage, _shape, _strides, Offset, DType);
+    }
+
+    /// <summary>Removes this tensor from the current <see cref="TensorScope"/> so it outlives it
+    /// (parameters, optimizer states, anything kept across steps). Returns the tensor.</summary>
+    public Tensor Persist()
+    {
+        TensorScope.Unregister(this);
+        return this;
+    }
+
+    internal TensorScope? OwnerScope { get; set; }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Grad?.Dispose();
+        Grad = null;
+        Storage.Release();
+    }
+
+    /// <summary>Fails when the memory is gone. A disposed tensor whose memory is still held (by a view or
+    /// by the autograd graph) stays readable, which is what lets Backward run after intermediates are disposed.</summary>
+    internal void ThrowIfDisposed()
+    {
+        if (Storage.IsReleased)
+            throw new ObjectDisposedException(Name ?? "Tensor", $"Tensor {Describe()} was used after Dispose().");
+    }
+
+    public string Describe() => $"{(Name is null ? "" : Name + " ")}{ShapeMath.Format(Shape)} {DType.Name()}";
+
+    public override string ToString()
+    {
+        if (_disposed) return $"Tensor({Describe()}, disposed)";
+        const int preview = 8;
+        var values = Numel <= 4096 ? ToArray() : [];
+        string body = values.Length == 0 ? "…" :
+            string.Join(", ", values.Take(preview).Select(v => v.ToString("G5"))) + (values.Length > preview ? ", …" : "");
+        return $"Tensor({Describe()}{(RequiresGrad ? ", requires_grad" : "")}: [{body}])";
+    }
+}
