@@ -1,0 +1,48 @@
+using System.Runtime.Intrinsics;
+
+namespace TensorLite.Backends.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h)
+    {
+        nint pp = (nint)Ptr(param), gp = (nint)Ptr(grad), mp = (nint)Ptr(m), vp = (nint)Ptr(v);
+        CpuParallel.For(param.Numel, 8, (start, end) =>
+            AdamWRange((float*)pp, (float*)gp, (float*)mp, (float*)vp, start, end, h));
+    }
+
+    private static void AdamWRange(float* p, float* g, float* m, float* v, int start, int end, AdamWStepParams h)
+    {
+        float decay = 1f - h.LearningRate * h.WeightDecay;
+        float stepSize = h.LearningRate / h.BiasCorrection1;
+        float invSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2);
+        float c1 = 1f - h.Beta1, c2 = 1f - h.Beta2;
+        int i = start;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vb1 = Vector512.Create(h.Beta1); var vc1 = Vector512.Create(c1);
+            var vb2 = Vector512.Create(h.Beta2); var vc2 = Vector512.Create(c2);
+            var vDecay = Vector512.Create(decay); var vStep = Vector512.Create(stepSize);
+            var vInv = Vector512.Create(invSqrtBc2); var vEps = Vector512.Create(h.Eps);
+            for (; i <= end - 16; i += 16)
+            {
+                var gi = Vector512.Load(g + i);
+                var mi = vb1 * Vector512.Load(m + i) + vc1 * gi;
+                var vi = vb2 * Vector512.Load(v + i) + vc2 * gi * gi;
+                mi.Store(m + i);
+                vi.Store(v + i);
+                var denom = Vector512.Sqrt(vi) * vInv + vEps;
+                (vDecay * Vector512.Load(p + i) - vStep * mi / denom).Store(p + i);
+            }
+        }
+        for (; i < end; i++)
+        {
+            float gi = g[i];
+            float mi = h.Beta1 * m[i] + c1 * gi;
+            float vi = h.Beta2 * v[i] + c2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = decay * p[i] - stepSize * mi / (MathF.Sqrt(vi) * invSqrtBc2 + h.Eps);
+        }
+    }
+}

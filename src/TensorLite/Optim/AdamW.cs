@@ -1,0 +1,52 @@
+using TensorLite.Autograd;
+
+namespace TensorLite.Optim;
+
+/// <summary>
+/// Adam with decoupled weight decay (Loshchilov &amp; Hutter): float32 first and second moments per
+/// parameter, bias-corrected, updated by one fused backend kernel per parameter.
+/// </summary>
+public sealed class AdamW : Optimizer
+{
+    private readonly Tensor?[] _m, _v;
+
+    public AdamW(IEnumerable<Tensor> parameters, float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
+        float eps = 1e-8f, float weightDecay = 0.01f) : base(parameters)
+    {
+        if (learningRate < 0) throw new ArgumentOutOfRangeException(nameof(learningRate), "The learning rate must be non-negative.");
+        if (beta1 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta1), "beta1 must be in [0, 1).");
+        if (beta2 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta2), "beta2 must be in [0, 1).");
+        if (eps <= 0) throw new ArgumentOutOfRangeException(nameof(eps), "eps must be positive.");
+        LearningRate = learningRate;
+        Beta1 = beta1;
+        Beta2 = beta2;
+        Eps = eps;
+        WeightDecay = weightDecay;
+        _m = new Tensor?[Parameters.Count];
+        _v = new Tensor?[Parameters.Count];
+    }
+
+    public float Beta1 { get; }
+    public float Beta2 { get; }
+    public float Eps { get; }
+    public float WeightDecay { get; }
+
+    public override long StateBytes => _m.Concat(_v).Sum(t => t == null ? 0L : (long)t.Numel * 4);
+
+    public override void Step()
+    {
+        StepCount++;
+        var h = new AdamWStepParams(LearningRate, Beta1, Beta2, Eps, WeightDecay,
+            1f - MathF.Pow(Beta1, StepCount), 1f - MathF.Pow(Beta2, StepCount));
+        using var noGrad = GradMode.NoGrad();
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            var p = Parameters[i];
+            if (p.Grad == null) continue;
+            if (!p.IsContiguous) throw new TensorLiteException($"AdamW updates parameters in place and needs contiguous ones; {p.Describe()} is a strided view.");
+            _m[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist();
+            _v[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist();
+            p.Backend.AdamWStep(p, p.Grad, _m[i]!, _v[i]!, h);
+        }
+    }
+}
