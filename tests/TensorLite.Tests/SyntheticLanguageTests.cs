@@ -1,0 +1,40 @@
+using TensorLite.Data;
+using Xunit;
+
+namespace TensorLite.Tests;
+
+public class SyntheticLanguageTests
+{
+    [Fact]
+    public void EntropyRate_MatchesTheEmpiricalRateOfGeneratedText()
+    {
+        var lang = new SyntheticLanguage(seed: 5);
+        Assert.Equal(1.0, lang.Stationary.Sum(), 9);
+        string text = lang.Generate(3_000_000, streamSeed: 9);
+        var words = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var index = lang.Words.Select((w, i) => (w, i)).ToDictionary(x => x.w, x => x.i);
+        // Plug-in estimate of the conditional entropy H(next word | word) from transition counts.
+        var counts = new Dictionary<(int, int), int>();
+        var from = new int[lang.Words.Length];
+        for (int t = 0; t + 1 < words.Length; t++)
+        {
+            var key = (index[words[t]], index[words[t + 1]]);
+            counts[key] = counts.GetValueOrDefault(key) + 1;
+            from[key.Item1]++;
+        }
+        double total = words.Length - 1, empiricalWordEntropy = 0;
+        foreach (var ((a, _), c) in counts) empiricalWordEntropy -= c / total * Math.Log((double)c / from[a]);
+        double empiricalBytesPerWord = (double)text.Length / words.Length;
+        Assert.Equal(lang.EntropyPerWordNats, empiricalWordEntropy, 2);
+        Assert.Equal(lang.MeanBytesPerWord, empiricalBytesPerWord, 1);
+        Assert.InRange(lang.EntropyPerByteNats / (empiricalWordEntropy / empiricalBytesPerWord), 0.99, 1.01);
+    }
+
+    [Fact]
+    public void Generation_IsDeterministicPerSeed()
+    {
+        Assert.Equal(new SyntheticLanguage(1).Generate(5000, 2), new SyntheticLanguage(1).Generate(5000, 2));
+        Assert.NotEqual(new SyntheticLanguage(1).Generate(5000, 2), new SyntheticLanguage(1).Generate(5000, 3));
+        Assert.NotEqual(new SyntheticLanguage(1).Words, new SyntheticLanguage(2).Words);
+    }
+}
