@@ -9,20 +9,22 @@ public delegate Tensor?[] BackwardFunction(Tensor gradOutput);
 
 /// <summary>
 /// One recorded op of the autograd graph: its inputs and how to push a gradient back to them. The node
-/// holds a reference on each input's memory, so user code may dispose intermediate tensors during the
-/// forward pass without breaking Backward; the references go when the node has run (or its owning
-/// <see cref="TensorScope"/> ends).
+/// holds a reference on the memory of its inputs, its output and any extra tensors saved for backward,
+/// so user code may dispose intermediate tensors during the forward pass without breaking Backward;
+/// the references go when the node has run (or its owning <see cref="TensorScope"/> ends).
 /// </summary>
 public sealed class Node
 {
     private bool _released;
+    private Storage[] _retained;
 
-    internal Node(string op, Tensor[] inputs, BackwardFunction backward)
+    internal Node(string op, Tensor[] inputs, Tensor output, Tensor[]? saved, BackwardFunction backward)
     {
         Op = op;
         Inputs = inputs;
         Backward = backward;
-        foreach (var x in inputs) x.Storage.AddRef();
+        _retained = [.. inputs.Select(x => x.Storage), output.Storage, .. (saved ?? []).Select(x => x.Storage)];
+        foreach (var s in _retained) s.AddRef();
     }
 
     public string Op { get; }
@@ -34,7 +36,8 @@ public sealed class Node
     {
         if (_released) return;
         _released = true;
-        foreach (var x in Inputs) x.Storage.Release();
+        foreach (var s in _retained) s.Release();
+        _retained = [];
         Backward = null;
         Inputs = [];
     }

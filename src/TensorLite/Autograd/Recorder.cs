@@ -5,7 +5,9 @@ internal static class Recorder
 {
     [ThreadStatic] private static List<HashSet<Tensor>>? _externalInputCollectors;
 
-    public static Tensor Record(Tensor output, string op, Tensor[] inputs, BackwardFunction backward)
+    /// <summary>Records <paramref name="backward"/> on <paramref name="output"/>. The node keeps the memory of the
+    /// inputs, the output and <paramref name="saved"/> (other tensors the backward reads) alive until it runs.</summary>
+    public static Tensor Record(Tensor output, string op, Tensor[] inputs, BackwardFunction backward, Tensor[]? saved = null)
     {
         bool needsGrad = false;
         foreach (var x in inputs)
@@ -13,7 +15,7 @@ internal static class Recorder
         if (!needsGrad) return output;
         if (GradMode.IsEnabled)
         {
-            output.MarkComputed(new Node(op, inputs, backward));
+            output.MarkComputed(new Node(op, inputs, output, saved, backward));
         }
         else if (_externalInputCollectors is { Count: > 0 } collectors)
         {

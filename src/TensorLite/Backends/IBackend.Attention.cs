@@ -1,0 +1,16 @@
+namespace TensorLite;
+
+public partial interface IBackend
+{
+    /// <summary>
+    /// Causal scaled-dot-product attention without materializing the [T, T] score matrix.
+    /// q, o: [B, H, T, D]; k, v: [B, Hkv, T, D] with H a multiple of Hkv (grouped-query attention:
+    /// query head h reads key/value head h / (H / Hkv)); lse: [B, H, T] receives each row's
+    /// log-sum-exp of scaled scores, which is all the backward pass needs to rebuild the probabilities.
+    /// </summary>
+    void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale);
+
+    /// <summary>Gradients of <see cref="CausalAttentionForward"/>: dq like q, dk and dv like k and v (overwritten).</summary>
+    void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
+        Tensor dq, Tensor dk, Tensor dv, float scale);
+}
