@@ -254,23 +254,52 @@ public sealed unsafe partial class CpuBackend
         // Keep element i when the top 24 bits of its hash are at least p·2^24.
         uint threshold = (uint)Math.Ceiling(p * 16777216.0);
         float scale = 1f / (1f - p);
+        uint k0 = (uint)seed, k1 = (uint)(seed >> 32);
         nint xp = (nint)Ptr(x), yp = (nint)Ptr(y);
-        CpuParallel.For(x.Numel, 8, (start, end) =>
+        CpuParallel.For(x.Numel, 4, (start, end) =>
         {
             float* xs = (float*)xp, ys = (float*)yp;
-            for (int i = start; i < end; i++)
-                ys[i] = DropoutKeeps(seed, i, threshold) ? xs[i] * scale : 0f;
+            int i = start;
+            if (Vector.IsHardwareAccelerated)
+            {
+                int width = Vector<uint>.Count;
+                var position = Vector<uint>.Indices + new Vector<uint>((uint)start);
+                var step = new Vector<uint>((uint)width);
+                var k0v = new Vector<uint>(k0);
+                var k1v = new Vector<uint>(k1);
+                var thresholdV = new Vector<uint>(threshold);
+                for (; i <= end - width; i += width)
+                {
+                    var h = Mix32(Mix32(position ^ k0v) + k1v);
+                    var keep = Vector.AsVectorInt32(Vector.GreaterThanOrEqual(h >> 8, thresholdV));
+                    Vector.ConditionalSelect(keep, Vector.Load(xs + i) * scale, Vector<float>.Zero).Store(ys + i);
+                    position += step;
+                }
+            }
+            for (; i < end; i++)
+                ys[i] = DropoutKeeps(k0, k1, i, threshold) ? xs[i] * scale : 0f;
         });
     }
 
-    /// <summary>A counter-based SplitMix64 hash of (seed, position): independent of the thread split.</summary>
+    /// <summary>Whether dropout keeps element <paramref name="position"/>: a counter-based hash (two keyed rounds of
+    /// the murmur3 finalizer) of the position, so the mask does not depend on how the loop is split.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool DropoutKeeps(ulong seed, long position, uint threshold)
+    internal static bool DropoutKeeps(uint k0, uint k1, int position, uint threshold) =>
+        Mix32(Mix32((uint)position ^ k0) + k1) >> 8 >= threshold;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Mix32(uint h)
     {
-        ulong z = seed + (ulong)(position + 1) * 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        z ^= z >> 31;
-        return (uint)(z >> 40) >= threshold;
+        h = (h ^ (h >> 16)) * 0x85EBCA6Bu;
+        h = (h ^ (h >> 13)) * 0xC2B2AE35u;
+        return h ^ (h >> 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<uint> Mix32(Vector<uint> h)
+    {
+        h = (h ^ (h >> 16)) * 0x85EBCA6Bu;
+        h = (h ^ (h >> 13)) * 0xC2B2AE35u;
+        return h ^ (h >> 16);
     }
 }
