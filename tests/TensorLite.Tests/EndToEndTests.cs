@@ -1,6 +1,7 @@
 using TensorLite.Autograd;
 using TensorLite.Nn;
 using TensorLite.Optim;
+using TensorLite.Tests.Support;
 using Xunit;
 
 namespace TensorLite.Tests;
@@ -72,7 +73,7 @@ public class EndToEndTests
             }
         }
         var got = w.ToArray();
-        for (int i = 0; i < 37; i++) Assert.Equal(p[i], got[i], 4);
+        for (int i = 0; i < 37; i++) Approx.Close(p[i], got[i], 1e-4, $"w[{i}]");
         Assert.Equal(2 * 37 * 4, opt.StateBytes);
     }
 
