@@ -87,33 +87,48 @@ public class NnOpsTests
         if (rank == 0) return;
         // A large common offset: a naive exp would overflow.
         var x = Rand(shape.Dims, seed, -30f, 30f) + 1000f;
+        for (int dim = 0; dim < rank; dim++) AssertSoftmaxMatchesReference(x, dim);
+    }
+
+    /// <summary>softmax and log_softmax along <paramref name="dim"/> against a double-precision reference.</summary>
+    private static void AssertSoftmaxMatchesReference(Tensor x, int dim)
+    {
+        var shape = x.ShapeArray;
         var xs = x.ToArray();
-        for (int dim = 0; dim < rank; dim++)
+        var p = x.Softmax(dim).ToArray();
+        var lp = x.LogSoftmax(dim).ToArray();
+        int len = shape[dim];
+        int inner = shape.Skip(dim + 1).Aggregate(1, (a, b) => a * b);
+        int outer = xs.Length / (len * inner);
+        for (int o = 0; o < outer; o++)
+        for (int i = 0; i < inner; i++)
         {
-            var p = x.Softmax(dim).ToArray();
-            var lp = x.LogSoftmax(dim).ToArray();
-            int len = shape.Dims[dim];
-            int inner = shape.Dims.Skip(dim + 1).Aggregate(1, (a, b) => a * b);
-            int outer = xs.Length / (len * inner);
-            for (int o = 0; o < outer; o++)
-            for (int i = 0; i < inner; i++)
+            int Index(int k) => (o * len + k) * inner + i;
+            double max = Enumerable.Range(0, len).Max(k => (double)xs[Index(k)]);
+            double sumExp = Enumerable.Range(0, len).Sum(k => Math.Exp(xs[Index(k)] - max));
+            double rowSum = 0;
+            for (int k = 0; k < len; k++)
             {
-                int Index(int k) => (o * len + k) * inner + i;
-                double max = Enumerable.Range(0, len).Max(k => (double)xs[Index(k)]);
-                double sumExp = Enumerable.Range(0, len).Sum(k => Math.Exp(xs[Index(k)] - max));
-                double rowSum = 0;
-                for (int k = 0; k < len; k++)
-                {
-                    double refLog = xs[Index(k)] - max - Math.Log(sumExp);
-                    Close(Math.Exp(refLog), p[Index(k)], 1e-5, "softmax");
-                    Close(refLog, lp[Index(k)], 1e-5, "log_softmax");
-                    Close(Math.Log(p[Index(k)]), lp[Index(k)], 1e-4, "log_softmax vs log(softmax)");
-                    Assert.False(float.IsNaN(p[Index(k)]) || float.IsNaN(lp[Index(k)]));
-                    rowSum += p[Index(k)];
-                }
-                Close(1.0, rowSum, 1e-5, "softmax row sum");
+                double refLog = xs[Index(k)] - max - Math.Log(sumExp);
+                Close(Math.Exp(refLog), p[Index(k)], 1e-5, "softmax");
+                Close(refLog, lp[Index(k)], 1e-5, "log_softmax");
+                Close(Math.Log(p[Index(k)]), lp[Index(k)], 1e-4, "log_softmax vs log(softmax)");
+                Assert.False(float.IsNaN(p[Index(k)]) || float.IsNaN(lp[Index(k)]));
+                rowSum += p[Index(k)];
             }
+            Close(1.0, rowSum, 1e-5, "softmax row sum");
         }
+    }
+
+    [Fact]
+    public void Softmax_AlongAStridedAxisWiderThanOneTile()
+    {
+        // inner = 300 columns: the strided kernel runs a full 256-column tile and a partial one.
+        var x = Rand([3, 4, 300], 8, -10f, 10f);
+        AssertSoftmaxMatchesReference(x, 1);
+        AssertSoftmaxMatchesReference(x, 0);
+        GradCheck.Check(t => t[0].Softmax(1), [x], maxChecksPerInput: 12);
+        GradCheck.Check(t => t[0].LogSoftmax(0), [x], maxChecksPerInput: 12);
     }
 
     [Fact]

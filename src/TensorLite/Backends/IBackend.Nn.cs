@@ -1,18 +1,18 @@
 namespace TensorLite;
 
 // Fused neural-network kernels: softmax, cross-entropy, RMSNorm and rotary embeddings.
-// Every kernel works row-wise on the LAST dimension of contiguous float32 tensors; the ops in
-// Ops/Softmax.cs, Ops/CrossEntropy.cs, Ops/RmsNorm.cs and Ops/Rope.cs validate shapes and move
-// other dimensions into place before calling in.
+// Inputs are contiguous float32 tensors; apart from softmax (any axis) the kernels work row-wise on the
+// last dimension. The ops in Ops/Softmax.cs, Ops/CrossEntropy.cs, Ops/RmsNorm.cs and Ops/Rope.cs validate
+// shapes, make inputs contiguous and allocate outputs before calling in.
 public partial interface IBackend
 {
-    /// <summary>y = softmax(x) (or log_softmax(x) when <paramref name="log"/>) over the last dim.
-    /// x and y have the same shape.</summary>
-    void Softmax(Tensor x, Tensor y, bool log);
+    /// <summary>y = softmax(x) (or log_softmax(x) when <paramref name="log"/>) along <paramref name="axis"/> of
+    /// contiguous x; y has x's shape.</summary>
+    void Softmax(Tensor x, Tensor y, int axis, bool log);
 
-    /// <summary>Gradient of <see cref="Softmax"/> from its output y and output gradient gy:
-    /// softmax: gx = y·(gy − Σgy·y); log_softmax: gx = gy − exp(y)·Σgy.</summary>
-    void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, bool log);
+    /// <summary>Gradient of <see cref="Softmax"/> from its output y and output gradient gy (all contiguous):
+    /// softmax: gx = y·(gy − Σgy·y); log_softmax: gx = gy − exp(y)·Σgy, sums along <paramref name="axis"/>.</summary>
+    void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, int axis, bool log);
 
     /// <summary>
     /// Cross-entropy of logits [N, V] (any shape whose last dim is V) against integer targets (int32 or

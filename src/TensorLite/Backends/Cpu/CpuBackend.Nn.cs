@@ -5,69 +5,167 @@ using System.Runtime.Intrinsics;
 
 namespace TensorLite.Backends.Cpu;
 
-// Fused softmax / cross-entropy / RMSNorm / RoPE kernels. Each works on rows of the last dimension of
-// contiguous float32 tensors, one row at a time (the row stays in L1 between passes), parallel over rows.
+// Fused softmax / cross-entropy / RMSNorm / RoPE kernels on contiguous float32 tensors. Row kernels take one
+// row of the last dimension at a time (it stays in cache between passes) and run parallel over rows; softmax
+// along another axis sweeps that axis over tiles of adjacent columns instead of transposing.
 public sealed unsafe partial class CpuBackend
 {
     // ---- softmax ------------------------------------------------------------------------------------
 
-    public void Softmax(Tensor x, Tensor y, bool log)
+    /// <summary>Columns per work item of the strided (non-last axis) softmax: two stack buffers of this size.</summary>
+    private const int SoftmaxTile = 256;
+
+    public void Softmax(Tensor x, Tensor y, int axis, bool log)
     {
-        int d = LastDim(x);
-        if (d == 0 || x.Numel == 0) return;
-        int rows = x.Numel / d;
+        var (outer, len, inner) = SplitAxis(x, axis);
+        if (len == 0 || x.Numel == 0) return;
         nint xp = (nint)Ptr(x), yp = (nint)Ptr(y);
-        CpuParallel.For(rows, 4L * d, (start, end) =>
+        if (inner == 1)
         {
-            for (int r = start; r < end; r++)
+            CpuParallel.For(outer, 4L * len, (start, end) =>
             {
-                var xs = new ReadOnlySpan<float>((float*)xp + (long)r * d, d);
-                var ys = new Span<float>((float*)yp + (long)r * d, d);
-                float max = TensorPrimitives.Max(xs);
+                for (int r = start; r < end; r++)
+                {
+                    var xs = new ReadOnlySpan<float>((float*)xp + (long)r * len, len);
+                    var ys = new Span<float>((float*)yp + (long)r * len, len);
+                    float max = TensorPrimitives.Max(xs);
+                    if (log)
+                    {
+                        float sum = NnSimd.ExpShifted(xs, max, 0f, 1f, default);
+                        TensorPrimitives.Subtract(xs, max, ys);
+                        TensorPrimitives.Subtract(ys, MathF.Log(sum), ys);
+                    }
+                    else
+                    {
+                        float sum = NnSimd.ExpShifted(xs, max, 0f, 1f, ys);
+                        TensorPrimitives.Multiply(ys, 1f / sum, ys);
+                    }
+                }
+            });
+            return;
+        }
+        // Reducing along a strided axis: each work item takes a tile of up to SoftmaxTile adjacent columns of
+        // one outer block and sweeps the axis with vector ops over the tile, so nothing is transposed.
+        int tiles = (inner + SoftmaxTile - 1) / SoftmaxTile;
+        CpuParallel.For(outer * tiles, 4L * len * Math.Min(inner, SoftmaxTile), (start, end) =>
+        {
+            Span<float> maxBuf = stackalloc float[SoftmaxTile];
+            Span<float> sumBuf = stackalloc float[SoftmaxTile];
+            for (int item = start; item < end; item++)
+            {
+                int c0 = item % tiles * SoftmaxTile, w = Math.Min(SoftmaxTile, inner - c0);
+                long block = (long)(item / tiles) * len * inner + c0;
+                ReadOnlySpan<float> X(int k) => new((float*)xp + block + (long)k * inner, w);
+                Span<float> Y(int k) => new((float*)yp + block + (long)k * inner, w);
+                var m = maxBuf[..w];
+                var s = sumBuf[..w];
+                X(0).CopyTo(m);
+                for (int k = 1; k < len; k++) TensorPrimitives.Max(m, X(k), m);
+                s.Clear();
+                for (int k = 0; k < len; k++)
+                {
+                    var yk = Y(k);
+                    TensorPrimitives.Subtract(X(k), m, yk);
+                    TensorPrimitives.Exp(yk, yk);
+                    TensorPrimitives.Add(s, yk, s);
+                }
                 if (log)
                 {
-                    float sum = NnSimd.ExpShifted(xs, max, 0f, 1f, default);
-                    TensorPrimitives.Subtract(xs, max, ys);
-                    TensorPrimitives.Subtract(ys, MathF.Log(sum), ys);
+                    TensorPrimitives.Log(s, s);
+                    for (int k = 0; k < len; k++)
+                    {
+                        var yk = Y(k);
+                        TensorPrimitives.Subtract(X(k), m, yk);
+                        TensorPrimitives.Subtract(yk, s, yk);
+                    }
                 }
                 else
                 {
-                    float sum = NnSimd.ExpShifted(xs, max, 0f, 1f, ys);
-                    TensorPrimitives.Multiply(ys, 1f / sum, ys);
+                    TensorPrimitives.Reciprocal(s, s);
+                    for (int k = 0; k < len; k++) TensorPrimitives.Multiply(Y(k), s, Y(k));
                 }
             }
         });
     }
 
-    public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, bool log)
+    public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, int axis, bool log)
     {
-        int d = LastDim(y);
-        if (d == 0 || y.Numel == 0) return;
-        int rows = y.Numel / d;
+        var (outer, len, inner) = SplitAxis(y, axis);
+        if (len == 0 || y.Numel == 0) return;
         nint yp = (nint)Ptr(y), gyp = (nint)Ptr(gy), gxp = (nint)Ptr(gx);
-        CpuParallel.For(rows, 4L * d, (start, end) =>
+        if (inner == 1)
         {
-            for (int r = start; r < end; r++)
+            CpuParallel.For(outer, 4L * len, (start, end) =>
             {
-                var ys = new ReadOnlySpan<float>((float*)yp + (long)r * d, d);
-                var gys = new ReadOnlySpan<float>((float*)gyp + (long)r * d, d);
-                var gxs = new Span<float>((float*)gxp + (long)r * d, d);
-                if (log)
+                for (int r = start; r < end; r++)
                 {
-                    // gx = gy − softmax·Σgy, softmax = exp(log_softmax)
-                    float sum = TensorPrimitives.Sum(gys);
-                    NnSimd.ExpShifted(ys, 0f, 0f, -sum, gxs);
-                    TensorPrimitives.Add(gxs, gys, gxs);
+                    var ys = new ReadOnlySpan<float>((float*)yp + (long)r * len, len);
+                    var gys = new ReadOnlySpan<float>((float*)gyp + (long)r * len, len);
+                    var gxs = new Span<float>((float*)gxp + (long)r * len, len);
+                    if (log)
+                    {
+                        // gx = gy − softmax·Σgy, softmax = exp(log_softmax)
+                        float sum = TensorPrimitives.Sum(gys);
+                        NnSimd.ExpShifted(ys, 0f, 0f, -sum, gxs);
+                        TensorPrimitives.Add(gxs, gys, gxs);
+                    }
+                    else
+                    {
+                        // gx = y·(gy − Σ gy·y)
+                        float dot = TensorPrimitives.Dot(gys, ys);
+                        TensorPrimitives.Subtract(gys, dot, gxs);
+                        TensorPrimitives.Multiply(gxs, ys, gxs);
+                    }
                 }
-                else
+            });
+            return;
+        }
+        int tiles = (inner + SoftmaxTile - 1) / SoftmaxTile;
+        CpuParallel.For(outer * tiles, 4L * len * Math.Min(inner, SoftmaxTile), (start, end) =>
+        {
+            Span<float> sumBuf = stackalloc float[SoftmaxTile];
+            for (int item = start; item < end; item++)
+            {
+                int c0 = item % tiles * SoftmaxTile, w = Math.Min(SoftmaxTile, inner - c0);
+                long block = (long)(item / tiles) * len * inner + c0;
+                ReadOnlySpan<float> Yk(int k) => new((float*)yp + block + (long)k * inner, w);
+                ReadOnlySpan<float> Gy(int k) => new((float*)gyp + block + (long)k * inner, w);
+                Span<float> Gx(int k) => new((float*)gxp + block + (long)k * inner, w);
+                var s = sumBuf[..w];
+                s.Clear();
+                for (int k = 0; k < len; k++)
                 {
-                    // gx = y·(gy − Σ gy·y)
-                    float dot = TensorPrimitives.Dot(gys, ys);
-                    TensorPrimitives.Subtract(gys, dot, gxs);
-                    TensorPrimitives.Multiply(gxs, ys, gxs);
+                    if (log) TensorPrimitives.Add(s, Gy(k), s);
+                    else TensorPrimitives.FusedMultiplyAdd(Gy(k), Yk(k), s, s);
+                }
+                for (int k = 0; k < len; k++)
+                {
+                    var g = Gx(k);
+                    if (log)
+                    {
+                        TensorPrimitives.Exp(Yk(k), g);
+                        TensorPrimitives.Multiply(g, s, g);
+                        TensorPrimitives.Subtract(Gy(k), g, g);
+                    }
+                    else
+                    {
+                        TensorPrimitives.Subtract(Gy(k), s, g);
+                        TensorPrimitives.Multiply(g, Yk(k), g);
+                    }
                 }
             }
         });
+    }
+
+    /// <summary>(product of dims before, size of, product of dims after) <paramref name="axis"/>.</summary>
+    private static (int Outer, int Len, int Inner) SplitAxis(Tensor t, int axis)
+    {
+        var shape = t.Shape;
+        if (shape.Length == 0) return (1, 1, 1);
+        int outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= shape[i];
+        for (int i = axis + 1; i < shape.Length; i++) inner *= shape[i];
+        return (outer, shape[axis], inner);
     }
 
     // ---- cross-entropy ------------------------------------------------------------------------------
