@@ -1,0 +1,142 @@
+using TensorLite.Autograd;
+
+namespace TensorLite;
+
+public sealed partial class Tensor
+{
+    /// <summary>
+    /// Rotary position embedding of x [batch, heads, seq, headDim] (headDim even) in HF LLaMA's rotate_half
+    /// convention: the pairs are (i, i + headDim/2), inv_freq[i] = theta^(−2i/headDim) and the angle of
+    /// position p is (p + <paramref name="positionOffset"/>)·inv_freq[i]. Backward is the inverse rotation.
+    /// </summary>
+    public Tensor Rope(int positionOffset = 0, float theta = 10000f)
+    {
+        const string op = "rope";
+        RequireFloat32(this, op);
+        if (Rank != 4)
+            throw new ShapeMismatchException($"{op}: input must be [batch, heads, seq, headDim], got shape {ShapeMath.Format(Shape)}.");
+        int seq = _shape[2], headDim = _shape[3];
+        if (headDim == 0 || headDim % 2 != 0)
+            throw new ShapeMismatchException($"{op}: headDim must be even and positive, got {headDim} in shape {ShapeMath.Format(Shape)}.");
+        if (positionOffset < 0)
+            throw new ArgumentOutOfRangeException(nameof(positionOffset), $"{op}: positionOffset must be non-negative, got {positionOffset}.");
+        if (!(theta > 0) || float.IsInfinity(theta))
+            throw new ArgumentException($"{op}: theta must be a finite positive number, got {theta}.", nameof(theta));
+        if ((long)seq + positionOffset > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(positionOffset), $"{op}: positions up to {(long)seq + positionOffset} exceed the int range.");
+
+        var backend = Backend;
+        var (cos, sin) = RopeTables.Get(backend, seq, headDim, theta, positionOffset);
+        var xc = ContiguousNoGrad();
+        var y = Empty(Shape, DType.Float32, backend);
+        backend.Rope(xc, cos, sin, y, inverse: false);
+        xc.Dispose();
+
+        var inputShape = _shape;
+        // The tables ride along as node inputs, so an evicted cache entry stays alive until backward has run.
+        var result = Recorder.Record(y, op, [this, cos, sin], g =>
+        {
+            using var gc = g.ContiguousNoGrad();
+            var gx = Empty(inputShape, DType.Float32, backend);
+            backend.Rope(gc, cos, sin, gx, inverse: true);
+            return [gx, null, null];
+        });
+        cos.Dispose();
+        sin.Dispose();
+        return result;
+    }
+}
+
+/// <summary>
+/// A small process-wide cache of RoPE cos/sin tables ([seq, headDim/2] each), keyed by backend, seq,
+/// headDim, theta and position offset. The least recently used entry goes when the cache is full.
+/// </summary>
+internal static class RopeTables
+{
+    public const int Capacity = 32;
+
+    private sealed record Key(IBackend Backend, int Seq, int HeadDim, float Theta, int Offset);
+
+    private static readonly object Gate = new();
+    private static readonly Dictionary<Key, LinkedListNode<(Key Key, Tensor Cos, Tensor Sin)>> Entries = new();
+    private static readonly LinkedList<(Key Key, Tensor Cos, Tensor Sin)> Recency = new(); // most recent first
+
+    /// <summary>How many tables were computed (cache misses), for tests.</summary>
+    public static long Misses { get; private set; }
+
+    public static int Count
+    {
+        get { lock (Gate) return Entries.Count; }
+    }
+
+    /// <summary>Aliases of the cached tables; the caller disposes them.</summary>
+    public static (Tensor Cos, Tensor Sin) Get(IBackend backend, int seq, int headDim, float theta, int offset)
+    {
+        var key = new Key(backend, seq, headDim, theta, offset);
+        lock (Gate)
+        {
+            if (Entries.TryGetValue(key, out var node))
+            {
+                Recency.Remove(node);
+                Recency.AddFirst(node);
+                return (node.Value.Cos.Alias(), node.Value.Sin.Alias());
+            }
+        }
+
+        var (cosHost, sinHost) = Compute(seq, headDim, theta, offset);
+        Tensor cos, sin;
+        using (GradMode.NoGrad())
+        {
+            cos = Tensor.FromSpan<float>(cosHost, [seq, headDim / 2], DType.Float32, backend).Persist();
+            sin = Tensor.FromSpan<float>(sinHost, [seq, headDim / 2], DType.Float32, backend).Persist();
+        }
+        lock (Gate)
+        {
+            Misses++;
+            if (Entries.TryGetValue(key, out var raced))
+            {
+                // Another thread computed the same tables meanwhile: keep theirs.
+                cos.Dispose();
+                sin.Dispose();
+                return (raced.Value.Cos.Alias(), raced.Value.Sin.Alias());
+            }
+            while (Entries.Count >= Capacity)
+            {
+                var oldest = Recency.Last!;
+                Recency.RemoveLast();
+                Entries.Remove(oldest.Value.Key);
+                // Users of the evicted tables hold their own references (aliases or graph nodes).
+                oldest.Value.Cos.Dispose();
+                oldest.Value.Sin.Dispose();
+            }
+            Entries[key] = Recency.AddFirst((key, cos, sin));
+            return (cos.Alias(), sin.Alias());
+        }
+    }
+
+    /// <summary>
+    /// The tables as HF computes them in float32: inv_freq[i] = 1 / theta^(2i/headDim), angle =
+    /// float32(position)·inv_freq[i] rounded to float32; cos and sin of that angle are then exact to
+    /// rounding, so long contexts see the same angles as HF-trained checkpoints.
+    /// </summary>
+    internal static (float[] Cos, float[] Sin) Compute(int seq, int headDim, float theta, int offset)
+    {
+        int half = headDim / 2;
+        var invFreq = new float[half];
+        for (int i = 0; i < half; i++)
+            invFreq[i] = 1f / MathF.Pow(theta, (float)(2 * i) / headDim);
+        var cos = new float[seq * half];
+        var sin = new float[seq * half];
+        for (int s = 0; s < seq; s++)
+        {
+            float position = s + offset;
+            for (int i = 0; i < half; i++)
+            {
+                double angle = position * invFreq[i];
+                cos[s * half + i] = (float)Math.Cos(angle);
+                sin[s * half + i] = (float)Math.Sin(angle);
+            }
+        }
+        return (cos, sin);
+    }
+}
