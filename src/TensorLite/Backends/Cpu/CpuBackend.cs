@@ -68,6 +68,17 @@ public sealed unsafe partial class CpuBackend : IBackend
             Buffer.MemoryCopy(src, dst, bytes, bytes);
             return;
         }
+        if (srcType == dstType)
+        {
+            // Same dtype, strided: move raw elements of the dtype's width.
+            switch (srcType.SizeInBytes())
+            {
+                case 4: StridedMove((uint*)src, srcStride, (uint*)dst, dstStride, n); return;
+                case 2: StridedMove((ushort*)src, srcStride, (ushort*)dst, dstStride, n); return;
+                case 1: StridedMove(src, srcStride, dst, dstStride, n); return;
+                case 8: StridedMove((ulong*)src, srcStride, (ulong*)dst, dstStride, n); return;
+            }
+        }
         if (srcStride == 1 && dstStride == 1 && srcType == DType.Float32 && dstType == DType.Float16)
         {
             TensorPrimitives.ConvertToHalf(new ReadOnlySpan<float>(src, n), new Span<Half>(dst, n));
@@ -93,6 +104,11 @@ public sealed unsafe partial class CpuBackend : IBackend
         int ss = srcType.SizeInBytes(), ds = dstType.SizeInBytes();
         for (int i = 0; i < n; i++)
             Write(dst + (long)i * dstStride * ds, dstType, Read(src + (long)i * srcStride * ss, srcType));
+    }
+
+    private static void StridedMove<T>(T* src, int srcStride, T* dst, int dstStride, int n) where T : unmanaged
+    {
+        for (int i = 0; i < n; i++) dst[(long)i * dstStride] = src[(long)i * srcStride];
     }
 
     private static double Read(byte* p, DType t) => t switch
