@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using TensorLite.Backends.Cpu;
+
+namespace TensorLite.Perf;
+
+/// <summary>Stopwatch timing of CpuGemm (quick iteration while tuning; BenchmarkDotNet is the reference).</summary>
+public static unsafe class Quick
+{
+    public static void Run(string[] args)
+    {
+        int reps = 7;
+        var shapes = Shapes.All;
+        if (args.Length > 1) shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
+        Console.WriteLine($"threads={CpuGemm.MaxThreads}  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
+        foreach (var s in shapes)
+        {
+            using var buf = new GemmBuffers(s);
+            var times = new double[reps];
+            long iters = Math.Max(1, (long)(3e8 / ((double)s.M * s.N * s.K)));
+            buf.Run(); buf.Run();
+            for (int r = 0; r < reps; r++)
+            {
+                var sw = Stopwatch.StartNew();
+                for (long i = 0; i < iters; i++) buf.Run();
+                times[r] = sw.Elapsed.TotalSeconds / iters;
+            }
+            Array.Sort(times);
+            double med = times[reps / 2];
+            Console.WriteLine($"{s,-28} median {med * 1e3,9:F3} ms  {s.Flops / med / 1e9,7:F1} GFLOP/s   (best {s.Flops / times[0] / 1e9,6:F1}, worst {s.Flops / times[^1] / 1e9,6:F1})");
+        }
+    }
+}
+
+/// <summary>A GEMM shape: C[m×n] = op(A)·op(B) with op(A) m×k.</summary>
+public readonly record struct GemmShape(string Name, int M, int N, int K, bool TransA, bool TransB)
+{
+    public double Flops => 2.0 * M * N * K;
+    public override string ToString() => $"{Name} {M}x{N}x{K}{(TransA ? " At" : "")}{(TransB ? " Bt" : "")}";
+}
+
+public static class Shapes
+{
+    // LLaMA-60M-ish: hidden 512, intermediate 1376, 1024 token rows (seq 256 × batch 4).
+    public static readonly GemmShape[] All =
+    [
+        new("cube", 256, 256, 256, false, false),
+        new("cube", 1024, 1024, 1024, false, false),
+        new("tall", 4096, 1024, 1024, false, false),
+        new("attn-proj fwd", 1024, 512, 512, false, true),
+        new("attn-proj dX", 1024, 512, 512, false, false),
+        new("attn-proj dW", 512, 512, 1024, true, false),
+        new("mlp-up fwd", 1024, 1376, 512, false, true),
+        new("mlp-up dX", 1024, 512, 1376, false, false),
+        new("mlp-up dW", 1376, 512, 1024, true, false),
+        new("mlp-down fwd", 1024, 512, 1376, false, true),
+        new("mlp-down dX", 1024, 1376, 512, false, false),
+        new("mlp-down dW", 512, 1376, 1024, true, false),
+    ];
+
+    /// <summary>Parses "MxNxK" with optional suffixes "t" flags, e.g. 1024x1024x1024 or 512x512x1024:tn.</summary>
+    public static GemmShape Parse(string s)
+    {
+        var parts = s.Split(':');
+        var d = parts[0].Split('x').Select(int.Parse).ToArray();
+        bool ta = parts.Length > 1 && parts[1].Length > 0 && parts[1][0] == 't';
+        bool tb = parts.Length > 1 && parts[1].Length > 1 && parts[1][1] == 't';
+        return new GemmShape("custom", d[0], d[1], d[2], ta, tb);
+    }
+}
+
+/// <summary>Native, 64-byte-aligned operands for one shape, filled with small random values.</summary>
+public sealed unsafe class GemmBuffers : IDisposable
+{
+    public readonly GemmShape Shape;
+    public readonly float* A, B, C;
+
+    public GemmBuffers(GemmShape s)
+    {
+        Shape = s;
+        A = Alloc((long)s.M * s.K);
+        B = Alloc((long)s.K * s.N);
+        C = Alloc((long)s.M * s.N);
+        var rng = new Random(42);
+        for (long i = 0; i < (long)s.M * s.K; i++) A[i] = (float)(rng.NextDouble() - 0.5);
+        for (long i = 0; i < (long)s.K * s.N; i++) B[i] = (float)(rng.NextDouble() - 0.5);
+        new Span<float>(C, s.M * s.N).Clear();
+    }
+
+    static float* Alloc(long n) => (float*)NativeMemory.AlignedAlloc((nuint)(n * 4), 64);
+
+    public void Run()
+    {
+        var s = Shape;
+        CpuGemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f,
+            A, s.TransA ? s.M : s.K, B, s.TransB ? s.K : s.N, 0f, C, s.N);
+    }
+
+    public void Dispose()
+    {
+        NativeMemory.AlignedFree(A);
+        NativeMemory.AlignedFree(B);
+        NativeMemory.AlignedFree(C);
+    }
+}

@@ -1,0 +1,701 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace TensorLite.Backends.Cpu;
+
+/// <summary>
+/// Single-precision general matrix multiply for the CPU backend (row-major, BLAS-like semantics).
+/// <para>
+/// <c>C[m×n] = alpha·op(A)·op(B) + beta·C</c> where op(A) is m×k and op(B) is k×n. When
+/// <c>transA</c> is set, A is stored k×m (row-major, leading dimension <c>lda</c>) and op(A) = Aᵀ;
+/// likewise B is stored n×k when <c>transB</c> is set. <c>beta == 0</c> overwrites C without reading
+/// it, so C may hold garbage (NaN, Inf) on entry.
+/// </para>
+/// <para>
+/// Design (Goto/BLIS style): the k dimension is cut into KC-deep slices, N into NC-wide blocks and M
+/// into MC-tall blocks. For each (NC, KC) block, op(B) is packed into NR-wide, k-major micro-panels
+/// (shared by all threads); each thread packs its MC×KC block of op(A) into MR-tall, k-major
+/// micro-panels held in its private buffer; a register-tiled micro-kernel (MR×NR accumulators kept
+/// in SIMD registers, one FMA per accumulator per k step) then sweeps the tiles. Transposed inputs
+/// are handled by the packing routines only. Edge tiles are computed in full on zero-padded panels
+/// into a scratch tile and merged with scalar code.
+/// </para>
+/// </summary>
+public static unsafe class CpuGemm
+{
+    // ---------------------------------------------------------------------------------------------
+    // Tile and block sizes.
+    // Vector512 path: 12×32 tile = 24 zmm accumulators + 2 B vectors + 1 broadcast (of 32 zmm).
+    // Vector256 path: 6×16 tile = 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 ymm).
+    // KC: a KC×NR packed B micro-panel (KC·NR·4 bytes) stays in L1 (48 KiB on Zen 5) while the
+    //     MR-tall A micro-panels stream from L2.
+    // MC: an MC×KC packed A block (MC·KC·4 bytes) stays in the private L2 (1 MiB on Zen 5).
+    // NC: a KC×NC packed B block lives in L3.
+    // ---------------------------------------------------------------------------------------------
+    internal static readonly bool Use512 = Vector512.IsHardwareAccelerated;
+    internal static readonly int MR = Use512 ? 12 : 6;
+    internal static readonly int NR = Use512 ? 32 : 16;
+    internal static readonly int KC = EnvInt("TL_GEMM_KC", 256);
+    internal static readonly int MC = RoundUp(EnvInt("TL_GEMM_MC", 264), MR);
+    internal static readonly int NC = RoundUp(EnvInt("TL_GEMM_NC", 4096), NR);
+
+    /// <summary>Problems with m·n·k below this take the simple unblocked path.</summary>
+    internal const long SmallThreshold = 32 * 1024;
+    /// <summary>Problems with m·n·k below this run on the calling thread only.</summary>
+    internal static readonly long ParallelThreshold = EnvInt("TL_GEMM_PAR", 1 << 21);
+
+    static int s_maxThreads = Environment.ProcessorCount;
+
+    /// <summary>
+    /// Upper bound on the threads one GEMM call uses (the calling thread included). Defaults to
+    /// <see cref="Environment.ProcessorCount"/>; must be at least 1.
+    /// </summary>
+    public static int MaxThreads
+    {
+        get => s_maxThreads;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            s_maxThreads = value;
+        }
+    }
+
+    static int EnvInt(string name, int fallback) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), out int v) && v > 0 ? v : fallback;
+
+    static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+
+    struct Args
+    {
+        public bool TransA, TransB;
+        public int M, N, K;
+        public float Alpha, Beta;
+        public float* A, B, C;
+        public int Lda, Ldb, Ldc;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Public API
+    // ---------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Row-major SGEMM: <c>C = alpha·op(A)·op(B) + beta·C</c>, op(A) m×k, op(B) k×n, C m×n.
+    /// </summary>
+    /// <param name="transA">A is stored k×m (row-major, leading dimension lda) and op(A) = Aᵀ.</param>
+    /// <param name="transB">B is stored n×k (row-major, leading dimension ldb) and op(B) = Bᵀ.</param>
+    /// <param name="lda">Row stride of A as stored: ≥ k (≥ m when transA).</param>
+    /// <param name="ldb">Row stride of B as stored: ≥ n (≥ k when transB).</param>
+    /// <param name="ldc">Row stride of C: ≥ n.</param>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        Validate(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+        var g = new Args
+        {
+            TransA = transA, TransB = transB, M = m, N = n, K = k, Alpha = alpha, Beta = beta,
+            A = a, B = b, C = c, Lda = lda, Ldb = ldb, Ldc = ldc,
+        };
+        Run(in g, Workspace.Current, allowParallel: true);
+    }
+
+    /// <summary>
+    /// Batched row-major SGEMM: for i in [0, batch): <c>C_i = alpha·op(A_i)·op(B_i) + beta·C_i</c>
+    /// with <c>A_i = a + i·strideA</c> (likewise B, C; strides in elements). A stride of 0
+    /// broadcasts the same operand to every batch entry (allowed for A and B, not for C).
+    /// </summary>
+    public static void SgemmBatched(bool transA, bool transB, int batch, int m, int n, int k, float alpha,
+        float* a, long strideA, int lda, float* b, long strideB, int ldb, float beta,
+        float* c, long strideC, int ldc)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        Validate(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+        if (batch == 0 || m == 0 || n == 0) return;
+        if (batch > 1 && strideC == 0)
+            throw new ArgumentException("strideC must be non-zero when batch > 1 (C entries would alias).", nameof(strideC));
+
+        var g = new Args
+        {
+            TransA = transA, TransB = transB, M = m, N = n, K = k, Alpha = alpha, Beta = beta,
+            A = a, B = b, C = c, Lda = lda, Ldb = ldb, Ldc = ldc,
+        };
+        long work = (long)m * n * k;
+        int threads = Math.Min(MaxThreads, batch);
+        if (threads > 1 && work < ParallelThreshold && (long)batch * work >= ParallelThreshold
+            && Monitor.TryEnter(Pool.Gate))
+        {
+            // Many small/medium GEMMs: one whole GEMM per thread at a time.
+            try { Pool.RunBatched(in g, batch, strideA, strideB, strideC, threads); }
+            finally { Monitor.Exit(Pool.Gate); }
+            return;
+        }
+        var ws = Workspace.Current;
+        for (int i = 0; i < batch; i++)
+        {
+            var gi = g;
+            gi.A = a + i * strideA;
+            gi.B = b + i * strideB;
+            gi.C = c + i * strideC;
+            Run(in gi, ws, allowParallel: true);
+        }
+    }
+
+    static void Validate(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float* c, int ldc)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        if (lda < Math.Max(1, transA ? m : k)) throw new ArgumentOutOfRangeException(nameof(lda), lda, "lda is smaller than the row width of A as stored.");
+        if (ldb < Math.Max(1, transB ? k : n)) throw new ArgumentOutOfRangeException(nameof(ldb), ldb, "ldb is smaller than the row width of B as stored.");
+        if (ldc < Math.Max(1, n)) throw new ArgumentOutOfRangeException(nameof(ldc), ldc, "ldc is smaller than n.");
+        if (m > 0 && n > 0)
+        {
+            if (c == null) throw new ArgumentNullException(nameof(c));
+            if (k > 0 && alpha != 0f)
+            {
+                if (a == null) throw new ArgumentNullException(nameof(a));
+                if (b == null) throw new ArgumentNullException(nameof(b));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Drivers
+    // ---------------------------------------------------------------------------------------------
+
+    static void Run(in Args g, Workspace ws, bool allowParallel)
+    {
+        if (g.M == 0 || g.N == 0) return;
+        if (g.K == 0 || g.Alpha == 0f)
+        {
+            ScaleC(in g);
+            return;
+        }
+        long work = (long)g.M * g.N * g.K;
+        if (work < SmallThreshold)
+        {
+            SmallGemm(in g);
+            return;
+        }
+        int mt = (g.M + MR - 1) / MR, np = (g.N + NR - 1) / NR;
+        int threads = allowParallel && work >= ParallelThreshold ? (int)Math.Min(MaxThreads, (long)mt * np) : 1;
+        if (threads > 1 && Monitor.TryEnter(Pool.Gate))
+        {
+            try
+            {
+                ChooseGrid(threads, mt, np, out int tm, out int tn);
+                Pool.RunBlocked(in g, threads, tm, tn, ws);
+            }
+            finally { Monitor.Exit(Pool.Gate); }
+            return;
+        }
+        // Single thread (or the pool is busy with another caller's GEMM).
+        int nbMax = RoundUp(Math.Min(NC, g.N), NR);
+        float* bBuf = ws.EnsureB((long)KC * nbMax);
+        float* aBuf = ws.EnsureA((long)MC * KC);
+        Blocked(in g, 0, 1, 1, bBuf, 0, aBuf, ws.Tile, null);
+    }
+
+    /// <summary>Factor <paramref name="threads"/> = tm·tn to minimise the largest per-thread tile count.</summary>
+    static void ChooseGrid(int threads, int mt, int np, out int tm, out int tn)
+    {
+        tm = threads; tn = 1;
+        long best = long.MaxValue;
+        for (int cm = threads; cm >= 1; cm--)
+        {
+            if (threads % cm != 0) continue;
+            int cn = threads / cm;
+            long cost = (long)((mt + cm - 1) / cm) * ((np + cn - 1) / cn);
+            if (cost < best) { best = cost; tm = cm; tn = cn; }
+        }
+    }
+
+    /// <summary>
+    /// The blocked algorithm as run by thread <paramref name="tid"/> of a tm×tn grid. Thread (ti, tj)
+    /// owns the ti-th share of MR-row tiles and the tj-th share of NR-column panels of every NC block.
+    /// With tm &gt; 1 the B block is packed cooperatively into a double buffer
+    /// (<paramref name="bHalf"/> floats apart) and one barrier per block separates packing from use;
+    /// double buffering makes a second barrier unnecessary (a thread can only repack a buffer after
+    /// every thread has passed the barrier of the block that followed its previous use).
+    /// Micro-panel q always sits at q·KC·NR whatever the current depth kb, so threads that own
+    /// disjoint panels (tm = 1) never touch each other's memory even when one runs a block ahead.
+    /// </summary>
+    static void Blocked(in Args g, int tid, int tm, int tn, float* bBuf, long bHalf, float* aBuf, float* tile, SpinBarrier? barrier)
+    {
+        int mr = MR, nr = NR, kcMax = KC, mcMax = MC, ncMax = NC;
+        int ti = tid / tn, tj = tid % tn;
+        int mt = (g.M + mr - 1) / mr;
+        int r0 = (int)((long)mt * ti / tm) * mr;
+        int r1 = Math.Min(g.M, (int)((long)mt * (ti + 1) / tm) * mr);
+        int parity = 0;
+        for (int jc = 0; jc < g.N; jc += ncMax)
+        {
+            int nb = Math.Min(ncMax, g.N - jc);
+            int np = (nb + nr - 1) / nr;
+            int q0 = (int)((long)np * tj / tn), q1 = (int)((long)np * (tj + 1) / tn);
+            int s0 = q0 + (int)((long)(q1 - q0) * ti / tm), s1 = q0 + (int)((long)(q1 - q0) * (ti + 1) / tm);
+            for (int pc = 0; pc < g.K; pc += kcMax)
+            {
+                int kb = Math.Min(kcMax, g.K - pc);
+                float* bp = bBuf + parity * bHalf;
+                if (barrier != null) parity ^= 1;
+                for (int q = s0; q < s1; q++)
+                    PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bp + (long)q * kcMax * nr);
+                barrier?.Wait();
+
+                float beta = pc == 0 ? g.Beta : 1f;
+                bool readC = pc != 0 || g.Beta != 0f;
+                for (int ic = r0; ic < r1; ic += mcMax)
+                {
+                    int mb = Math.Min(mcMax, r1 - ic);
+                    PackA(in g, ic, mb, pc, kb, aBuf);
+                    for (int q = q0; q < q1; q++)
+                    {
+                        int j = jc + q * nr;
+                        int nCols = Math.Min(nr, nb - q * nr);
+                        float* bPanel = bp + (long)q * kcMax * nr;
+                        for (int ir = 0; ir < mb; ir += mr)
+                        {
+                            int mRows = Math.Min(mr, mb - ir);
+                            float* aPanel = aBuf + (long)ir * kb;
+                            float* cp = g.C + (long)(ic + ir) * g.Ldc + j;
+                            if (mRows == mr && nCols == nr)
+                            {
+                                Kernel(kb, aPanel, bPanel, cp, g.Ldc, g.Alpha, beta, readC);
+                            }
+                            else
+                            {
+                                Kernel(kb, aPanel, bPanel, tile, nr, 1f, 0f, false);
+                                MergeTile(tile, nr, cp, g.Ldc, mRows, nCols, g.Alpha, beta, readC);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Kernel(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
+    {
+        if (Use512) Kernel12x32(kc, a, b, c, ldc, alpha, beta, readC);
+        else Kernel6x16(kc, a, b, c, ldc, alpha, beta, readC);
+    }
+
+    static void MergeTile(float* tile, int ldt, float* c, nint ldc, int rows, int cols, float alpha, float beta, bool readC)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            float* t = tile + i * ldt;
+            float* cr = c + i * ldc;
+            if (readC)
+                for (int j = 0; j < cols; j++) cr[j] = MathF.FusedMultiplyAdd(t[j], alpha, cr[j] * beta);
+            else
+                for (int j = 0; j < cols; j++) cr[j] = t[j] * alpha;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Packing
+    // ---------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Packs rows [i0, i0+mb) × cols [p0, p0+kb) of op(A) into MR-row micro-panels: panel r holds
+    /// element (i0 + r·MR + ii, p0 + p) at offset r·MR·kb + p·MR + ii; rows past mb are zero.
+    /// </summary>
+    static void PackA(in Args g, int i0, int mb, int p0, int kb, float* dst)
+    {
+        int mr = MR;
+        for (int ir = 0; ir < mb; ir += mr)
+        {
+            int rows = Math.Min(mr, mb - ir);
+            float* d = dst + (long)ir * kb;
+            if (!g.TransA)
+            {
+                // op(A)[i, p] = A[i·lda + p]
+                float* src = g.A + (long)(i0 + ir) * g.Lda + p0;
+                for (int ii = 0; ii < rows; ii++)
+                {
+                    float* s = src + (long)ii * g.Lda;
+                    for (int p = 0; p < kb; p++) d[p * mr + ii] = s[p];
+                }
+                for (int ii = rows; ii < mr; ii++)
+                    for (int p = 0; p < kb; p++) d[p * mr + ii] = 0f;
+            }
+            else
+            {
+                // op(A)[i, p] = A[p·lda + i]: each k step is a contiguous run of rows.
+                float* src = g.A + (long)p0 * g.Lda + i0 + ir;
+                for (int p = 0; p < kb; p++)
+                {
+                    float* s = src + (long)p * g.Lda;
+                    float* dp = d + p * mr;
+                    int ii = 0;
+                    for (; ii < rows; ii++) dp[ii] = s[ii];
+                    for (; ii < mr; ii++) dp[ii] = 0f;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs cols [j0, j0+cols) × rows [p0, p0+kb) of op(B) into one NR-wide micro-panel: element
+    /// (p0 + p, j0 + jj) at offset p·NR + jj; columns past cols are zero.
+    /// </summary>
+    static void PackB(in Args g, int p0, int kb, int j0, int cols, float* dst)
+    {
+        int nr = NR;
+        if (!g.TransB)
+        {
+            // op(B)[p, j] = B[p·ldb + j]: each k step is a contiguous run of columns.
+            float* src = g.B + (long)p0 * g.Ldb + j0;
+            for (int p = 0; p < kb; p++)
+            {
+                float* s = src + (long)p * g.Ldb;
+                float* dp = dst + p * nr;
+                int jj = 0;
+                for (; jj < cols; jj++) dp[jj] = s[jj];
+                for (; jj < nr; jj++) dp[jj] = 0f;
+            }
+        }
+        else
+        {
+            // op(B)[p, j] = B[j·ldb + p]
+            float* src = g.B + (long)j0 * g.Ldb + p0;
+            for (int jj = 0; jj < cols; jj++)
+            {
+                float* s = src + (long)jj * g.Ldb;
+                for (int p = 0; p < kb; p++) dst[p * nr + jj] = s[p];
+            }
+            for (int jj = cols; jj < nr; jj++)
+                for (int p = 0; p < kb; p++) dst[p * nr + jj] = 0f;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Degenerate and small problems
+    // ---------------------------------------------------------------------------------------------
+
+    static void ScaleC(in Args g)
+    {
+        for (int i = 0; i < g.M; i++)
+        {
+            var row = new Span<float>(g.C + (long)i * g.Ldc, g.N);
+            if (g.Beta == 0f) row.Clear();
+            else if (g.Beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(row, g.Beta, row);
+        }
+    }
+
+    /// <summary>Unblocked row-by-row path for tiny problems (no packing, no threads).</summary>
+    static void SmallGemm(in Args g)
+    {
+        ScaleC(in g);
+        int n = g.N;
+        for (int i = 0; i < g.M; i++)
+        {
+            float* cr = g.C + (long)i * g.Ldc;
+            for (int p = 0; p < g.K; p++)
+            {
+                float av = g.Alpha * (g.TransA ? g.A[(long)p * g.Lda + i] : g.A[(long)i * g.Lda + p]);
+                if (!g.TransB)
+                {
+                    float* br = g.B + (long)p * g.Ldb;
+                    int j = 0;
+                    if (Vector256.IsHardwareAccelerated)
+                    {
+                        var va = Vector256.Create(av);
+                        for (; j + 8 <= n; j += 8)
+                            Vector256.Store(Vector256.FusedMultiplyAdd(va, Vector256.Load(br + j), Vector256.Load(cr + j)), cr + j);
+                    }
+                    for (; j < n; j++) cr[j] = MathF.FusedMultiplyAdd(av, br[j], cr[j]);
+                }
+                else
+                {
+                    float* bc = g.B + p;
+                    for (int j = 0; j < n; j++) cr[j] = MathF.FusedMultiplyAdd(av, bc[(long)j * g.Ldb], cr[j]);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Buffers, thread pool, barrier
+    // ---------------------------------------------------------------------------------------------
+
+    /// <summary>Per-thread packing buffers (64-byte aligned native memory, grown on demand, reused).</summary>
+    sealed class Workspace
+    {
+        [ThreadStatic] static Workspace? t_current;
+        public static Workspace Current => t_current ??= new Workspace();
+
+        float* _a, _b;
+        long _aCap, _bCap;
+        public readonly float* Tile;
+
+        public Workspace()
+        {
+            Tile = (float*)NativeMemory.AlignedAlloc((nuint)(16 * 64 * sizeof(float)), 64);
+        }
+
+        public float* EnsureA(long floats) => Ensure(ref _a, ref _aCap, floats);
+        public float* EnsureB(long floats) => Ensure(ref _b, ref _bCap, floats);
+
+        static float* Ensure(ref float* p, ref long cap, long floats)
+        {
+            if (floats > cap)
+            {
+                if (p != null) NativeMemory.AlignedFree(p);
+                p = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+                cap = floats;
+            }
+            return p;
+        }
+
+        ~Workspace()
+        {
+            if (_a != null) NativeMemory.AlignedFree(_a);
+            if (_b != null) NativeMemory.AlignedFree(_b);
+            NativeMemory.AlignedFree(Tile);
+        }
+    }
+
+    /// <summary>Sense-reversing spin barrier (spins, then yields; never sleeps a whole millisecond).</summary>
+    sealed class SpinBarrier
+    {
+        int _count;
+        int _generation;
+        public int Participants;
+
+        public void Wait()
+        {
+            int gen = Volatile.Read(ref _generation);
+            if (Interlocked.Increment(ref _count) == Participants)
+            {
+                Volatile.Write(ref _count, 0);
+                Volatile.Write(ref _generation, gen + 1);
+                return;
+            }
+            var sw = new SpinWait();
+            while (Volatile.Read(ref _generation) == gen) sw.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>
+    /// Persistent worker threads (MaxThreads − 1 of them; the caller is thread 0). One GEMM at a time
+    /// holds <see cref="Gate"/>; a concurrent caller that cannot take it runs single-threaded.
+    /// No allocation per call: the job description lives in static fields.
+    /// </summary>
+    static class Pool
+    {
+        public static readonly object Gate = new();
+        static Worker[] s_workers = [];
+        static readonly SpinBarrier s_barrier = new();
+        static int s_pending;
+        static Exception? s_error;
+
+        // Current job (written by the caller under Gate before the workers are released).
+        static int s_kind; // 0 = one blocked GEMM, 1 = batched
+        static Args s_args;
+        static int s_tm, s_tn;
+        static float* s_bBuf;
+        static long s_bHalf;
+        static int s_batch, s_nextBatch;
+        static long s_strideA, s_strideB, s_strideC;
+
+        sealed class Worker
+        {
+            public readonly ManualResetEventSlim Go = new(false, 1000);
+            public readonly Workspace Ws = new();
+            public readonly int Tid;
+
+            public Worker(int tid)
+            {
+                Tid = tid;
+                var t = new Thread(Loop) { IsBackground = true, Name = $"TensorLite.Gemm.{tid}" };
+                t.Start();
+            }
+
+            void Loop()
+            {
+                while (true)
+                {
+                    Go.Wait();
+                    Go.Reset();
+                    try { Execute(Tid, Ws); }
+                    catch (Exception e) { s_error = e; }
+                    Interlocked.Decrement(ref s_pending);
+                }
+            }
+        }
+
+        static void EnsureWorkers(int threads)
+        {
+            if (s_workers.Length >= threads - 1) return;
+            var w = new Worker[threads - 1];
+            Array.Copy(s_workers, w, s_workers.Length);
+            for (int i = s_workers.Length; i < w.Length; i++) w[i] = new Worker(i + 1);
+            s_workers = w;
+        }
+
+        public static void RunBlocked(in Args g, int threads, int tm, int tn, Workspace callerWs)
+        {
+            int nbMax = RoundUp(Math.Min(NC, g.N), NR);
+            long half = (long)KC * nbMax;
+            s_bBuf = callerWs.EnsureB(tm > 1 ? 2 * half : half);
+            s_bHalf = half;
+            s_args = g;
+            s_tm = tm; s_tn = tn;
+            s_kind = 0;
+            s_barrier.Participants = threads;
+            Launch(threads, callerWs);
+        }
+
+        public static void RunBatched(in Args g, int batch, long strideA, long strideB, long strideC, int threads)
+        {
+            s_args = g;
+            s_batch = batch; s_nextBatch = 0;
+            s_strideA = strideA; s_strideB = strideB; s_strideC = strideC;
+            s_kind = 1;
+            Launch(threads, Workspace.Current);
+        }
+
+        static void Launch(int threads, Workspace callerWs)
+        {
+            EnsureWorkers(threads);
+            s_error = null;
+            Volatile.Write(ref s_pending, threads - 1);
+            for (int t = 1; t < threads; t++) s_workers[t - 1].Go.Set();
+            Exception? mine = null;
+            try { Execute(0, callerWs); }
+            catch (Exception e) { mine = e; }
+            var sw = new SpinWait();
+            while (Volatile.Read(ref s_pending) != 0) sw.SpinOnce(sleep1Threshold: -1);
+            if (mine != null || s_error != null) throw new InvalidOperationException("GEMM worker failed.", mine ?? s_error);
+        }
+
+        static void Execute(int tid, Workspace ws)
+        {
+            if (s_kind == 0)
+            {
+                float* aBuf = ws.EnsureA((long)MC * KC);
+                Blocked(in s_args, tid, s_tm, s_tn, s_bBuf, s_bHalf, aBuf, ws.Tile, s_tm > 1 ? s_barrier : null);
+            }
+            else
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref s_nextBatch) - 1) < s_batch)
+                {
+                    var gi = s_args;
+                    gi.A += i * s_strideA;
+                    gi.B += i * s_strideB;
+                    gi.C += i * s_strideC;
+                    Run(in gi, ws, allowParallel: false);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Micro-kernels (C tile = alpha·Σ_p a[p]·b[p] (+ beta·C when readC)); b must be 64-byte aligned.
+    // ---------------------------------------------------------------------------------------------
+
+    /// <summary>12x32 register tile: 24 Vector512 accumulators, A panel k-major (12 floats per k), B panel k-major (32 floats per k).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void Kernel12x32(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
+    {
+        Vector512<float> c0_0 = default, c0_1 = default, c1_0 = default, c1_1 = default, c2_0 = default, c2_1 = default, c3_0 = default, c3_1 = default, c4_0 = default, c4_1 = default, c5_0 = default, c5_1 = default, c6_0 = default, c6_1 = default, c7_0 = default, c7_1 = default, c8_0 = default, c8_1 = default, c9_0 = default, c9_1 = default, c10_0 = default, c10_1 = default, c11_0 = default, c11_1 = default;
+        Vector512<float> b0, b1, x;
+        for (int p = 0; p < kc; p++)
+        {
+            b0 = Vector512.LoadAligned(b + 0);
+            b1 = Vector512.LoadAligned(b + 16);
+            x = Vector512.Create(a[0]); c0_0 = Vector512.FusedMultiplyAdd(x, b0, c0_0); c0_1 = Vector512.FusedMultiplyAdd(x, b1, c0_1);
+            x = Vector512.Create(a[1]); c1_0 = Vector512.FusedMultiplyAdd(x, b0, c1_0); c1_1 = Vector512.FusedMultiplyAdd(x, b1, c1_1);
+            x = Vector512.Create(a[2]); c2_0 = Vector512.FusedMultiplyAdd(x, b0, c2_0); c2_1 = Vector512.FusedMultiplyAdd(x, b1, c2_1);
+            x = Vector512.Create(a[3]); c3_0 = Vector512.FusedMultiplyAdd(x, b0, c3_0); c3_1 = Vector512.FusedMultiplyAdd(x, b1, c3_1);
+            x = Vector512.Create(a[4]); c4_0 = Vector512.FusedMultiplyAdd(x, b0, c4_0); c4_1 = Vector512.FusedMultiplyAdd(x, b1, c4_1);
+            x = Vector512.Create(a[5]); c5_0 = Vector512.FusedMultiplyAdd(x, b0, c5_0); c5_1 = Vector512.FusedMultiplyAdd(x, b1, c5_1);
+            x = Vector512.Create(a[6]); c6_0 = Vector512.FusedMultiplyAdd(x, b0, c6_0); c6_1 = Vector512.FusedMultiplyAdd(x, b1, c6_1);
+            x = Vector512.Create(a[7]); c7_0 = Vector512.FusedMultiplyAdd(x, b0, c7_0); c7_1 = Vector512.FusedMultiplyAdd(x, b1, c7_1);
+            x = Vector512.Create(a[8]); c8_0 = Vector512.FusedMultiplyAdd(x, b0, c8_0); c8_1 = Vector512.FusedMultiplyAdd(x, b1, c8_1);
+            x = Vector512.Create(a[9]); c9_0 = Vector512.FusedMultiplyAdd(x, b0, c9_0); c9_1 = Vector512.FusedMultiplyAdd(x, b1, c9_1);
+            x = Vector512.Create(a[10]); c10_0 = Vector512.FusedMultiplyAdd(x, b0, c10_0); c10_1 = Vector512.FusedMultiplyAdd(x, b1, c10_1);
+            x = Vector512.Create(a[11]); c11_0 = Vector512.FusedMultiplyAdd(x, b0, c11_0); c11_1 = Vector512.FusedMultiplyAdd(x, b1, c11_1);
+            a += 12; b += 32;
+        }
+        var va = Vector512.Create(alpha);
+        if (readC)
+        {
+            var vb = Vector512.Create(beta);
+            Vector512.Store(Vector512.FusedMultiplyAdd(c0_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c0_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c1_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c1_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c2_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c2_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c3_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c3_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c4_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c4_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c5_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c5_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c6_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c6_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c7_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c7_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c8_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c8_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c9_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c9_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c10_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c10_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+            Vector512.Store(Vector512.FusedMultiplyAdd(c11_0, va, Vector512.Load(c + 0) * vb), c + 0); Vector512.Store(Vector512.FusedMultiplyAdd(c11_1, va, Vector512.Load(c + 16) * vb), c + 16); c += ldc;
+        }
+        else
+        {
+            Vector512.Store(c0_0 * va, c + 0); Vector512.Store(c0_1 * va, c + 16); c += ldc;
+            Vector512.Store(c1_0 * va, c + 0); Vector512.Store(c1_1 * va, c + 16); c += ldc;
+            Vector512.Store(c2_0 * va, c + 0); Vector512.Store(c2_1 * va, c + 16); c += ldc;
+            Vector512.Store(c3_0 * va, c + 0); Vector512.Store(c3_1 * va, c + 16); c += ldc;
+            Vector512.Store(c4_0 * va, c + 0); Vector512.Store(c4_1 * va, c + 16); c += ldc;
+            Vector512.Store(c5_0 * va, c + 0); Vector512.Store(c5_1 * va, c + 16); c += ldc;
+            Vector512.Store(c6_0 * va, c + 0); Vector512.Store(c6_1 * va, c + 16); c += ldc;
+            Vector512.Store(c7_0 * va, c + 0); Vector512.Store(c7_1 * va, c + 16); c += ldc;
+            Vector512.Store(c8_0 * va, c + 0); Vector512.Store(c8_1 * va, c + 16); c += ldc;
+            Vector512.Store(c9_0 * va, c + 0); Vector512.Store(c9_1 * va, c + 16); c += ldc;
+            Vector512.Store(c10_0 * va, c + 0); Vector512.Store(c10_1 * va, c + 16); c += ldc;
+            Vector512.Store(c11_0 * va, c + 0); Vector512.Store(c11_1 * va, c + 16); c += ldc;
+        }
+    }
+
+    /// <summary>6x16 register tile: 12 Vector256 accumulators, A panel k-major (6 floats per k), B panel k-major (16 floats per k).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void Kernel6x16(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
+    {
+        Vector256<float> c0_0 = default, c0_1 = default, c1_0 = default, c1_1 = default, c2_0 = default, c2_1 = default, c3_0 = default, c3_1 = default, c4_0 = default, c4_1 = default, c5_0 = default, c5_1 = default;
+        Vector256<float> b0, b1, x;
+        for (int p = 0; p < kc; p++)
+        {
+            b0 = Vector256.LoadAligned(b + 0);
+            b1 = Vector256.LoadAligned(b + 8);
+            x = Vector256.Create(a[0]); c0_0 = Vector256.FusedMultiplyAdd(x, b0, c0_0); c0_1 = Vector256.FusedMultiplyAdd(x, b1, c0_1);
+            x = Vector256.Create(a[1]); c1_0 = Vector256.FusedMultiplyAdd(x, b0, c1_0); c1_1 = Vector256.FusedMultiplyAdd(x, b1, c1_1);
+            x = Vector256.Create(a[2]); c2_0 = Vector256.FusedMultiplyAdd(x, b0, c2_0); c2_1 = Vector256.FusedMultiplyAdd(x, b1, c2_1);
+            x = Vector256.Create(a[3]); c3_0 = Vector256.FusedMultiplyAdd(x, b0, c3_0); c3_1 = Vector256.FusedMultiplyAdd(x, b1, c3_1);
+            x = Vector256.Create(a[4]); c4_0 = Vector256.FusedMultiplyAdd(x, b0, c4_0); c4_1 = Vector256.FusedMultiplyAdd(x, b1, c4_1);
+            x = Vector256.Create(a[5]); c5_0 = Vector256.FusedMultiplyAdd(x, b0, c5_0); c5_1 = Vector256.FusedMultiplyAdd(x, b1, c5_1);
+            a += 6; b += 16;
+        }
+        var va = Vector256.Create(alpha);
+        if (readC)
+        {
+            var vb = Vector256.Create(beta);
+            Vector256.Store(Vector256.FusedMultiplyAdd(c0_0, va, Vector256.Load(c + 0) * vb), c + 0); Vector256.Store(Vector256.FusedMultiplyAdd(c0_1, va, Vector256.Load(c + 8) * vb), c + 8); c += ldc;
+            Vector256.Store(Vector256.FusedMultiplyAdd(c1_0, va, Vector256.Load(c + 0) * vb), c + 0); Vector256.Store(Vector256.FusedMultiplyAdd(c1_1, va, Vector256.Load(c + 8) * vb), c + 8); c += ldc;
+            Vector256.Store(Vector256.FusedMultiplyAdd(c2_0, va, Vector256.Load(c + 0) * vb), c + 0); Vector256.Store(Vector256.FusedMultiplyAdd(c2_1, va, Vector256.Load(c + 8) * vb), c + 8); c += ldc;
+            Vector256.Store(Vector256.FusedMultiplyAdd(c3_0, va, Vector256.Load(c + 0) * vb), c + 0); Vector256.Store(Vector256.FusedMultiplyAdd(c3_1, va, Vector256.Load(c + 8) * vb), c + 8); c += ldc;
+            Vector256.Store(Vector256.FusedMultiplyAdd(c4_0, va, Vector256.Load(c + 0) * vb), c + 0); Vector256.Store(Vector256.FusedMultiplyAdd(c4_1, va, Vector256.Load(c + 8) * vb), c + 8); c += ldc;
+            Vector256.Store(Vector256.FusedMultiplyAdd(c5_0, va, Vector256.Load(c + 0) * vb), c + 0); Vector256.Store(Vector256.FusedMultiplyAdd(c5_1, va, Vector256.Load(c + 8) * vb), c + 8); c += ldc;
+        }
+        else
+        {
+            Vector256.Store(c0_0 * va, c + 0); Vector256.Store(c0_1 * va, c + 8); c += ldc;
+            Vector256.Store(c1_0 * va, c + 0); Vector256.Store(c1_1 * va, c + 8); c += ldc;
+            Vector256.Store(c2_0 * va, c + 0); Vector256.Store(c2_1 * va, c + 8); c += ldc;
+            Vector256.Store(c3_0 * va, c + 0); Vector256.Store(c3_1 * va, c + 8); c += ldc;
+            Vector256.Store(c4_0 * va, c + 0); Vector256.Store(c4_1 * va, c + 8); c += ldc;
+            Vector256.Store(c5_0 * va, c + 0); Vector256.Store(c5_1 * va, c + 8); c += ldc;
+        }
+    }
+
+}
