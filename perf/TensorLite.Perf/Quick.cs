@@ -10,6 +10,7 @@ public static unsafe class Quick
     public static void Run(string[] args)
     {
         int reps = 7;
+        if (int.TryParse(Environment.GetEnvironmentVariable("TL_THREADS"), out int th)) CpuGemm.MaxThreads = th;
         var shapes = Shapes.All;
         if (args.Length > 1) shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
         Console.WriteLine($"threads={CpuGemm.MaxThreads}  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
@@ -101,5 +102,30 @@ public sealed unsafe class GemmBuffers : IDisposable
         NativeMemory.AlignedFree(A);
         NativeMemory.AlignedFree(B);
         NativeMemory.AlignedFree(C);
+    }
+}
+
+public static unsafe class KernelProbe
+{
+    /// <summary>Micro-kernel alone on L1/L2-resident packed panels: the ceiling for the blocked driver.</summary>
+    public static void Run(string[] args)
+    {
+        int kc = args.Length > 1 ? int.Parse(args[1]) : 256;
+        int panels = args.Length > 2 ? int.Parse(args[2]) : 1; // A panels swept per B panel (L2 residency)
+        float* a = (float*)NativeMemory.AlignedAlloc((nuint)(12 * kc * panels * 4), 64);
+        float* b = (float*)NativeMemory.AlignedAlloc((nuint)(32 * kc * 4), 64);
+        float* c = (float*)NativeMemory.AlignedAlloc((nuint)(12 * 32 * panels * 4), 64);
+        for (int i = 0; i < 12 * kc * panels; i++) a[i] = 0.001f * (i % 7);
+        for (int i = 0; i < 32 * kc; i++) b[i] = 0.001f * (i % 5);
+        long calls = (long)(4e9 / (2.0 * 12 * 32 * kc));
+        for (int rep = 0; rep < 5; rep++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (long i = 0; i < calls; i += panels)
+                for (int p = 0; p < panels; p++)
+                    CpuGemm.Kernel12x32(kc, a + (long)p * 12 * kc, b, c + p * 12 * 32, 32, 1f, 1f, true);
+            double t = sw.Elapsed.TotalSeconds;
+            Console.WriteLine($"kernel 12x32 kc={kc} panels={panels}: {2.0 * 12 * 32 * kc * calls / t / 1e9:F1} GFLOP/s; peak now {Peak.Measure(1, 3):F1}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TensorLite.Backends.Cpu;
 
@@ -315,6 +316,11 @@ public static unsafe class CpuGemm
             {
                 // op(A)[i, p] = A[i·lda + p]
                 float* src = g.A + (long)(i0 + ir) * g.Lda + p0;
+                if (rows == 12 && mr == 12)
+                {
+                    PackA12Rows(src, g.Lda, kb, d);
+                    continue;
+                }
                 for (int ii = 0; ii < rows; ii++)
                 {
                     float* s = src + (long)ii * g.Lda;
@@ -332,10 +338,29 @@ public static unsafe class CpuGemm
                     float* s = src + (long)p * g.Lda;
                     float* dp = d + p * mr;
                     int ii = 0;
+                    if (rows == 12 && mr == 12)
+                    {
+                        Vector256.Store(Vector256.Load(s), dp);
+                        Vector128.Store(Vector128.Load(s + 8), dp + 8);
+                        continue;
+                    }
                     for (; ii < rows; ii++) dp[ii] = s[ii];
                     for (; ii < mr; ii++) dp[ii] = 0f;
                 }
             }
+        }
+    }
+
+    /// <summary>Transposing copy of 12 full rows (row stride lda) into a k-major 12-row micro-panel.</summary>
+    static void PackA12Rows(float* src, nint lda, int kb, float* d)
+    {
+        float* s0 = src, s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
+        float* s6 = s5 + lda, s7 = s6 + lda, s8 = s7 + lda, s9 = s8 + lda, s10 = s9 + lda, s11 = s10 + lda;
+        for (int p = 0; p < kb; p++)
+        {
+            d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p]; d[4] = s4[p]; d[5] = s5[p];
+            d[6] = s6[p]; d[7] = s7[p]; d[8] = s8[p]; d[9] = s9[p]; d[10] = s10[p]; d[11] = s11[p];
+            d += 12;
         }
     }
 
@@ -355,6 +380,10 @@ public static unsafe class CpuGemm
                 float* s = src + (long)p * g.Ldb;
                 float* dp = dst + p * nr;
                 int jj = 0;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; jj + 16 <= cols; jj += 16) Vector512.StoreAligned(Vector512.Load(s + jj), dp + jj);
+                else
+                    for (; jj + 8 <= cols; jj += 8) Vector256.StoreAligned(Vector256.Load(s + jj), dp + jj);
                 for (; jj < cols; jj++) dp[jj] = s[jj];
                 for (; jj < nr; jj++) dp[jj] = 0f;
             }
@@ -602,8 +631,13 @@ public static unsafe class CpuGemm
 
     /// <summary>12x32 register tile: 24 Vector512 accumulators, A panel k-major (12 floats per k), B panel k-major (32 floats per k).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void Kernel12x32(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
+    internal static void Kernel12x32(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
     {
+        if (readC && Sse.IsSupported)
+        {
+            // pull the C tile towards L1 while the k loop runs (it is only touched at the end)
+            for (int r = 0; r < 12; r++) { Sse.Prefetch0(c + r * ldc); Sse.Prefetch0(c + r * ldc + 16); }
+        }
         Vector512<float> c0_0 = default, c0_1 = default, c1_0 = default, c1_1 = default, c2_0 = default, c2_1 = default, c3_0 = default, c3_1 = default, c4_0 = default, c4_1 = default, c5_0 = default, c5_1 = default, c6_0 = default, c6_1 = default, c7_0 = default, c7_1 = default, c8_0 = default, c8_1 = default, c9_0 = default, c9_1 = default, c10_0 = default, c10_1 = default, c11_0 = default, c11_1 = default;
         Vector512<float> b0, b1, x;
         for (int p = 0; p < kc; p++)
@@ -660,7 +694,7 @@ public static unsafe class CpuGemm
 
     /// <summary>6x16 register tile: 12 Vector256 accumulators, A panel k-major (6 floats per k), B panel k-major (16 floats per k).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void Kernel6x16(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
+    internal static void Kernel6x16(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
     {
         Vector256<float> c0_0 = default, c0_1 = default, c1_0 = default, c1_1 = default, c2_0 = default, c2_1 = default, c3_0 = default, c3_1 = default, c4_0 = default, c4_1 = default, c5_0 = default, c5_1 = default;
         Vector256<float> b0, b1, x;
