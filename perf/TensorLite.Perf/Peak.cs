@@ -40,7 +40,7 @@ public static class Peak
     static double FlopsPerCall(long iterations) => 2.0 * 16 * Accumulators * iterations;
 
     /// <summary>Median GFLOP/s over <paramref name="reps"/> runs, each thread running the loop once.</summary>
-    public static double Measure(int threads, int reps = 7)
+    public static double Measure(int threads, int reps = 7, long iterations = Iterations)
     {
         FmaLoop(1000, 1f);
         var results = new double[reps];
@@ -53,7 +53,7 @@ public static class Peak
                 ts[t] = new Thread(() =>
                 {
                     start.SignalAndWait();
-                    FmaLoop(Iterations, 1f);
+                    FmaLoop(iterations, 1f);
                 });
                 ts[t].Start();
             }
@@ -61,7 +61,7 @@ public static class Peak
             var sw = Stopwatch.StartNew();
             foreach (var t in ts) t.Join();
             sw.Stop();
-            results[r] = threads * FlopsPerCall(Iterations) / sw.Elapsed.TotalSeconds / 1e9;
+            results[r] = threads * FlopsPerCall(iterations) / sw.Elapsed.TotalSeconds / 1e9;
         }
         Array.Sort(results);
         return results[reps / 2];

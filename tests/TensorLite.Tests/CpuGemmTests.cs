@@ -135,6 +135,8 @@ public unsafe class CpuGemmTests
     [InlineData(131, 151, 263)]
     // n beyond one NC block (4096) with few rows: exercises the N-split thread grid
     [InlineData(13, 4100, 40)]
+    // n beyond one NC block with enough rows for the row-parallel path
+    [InlineData(60, 4200, 30)]
     // a single row / single column with long k
     [InlineData(1, 700, 3000)]
     [InlineData(700, 1, 3000)]

@@ -185,8 +185,9 @@ public static unsafe class CpuGemm
         {
             try
             {
-                ChooseGrid(threads, mt, np, out int tm, out int tn);
-                Pool.RunBlocked(in g, threads, tm, tn, ws);
+                // Few row tiles: split the columns instead (each thread packs the small A itself).
+                if (mt < 2 * threads && g.M <= MC) Pool.Run(in g, threads, Pool.Mode.SplitN, ws);
+                else Pool.Run(in g, threads, Pool.Mode.SplitM, ws);
             }
             finally { Monitor.Exit(Pool.Gate); }
             return;
@@ -195,83 +196,117 @@ public static unsafe class CpuGemm
         int nbMax = RoundUp(Math.Min(NC, g.N), NR);
         float* bBuf = ws.EnsureB((long)KC * nbMax);
         float* aBuf = ws.EnsureA((long)MC * KC);
-        Blocked(in g, 0, 1, 1, bBuf, 0, aBuf, ws.Tile, null);
+        BlockedSplitM(in g, 0, 1, bBuf, 0, aBuf, ws.Tile, null, null, MC);
     }
 
-    /// <summary>Factor <paramref name="threads"/> = tm·tn to minimise the largest per-thread tile count.</summary>
-    static void ChooseGrid(int threads, int mt, int np, out int tm, out int tn)
-    {
-        tm = threads; tn = 1;
-        long best = long.MaxValue;
-        for (int cm = threads; cm >= 1; cm--)
-        {
-            if (threads % cm != 0) continue;
-            int cn = threads / cm;
-            long cost = (long)((mt + cm - 1) / cm) * ((np + cn - 1) / cn);
-            if (cost < best) { best = cost; tm = cm; tn = cn; }
-        }
-    }
+    /// <summary>Next work item: from a shared ticket counter, or sequentially when running alone.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int NextItem(int[]? tickets, int slot, ref int local) =>
+        tickets is null ? local++ : Interlocked.Increment(ref tickets[slot]) - 1;
+
+    /// <summary>Ticket slots are 16 ints apart (one cache line) to avoid false sharing.</summary>
+    const int TicketStride = 16;
 
     /// <summary>
-    /// The blocked algorithm as run by thread <paramref name="tid"/> of a tm×tn grid. Thread (ti, tj)
-    /// owns the ti-th share of MR-row tiles and the tj-th share of NR-column panels of every NC block.
-    /// With tm &gt; 1 the B block is packed cooperatively into a double buffer
-    /// (<paramref name="bHalf"/> floats apart) and one barrier per block separates packing from use;
-    /// double buffering makes a second barrier unnecessary (a thread can only repack a buffer after
-    /// every thread has passed the barrier of the block that followed its previous use).
-    /// Micro-panel q always sits at q·KC·NR whatever the current depth kb, so threads that own
-    /// disjoint panels (tm = 1) never touch each other's memory even when one runs a block ahead.
+    /// Row-parallel blocked algorithm, run by each of <paramref name="threads"/> threads. For every
+    /// (NC, KC) block the threads pack B's micro-panels cooperatively (panels handed out by ticket)
+    /// into a shared double buffer (<paramref name="bHalf"/> floats apart), meet at one barrier, then
+    /// take MC-row chunks by ticket, each packing its chunk of A privately and sweeping all panels.
+    /// Dynamic hand-out keeps both cores busy when one of them is slowed down by other load.
+    /// Double buffering makes a second barrier unnecessary: a thread can only repack a buffer after
+    /// every thread has passed the barrier of the block that followed that buffer's previous use.
+    /// Micro-panel q sits at q·KC·NR whatever the current depth kb.
     /// </summary>
-    static void Blocked(in Args g, int tid, int tm, int tn, float* bBuf, long bHalf, float* aBuf, float* tile, SpinBarrier? barrier)
+    static void BlockedSplitM(in Args g, int tid, int threads, float* bBuf, long bHalf, float* aBuf, float* tile,
+        SpinBarrier? barrier, int[]? tickets, int chunkRows)
     {
-        int mr = MR, nr = NR, kcMax = KC, mcMax = MC, ncMax = NC;
-        int ti = tid / tn, tj = tid % tn;
-        int mt = (g.M + mr - 1) / mr;
-        int r0 = (int)((long)mt * ti / tm) * mr;
-        int r1 = Math.Min(g.M, (int)((long)mt * (ti + 1) / tm) * mr);
-        int parity = 0;
+        int mr = MR, nr = NR, kcMax = KC, ncMax = NC;
+        int nChunks = (g.M + chunkRows - 1) / chunkRows;
+        int blk = 0;
         for (int jc = 0; jc < g.N; jc += ncMax)
         {
             int nb = Math.Min(ncMax, g.N - jc);
             int np = (nb + nr - 1) / nr;
-            int q0 = (int)((long)np * tj / tn), q1 = (int)((long)np * (tj + 1) / tn);
-            int s0 = q0 + (int)((long)(q1 - q0) * ti / tm), s1 = q0 + (int)((long)(q1 - q0) * (ti + 1) / tm);
-            for (int pc = 0; pc < g.K; pc += kcMax)
+            for (int pc = 0; pc < g.K; pc += kcMax, blk++)
             {
                 int kb = Math.Min(kcMax, g.K - pc);
-                float* bp = bBuf + parity * bHalf;
-                if (barrier != null) parity ^= 1;
-                for (int q = s0; q < s1; q++)
+                float* bp = bBuf + (blk & 1) * bHalf;
+                int slot = 2 * blk * TicketStride, local = 0;
+                for (int q; (q = NextItem(tickets, slot, ref local)) < np;)
                     PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bp + (long)q * kcMax * nr);
                 barrier?.Wait();
 
                 float beta = pc == 0 ? g.Beta : 1f;
                 bool readC = pc != 0 || g.Beta != 0f;
-                for (int ic = r0; ic < r1; ic += mcMax)
+                local = 0;
+                for (int ch; (ch = NextItem(tickets, slot + TicketStride, ref local)) < nChunks;)
                 {
-                    int mb = Math.Min(mcMax, r1 - ic);
+                    int ic = ch * chunkRows;
+                    int mb = Math.Min(chunkRows, g.M - ic);
                     PackA(in g, ic, mb, pc, kb, aBuf);
-                    for (int q = q0; q < q1; q++)
-                    {
-                        int j = jc + q * nr;
-                        int nCols = Math.Min(nr, nb - q * nr);
-                        float* bPanel = bp + (long)q * kcMax * nr;
-                        for (int ir = 0; ir < mb; ir += mr)
-                        {
-                            int mRows = Math.Min(mr, mb - ir);
-                            float* aPanel = aBuf + (long)ir * kb;
-                            float* cp = g.C + (long)(ic + ir) * g.Ldc + j;
-                            if (mRows == mr && nCols == nr)
-                            {
-                                Kernel(kb, aPanel, bPanel, cp, g.Ldc, g.Alpha, beta, readC);
-                            }
-                            else
-                            {
-                                Kernel(kb, aPanel, bPanel, tile, nr, 1f, 0f, false);
-                                MergeTile(tile, nr, cp, g.Ldc, mRows, nCols, g.Alpha, beta, readC);
-                            }
-                        }
-                    }
+                    MacroKernel(in g, aBuf, mb, ic, bp, 0, np, jc, nb, kb, beta, readC, tile);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Column-parallel variant for short, wide problems (m ≤ MC): threads take groups of B micro-panels
+    /// by ticket and run the whole k loop for their group (so no two threads ever update the same C
+    /// columns), repacking the small op(A) per KC slice and packing the group's B panels privately.
+    /// No barrier is needed.
+    /// </summary>
+    static void BlockedSplitN(in Args g, float* bBuf, float* aBuf, float* tile, int[]? tickets, int groupPanels)
+    {
+        int nr = NR, kcMax = KC;
+        int npAll = (g.N + nr - 1) / nr;
+        int nGroups = (npAll + groupPanels - 1) / groupPanels;
+        int local = 0;
+        for (int grp; (grp = NextItem(tickets, 0, ref local)) < nGroups;)
+        {
+            int jc = grp * groupPanels * nr;
+            int nb = Math.Min(groupPanels * nr, g.N - jc);
+            int np = (nb + nr - 1) / nr;
+            for (int pc = 0; pc < g.K; pc += kcMax)
+            {
+                int kb = Math.Min(kcMax, g.K - pc);
+                float beta = pc == 0 ? g.Beta : 1f;
+                bool readC = pc != 0 || g.Beta != 0f;
+                PackA(in g, 0, g.M, pc, kb, aBuf);
+                for (int q = 0; q < np; q++)
+                    PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bBuf + (long)q * kcMax * nr);
+                MacroKernel(in g, aBuf, g.M, 0, bBuf, 0, np, jc, nb, kb, beta, readC, tile);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sweeps packed A (mb rows starting at row ic) against packed B panels [q0, q1) of the block
+    /// starting at column jc (nb columns wide): B micro-panel outer (it stays in L1), A micro-panels
+    /// inner (streamed from L2).
+    /// </summary>
+    static void MacroKernel(in Args g, float* aBuf, int mb, int ic, float* bp, int q0, int q1, int jc, int nb,
+        int kb, float beta, bool readC, float* tile)
+    {
+        int mr = MR, nr = NR, kcMax = KC;
+        for (int q = q0; q < q1; q++)
+        {
+            int j = jc + q * nr;
+            int nCols = Math.Min(nr, nb - q * nr);
+            float* bPanel = bp + (long)q * kcMax * nr;
+            for (int ir = 0; ir < mb; ir += mr)
+            {
+                int mRows = Math.Min(mr, mb - ir);
+                float* aPanel = aBuf + (long)ir * kb;
+                float* cp = g.C + (long)(ic + ir) * g.Ldc + j;
+                if (mRows == mr && nCols == nr)
+                {
+                    Kernel(kb, aPanel, bPanel, cp, g.Ldc, g.Alpha, beta, readC);
+                }
+                else
+                {
+                    Kernel(kb, aPanel, bPanel, tile, nr, 1f, 0f, false);
+                    MergeTile(tile, nr, cp, g.Ldc, mRows, nCols, g.Alpha, beta, readC);
                 }
             }
         }
@@ -524,12 +559,14 @@ public static unsafe class CpuGemm
         static Exception? s_error;
 
         // Current job (written by the caller under Gate before the workers are released).
-        static int s_kind; // 0 = one blocked GEMM, 1 = batched
+        public enum Mode { SplitM, SplitN, Batched }
+        static Mode s_mode;
         static Args s_args;
-        static int s_tm, s_tn;
         static float* s_bBuf;
         static long s_bHalf;
-        static int s_batch, s_nextBatch;
+        static int s_chunk;
+        static int[] s_tickets = new int[64 * TicketStride];
+        static int s_batch;
         static long s_strideA, s_strideB, s_strideC;
 
         sealed class Worker
@@ -567,15 +604,29 @@ public static unsafe class CpuGemm
             s_workers = w;
         }
 
-        public static void RunBlocked(in Args g, int threads, int tm, int tn, Workspace callerWs)
+        public static void Run(in Args g, int threads, Mode mode, Workspace callerWs)
         {
-            int nbMax = RoundUp(Math.Min(NC, g.N), NR);
-            long half = (long)KC * nbMax;
-            s_bBuf = callerWs.EnsureB(tm > 1 ? 2 * half : half);
-            s_bHalf = half;
             s_args = g;
-            s_tm = tm; s_tn = tn;
-            s_kind = 0;
+            s_mode = mode;
+            int blocks;
+            if (mode == Mode.SplitM)
+            {
+                int nbMax = RoundUp(Math.Min(NC, g.N), NR);
+                long half = (long)KC * nbMax;
+                s_bBuf = callerWs.EnsureB(2 * half);
+                s_bHalf = half;
+                // about four chunks per thread for balance, at most MC rows, whole tiles
+                s_chunk = Math.Clamp(RoundUp((g.M + 4 * threads - 1) / (4 * threads), MR), MR, MC);
+                blocks = 2 * ((g.N + NC - 1) / NC) * ((g.K + KC - 1) / KC);
+            }
+            else
+            {
+                int np = (g.N + NR - 1) / NR;
+                s_chunk = Math.Clamp((np + 4 * threads - 1) / (4 * threads), 1, 8); // panels per group
+                blocks = 1;
+            }
+            if (s_tickets.Length < blocks * TicketStride) s_tickets = new int[blocks * TicketStride];
+            else Array.Clear(s_tickets, 0, blocks * TicketStride);
             s_barrier.Participants = threads;
             Launch(threads, callerWs);
         }
@@ -583,9 +634,10 @@ public static unsafe class CpuGemm
         public static void RunBatched(in Args g, int batch, long strideA, long strideB, long strideC, int threads)
         {
             s_args = g;
-            s_batch = batch; s_nextBatch = 0;
+            s_batch = batch;
+            s_tickets[0] = 0;
             s_strideA = strideA; s_strideB = strideB; s_strideC = strideC;
-            s_kind = 1;
+            s_mode = Mode.Batched;
             Launch(threads, Workspace.Current);
         }
 
@@ -605,22 +657,26 @@ public static unsafe class CpuGemm
 
         static void Execute(int tid, Workspace ws)
         {
-            if (s_kind == 0)
+            switch (s_mode)
             {
-                float* aBuf = ws.EnsureA((long)MC * KC);
-                Blocked(in s_args, tid, s_tm, s_tn, s_bBuf, s_bHalf, aBuf, ws.Tile, s_tm > 1 ? s_barrier : null);
-            }
-            else
-            {
-                int i;
-                while ((i = Interlocked.Increment(ref s_nextBatch) - 1) < s_batch)
-                {
-                    var gi = s_args;
-                    gi.A += i * s_strideA;
-                    gi.B += i * s_strideB;
-                    gi.C += i * s_strideC;
-                    Run(in gi, ws, allowParallel: false);
-                }
+                case Mode.SplitM:
+                    BlockedSplitM(in s_args, tid, s_barrier.Participants, s_bBuf, s_bHalf,
+                        ws.EnsureA((long)MC * KC), ws.Tile, s_barrier, s_tickets, s_chunk);
+                    break;
+                case Mode.SplitN:
+                    BlockedSplitN(in s_args, ws.EnsureB((long)KC * NR * s_chunk),
+                        ws.EnsureA((long)RoundUp(s_args.M, MR) * KC), ws.Tile, s_tickets, s_chunk);
+                    break;
+                default:
+                    for (int i; (i = Interlocked.Increment(ref s_tickets[0]) - 1) < s_batch;)
+                    {
+                        var gi = s_args;
+                        gi.A += i * s_strideA;
+                        gi.B += i * s_strideB;
+                        gi.C += i * s_strideC;
+                        CpuGemm.Run(in gi, ws, allowParallel: false);
+                    }
+                    break;
             }
         }
     }
