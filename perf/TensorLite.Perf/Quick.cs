@@ -30,6 +30,12 @@ public static unsafe class Quick
             }
             Array.Sort(ratios);
             Array.Sort(times);
+            if (CpuGemm.Prof)
+            {
+                double tot = CpuGemm.ProfT.Sum();
+                Console.WriteLine($"  packB {CpuGemm.ProfT[0] / tot:P1} barrier {CpuGemm.ProfT[1] / tot:P1} packA {CpuGemm.ProfT[2] / tot:P1} macro {CpuGemm.ProfT[3] / tot:P1}");
+                Array.Clear(CpuGemm.ProfT);
+            }
             double med = times[reps / 2];
             Console.WriteLine($"{s,-28} median {med * 1e3,9:F3} ms  {s.Flops / med / 1e9,7:F1} GFLOP/s   (best {s.Flops / times[0] / 1e9,6:F1}, worst {s.Flops / times[^1] / 1e9,6:F1})  {ratios[reps / 2] * 100,5:F1}% of interleaved peak");
         }

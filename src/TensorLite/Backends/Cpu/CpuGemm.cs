@@ -46,6 +46,9 @@ public static unsafe class CpuGemm
     /// <summary>Problems with m·n·k below this run on the calling thread only.</summary>
     internal static readonly long ParallelThreshold = EnvInt("TL_GEMM_PAR", 1 << 21);
 
+    internal static readonly int PrefetchRows = EnvInt("TL_GEMM_PF", 8);
+    internal static readonly bool Prof = Environment.GetEnvironmentVariable("TL_PROF") == "1";
+    internal static readonly long[] ProfT = new long[4];
     static int s_maxThreads = Environment.ProcessorCount;
 
     /// <summary>
@@ -217,6 +220,7 @@ public static unsafe class CpuGemm
     /// every thread has passed the barrier of the block that followed that buffer's previous use.
     /// Micro-panel q sits at q·KC·NR whatever the current depth kb.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void BlockedSplitM(in Args g, int tid, int threads, float* bBuf, long bHalf, float* aBuf, float* tile,
         SpinBarrier? barrier, int[]? tickets, int chunkRows)
     {
@@ -232,9 +236,12 @@ public static unsafe class CpuGemm
                 int kb = Math.Min(kcMax, g.K - pc);
                 float* bp = bBuf + (blk & 1) * bHalf;
                 int slot = 2 * blk * TicketStride, local = 0;
+                long t0 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 for (int q; (q = NextItem(tickets, slot, ref local)) < np;)
                     PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bp + (long)q * kcMax * nr);
+                long t1 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 barrier?.Wait();
+                if (Prof) { long t2 = System.Diagnostics.Stopwatch.GetTimestamp(); Interlocked.Add(ref ProfT[0], t1 - t0); Interlocked.Add(ref ProfT[1], t2 - t1); }
 
                 float beta = pc == 0 ? g.Beta : 1f;
                 bool readC = pc != 0 || g.Beta != 0f;
@@ -243,8 +250,11 @@ public static unsafe class CpuGemm
                 {
                     int ic = ch * chunkRows;
                     int mb = Math.Min(chunkRows, g.M - ic);
+                    long t3 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                     PackA(in g, ic, mb, pc, kb, aBuf);
+                    long t4 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                     MacroKernel(in g, aBuf, mb, ic, bp, 0, np, jc, nb, kb, beta, readC, tile);
+                    if (Prof) { long t5 = System.Diagnostics.Stopwatch.GetTimestamp(); Interlocked.Add(ref ProfT[2], t4 - t3); Interlocked.Add(ref ProfT[3], t5 - t4); }
                 }
             }
         }
@@ -256,6 +266,7 @@ public static unsafe class CpuGemm
     /// columns), repacking the small op(A) per KC slice and packing the group's B panels privately.
     /// No barrier is needed.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void BlockedSplitN(in Args g, float* bBuf, float* aBuf, float* tile, int[]? tickets, int groupPanels)
     {
         int nr = NR, kcMax = KC;
@@ -285,6 +296,7 @@ public static unsafe class CpuGemm
     /// starting at column jc (nb columns wide): B micro-panel outer (it stays in L1), A micro-panels
     /// inner (streamed from L2).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MacroKernel(in Args g, float* aBuf, int mb, int ic, float* bp, int q0, int q1, int jc, int nb,
         int kb, float beta, bool readC, float* tile)
     {
@@ -319,6 +331,7 @@ public static unsafe class CpuGemm
         else Kernel6x16(kc, a, b, c, ldc, alpha, beta, readC);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MergeTile(float* tile, int ldt, float* c, nint ldc, int rows, int cols, float alpha, float beta, bool readC)
     {
         for (int i = 0; i < rows; i++)
@@ -340,55 +353,153 @@ public static unsafe class CpuGemm
     /// Packs rows [i0, i0+mb) × cols [p0, p0+kb) of op(A) into MR-row micro-panels: panel r holds
     /// element (i0 + r·MR + ii, p0 + p) at offset r·MR·kb + p·MR + ii; rows past mb are zero.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackA(in Args g, int i0, int mb, int p0, int kb, float* dst)
     {
         int mr = MR;
+        if (g.TransA)
+        {
+            // op(A)[i, p] = A[p·lda + i]: row p of the stored A holds a contiguous run of op(A)'s
+            // column p. Walk the stored rows once, dealing MR-long pieces to the micro-panels.
+            int full = mb / mr, rest = mb - full * mr;
+            float* src = g.A + (long)p0 * g.Lda + i0;
+            for (int p = 0; p < kb; p++)
+            {
+                float* s = src + (long)p * g.Lda;
+                if (Sse.IsSupported && p + PrefetchRows < kb)
+                    for (int off = 0; off < mb; off += 16) Sse.Prefetch0(s + PrefetchRows * (nint)g.Lda + off);
+                float* dp = dst + p * mr;
+                int ip = 0;
+                if (mr == 12)
+                {
+                    for (; ip < full; ip++, s += 12, dp += 12 * kb)
+                    {
+                        Vector256.Store(Vector256.Load(s), dp);
+                        Vector128.Store(Vector128.Load(s + 8), dp + 8);
+                    }
+                }
+                else
+                {
+                    for (; ip < full; ip++, s += mr, dp += mr * kb)
+                        for (int ii = 0; ii < mr; ii++) dp[ii] = s[ii];
+                }
+                if (rest > 0)
+                {
+                    int ii = 0;
+                    for (; ii < rest; ii++) dp[ii] = s[ii];
+                    for (; ii < mr; ii++) dp[ii] = 0f;
+                }
+            }
+            return;
+        }
         for (int ir = 0; ir < mb; ir += mr)
         {
             int rows = Math.Min(mr, mb - ir);
             float* d = dst + (long)ir * kb;
-            if (!g.TransA)
+            // op(A)[i, p] = A[i·lda + p]
+            float* src = g.A + (long)(i0 + ir) * g.Lda + p0;
+            if (rows == 12 && mr == 12)
             {
-                // op(A)[i, p] = A[i·lda + p]
-                float* src = g.A + (long)(i0 + ir) * g.Lda + p0;
-                if (rows == 12 && mr == 12)
-                {
-                    PackA12Rows(src, g.Lda, kb, d);
-                    continue;
-                }
-                for (int ii = 0; ii < rows; ii++)
-                {
-                    float* s = src + (long)ii * g.Lda;
-                    for (int p = 0; p < kb; p++) d[p * mr + ii] = s[p];
-                }
-                for (int ii = rows; ii < mr; ii++)
-                    for (int p = 0; p < kb; p++) d[p * mr + ii] = 0f;
+                PackA12Rows(src, g.Lda, kb, d, ir + 2 * mr <= mb);
+                continue;
             }
-            else
+            for (int ii = 0; ii < rows; ii++)
             {
-                // op(A)[i, p] = A[p·lda + i]: each k step is a contiguous run of rows.
-                float* src = g.A + (long)p0 * g.Lda + i0 + ir;
-                for (int p = 0; p < kb; p++)
-                {
-                    float* s = src + (long)p * g.Lda;
-                    float* dp = d + p * mr;
-                    int ii = 0;
-                    if (rows == 12 && mr == 12)
-                    {
-                        Vector256.Store(Vector256.Load(s), dp);
-                        Vector128.Store(Vector128.Load(s + 8), dp + 8);
-                        continue;
-                    }
-                    for (; ii < rows; ii++) dp[ii] = s[ii];
-                    for (; ii < mr; ii++) dp[ii] = 0f;
-                }
+                float* s = src + (long)ii * g.Lda;
+                for (int p = 0; p < kb; p++) d[p * mr + ii] = s[p];
             }
+            for (int ii = rows; ii < mr; ii++)
+                for (int p = 0; p < kb; p++) d[p * mr + ii] = 0f;
+        }
+    }
+
+    /// <summary>
+    /// Transposes a rows×16 block (rows ≤ 16, row stride ld; missing rows read as zero) into 16
+    /// columns: column c (16 values, one per source row) goes to dst + c·dstStride, of which the first
+    /// <paramref name="store"/> (16, or 12 for A micro-panels) are written. Four shuffle stages,
+    /// every source cache line read once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose16x16(float* src, nint ld, int rows, float* dst, int dstStride, int store)
+    {
+        var z = Vector512<float>.Zero;
+        var r0 = Vector512.Load(src); var r1 = Vector512.Load(src + ld);
+        var r2 = Vector512.Load(src + 2 * ld); var r3 = Vector512.Load(src + 3 * ld);
+        var r4 = Vector512.Load(src + 4 * ld); var r5 = Vector512.Load(src + 5 * ld);
+        var r6 = Vector512.Load(src + 6 * ld); var r7 = Vector512.Load(src + 7 * ld);
+        var r8 = Vector512.Load(src + 8 * ld); var r9 = Vector512.Load(src + 9 * ld);
+        var r10 = Vector512.Load(src + 10 * ld); var r11 = Vector512.Load(src + 11 * ld);
+        var r12 = rows > 12 ? Vector512.Load(src + 12 * ld) : z; var r13 = rows > 13 ? Vector512.Load(src + 13 * ld) : z;
+        var r14 = rows > 14 ? Vector512.Load(src + 14 * ld) : z; var r15 = rows > 15 ? Vector512.Load(src + 15 * ld) : z;
+
+        // stage 1: interleave row pairs within 128-bit lanes
+        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+        var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
+        var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
+        var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
+        var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
+        // stage 2: u(4q+c) = column c (+4, +8, +12 in lanes 1..3) of rows 4q..4q+3
+        var u0 = Avx512F.Shuffle(t0, t2, 0x44); var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx512F.Shuffle(t1, t3, 0x44); var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx512F.Shuffle(t4, t6, 0x44); var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx512F.Shuffle(t5, t7, 0x44); var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
+        var u8 = Avx512F.Shuffle(t8, t10, 0x44); var u9 = Avx512F.Shuffle(t8, t10, 0xEE);
+        var u10 = Avx512F.Shuffle(t9, t11, 0x44); var u11 = Avx512F.Shuffle(t9, t11, 0xEE);
+        var u12 = Avx512F.Shuffle(t12, t14, 0x44); var u13 = Avx512F.Shuffle(t12, t14, 0xEE);
+        var u14 = Avx512F.Shuffle(t13, t15, 0x44); var u15 = Avx512F.Shuffle(t13, t15, 0xEE);
+        // stages 3 and 4: gather the 128-bit lanes
+        TransposeLanes(u0, u4, u8, u12, dst, 0, dstStride, store);
+        TransposeLanes(u1, u5, u9, u13, dst, 1, dstStride, store);
+        TransposeLanes(u2, u6, u10, u14, dst, 2, dstStride, store);
+        TransposeLanes(u3, u7, u11, u15, dst, 3, dstStride, store);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void TransposeLanes(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d,
+        float* dst, int col, int dstStride, int store)
+    {
+        var va = Avx512F.Shuffle4x128(a, b, 0x88); var vb = Avx512F.Shuffle4x128(c, d, 0x88);
+        var vc = Avx512F.Shuffle4x128(a, b, 0xDD); var vd = Avx512F.Shuffle4x128(c, d, 0xDD);
+        StoreColumn(Avx512F.Shuffle4x128(va, vb, 0x88), dst + col * dstStride, store);
+        StoreColumn(Avx512F.Shuffle4x128(va, vb, 0xDD), dst + (col + 8) * dstStride, store);
+        StoreColumn(Avx512F.Shuffle4x128(vc, vd, 0x88), dst + (col + 4) * dstStride, store);
+        StoreColumn(Avx512F.Shuffle4x128(vc, vd, 0xDD), dst + (col + 12) * dstStride, store);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreColumn(Vector512<float> v, float* dst, int store)
+    {
+        if (store == 16)
+        {
+            Vector512.Store(v, dst);
+        }
+        else
+        {
+            Vector256.Store(v.GetLower(), dst);
+            Vector128.Store(v.GetUpper().GetLower(), dst + 8);
         }
     }
 
     /// <summary>Transposing copy of 12 full rows (row stride lda) into a k-major 12-row micro-panel.</summary>
-    static void PackA12Rows(float* src, nint lda, int kb, float* d)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PackA12Rows(float* src, nint lda, int kb, float* d, bool prefetchNext)
     {
+        if (Avx512F.IsSupported)
+        {
+            int p = 0;
+            for (; p + 16 <= kb; p += 16)
+            {
+                if (Sse.IsSupported && prefetchNext)
+                    for (int r = 12; r < 24; r++) Sse.Prefetch1(src + r * lda + p);
+                Transpose16x16(src + p, lda, 12, d + p * 12, 12, 12);
+            }
+            src += p;
+            d += p * 12;
+            kb -= p;
+        }
         float* s0 = src, s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
         float* s6 = s5 + lda, s7 = s6 + lda, s8 = s7 + lda, s9 = s8 + lda, s10 = s9 + lda, s11 = s10 + lda;
         for (int p = 0; p < kb; p++)
@@ -403,6 +514,7 @@ public static unsafe class CpuGemm
     /// Packs cols [j0, j0+cols) × rows [p0, p0+kb) of op(B) into one NR-wide micro-panel: element
     /// (p0 + p, j0 + jj) at offset p·NR + jj; columns past cols are zero.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackB(in Args g, int p0, int kb, int j0, int cols, float* dst)
     {
         int nr = NR;
@@ -415,6 +527,13 @@ public static unsafe class CpuGemm
                 float* s = src + (long)p * g.Ldb;
                 float* dp = dst + p * nr;
                 int jj = 0;
+                if (Sse.IsSupported && p + PrefetchRows < kb)
+                {
+                    // rows are ldb apart (often a multiple of 4 KiB): the hardware prefetcher does not
+                    // follow, so fetch a few rows ahead explicitly
+                    Sse.Prefetch0(s + PrefetchRows * (nint)g.Ldb);
+                    Sse.Prefetch0(s + PrefetchRows * (nint)g.Ldb + cols - 1);
+                }
                 if (Vector512.IsHardwareAccelerated)
                     for (; jj + 16 <= cols; jj += 16) Vector512.StoreAligned(Vector512.Load(s + jj), dp + jj);
                 else
@@ -427,6 +546,18 @@ public static unsafe class CpuGemm
         {
             // op(B)[p, j] = B[j·ldb + p]
             float* src = g.B + (long)j0 * g.Ldb + p0;
+            if (Avx512F.IsSupported && nr == 32 && cols == 32)
+            {
+                int p = 0;
+                for (; p + 16 <= kb; p += 16)
+                {
+                    Transpose16x16(src + p, g.Ldb, 16, dst + p * 32, 32, 16);
+                    Transpose16x16(src + 16 * (nint)g.Ldb + p, g.Ldb, 16, dst + p * 32 + 16, 32, 16);
+                }
+                for (; p < kb; p++)
+                    for (int jj = 0; jj < 32; jj++) dst[p * 32 + jj] = src[jj * (nint)g.Ldb + p];
+                return;
+            }
             for (int jj = 0; jj < cols; jj++)
             {
                 float* s = src + (long)jj * g.Ldb;
@@ -441,6 +572,7 @@ public static unsafe class CpuGemm
     // Degenerate and small problems
     // ---------------------------------------------------------------------------------------------
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void ScaleC(in Args g)
     {
         for (int i = 0; i < g.M; i++)
@@ -452,6 +584,7 @@ public static unsafe class CpuGemm
     }
 
     /// <summary>Unblocked row-by-row path for tiny problems (no packing, no threads).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void SmallGemm(in Args g)
     {
         ScaleC(in g);
