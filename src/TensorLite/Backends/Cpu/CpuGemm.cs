@@ -40,6 +40,8 @@ public static unsafe class CpuGemm
     internal static readonly int KC = EnvInt("TL_GEMM_KC", 256);
     internal static readonly int MC = RoundUp(EnvInt("TL_GEMM_MC", 264), MR);
     internal static readonly int NC = RoundUp(EnvInt("TL_GEMM_NC", 4096), NR);
+    internal static readonly int BBlockFloats = EnvInt("TL_GEMM_BBLOCK", 2 << 20);
+    internal static readonly int ChunksPerThread = EnvInt("TL_GEMM_CHUNKS", 8);
 
     /// <summary>Problems with m·n·k below this take the simple unblocked path.</summary>
     internal const long SmallThreshold = 32 * 1024;
@@ -196,10 +198,17 @@ public static unsafe class CpuGemm
             return;
         }
         // Single thread (or the pool is busy with another caller's GEMM).
-        int nbMax = RoundUp(Math.Min(NC, g.N), NR);
-        float* bBuf = ws.EnsureB((long)KC * nbMax);
+        float* bBuf = ws.EnsureB(BBufferFloats(in g, out long half));
         float* aBuf = ws.EnsureA((long)MC * KC);
-        BlockedSplitM(in g, 0, 1, bBuf, 0, aBuf, ws.Tile, null, null, MC);
+        BlockedSplitM(in g, bBuf, half, aBuf, ws.Tile, null, null, ChunkRowsFor(g.M, 1));
+    }
+
+    /// <summary>Floats for the packed-B buffer of the row-parallel path (two halves if several NC blocks).</summary>
+    static long BBufferFloats(in Args g, out long half)
+    {
+        int nc = NcFor(g.K);
+        half = (long)g.K * RoundUp(Math.Min(nc, g.N), NR);
+        return g.N > nc ? 2 * half : half;
     }
 
     /// <summary>Next work item: from a shared ticket counter, or sequentially when running alone.</summary>
@@ -210,50 +219,64 @@ public static unsafe class CpuGemm
     /// <summary>Ticket slots are 16 ints apart (one cache line) to avoid false sharing.</summary>
     const int TicketStride = 16;
 
+    /// <summary>Width of the NC block for a given k: the packed k×NC B block stays near 8 MiB (L3).</summary>
+    static int NcFor(int k) => Math.Clamp(BBlockFloats / Math.Max(k, 1) / NR * NR, NR, NC);
+
+    /// <summary>Row-chunk height for the row-parallel path: ~8 chunks per thread, whole tiles, ≤ MC.</summary>
+    static int ChunkRowsFor(int m, int threads) =>
+        Math.Clamp(RoundUp((m + ChunksPerThread * threads - 1) / (ChunksPerThread * threads), MR), MR, MC);
+
     /// <summary>
     /// Row-parallel blocked algorithm, run by each of <paramref name="threads"/> threads. For every
-    /// (NC, KC) block the threads pack B's micro-panels cooperatively (panels handed out by ticket)
-    /// into a shared double buffer (<paramref name="bHalf"/> floats apart), meet at one barrier, then
-    /// take MC-row chunks by ticket, each packing its chunk of A privately and sweeping all panels.
-    /// Dynamic hand-out keeps both cores busy when one of them is slowed down by other load.
-    /// Double buffering makes a second barrier unnecessary: a thread can only repack a buffer after
-    /// every thread has passed the barrier of the block that followed that buffer's previous use.
-    /// Micro-panel q sits at q·KC·NR whatever the current depth kb.
+    /// NC-wide column block the threads first pack op(B) for the whole k range cooperatively (KC×NR
+    /// micro-panels handed out by ticket) into a shared buffer, meet at one barrier, then take
+    /// row chunks by ticket; for each chunk a thread runs the KC loop, packing its slice of op(A)
+    /// privately and sweeping all micro-panels. Dynamic hand-out keeps both cores busy when one is
+    /// slowed down by other load, and there is one barrier per NC block, not per KC slice.
+    /// With several NC blocks the B buffer is double-buffered (<paramref name="bHalf"/> floats
+    /// apart), so no second barrier is needed: a thread can only repack a buffer after every thread
+    /// has passed the barrier of the block that followed that buffer's previous use.
+    /// Layout: slice pc starts at pc·ncPad, micro-panel q of that slice at + q·kb·NR.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void BlockedSplitM(in Args g, int tid, int threads, float* bBuf, long bHalf, float* aBuf, float* tile,
+    static void BlockedSplitM(in Args g, float* bBuf, long bHalf, float* aBuf, float* tile,
         SpinBarrier? barrier, int[]? tickets, int chunkRows)
     {
-        int mr = MR, nr = NR, kcMax = KC, ncMax = NC;
+        int nr = NR, kcMax = KC, ncMax = NcFor(g.K);
+        int ncPad = RoundUp(Math.Min(ncMax, g.N), nr);
         int nChunks = (g.M + chunkRows - 1) / chunkRows;
+        int nSlices = (g.K + kcMax - 1) / kcMax;
         int blk = 0;
-        for (int jc = 0; jc < g.N; jc += ncMax)
+        for (int jc = 0; jc < g.N; jc += ncMax, blk++)
         {
             int nb = Math.Min(ncMax, g.N - jc);
             int np = (nb + nr - 1) / nr;
-            for (int pc = 0; pc < g.K; pc += kcMax, blk++)
+            float* bp = bBuf + (blk & 1) * bHalf;
+            int slot = 2 * blk * TicketStride, local = 0;
+            long t0 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+            for (int item; (item = NextItem(tickets, slot, ref local)) < nSlices * np;)
             {
-                int kb = Math.Min(kcMax, g.K - pc);
-                float* bp = bBuf + (blk & 1) * bHalf;
-                int slot = 2 * blk * TicketStride, local = 0;
-                long t0 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-                for (int q; (q = NextItem(tickets, slot, ref local)) < np;)
-                    PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bp + (long)q * kcMax * nr);
-                long t1 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-                barrier?.Wait();
-                if (Prof) { long t2 = System.Diagnostics.Stopwatch.GetTimestamp(); Interlocked.Add(ref ProfT[0], t1 - t0); Interlocked.Add(ref ProfT[1], t2 - t1); }
+                int sl = item / np, q = item - sl * np;
+                int pc = sl * kcMax, kb = Math.Min(kcMax, g.K - pc);
+                PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bp + (long)pc * ncPad + (long)q * kb * nr);
+            }
+            long t1 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+            barrier?.Wait();
+            if (Prof) { long t2 = System.Diagnostics.Stopwatch.GetTimestamp(); Interlocked.Add(ref ProfT[0], t1 - t0); Interlocked.Add(ref ProfT[1], t2 - t1); }
 
-                float beta = pc == 0 ? g.Beta : 1f;
-                bool readC = pc != 0 || g.Beta != 0f;
-                local = 0;
-                for (int ch; (ch = NextItem(tickets, slot + TicketStride, ref local)) < nChunks;)
+            local = 0;
+            for (int ch; (ch = NextItem(tickets, slot + TicketStride, ref local)) < nChunks;)
+            {
+                int ic = ch * chunkRows;
+                int mb = Math.Min(chunkRows, g.M - ic);
+                for (int pc = 0; pc < g.K; pc += kcMax)
                 {
-                    int ic = ch * chunkRows;
-                    int mb = Math.Min(chunkRows, g.M - ic);
+                    int kb = Math.Min(kcMax, g.K - pc);
+                    float beta = pc == 0 ? g.Beta : 1f;
+                    bool readC = pc != 0 || g.Beta != 0f;
                     long t3 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                     PackA(in g, ic, mb, pc, kb, aBuf);
                     long t4 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-                    MacroKernel(in g, aBuf, mb, ic, bp, 0, np, jc, nb, kb, beta, readC, tile);
+                    MacroKernel(in g, aBuf, mb, ic, bp + (long)pc * ncPad, 0, np, jc, nb, kb, beta, readC, tile);
                     if (Prof) { long t5 = System.Diagnostics.Stopwatch.GetTimestamp(); Interlocked.Add(ref ProfT[2], t4 - t3); Interlocked.Add(ref ProfT[3], t5 - t4); }
                 }
             }
@@ -285,7 +308,7 @@ public static unsafe class CpuGemm
                 bool readC = pc != 0 || g.Beta != 0f;
                 PackA(in g, 0, g.M, pc, kb, aBuf);
                 for (int q = 0; q < np; q++)
-                    PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bBuf + (long)q * kcMax * nr);
+                    PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bBuf + (long)q * kb * nr);
                 MacroKernel(in g, aBuf, g.M, 0, bBuf, 0, np, jc, nb, kb, beta, readC, tile);
             }
         }
@@ -305,7 +328,7 @@ public static unsafe class CpuGemm
         {
             int j = jc + q * nr;
             int nCols = Math.Min(nr, nb - q * nr);
-            float* bPanel = bp + (long)q * kcMax * nr;
+            float* bPanel = bp + (long)q * kb * nr;
             for (int ir = 0; ir < mb; ir += mr)
             {
                 int mRows = Math.Min(mr, mb - ir);
@@ -744,13 +767,10 @@ public static unsafe class CpuGemm
             int blocks;
             if (mode == Mode.SplitM)
             {
-                int nbMax = RoundUp(Math.Min(NC, g.N), NR);
-                long half = (long)KC * nbMax;
-                s_bBuf = callerWs.EnsureB(2 * half);
+                s_bBuf = callerWs.EnsureB(BBufferFloats(in g, out long half));
                 s_bHalf = half;
-                // about four chunks per thread for balance, at most MC rows, whole tiles
-                s_chunk = Math.Clamp(RoundUp((g.M + 4 * threads - 1) / (4 * threads), MR), MR, MC);
-                blocks = 2 * ((g.N + NC - 1) / NC) * ((g.K + KC - 1) / KC);
+                s_chunk = ChunkRowsFor(g.M, threads);
+                blocks = 2 * ((g.N + NcFor(g.K) - 1) / NcFor(g.K));
             }
             else
             {
@@ -793,8 +813,7 @@ public static unsafe class CpuGemm
             switch (s_mode)
             {
                 case Mode.SplitM:
-                    BlockedSplitM(in s_args, tid, s_barrier.Participants, s_bBuf, s_bHalf,
-                        ws.EnsureA((long)MC * KC), ws.Tile, s_barrier, s_tickets, s_chunk);
+                    BlockedSplitM(in s_args, s_bBuf, s_bHalf, ws.EnsureA((long)MC * KC), ws.Tile, s_barrier, s_tickets, s_chunk);
                     break;
                 case Mode.SplitN:
                     BlockedSplitN(in s_args, ws.EnsureB((long)KC * NR * s_chunk),
