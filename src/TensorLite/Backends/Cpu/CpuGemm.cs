@@ -200,7 +200,7 @@ public static unsafe class CpuGemm
         // Single thread (or the pool is busy with another caller's GEMM).
         float* bBuf = ws.EnsureB(BBufferFloats(in g, out long half));
         float* aBuf = ws.EnsureA((long)MC * KC);
-        BlockedSplitM(in g, bBuf, half, aBuf, ws.Tile, null, null, ChunkRowsFor(g.M, 1));
+        BlockedSplitM(in g, bBuf, half, aBuf, ws.Tile, null, ChunkRowsFor(g.M, 1));
     }
 
     /// <summary>Floats for the packed-B buffer of the row-parallel path (two halves if several NC blocks).</summary>
@@ -227,19 +227,22 @@ public static unsafe class CpuGemm
         Math.Clamp(RoundUp((m + ChunksPerThread * threads - 1) / (ChunksPerThread * threads), MR), MR, MC);
 
     /// <summary>
-    /// Row-parallel blocked algorithm, run by each of <paramref name="threads"/> threads. For every
-    /// NC-wide column block the threads first pack op(B) for the whole k range cooperatively (KC×NR
-    /// micro-panels handed out by ticket) into a shared buffer, meet at one barrier, then take
-    /// row chunks by ticket; for each chunk a thread runs the KC loop, packing its slice of op(A)
-    /// privately and sweeping all micro-panels. Dynamic hand-out keeps both cores busy when one is
-    /// slowed down by other load, and there is one barrier per NC block, not per KC slice.
-    /// With several NC blocks the B buffer is double-buffered (<paramref name="bHalf"/> floats
-    /// apart), so no second barrier is needed: a thread can only repack a buffer after every thread
-    /// has passed the barrier of the block that followed that buffer's previous use.
+    /// Row-parallel blocked algorithm, run by every participating thread. For each NC-wide column
+    /// block the participants pack op(B) for the whole k range (KC×NR micro-panels handed out by
+    /// ticket) into a shared buffer, wait until every panel is packed, then take row chunks by
+    /// ticket; for each chunk a thread runs the KC loop, packing its slice of op(A) privately and
+    /// sweeping all micro-panels.
+    /// <para>
+    /// Nobody waits for a thread that has not shown up: the waits are on completion counters
+    /// (panels packed, chunks finished), not on a barrier of participants, so a helper that wakes
+    /// late (or never, on a busy machine) just finds fewer tickets left. With several NC blocks the
+    /// B buffer is double-buffered (<paramref name="bHalf"/> floats apart); before repacking a half,
+    /// a thread waits until every chunk of the block that last used it has finished.
+    /// </para>
     /// Layout: slice pc starts at pc·ncPad, micro-panel q of that slice at + q·kb·NR.
+    /// Ticket slots per NC block: +0 pack tickets, +1 panels packed, +2 chunk tickets, +3 chunks done.
     /// </summary>
-    static void BlockedSplitM(in Args g, float* bBuf, long bHalf, float* aBuf, float* tile,
-        SpinBarrier? barrier, int[]? tickets, int chunkRows)
+    static void BlockedSplitM(in Args g, float* bBuf, long bHalf, float* aBuf, float* tile, int[]? tickets, int chunkRows)
     {
         int nr = NR, kcMax = KC, ncMax = NcFor(g.K);
         int ncPad = RoundUp(Math.Min(ncMax, g.N), nr);
@@ -250,21 +253,25 @@ public static unsafe class CpuGemm
         {
             int nb = Math.Min(ncMax, g.N - jc);
             int np = (nb + nr - 1) / nr;
+            int items = nSlices * np;
             float* bp = bBuf + (blk & 1) * bHalf;
-            int slot = 2 * blk * TicketStride, local = 0;
+            int slot = 4 * blk * TicketStride, local = 0;
             long t0 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-            for (int item; (item = NextItem(tickets, slot, ref local)) < nSlices * np;)
+            if (tickets != null && blk >= 2)
+                WaitFor(tickets, slot - 8 * TicketStride + 3 * TicketStride, nChunks); // block blk-2 done with this half
+            for (int item; (item = NextItem(tickets, slot, ref local)) < items;)
             {
                 int sl = item / np, q = item - sl * np;
                 int pc = sl * kcMax, kb = Math.Min(kcMax, g.K - pc);
                 PackB(in g, pc, kb, jc + q * nr, Math.Min(nr, nb - q * nr), bp + (long)pc * ncPad + (long)q * kb * nr);
+                if (tickets != null) Interlocked.Increment(ref tickets[slot + TicketStride]);
             }
             long t1 = Prof ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-            barrier?.Wait();
+            if (tickets != null) WaitFor(tickets, slot + TicketStride, items);
             if (Prof) { long t2 = System.Diagnostics.Stopwatch.GetTimestamp(); Interlocked.Add(ref ProfT[0], t1 - t0); Interlocked.Add(ref ProfT[1], t2 - t1); }
 
             local = 0;
-            for (int ch; (ch = NextItem(tickets, slot + TicketStride, ref local)) < nChunks;)
+            for (int ch; (ch = NextItem(tickets, slot + 2 * TicketStride, ref local)) < nChunks;)
             {
                 int ic = ch * chunkRows;
                 int mb = Math.Min(chunkRows, g.M - ic);
@@ -279,8 +286,17 @@ public static unsafe class CpuGemm
                     MacroKernel(in g, aBuf, mb, ic, bp + (long)pc * ncPad, 0, np, jc, nb, kb, beta, readC, tile);
                     if (Prof) { long t5 = System.Diagnostics.Stopwatch.GetTimestamp(); Interlocked.Add(ref ProfT[2], t4 - t3); Interlocked.Add(ref ProfT[3], t5 - t4); }
                 }
+                if (tickets != null) Interlocked.Increment(ref tickets[slot + 3 * TicketStride]);
             }
         }
+    }
+
+    /// <summary>Spins (yielding, never sleeping 1 ms) until tickets[slot] reaches target.</summary>
+    static void WaitFor(int[] tickets, int slot, int target)
+    {
+        if (Volatile.Read(ref tickets[slot]) >= target) return;
+        var sw = new SpinWait();
+        while (Volatile.Read(ref tickets[slot]) < target) sw.SpinOnce(sleep1Threshold: -1);
     }
 
     /// <summary>
@@ -640,7 +656,7 @@ public static unsafe class CpuGemm
     }
 
     // ---------------------------------------------------------------------------------------------
-    // Buffers, thread pool, barrier
+    // Buffers and thread pool
     // ---------------------------------------------------------------------------------------------
 
     /// <summary>Per-thread packing buffers (64-byte aligned native memory, grown on demand, reused).</summary>
@@ -680,41 +696,23 @@ public static unsafe class CpuGemm
         }
     }
 
-    /// <summary>Sense-reversing spin barrier (spins, then yields; never sleeps a whole millisecond).</summary>
-    sealed class SpinBarrier
-    {
-        int _count;
-        int _generation;
-        public int Participants;
-
-        public void Wait()
-        {
-            int gen = Volatile.Read(ref _generation);
-            if (Interlocked.Increment(ref _count) == Participants)
-            {
-                Volatile.Write(ref _count, 0);
-                Volatile.Write(ref _generation, gen + 1);
-                return;
-            }
-            var sw = new SpinWait();
-            while (Volatile.Read(ref _generation) == gen) sw.SpinOnce(sleep1Threshold: -1);
-        }
-    }
-
     /// <summary>
-    /// Persistent worker threads (MaxThreads − 1 of them; the caller is thread 0). One GEMM at a time
-    /// holds <see cref="Gate"/>; a concurrent caller that cannot take it runs single-threaded.
-    /// No allocation per call: the job description lives in static fields.
+    /// Persistent helper threads (MaxThreads − 1 of them; the caller always works too). One GEMM at
+    /// a time holds <see cref="Gate"/>; a concurrent caller that cannot take it runs single-threaded.
+    /// Helpers are optional: the caller opens the job, wakes them and starts working at once; a
+    /// helper that wakes while the job is open takes tickets like the caller, one that wakes after
+    /// the caller closed it does nothing. The caller closes the job when no tickets are left and then
+    /// waits only for helpers that actually joined. No allocation per call: the job lives in statics.
     /// </summary>
     static class Pool
     {
         public static readonly object Gate = new();
         static Worker[] s_workers = [];
-        static readonly SpinBarrier s_barrier = new();
-        static int s_pending;
+        static int s_open;    // 1 while helpers may join the current job
+        static int s_active;  // helpers inside Execute (or deciding whether to enter)
         static Exception? s_error;
 
-        // Current job (written by the caller under Gate before the workers are released).
+        // Current job (written by the caller under Gate before s_open is set).
         public enum Mode { SplitM, SplitN, Batched }
         static Mode s_mode;
         static Args s_args;
@@ -744,9 +742,13 @@ public static unsafe class CpuGemm
                 {
                     Go.Wait();
                     Go.Reset();
-                    try { Execute(Tid, Ws); }
-                    catch (Exception e) { s_error = e; }
-                    Interlocked.Decrement(ref s_pending);
+                    Interlocked.Increment(ref s_active);
+                    if (Volatile.Read(ref s_open) == 1)
+                    {
+                        try { Execute(Ws); }
+                        catch (Exception e) { s_error = e; }
+                    }
+                    Interlocked.Decrement(ref s_active);
                 }
             }
         }
@@ -764,23 +766,21 @@ public static unsafe class CpuGemm
         {
             s_args = g;
             s_mode = mode;
-            int blocks;
+            int slots;
             if (mode == Mode.SplitM)
             {
                 s_bBuf = callerWs.EnsureB(BBufferFloats(in g, out long half));
                 s_bHalf = half;
                 s_chunk = ChunkRowsFor(g.M, threads);
-                blocks = 2 * ((g.N + NcFor(g.K) - 1) / NcFor(g.K));
+                slots = 4 * ((g.N + NcFor(g.K) - 1) / NcFor(g.K));
             }
             else
             {
                 int np = (g.N + NR - 1) / NR;
                 s_chunk = Math.Clamp((np + 4 * threads - 1) / (4 * threads), 1, 8); // panels per group
-                blocks = 1;
+                slots = 1;
             }
-            if (s_tickets.Length < blocks * TicketStride) s_tickets = new int[blocks * TicketStride];
-            else Array.Clear(s_tickets, 0, blocks * TicketStride);
-            s_barrier.Participants = threads;
+            PrepareTickets(slots);
             Launch(threads, callerWs);
         }
 
@@ -788,32 +788,40 @@ public static unsafe class CpuGemm
         {
             s_args = g;
             s_batch = batch;
-            s_tickets[0] = 0;
             s_strideA = strideA; s_strideB = strideB; s_strideC = strideC;
             s_mode = Mode.Batched;
+            PrepareTickets(1);
             Launch(threads, Workspace.Current);
+        }
+
+        static void PrepareTickets(int slots)
+        {
+            if (s_tickets.Length < slots * TicketStride) s_tickets = new int[slots * TicketStride];
+            else Array.Clear(s_tickets, 0, slots * TicketStride);
         }
 
         static void Launch(int threads, Workspace callerWs)
         {
             EnsureWorkers(threads);
             s_error = null;
-            Volatile.Write(ref s_pending, threads - 1);
+            Interlocked.Exchange(ref s_open, 1);
             for (int t = 1; t < threads; t++) s_workers[t - 1].Go.Set();
             Exception? mine = null;
-            try { Execute(0, callerWs); }
+            try { Execute(callerWs); }
             catch (Exception e) { mine = e; }
+            // No tickets left: close the job, then wait for helpers that joined to finish their items.
+            Interlocked.Exchange(ref s_open, 0);
             var sw = new SpinWait();
-            while (Volatile.Read(ref s_pending) != 0) sw.SpinOnce(sleep1Threshold: -1);
+            while (Volatile.Read(ref s_active) != 0) sw.SpinOnce(sleep1Threshold: -1);
             if (mine != null || s_error != null) throw new InvalidOperationException("GEMM worker failed.", mine ?? s_error);
         }
 
-        static void Execute(int tid, Workspace ws)
+        static void Execute(Workspace ws)
         {
             switch (s_mode)
             {
                 case Mode.SplitM:
-                    BlockedSplitM(in s_args, s_bBuf, s_bHalf, ws.EnsureA((long)MC * KC), ws.Tile, s_barrier, s_tickets, s_chunk);
+                    BlockedSplitM(in s_args, s_bBuf, s_bHalf, ws.EnsureA((long)MC * KC), ws.Tile, s_tickets, s_chunk);
                     break;
                 case Mode.SplitN:
                     BlockedSplitN(in s_args, ws.EnsureB((long)KC * NR * s_chunk),
