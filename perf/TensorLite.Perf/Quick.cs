@@ -99,11 +99,16 @@ public sealed unsafe class GemmBuffers : IDisposable
 
     static float* Alloc(long n) => (float*)NativeMemory.AlignedAlloc((nuint)(n * 4), 64);
 
+    /// <summary>Extra leading-dimension padding for A (TL_PADA, experiments only; buffers are sized for it).</summary>
+    static readonly int PadA = int.TryParse(Environment.GetEnvironmentVariable("TL_PADA"), out int p) ? p : 0;
+
     public void Run()
     {
         var s = Shape;
-        CpuGemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f,
-            A, s.TransA ? s.M : s.K, B, s.TransB ? s.K : s.N, 0f, C, s.N);
+        int lda = s.TransA ? s.M : s.K;
+        // with padding, view A as fewer logical rows of the same storage (values do not matter for timing)
+        CpuGemm.Sgemm(s.TransA, s.TransB, PadA == 0 ? s.M : s.M - 16, s.N, s.K, 1f,
+            A, lda + PadA, B, s.TransB ? s.K : s.N, 0f, C, s.N);
     }
 
     public void Dispose()
