@@ -439,7 +439,7 @@ public static unsafe class CpuGemm
             float* src = g.A + (long)(i0 + ir) * g.Lda + p0;
             if (rows == 12 && mr == 12)
             {
-                PackA12Rows(src, g.Lda, kb, d, ir + 2 * mr <= mb);
+                PackA12Rows(src, g.Lda, kb, d);
                 continue;
             }
             for (int ii = 0; ii < rows; ii++)
@@ -524,17 +524,12 @@ public static unsafe class CpuGemm
 
     /// <summary>Transposing copy of 12 full rows (row stride lda) into a k-major 12-row micro-panel.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void PackA12Rows(float* src, nint lda, int kb, float* d, bool prefetchNext)
+    static void PackA12Rows(float* src, nint lda, int kb, float* d)
     {
         if (Avx512F.IsSupported)
         {
             int p = 0;
-            for (; p + 16 <= kb; p += 16)
-            {
-                if (Sse.IsSupported && prefetchNext)
-                    for (int r = 12; r < 24; r++) Sse.Prefetch1(src + r * lda + p);
-                Transpose16x16(src + p, lda, 12, d + p * 12, 12, 12);
-            }
+            for (; p + 16 <= kb; p += 16) Transpose16x16(src + p, lda, 12, d + p * 12, 12, 12);
             src += p;
             d += p * 12;
             kb -= p;
