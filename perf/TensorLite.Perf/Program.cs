@@ -15,6 +15,9 @@ switch (mode)
     case "quick":
         Quick.Run(args);
         break;
+    case "pack":
+        PackProbe.Run();
+        break;
     case "kernel":
         KernelProbe.Run(args);
         break;

@@ -32,7 +32,8 @@ public static unsafe class Quick
             Array.Sort(times);
             if (CpuGemm.Prof)
             {
-                double tot = CpuGemm.ProfT.Sum();
+                double tot = CpuGemm.ProfT.Take(4).Sum();
+                Console.WriteLine($"  launches {CpuGemm.ProfT[5]} helper joins {CpuGemm.ProfT[4]} chunks helper {CpuGemm.ProfT[6]} caller {CpuGemm.ProfT[7]}");
                 Console.WriteLine($"  packB {CpuGemm.ProfT[0] / tot:P1} barrier {CpuGemm.ProfT[1] / tot:P1} packA {CpuGemm.ProfT[2] / tot:P1} macro {CpuGemm.ProfT[3] / tot:P1}");
                 Array.Clear(CpuGemm.ProfT);
             }
@@ -140,6 +141,32 @@ public static unsafe class KernelProbe
                     CpuGemm.Kernel12x32(kc, a + (long)p * 12 * kc, b, c + p * 12 * 32, 32, 1f, 1f, true);
             double t = sw.Elapsed.TotalSeconds;
             Console.WriteLine($"kernel 12x32 kc={kc} panels={panels}: {2.0 * 12 * 32 * kc * calls / t / 1e9:F1} GFLOP/s; peak now {Peak.Measure(1, 3):F1}");
+        }
+    }
+}
+
+public static unsafe class PackProbe
+{
+    public static void Run()
+    {
+        foreach (int ld in new[] { 1024, 1040 })
+        foreach (bool ta in new[] { false, true })
+        {
+            int m = 1024, k = 1024;
+            float* a = (float*)NativeMemory.AlignedAlloc((nuint)(ld * 1024 * 4), 64);
+            float* dst = (float*)NativeMemory.AlignedAlloc((nuint)(CpuGemm.MC * CpuGemm.KC * 4 + 4096), 64);
+            float* junk = (float*)NativeMemory.AlignedAlloc(64 << 20, 64);
+            for (long i = 0; i < ld * 1024L; i++) a[i] = i;
+            var hot = new List<double>(); var cold = new List<double>();
+            for (int r = 0; r < 7; r++)
+            {
+                hot.Add(CpuGemm.ProbePackA(ta, m, k, a, ld, dst));
+                new Span<float>(junk, 16 << 20).Fill(r); // evict
+                cold.Add(CpuGemm.ProbePackA(ta, m, k, a, ld, dst));
+            }
+            hot.Sort(); cold.Sort();
+            Console.WriteLine($"PackA ta={ta} lda={ld}: hot {hot[3] * 1e3:F3} ms ({4.0 * m * k / hot[3] / 1e9:F1} GB/s)  cold {cold[3] * 1e3:F3} ms ({4.0 * m * k / cold[3] / 1e9:F1} GB/s)");
+            NativeMemory.AlignedFree(a); NativeMemory.AlignedFree(dst); NativeMemory.AlignedFree(junk);
         }
     }
 }

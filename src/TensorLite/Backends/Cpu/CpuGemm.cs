@@ -50,7 +50,7 @@ public static unsafe class CpuGemm
 
     internal static readonly int PrefetchRows = EnvInt("TL_GEMM_PF", 8);
     internal static readonly bool Prof = Environment.GetEnvironmentVariable("TL_PROF") == "1";
-    internal static readonly long[] ProfT = new long[4];
+    internal static readonly long[] ProfT = new long[8];
     static int s_maxThreads = Environment.ProcessorCount;
 
     /// <summary>
@@ -211,6 +211,18 @@ public static unsafe class CpuGemm
         return g.N > nc ? 2 * half : half;
     }
 
+    /// <summary>Diagnostics: packs all of op(A) (m×k) the way the driver does, chunk by chunk; returns seconds.</summary>
+    internal static double ProbePackA(bool transA, int m, int k, float* a, int lda, float* dst)
+    {
+        var g = new Args { TransA = transA, M = m, K = k, A = a, Lda = lda };
+        var ws = Workspace.Current;
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int ic = 0; ic < m; ic += MC)
+            for (int pc = 0; pc < k; pc += KC)
+                PackA(in g, ic, Math.Min(MC, m - ic), pc, Math.Min(KC, k - pc), dst);
+        return System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
     /// <summary>Next work item: from a shared ticket counter, or sequentially when running alone.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int NextItem(int[]? tickets, int slot, ref int local) =>
@@ -287,6 +299,7 @@ public static unsafe class CpuGemm
                     if (Prof) { long t5 = System.Diagnostics.Stopwatch.GetTimestamp(); Interlocked.Add(ref ProfT[2], t4 - t3); Interlocked.Add(ref ProfT[3], t5 - t4); }
                 }
                 if (tickets != null) Interlocked.Increment(ref tickets[slot + 3 * TicketStride]);
+                if (Prof) Interlocked.Increment(ref ProfT[Thread.CurrentThread.IsBackground ? 6 : 7]);
             }
         }
     }
@@ -458,7 +471,7 @@ public static unsafe class CpuGemm
     /// <paramref name="store"/> (16, or 12 for A micro-panels) are written. Four shuffle stages,
     /// every source cache line read once.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Transpose16x16(float* src, nint ld, int rows, float* dst, int dstStride, int store)
     {
         var z = Vector512<float>.Zero;
@@ -740,6 +753,7 @@ public static unsafe class CpuGemm
                     Interlocked.Increment(ref s_active);
                     if (Volatile.Read(ref s_open) == 1)
                     {
+                        if (Prof) Interlocked.Increment(ref ProfT[4]);
                         try { Execute(Ws); }
                         catch (Exception e) { s_error = e; }
                     }
@@ -798,6 +812,7 @@ public static unsafe class CpuGemm
         static void Launch(int threads, Workspace callerWs)
         {
             EnsureWorkers(threads);
+            if (Prof) Interlocked.Increment(ref ProfT[5]);
             s_error = null;
             Interlocked.Exchange(ref s_open, 1);
             for (int t = 1; t < threads; t++) s_workers[t - 1].Go.Set();
