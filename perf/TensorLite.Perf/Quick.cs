@@ -166,6 +166,17 @@ public static unsafe class PackProbe
             }
             hot.Sort(); cold.Sort();
             Console.WriteLine($"PackA ta={ta} lda={ld}: hot {hot[3] * 1e3:F3} ms ({4.0 * m * k / hot[3] / 1e9:F1} GB/s)  cold {cold[3] * 1e3:F3} ms ({4.0 * m * k / cold[3] / 1e9:F1} GB/s)");
+            float* dstB = (float*)NativeMemory.AlignedAlloc((nuint)(1024 * 1024 * 4), 64);
+            hot.Clear(); cold.Clear();
+            for (int r = 0; r < 7; r++)
+            {
+                hot.Add(CpuGemm.ProbePackB(ta, 1024, 1024, a, ld, dstB));
+                new Span<float>(junk, 16 << 20).Fill(r);
+                cold.Add(CpuGemm.ProbePackB(ta, 1024, 1024, a, ld, dstB));
+            }
+            hot.Sort(); cold.Sort();
+            Console.WriteLine($"PackB tb={ta} ldb={ld}: hot {hot[3] * 1e3:F3} ms ({4.0 * m * k / hot[3] / 1e9:F1} GB/s)  cold {cold[3] * 1e3:F3} ms ({4.0 * m * k / cold[3] / 1e9:F1} GB/s)");
+            NativeMemory.AlignedFree(dstB);
             NativeMemory.AlignedFree(a); NativeMemory.AlignedFree(dst); NativeMemory.AlignedFree(junk);
         }
     }

@@ -223,6 +223,21 @@ public static unsafe class CpuGemm
         return System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
+    /// <summary>Diagnostics: packs all of op(B) (k×n) into micro-panels; returns seconds (dst: k·roundup(n) floats).</summary>
+    internal static double ProbePackB(bool transB, int n, int k, float* b, int ldb, float* dst)
+    {
+        var g = new Args { TransB = transB, N = n, K = k, B = b, Ldb = ldb };
+        int np = (n + NR - 1) / NR, ncPad = np * NR;
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int pc = 0; pc < k; pc += KC)
+        {
+            int kb = Math.Min(KC, k - pc);
+            for (int q = 0; q < np; q++)
+                PackB(in g, pc, kb, q * NR, Math.Min(NR, n - q * NR), dst + (long)pc * ncPad + (long)q * kb * NR);
+        }
+        return System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
     /// <summary>Next work item: from a shared ticket counter, or sequentially when running alone.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int NextItem(int[]? tickets, int slot, ref int local) =>
