@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using TensorLite.Backends.Cpu;
+
+namespace TensorLite.Perf;
+
+/// <summary>Stopwatch timing of CpuGemm (quick iteration while tuning; BenchmarkDotNet is the reference).</summary>
+public static unsafe class Quick
+{
+    public static void Run(string[] args)
+    {
+        int reps = 7;
+        if (int.TryParse(Environment.GetEnvironmentVariable("TL_THREADS"), out int th)) CpuGemm.MaxThreads = th;
+        var shapes = Shapes.All;
+        if (args.Length > 1) shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
+        Console.WriteLine($"threads={CpuGemm.MaxThreads}  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
+        foreach (var s in shapes)
+        {
+            using var buf = new GemmBuffers(s);
+            var times = new double[reps];
+            var ratios = new double[reps];
+            long iters = Math.Max(1, (long)(3e8 / ((double)s.M * s.N * s.K)));
+            buf.Run(); buf.Run();
+            for (int r = 0; r < reps; r++)
+            {
+                var sw = Stopwatch.StartNew();
+                for (long i = 0; i < iters; i++) buf.Run();
+                times[r] = sw.Elapsed.TotalSeconds / iters;
+                ratios[r] = s.Flops / times[r] / 1e9 / Peak.Measure(CpuGemm.MaxThreads, 1, 2_000_000);
+            }
+            Array.Sort(ratios);
+            Array.Sort(times);
+            if (CpuGemm.Prof)
+            {
+                double tot = CpuGemm.ProfT.Take(4).Sum();
+                Console.WriteLine($"  launches {CpuGemm.ProfT[5]} helper joins {CpuGemm.ProfT[4]} chunks helper {CpuGemm.ProfT[6]} caller {CpuGemm.ProfT[7]}");
+                Console.WriteLine($"  packB {CpuGemm.ProfT[0] / tot:P1} barrier {CpuGemm.ProfT[1] / tot:P1} packA {CpuGemm.ProfT[2] / tot:P1} macro {CpuGemm.ProfT[3] / tot:P1}");
+                Array.Clear(CpuGemm.ProfT);
+            }
+            double med = times[reps / 2];
+            Console.WriteLine($"{s,-28} median {med * 1e3,9:F3} ms  {s.Flops / med / 1e9,7:F1} GFLOP/s   (best {s.Flops / times[0] / 1e9,6:F1}, worst {s.Flops / times[^1] / 1e9,6:F1})  {ratios[reps / 2] * 100,5:F1}% of interleaved peak");
+        }
+    }
+}
+
+/// <summary>A GEMM shape: C[m×n] = op(A)·op(B) with op(A) m×k.</summary>
+public readonly record struct GemmShape(string Name, int M, int N, int K, bool TransA, bool TransB)
+{
+    public double Flops => 2.0 * M * N * K;
+    public override string ToString() => $"{Name} {M}x{N}x{K}{(TransA ? " At" : "")}{(TransB ? " Bt" : "")}";
+}
+
+public static class Shapes
+{
+    // LLaMA-60M-ish: hidden 512, intermediate 1376, 1024 token rows (seq 256 × batch 4).
+    public static readonly GemmShape[] All =
+    [
+        new("cube", 256, 256, 256, false, false),
+        new("cube", 1024, 1024, 1024, false, false),
+        new("tall", 4096, 1024, 1024, false, false),
+        new("attn-proj fwd", 1024, 512, 512, false, true),
+        new("attn-proj dX", 1024, 512, 512, false, false),
+        new("attn-proj dW", 512, 512, 1024, true, false),
+        new("mlp-up fwd", 1024, 1376, 512, false, true),
+        new("mlp-up dX", 1024, 512, 1376, false, false),
+        new("mlp-up dW", 1376, 512, 1024, true, false),
+        new("mlp-down fwd", 1024, 512, 1376, false, true),
+        new("mlp-down dX", 1024, 1376, 512, false, false),
+        new("mlp-down dW", 512, 1376, 1024, true, false),
+    ];
+
+    /// <summary>Parses "MxNxK" with optional suffixes "t" flags, e.g. 1024x1024x1024 or 512x512x1024:tn.</summary>
+    public static GemmShape Parse(string s)
+    {
+        var parts = s.Split(':');
+        var d = parts[0].Split('x').Select(int.Parse).ToArray();
+        bool ta = parts.Length > 1 && parts[1].Length > 0 && parts[1][0] == 't';
+        bool tb = parts.Length > 1 && parts[1].Length > 1 && parts[1][1] == 't';
+        return new GemmShape("custom", d[0], d[1], d[2], ta, tb);
+    }
+}
+
+/// <summary>Native, 64-byte-aligned operands for one shape, filled with small random values.</summary>
+public sealed unsafe class GemmBuffers : IDisposable
+{
+    public readonly GemmShape Shape;
+    public readonly float* A, B, C;
+
+    public GemmBuffers(GemmShape s)
+    {
+        Shape = s;
+        A = Alloc((long)s.M * s.K);
+        B = Alloc((long)s.K * s.N);
+        C = Alloc((long)s.M * s.N);
+        var rng = new Random(42);
+        for (long i = 0; i < (long)s.M * s.K; i++) A[i] = (float)(rng.NextDouble() - 0.5);
+        for (long i = 0; i < (long)s.K * s.N; i++) B[i] = (float)(rng.NextDouble() - 0.5);
+        new Span<float>(C, s.M * s.N).Clear();
+    }
+
+    static float* Alloc(long n) => (float*)NativeMemory.AlignedAlloc((nuint)(n * 4), 64);
+
+    /// <summary>Extra leading-dimension padding for A (TL_PADA, experiments only; buffers are sized for it).</summary>
+    static readonly int PadA = int.TryParse(Environment.GetEnvironmentVariable("TL_PADA"), out int p) ? p : 0;
+
+    public void Run()
+    {
+        var s = Shape;
+        int lda = s.TransA ? s.M : s.K;
+        // with padding, view A as fewer logical rows of the same storage (values do not matter for timing)
+        CpuGemm.Sgemm(s.TransA, s.TransB, PadA == 0 ? s.M : s.M - 16, s.N, s.K, 1f,
+            A, lda + PadA, B, s.TransB ? s.K : s.N, 0f, C, s.N);
+    }
+
+    public void Dispose()
+    {
+        NativeMemory.AlignedFree(A);
+        NativeMemory.AlignedFree(B);
+        NativeMemory.AlignedFree(C);
+    }
+}
+
+public static unsafe class KernelProbe
+{
+    /// <summary>Micro-kernel alone on L1/L2-resident packed panels: the ceiling for the blocked driver.</summary>
+    public static void Run(string[] args)
+    {
+        int kc = args.Length > 1 ? int.Parse(args[1]) : 256;
+        int panels = args.Length > 2 ? int.Parse(args[2]) : 1; // A panels swept per B panel (L2 residency)
+        float* a = (float*)NativeMemory.AlignedAlloc((nuint)(12 * kc * panels * 4), 64);
+        float* b = (float*)NativeMemory.AlignedAlloc((nuint)(32 * kc * 4), 64);
+        float* c = (float*)NativeMemory.AlignedAlloc((nuint)(12 * 32 * panels * 4), 64);
+        for (int i = 0; i < 12 * kc * panels; i++) a[i] = 0.001f * (i % 7);
+        for (int i = 0; i < 32 * kc; i++) b[i] = 0.001f * (i % 5);
+        long calls = (long)(4e9 / (2.0 * 12 * 32 * kc));
+        for (int rep = 0; rep < 5; rep++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (long i = 0; i < calls; i += panels)
+                for (int p = 0; p < panels; p++)
+                    CpuGemm.Kernel12x32(kc, a + (long)p * 12 * kc, b, c + p * 12 * 32, 32, 1f, 1f, true);
+            double t = sw.Elapsed.TotalSeconds;
+            Console.WriteLine($"kernel 12x32 kc={kc} panels={panels}: {2.0 * 12 * 32 * kc * calls / t / 1e9:F1} GFLOP/s; peak now {Peak.Measure(1, 3):F1}");
+        }
+    }
+}
+
+public static unsafe class PackProbe
+{
+    public static void Run()
+    {
+        foreach (int ld in new[] { 1024, 1040 })
+        foreach (bool ta in new[] { false, true })
+        {
+            int m = 1024, k = 1024;
+            float* a = (float*)NativeMemory.AlignedAlloc((nuint)(ld * 1024 * 4), 64);
+            float* dst = (float*)NativeMemory.AlignedAlloc((nuint)(CpuGemm.MC * CpuGemm.KC * 4 + 4096), 64);
+            float* junk = (float*)NativeMemory.AlignedAlloc(64 << 20, 64);
+            for (long i = 0; i < ld * 1024L; i++) a[i] = i;
+            var hot = new List<double>(); var cold = new List<double>();
+            for (int r = 0; r < 7; r++)
+            {
+                hot.Add(CpuGemm.ProbePackA(ta, m, k, a, ld, dst));
+                new Span<float>(junk, 16 << 20).Fill(r); // evict
+                cold.Add(CpuGemm.ProbePackA(ta, m, k, a, ld, dst));
+            }
+            hot.Sort(); cold.Sort();
+            Console.WriteLine($"PackA ta={ta} lda={ld}: hot {hot[3] * 1e3:F3} ms ({4.0 * m * k / hot[3] / 1e9:F1} GB/s)  cold {cold[3] * 1e3:F3} ms ({4.0 * m * k / cold[3] / 1e9:F1} GB/s)");
+            float* dstB = (float*)NativeMemory.AlignedAlloc((nuint)(1024 * 1024 * 4), 64);
+            hot.Clear(); cold.Clear();
+            for (int r = 0; r < 7; r++)
+            {
+                hot.Add(CpuGemm.ProbePackB(ta, 1024, 1024, a, ld, dstB));
+                new Span<float>(junk, 16 << 20).Fill(r);
+                cold.Add(CpuGemm.ProbePackB(ta, 1024, 1024, a, ld, dstB));
+            }
+            hot.Sort(); cold.Sort();
+            Console.WriteLine($"PackB tb={ta} ldb={ld}: hot {hot[3] * 1e3:F3} ms ({4.0 * m * k / hot[3] / 1e9:F1} GB/s)  cold {cold[3] * 1e3:F3} ms ({4.0 * m * k / cold[3] / 1e9:F1} GB/s)");
+            NativeMemory.AlignedFree(dstB);
+            NativeMemory.AlignedFree(a); NativeMemory.AlignedFree(dst); NativeMemory.AlignedFree(junk);
+        }
+    }
+}
