@@ -33,6 +33,29 @@ public sealed class AdamW : Optimizer
 
     public override long StateBytes => _m.Concat(_v).Sum(t => t == null ? 0L : (long)t.Numel * 4);
 
+    public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
+    {
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            if (_m[i] == null) continue;
+            yield return ($"{i}.exp_avg", _m[i]!);
+            yield return ($"{i}.exp_avg_sq", _v[i]!);
+        }
+    }
+
+    public override void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    {
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            _m[i]?.Dispose();
+            _v[i]?.Dispose();
+            bool has = state.ContainsKey($"{i}.exp_avg");
+            _m[i] = has ? RestoreStateTensor(state, $"{i}.exp_avg", Parameters[i]) : null;
+            _v[i] = has ? RestoreStateTensor(state, $"{i}.exp_avg_sq", Parameters[i]) : null;
+        }
+        StepCount = stepCount;
+    }
+
     public override void Step()
     {
         StepCount++;

@@ -29,4 +29,23 @@ public abstract class Optimizer
 
     /// <summary>Bytes of optimizer state held for all parameters.</summary>
     public abstract long StateBytes { get; }
+
+    /// <summary>The state to checkpoint, keyed "{parameter index}.{state name}" (e.g. "3.exp_avg").</summary>
+    public abstract IEnumerable<(string Name, Tensor Tensor)> StateTensors();
+
+    /// <summary>Restores state saved by <see cref="StateTensors"/> (values are copied in) and the step count.</summary>
+    public abstract void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount);
+
+    /// <summary>Copies a saved tensor into a freshly allocated, persistent state tensor, checking its shape.</summary>
+    protected static Tensor RestoreStateTensor(IReadOnlyDictionary<string, Tensor> state, string key, Tensor parameter)
+    {
+        if (!state.TryGetValue(key, out var saved))
+            throw new TensorLiteException($"The optimizer checkpoint has no '{key}' entry; it was written by a different optimizer or model.");
+        if (!ShapeMath.SameShape(saved.Shape, parameter.Shape))
+            throw new TensorLiteException($"Optimizer state '{key}' has shape {ShapeMath.Format(saved.Shape)} but its parameter {parameter.Describe()} needs {ShapeMath.Format(parameter.Shape)}.");
+        var t = Tensor.Empty(parameter.Shape, DType.Float32, parameter.Backend).Persist();
+        using var converted = saved.DType == DType.Float32 ? saved.Alias() : saved.To(DType.Float32);
+        t.Backend.Copy(converted, t);
+        return t;
+    }
 }

@@ -1,0 +1,47 @@
+using TensorLite.Autograd;
+
+namespace TensorLite.Training;
+
+public static class GradientClipping
+{
+    /// <summary>The L2 norm of all gradients together (computed in double across parameters).</summary>
+    public static double GlobalNorm(IEnumerable<Tensor> parameters)
+    {
+        using var noGrad = GradMode.NoGrad();
+        double sum = 0;
+        foreach (var p in parameters)
+        {
+            if (p.Grad == null) continue;
+            using var sq = p.Grad.Square();
+            using var s = sq.Sum();
+            sum += s.Item();
+        }
+        return Math.Sqrt(sum);
+    }
+
+    /// <summary>Scales all gradients so their global norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
+    public static double ClipGlobalNorm(IReadOnlyList<Tensor> parameters, float maxNorm)
+    {
+        double norm = GlobalNorm(parameters);
+        if (maxNorm > 0 && norm > maxNorm && double.IsFinite(norm))
+        {
+            float scale = (float)(maxNorm / (norm + 1e-6));
+            foreach (var p in parameters)
+                if (p.Grad != null) p.Backend.Unary(UnaryOp.Affine, p.Grad, p.Grad, scale, 0f);
+        }
+        return norm;
+    }
+
+    /// <summary>The first parameter (by name) whose value or gradient has a NaN or infinity, or null.</summary>
+    public static string? FirstNonFinite(IEnumerable<(string Name, Tensor Parameter)> parameters, bool gradients)
+    {
+        foreach (var (name, p) in parameters)
+        {
+            var t = gradients ? p.Grad : p;
+            if (t == null) continue;
+            foreach (var v in t.ToArray())
+                if (!float.IsFinite(v)) return gradients ? $"the gradient of {name}" : name;
+        }
+        return null;
+    }
+}

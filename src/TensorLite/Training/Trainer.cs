@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using System.Text.Json;
+using TensorLite.Autograd;
+using TensorLite.Backends.Cpu;
+using TensorLite.Data;
+using TensorLite.IO;
+using TensorLite.Models;
+using TensorLite.Optim;
+
+namespace TensorLite.Training;
+
+/// <summary>The numbers reported after every logged step.</summary>
+public sealed record TrainProgress(
+    long Step, long TotalSteps, float Loss, float? ValidationLoss, double TokensPerSecond, float LearningRate,
+    double GradNorm, TimeSpan Elapsed, TimeSpan Remaining, long TensorBytes, long PeakTensorBytes, long ProcessBytes);
+
+/// <summary>Training stopped because a value became NaN or infinite; the message names the step and the tensor.</summary>
+public sealed class TrainingDivergedException(string message) : TensorLiteException(message);
+
+/// <summary>
+/// Trains a LLaMA on a token corpus with dense AdamW, warm-up + cosine learning rate, global-norm
+/// clipping and gradient accumulation, writing a run folder (config.json, train.json, metrics.jsonl,
+/// checkpoints). Seeded and deterministic: resuming from a checkpoint continues bit for bit.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly List<(string Name, Tensor Parameter)> _named;
+    private readonly Generator _dataRng;
+    private long _tokensSeen;
+
+    private Trainer(TrainingOptions options, string runDir, LlamaModel model, AdamW optimizer, TrainingData data,
+        long startStep, Generator dataRng, long tokensSeen)
+    {
+        _tokensSeen = tokensSeen;
+        Options = options;
+        RunDir = runDir;
+        Model = model;
+        Optimizer = optimizer;
+        Data = data;
+        StartStep = startStep;
+        _dataRng = dataRng;
+        _named = model.NamedParameters().ToList();
+    }
+
+    public TrainingOptions Options { get; }
+    public string RunDir { get; }
+    public LlamaModel Model { get; }
+    public AdamW Optimizer { get; }
+    public TrainingData Data { get; }
+    public long StartStep { get; }
+    public float? LastValidationLoss { get; private set; }
+
+    /// <summary>Called after every logged step and evaluation.</summary>
+    public event Action<TrainProgress>? Progress;
+
+    public static ITokenizer CreateTokenizer(string name) => name switch
+    {
+        "byte" => ByteTokenizer.Instance,
+        _ => throw new TensorLiteException($"Unknown tokenizer '{name}'; available: byte."),
+    };
+
+    public static LlamaConfig ResolveModel(string model) =>
+        model.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || File.Exists(model) ? LlamaConfig.Load(model) : LlamaConfig.FromName(model);
+
+    /// <summary>Starts a new run in an empty (or new) folder; refuses to touch an existing run.</summary>
+    public static Trainer Create(TrainingOptions options, string runDir)
+    {
+        options.Validate();
+        if (File.Exists(Path.Combine(runDir, "train.json")))
+            throw new TensorLiteException($"'{runDir}' already holds a run; continue it with --resume {runDir} or choose another --out.");
+        var config = ResolveModel(options.Model);
+        var tokenizer = CreateTokenizer(options.Tokenizer);
+        if (config.VocabSize < tokenizer.VocabSize)
+            throw new TensorLiteException($"The model's vocab_size {config.VocabSize} is smaller than the {options.Tokenizer} tokenizer's {tokenizer.VocabSize}.");
+        if (options.Seq > config.MaxPositionEmbeddings)
+            throw new TensorLiteException($"--seq {options.Seq} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}.");
+        Directory.CreateDirectory(runDir);
+        var data = TrainingData.Build(options, tokenizer, runDir);
+        data.Dataset.RequireWindows(options.Seq);
+        AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+        AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
+        File.Delete(Path.Combine(runDir, "metrics.jsonl"));
+        var model = NewModel(config, options);
+        return new Trainer(options, runDir, model, NewOptimizer(model, options), data, 0, new Generator(options.Seed ^ 0xDA7A), 0);
+    }
+
+    /// <summary>Continues a run from its newest checkpoint; <paramref name="steps"/> may extend the total.</summary>
+    public static Trainer Resume(string runDir, int? steps = null)
+    {
+        string trainJson = Path.Combine(runDir, "train.json");
+        if (!File.Exists(trainJson)) throw new TensorLiteException($"'{runDir}' is not a run folder (no train.json).");
+        var options = TrainingOptions.FromJson(File.ReadAllText(trainJson), trainJson);
+        if (steps is int s) options = options with { Steps = s };
+        options.Validate();
+        var config = LlamaConfig.Load(Path.Combine(runDir, "config.json"));
+        string checkpoint = Checkpoints.Latest(runDir) ?? throw new TensorLiteException($"'{runDir}' has no checkpoint to resume from.");
+        var model = NewModel(config, options);
+        var optimizer = NewOptimizer(model, options);
+        var state = Checkpoints.Load(checkpoint, model, optimizer);
+        var data = TrainingData.Build(options, CreateTokenizer(options.Tokenizer), runDir);
+        var rng = new Generator(0);
+        rng.SetState(state.DataRngState);
+        TruncateMetrics(Path.Combine(runDir, "metrics.jsonl"), state.Step);
+        return new Trainer(options, runDir, model, optimizer, data, state.Step, rng, state.TokensSeen);
+    }
+
+    private static LlamaModel NewModel(LlamaConfig config, TrainingOptions options) =>
+        new(config, new Generator(options.Seed)) { CheckpointLayers = options.CheckpointLayers };
+
+    private static AdamW NewOptimizer(LlamaModel model, TrainingOptions o) =>
+        new(model.Parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
+
+    /// <summary>Runs from the start step to Options.Steps; returns the final validation loss.</summary>
+    public float Run(CancellationToken cancel = default)
+    {
+        var o = Options;
+        var clock = Stopwatch.StartNew();
+        long tokensPerStep = (long)o.Batch * o.Seq * o.GradAccum;
+        using var metrics = new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: true);
+        float lastLoss = float.NaN;
+        long step = StartStep;
+        while (step < o.Steps && !cancel.IsCancellationRequested)
+        {
+            float lr = LrSchedule.WarmupCosine(step, o.Steps, o.Warmup, o.LearningRate, o.MinLrRatio);
+            var (loss, norm) = TrainStep(step, lr);
+            step++;
+            _tokensSeen += tokensPerStep;
+            lastLoss = loss;
+            float? val = null;
+            if (step % o.EvalEvery == 0 || step == o.Steps) val = LastValidationLoss = Evaluate(o.EvalBatches);
+            if (step % o.LogEvery == 0 || val != null || step == StartStep + 1)
+            {
+                double tokensPerSecond = (step - StartStep) * tokensPerStep / clock.Elapsed.TotalSeconds;
+                var remaining = TimeSpan.FromSeconds((o.Steps - step) * tokensPerStep / Math.Max(1, tokensPerSecond));
+                var progress = new TrainProgress(step, o.Steps, loss, val, tokensPerSecond, lr, norm, clock.Elapsed, remaining,
+                    CpuMemoryPool.LiveBytes, CpuMemoryPool.PeakBytes, Environment.WorkingSet);
+                metrics.WriteLine(JsonSerializer.Serialize(new
+                {
+                    step, loss, val_loss = val, lr, grad_norm = norm, tokens = _tokensSeen,
+                    tokens_per_s = Math.Round(tokensPerSecond), tensor_bytes = progress.TensorBytes,
+                    peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
+                }));
+                metrics.Flush();
+                Progress?.Invoke(progress);
+            }
+            if (step % o.CheckpointEvery == 0 || step == o.Steps) SaveCheckpoint(step);
+        }
+        return LastValidationLoss ?? lastLoss;
+    }
+
+    private (float Loss, double Norm) TrainStep(long step, float lr)
+    {
+        var o = Options;
+        float loss = 0;
+        for (int micro = 0; micro < o.GradAccum; micro++)
+        {
+            using var scope = TensorScope.Enter();
+            var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng);
+            var l = Model.Loss(x, y);
+            float value = l.Item();
+            if (!float.IsFinite(value))
+                throw Diverged(step, $"the loss is {value}" + (GradientClipping.FirstNonFinite(_named, gradients: false) is string bad ? $" ({bad} is not finite)" : " (the logits overflowed)"));
+            loss += value / o.GradAccum;
+            if (o.GradAccum == 1)
+            {
+                l.Backward();
+                continue;
+            }
+            using var scaled = l * (1f / o.GradAccum); // the mean over micro-batches
+            scaled.Backward();
+        }
+        double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
+        if (!double.IsFinite(norm))
+            throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");
+        Optimizer.LearningRate = lr;
+        Optimizer.Step();
+        Optimizer.ZeroGrad();
+        return (loss, norm);
+    }
+
+    private TrainingDivergedException Diverged(long step, string what)
+    {
+        string? last = Checkpoints.Latest(RunDir);
+        return new TrainingDivergedException($"Training diverged at step {step + 1}: {what}; " +
+            (last == null ? "no checkpoint was written yet." : $"the last good checkpoint {Path.GetFileName(last)} is kept.") + " Try a lower --lr.");
+    }
+
+    /// <summary>Mean validation loss over a fixed set of windows (the same ones at every evaluation).</summary>
+    public float Evaluate(int batches)
+    {
+        using var noGrad = GradMode.NoGrad();
+        var rng = new Generator(Options.Seed ^ 0xE7A1);
+        double sum = 0;
+        for (int i = 0; i < batches; i++)
+        {
+            using var scope = TensorScope.Enter();
+            var (x, y) = Data.Dataset.SampleBatch(true, Options.Batch, Options.Seq, rng);
+            sum += Model.Loss(x, y).Item();
+        }
+        return (float)(sum / batches);
+    }
+
+    private void SaveCheckpoint(long step)
+    {
+        var state = new TrainingState { Step = step, DataRngState = _dataRng.GetState(), TokensSeen = _tokensSeen };
+        Checkpoints.Save(RunDir, Model, Optimizer, state, Options.KeepCheckpoints);
+    }
+
+    /// <summary>Drops metric lines past the checkpoint being resumed, so the file describes one continuous run.</summary>
+    private static void TruncateMetrics(string path, long step)
+    {
+        if (!File.Exists(path)) return;
+        var kept = File.ReadLines(path).Where(line =>
+        {
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.GetProperty("step").GetInt64() <= step;
+        }).ToList();
+        AtomicFile.Write(path, s =>
+        {
+            using var w = new StreamWriter(s, leaveOpen: true);
+            foreach (var line in kept) w.WriteLine(line);
+        });
+    }
+}

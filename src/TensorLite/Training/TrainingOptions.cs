@@ -1,0 +1,77 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace TensorLite.Training;
+
+/// <summary>Everything that defines a training run; saved as train.json in the run folder.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>A named config (see LlamaConfig.Named) or a path to an HF config.json.</summary>
+    public string Model { get; init; } = "byte_small";
+    /// <summary>Text files to train on; empty means the embedded synthetic language.</summary>
+    public string[] Data { get; init; } = [];
+    public string Tokenizer { get; init; } = "byte";
+    public int Seq { get; init; } = 128;
+    public int Batch { get; init; } = 16;
+    public int GradAccum { get; init; } = 1;
+    public int Steps { get; init; } = 600;
+    public float LearningRate { get; init; } = 2e-3f;
+    public float MinLrRatio { get; init; } = 0.1f;
+    public int Warmup { get; init; } = 50;
+    public float WeightDecay { get; init; } = 0.1f;
+    public float Beta1 { get; init; } = 0.9f;
+    public float Beta2 { get; init; } = 0.95f;
+    public float Eps { get; init; } = 1e-8f;
+    /// <summary>Global gradient-norm clip; 0 disables clipping.</summary>
+    public float ClipNorm { get; init; } = 1f;
+    public int EvalEvery { get; init; } = 100;
+    public int EvalBatches { get; init; } = 8;
+    public int CheckpointEvery { get; init; } = 200;
+    public int KeepCheckpoints { get; init; } = 2;
+    public int LogEvery { get; init; } = 10;
+    public ulong Seed { get; init; } = 1;
+    public bool CheckpointLayers { get; init; }
+    /// <summary>Bytes of synthetic text to generate when no data files are given.</summary>
+    public int SyntheticBytes { get; init; } = 2_000_000;
+
+    public TrainingOptions Validate()
+    {
+        void Positive(long v, string flag)
+        {
+            if (v <= 0) throw new ArgumentException($"{flag} must be positive, got {v}.");
+        }
+        Positive(Seq, "--seq");
+        Positive(Batch, "--batch");
+        Positive(GradAccum, "--grad-accum");
+        Positive(Steps, "--steps");
+        Positive(EvalEvery, "--eval-every");
+        Positive(EvalBatches, "--eval-batches");
+        Positive(CheckpointEvery, "--checkpoint-every");
+        Positive(KeepCheckpoints, "--keep-checkpoints");
+        Positive(LogEvery, "--log-every");
+        Positive(SyntheticBytes, "--synthetic-bytes");
+        if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}.");
+        if (MinLrRatio is < 0 or > 1) throw new ArgumentException($"--min-lr-ratio must be in [0, 1], got {MinLrRatio}.");
+        if (Warmup < 0) throw new ArgumentException($"--warmup must be non-negative, got {Warmup}.");
+        if (Beta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) throw new ArgumentException("--beta1 and --beta2 must be in [0, 1).");
+        if (ClipNorm < 0) throw new ArgumentException($"--clip must be non-negative, got {ClipNorm}.");
+        if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be non-negative, got {WeightDecay}.");
+        return this;
+    }
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static TrainingOptions FromJson(string json, string source)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<TrainingOptions>(json) ?? throw new TensorLiteException($"{source} is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new TensorLiteException($"{source} is not a valid training options file: {e.Message.Split(". ")[0]}.");
+        }
+    }
+}
