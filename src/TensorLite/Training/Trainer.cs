@@ -74,9 +74,9 @@ public sealed class Trainer
             throw new TensorLiteException($"The model's vocab_size {config.VocabSize} is smaller than the {options.Tokenizer} tokenizer's {tokenizer.VocabSize}.");
         if (options.Seq > config.MaxPositionEmbeddings)
             throw new TensorLiteException($"--seq {options.Seq} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}.");
-        Directory.CreateDirectory(runDir);
-        var data = TrainingData.Build(options, tokenizer, runDir);
+        var data = TrainingData.Build(options, tokenizer, runDir); // validates the data before the folder is created
         data.Dataset.RequireWindows(options.Seq);
+        Directory.CreateDirectory(runDir);
         AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
         AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
         File.Delete(Path.Combine(runDir, "metrics.jsonl"));
@@ -87,20 +87,27 @@ public sealed class Trainer
     /// <summary>Continues a run from its newest checkpoint; <paramref name="steps"/> may extend the total.</summary>
     public static Trainer Resume(string runDir, int? steps = null)
     {
+        var trainer = Open(runDir, steps);
+        TruncateMetrics(Path.Combine(runDir, "metrics.jsonl"), trainer.StartStep);
+        return trainer;
+    }
+
+    /// <summary>Loads a run's newest checkpoint without changing anything in its folder (for eval and generate).</summary>
+    public static Trainer Open(string runDir, int? steps = null)
+    {
         string trainJson = Path.Combine(runDir, "train.json");
         if (!File.Exists(trainJson)) throw new TensorLiteException($"'{runDir}' is not a run folder (no train.json).");
         var options = TrainingOptions.FromJson(File.ReadAllText(trainJson), trainJson);
         if (steps is int s) options = options with { Steps = s };
         options.Validate();
         var config = LlamaConfig.Load(Path.Combine(runDir, "config.json"));
-        string checkpoint = Checkpoints.Latest(runDir) ?? throw new TensorLiteException($"'{runDir}' has no checkpoint to resume from.");
+        string checkpoint = Checkpoints.Latest(runDir) ?? throw new TensorLiteException($"'{runDir}' has no checkpoint yet.");
         var model = NewModel(config, options);
         var optimizer = NewOptimizer(model, options);
         var state = Checkpoints.Load(checkpoint, model, optimizer);
         var data = TrainingData.Build(options, CreateTokenizer(options.Tokenizer), runDir);
         var rng = new Generator(0);
         rng.SetState(state.DataRngState);
-        TruncateMetrics(Path.Combine(runDir, "metrics.jsonl"), state.Step);
         return new Trainer(options, runDir, model, optimizer, data, state.Step, rng, state.TokensSeen);
     }
 

@@ -1,0 +1,33 @@
+using System.CommandLine;
+using TensorLite.Models;
+using TensorLite.Training;
+
+namespace TensorLite.Cli;
+
+/// <summary>`tensorlite generate`: sample text from a run's latest checkpoint.</summary>
+public static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var run = new Option<string>("--run") { Description = "Run folder whose latest checkpoint to sample from.", Required = true };
+        var prompt = new Option<string>("--prompt") { Description = "Text to continue.", DefaultValueFactory = _ => " " };
+        var tokens = new Option<int>("--tokens") { Description = "Tokens to generate.", DefaultValueFactory = _ => 200 };
+        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature (0 = greedy).", DefaultValueFactory = _ => 0.8f };
+        var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = all).", DefaultValueFactory = _ => 40 };
+        var seed = new Option<ulong>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 1UL };
+        var cmd = new Command("generate", "Sample text from a trained run.") { run, prompt, tokens, temperature, topK, seed };
+        cmd.SetAction(r =>
+        {
+            int n = r.GetValue(tokens);
+            if (n <= 0) throw new ArgumentException($"--tokens must be positive, got {n}.");
+            var trainer = Trainer.Open(r.GetValue(run)!);
+            var tokenizer = Trainer.CreateTokenizer(trainer.Options.Tokenizer);
+            var ids = tokenizer.Encode(r.GetValue(prompt)!);
+            var output = Sampling.Generate(trainer.Model, ids, n, r.GetValue(temperature), r.GetValue(topK),
+                new Generator(r.GetValue(seed)), context: trainer.Options.Seq);
+            Console.WriteLine(tokenizer.Decode(output));
+            return 0;
+        });
+        return cmd;
+    }
+}

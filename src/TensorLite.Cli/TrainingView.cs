@@ -1,0 +1,72 @@
+using Spectre.Console;
+using TensorLite.Training;
+
+namespace TensorLite.Cli;
+
+/// <summary>Shows a run's progress: a live table on a terminal, plain lines when output is redirected (CI, tee).</summary>
+public static class TrainingView
+{
+    public static int Run(Trainer trainer)
+    {
+        var o = trainer.Options;
+        var data = trainer.Data;
+        var c = trainer.Model.Config;
+        Console.WriteLine($"run folder   {Path.GetFullPath(trainer.RunDir)}");
+        Console.WriteLine($"model        {o.Model}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, heads {c.NumAttentionHeads}, {trainer.Model.ParameterCount():N0} parameters");
+        Console.WriteLine($"data         {data.Description}; unigram entropy {data.UnigramEntropyNats:F3} nats/token" +
+                          (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));
+        Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, AdamW lr {o.LearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
+                          (trainer.StartStep > 0 ? $", resuming at step {trainer.StartStep}" : ""));
+        try
+        {
+            if (AnsiConsole.Profile.Capabilities.Interactive) RunLive(trainer);
+            else RunPlain(trainer);
+        }
+        finally
+        {
+            LossPlot.TryWrite(trainer.RunDir, data.EntropyFloorNats, data.UnigramEntropyNats);
+        }
+        float val = trainer.LastValidationLoss ?? float.NaN;
+        Console.WriteLine($"done: validation loss {val:F4} nats/token (perplexity {Math.Exp(val):F2})" +
+                          (data.EntropyFloorNats is double floor ? $"; floor {floor:F3}, unigram {data.UnigramEntropyNats:F3}" : "") +
+                          $"; checkpoint {Checkpoints.Latest(trainer.RunDir)}; loss plot {Path.Combine(trainer.RunDir, "loss.png")}");
+        return 0;
+    }
+
+    private static string Line(TrainProgress p) =>
+        $"step {p.Step,6}/{p.TotalSteps}  loss {p.Loss,7:F4}  " + (p.ValidationLoss is float v ? $"val {v,7:F4}  " : new string(' ', 14)) +
+        $"lr {p.LearningRate,9:E2}  |g| {p.GradNorm,6:F2}  {p.TokensPerSecond,7:F0} tok/s  " +
+        $"elapsed {p.Elapsed:mm\\:ss}  eta {p.Remaining:mm\\:ss}  mem {Mib(p.TensorBytes)}/{Mib(p.PeakTensorBytes)} peak, rss {Mib(p.ProcessBytes)}";
+
+    private static string Mib(long bytes) => $"{bytes / 1048576.0:F0}MiB";
+
+    private static void RunPlain(Trainer trainer)
+    {
+        trainer.Progress += p => Console.WriteLine(Line(p));
+        trainer.Run();
+    }
+
+    private static void RunLive(Trainer trainer)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Expand();
+        foreach (var col in new[] { "step", "loss", "val loss", "lr", "grad norm", "tokens/s", "elapsed", "ETA", "tensor memory (peak)", "process" })
+            table.AddColumn(col);
+        table.AddRow("-", "-", "-", "-", "-", "-", "-", "-", "-", "-");
+        float? lastVal = null;
+        AnsiConsole.Live(table).Start(ctx =>
+        {
+            trainer.Progress += p =>
+            {
+                lastVal = p.ValidationLoss ?? lastVal;
+                table.UpdateCell(0, 0, $"{p.Step}/{p.TotalSteps}").UpdateCell(0, 1, $"{p.Loss:F4}")
+                    .UpdateCell(0, 2, lastVal is float v ? $"{v:F4}" : "-").UpdateCell(0, 3, $"{p.LearningRate:E2}")
+                    .UpdateCell(0, 4, $"{p.GradNorm:F2}").UpdateCell(0, 5, $"{p.TokensPerSecond:F0}")
+                    .UpdateCell(0, 6, $"{p.Elapsed:mm\\:ss}").UpdateCell(0, 7, $"{p.Remaining:mm\\:ss}")
+                    .UpdateCell(0, 8, $"{Mib(p.TensorBytes)} ({Mib(p.PeakTensorBytes)})").UpdateCell(0, 9, Mib(p.ProcessBytes));
+                if (p.ValidationLoss != null) AnsiConsole.MarkupLine(Markup.Escape(Line(p)));
+                ctx.Refresh();
+            };
+            trainer.Run();
+        });
+    }
+}

@@ -1,0 +1,46 @@
+using TensorLite.Autograd;
+
+namespace TensorLite.Models;
+
+/// <summary>Autoregressive sampling with temperature and top-k.</summary>
+public static class Sampling
+{
+    /// <summary>Extends <paramref name="prompt"/> by <paramref name="newTokens"/> sampled tokens. Each step
+    /// recomputes the forward pass over the last <paramref name="context"/> tokens (no KV cache: simple and
+    /// exact, fine for the small models trained here). Temperature 0 means greedy.</summary>
+    public static int[] Generate(LlamaModel model, int[] prompt, int newTokens, float temperature, int topK, Generator generator, int? context = null)
+    {
+        if (prompt.Length == 0) throw new ArgumentException("The prompt must contain at least one token.");
+        if (temperature < 0) throw new ArgumentException($"--temperature must be non-negative, got {temperature}.");
+        if (topK < 0) throw new ArgumentException($"--top-k must be non-negative (0 = no limit), got {topK}.");
+        int window = Math.Min(context ?? model.Config.MaxPositionEmbeddings, model.Config.MaxPositionEmbeddings);
+        var tokens = new List<int>(prompt);
+        using var noGrad = GradMode.NoGrad();
+        for (int i = 0; i < newTokens; i++)
+        {
+            using var scope = TensorScope.Enter();
+            int start = Math.Max(0, tokens.Count - window);
+            var ids = Tensor.FromArray(tokens.GetRange(start, tokens.Count - start).ToArray(), 1, tokens.Count - start);
+            var logits = model.Forward(ids);
+            var last = logits.Select(1, -1).Reshape(-1).ToArray();
+            tokens.Add(Pick(last, temperature, topK, generator));
+        }
+        return tokens.ToArray();
+    }
+
+    private static int Pick(float[] logits, float temperature, int topK, Generator generator)
+    {
+        if (temperature == 0) return Array.IndexOf(logits, logits.Max());
+        var order = Enumerable.Range(0, logits.Length).OrderByDescending(i => logits[i]).ToArray();
+        if (topK > 0 && topK < order.Length) order = order[..topK];
+        double max = logits[order[0]];
+        var weights = order.Select(i => Math.Exp((logits[i] - max) / temperature)).ToArray();
+        double u = generator.NextDouble() * weights.Sum(), acc = 0;
+        for (int j = 0; j < order.Length; j++)
+        {
+            acc += weights[j];
+            if (u < acc) return order[j];
+        }
+        return order[^1];
+    }
+}
