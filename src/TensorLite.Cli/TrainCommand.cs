@@ -11,7 +11,7 @@ public static class TrainCommand
         var d = new TrainingOptions();
         var model = new Option<string>("--model") { Description = "Named config (tiny, byte_small, llama_20m, llama_60m, ...) or a config.json path.", DefaultValueFactory = _ => d.Model };
         var data = new Option<string[]>("--data") { Description = "Text files to train on (default: the embedded synthetic language).", AllowMultipleArgumentsPerToken = true };
-        var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer: byte.", DefaultValueFactory = _ => d.Tokenizer };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer: byte (UTF-8 bytes), cl100k or o200k (tiktoken).", DefaultValueFactory = _ => d.Tokenizer };
         var seq = new Option<int>("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => d.Seq };
         var batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => d.Batch };
         var accum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => d.GradAccum };

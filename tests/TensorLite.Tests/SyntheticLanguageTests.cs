@@ -39,3 +39,31 @@ public class SyntheticLanguageTests
         Assert.NotEqual(new SyntheticLanguage(1).Words, new SyntheticLanguage(2).Words);
     }
 }
+
+public class TokenizerTests
+{
+    [Theory]
+    [InlineData("byte")]
+    [InlineData("cl100k")]
+    [InlineData("o200k")]
+    public void Tokenizers_RoundTripText(string name)
+    {
+        var tok = TensorLite.Training.Trainer.CreateTokenizer(name);
+        const string text = "Hello, TensorLite — naïve café 🚀 tokens!";
+        var ids = tok.Encode(text);
+        Assert.All(ids, id => Assert.InRange(id, 0, tok.VocabSize - 1));
+        Assert.Equal(text, tok.Decode(ids));
+        if (name != "byte") Assert.True(ids.Length < System.Text.Encoding.UTF8.GetByteCount(text) / 2);
+    }
+
+    [Fact]
+    public void TiktokenVocabularies_HaveTheirPublishedSizes()
+    {
+        Assert.Equal(100_277, TensorLite.Training.Trainer.CreateTokenizer("cl100k").VocabSize);
+        Assert.Equal(200_019, TensorLite.Training.Trainer.CreateTokenizer("o200k").VocabSize);
+    }
+
+    [Fact]
+    public void UnknownTokenizer_IsRejected() =>
+        Assert.Contains("available: byte, cl100k, o200k", Assert.Throws<TensorLiteException>(() => TensorLite.Training.Trainer.CreateTokenizer("bpe")).Message);
+}

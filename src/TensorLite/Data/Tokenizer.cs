@@ -39,3 +39,27 @@ public sealed class ByteTokenizer : ITokenizer
         return Encoding.UTF8.GetString(bytes);
     }
 }
+
+/// <summary>OpenAI's tiktoken vocabularies (cl100k_base, o200k_base) through Microsoft.ML.Tokenizers; the
+/// vocabulary data ships inside NuGet packages, so no download happens at run time.</summary>
+public sealed class TiktokenTokenizer : ITokenizer
+{
+    private readonly Microsoft.ML.Tokenizers.TiktokenTokenizer _inner;
+
+    private TiktokenTokenizer(string name, string model)
+    {
+        Name = name;
+        _inner = Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForModel(model);
+        // Special tokens follow the ordinary ones, so ids run up to the largest special token
+        // (<|endofprompt|> = 100276 in cl100k, 200018 in o200k).
+        VocabSize = (_inner.SpecialTokens?.Values.DefaultIfEmpty(0).Max() ?? 0) + 1;
+    }
+
+    public static TiktokenTokenizer Cl100k() => new("cl100k", "gpt-4");
+    public static TiktokenTokenizer O200k() => new("o200k", "gpt-4o");
+
+    public string Name { get; }
+    public int VocabSize { get; }
+    public int[] Encode(string text) => _inner.EncodeToIds(text).ToArray();
+    public string Decode(ReadOnlySpan<int> ids) => _inner.Decode(ids.ToArray()) ?? "";
+}

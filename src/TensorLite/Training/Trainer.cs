@@ -56,7 +56,9 @@ public sealed class Trainer
     public static ITokenizer CreateTokenizer(string name) => name switch
     {
         "byte" => ByteTokenizer.Instance,
-        _ => throw new TensorLiteException($"Unknown tokenizer '{name}'; available: byte."),
+        "cl100k" => TiktokenTokenizer.Cl100k(),
+        "o200k" => TiktokenTokenizer.O200k(),
+        _ => throw new TensorLiteException($"Unknown tokenizer '{name}'; available: byte, cl100k, o200k."),
     };
 
     public static LlamaConfig ResolveModel(string model) =>
@@ -71,7 +73,12 @@ public sealed class Trainer
         var config = ResolveModel(options.Model);
         var tokenizer = CreateTokenizer(options.Tokenizer);
         if (config.VocabSize < tokenizer.VocabSize)
-            throw new TensorLiteException($"The model's vocab_size {config.VocabSize} is smaller than the {options.Tokenizer} tokenizer's {tokenizer.VocabSize}.");
+        {
+            // A named size fixes the architecture; its vocabulary grows to fit the tokenizer. An explicit
+            // config.json is taken as written.
+            if (LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
+            else throw new TensorLiteException($"The model's vocab_size {config.VocabSize} is smaller than the {options.Tokenizer} tokenizer's {tokenizer.VocabSize}.");
+        }
         if (options.Seq > config.MaxPositionEmbeddings)
             throw new TensorLiteException($"--seq {options.Seq} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}.");
         var data = TrainingData.Build(options, tokenizer, runDir); // validates the data before the folder is created
