@@ -209,48 +209,57 @@ internal static class DenseDouble
     /// <summary>
     /// One-sided Jacobi on the columns of the rows×cols matrix <paramref name="w"/> (overwritten by U·Σ), accumulating
     /// the rotations into the cols×cols matrix <paramref name="v"/> (which should start as the identity), so that
-    /// w_in·v = w_out with mutually orthogonal columns. Pairs are visited in round-robin order: every round is a set of
-    /// disjoint pairs, rotated in parallel, so the result does not depend on the thread count. Returns the sweeps used.
+    /// w_in·v = w_out with mutually orthogonal columns. Returns the sweeps used.
+    /// <para>Ordering (cyclic by blocks): the columns are cut into blocks small enough that two blocks of w and v stay
+    /// in cache. A sweep first rotates all pairs inside each block (blocks in parallel), then pairs up the blocks
+    /// round-robin: in every round the block pairs are disjoint and run in parallel, each rotating all its cross
+    /// pairs while its 2b columns are cache-resident. Every column pair is visited once per sweep, and since the
+    /// schedule does not depend on the thread count, neither does the result.</para>
     /// </summary>
     public static int Jacobi(double[] w, int rows, int cols, double[] v, int maxSweeps = 60)
     {
         if (cols < 2) return 0;
         double tol = Math.Sqrt(rows) * 2.220446049250313e-16;
-        int slots = cols + (cols & 1);
+        // Two blocks of w and v columns in ~1 MiB.
+        int b = (int)Math.Clamp((1L << 20) / (16L * (rows + cols)), 4, 128);
+        int nb = (cols + b - 1) / b;
+        int slots = nb + (nb & 1);
         var pos = new int[slots];
-        for (int i = 0; i < slots; i++) pos[i] = i;
-        int pairs = slots / 2;
-        var pairP = new int[pairs];
-        var pairQ = new int[pairs];
+        var pairI = new int[slots / 2];
+        var pairJ = new int[slots / 2];
         for (int sweep = 1; sweep <= maxSweeps; sweep++)
         {
             int rotated = 0;
+            CpuParallel.For(nb, (long)b * b * (3L * rows + cols), (i0, i1) =>
+            {
+                bool any = false;
+                for (int blk = i0; blk < i1; blk++)
+                {
+                    int lo = blk * b, hi = Math.Min(cols, lo + b);
+                    for (int p = lo; p < hi; p++)
+                        for (int q = p + 1; q < hi; q++) any |= RotatePair(w, rows, v, cols, p, q, tol);
+                }
+                if (any) Volatile.Write(ref rotated, 1);
+            });
+            for (int i = 0; i < slots; i++) pos[i] = i;
             for (int round = 0; round < slots - 1; round++)
             {
-                for (int i = 0; i < pairs; i++)
+                for (int i = 0; i < slots / 2; i++)
                 {
-                    pairP[i] = pos[i];
-                    pairQ[i] = pos[slots - 1 - i];
+                    pairI[i] = Math.Min(pos[i], pos[slots - 1 - i]);
+                    pairJ[i] = Math.Max(pos[i], pos[slots - 1 - i]);
                 }
-                CpuParallel.For(pairs, 3L * rows + cols, (i0, i1) =>
+                CpuParallel.For(slots / 2, (long)b * b * (3L * rows + cols), (i0, i1) =>
                 {
                     bool any = false;
                     for (int i = i0; i < i1; i++)
                     {
-                        int p = Math.Min(pairP[i], pairQ[i]), q = Math.Max(pairP[i], pairQ[i]);
-                        if (q >= cols) continue; // the dummy slot of an odd column count
-                        var xp = w.AsSpan(p * rows, rows);
-                        var xq = w.AsSpan(q * rows, rows);
-                        Gram(xp, xq, out double alpha, out double beta, out double gamma);
-                        if (gamma == 0 || Math.Abs(gamma) <= tol * Math.Sqrt(alpha) * Math.Sqrt(beta)) continue;
-                        double zeta = (beta - alpha) / (2 * gamma);
-                        double t = Math.Abs(zeta) > 1e100
-                            ? 0.5 / zeta
-                            : (zeta >= 0 ? 1 : -1) / (Math.Abs(zeta) + Math.Sqrt(1 + zeta * zeta));
-                        double c = 1 / Math.Sqrt(1 + t * t), s = c * t;
-                        Rotate(xp, xq, c, s);
-                        Rotate(v.AsSpan(p * cols, cols), v.AsSpan(q * cols, cols), c, s);
-                        any = true;
+                        int bi = pairI[i], bj = pairJ[i];
+                        if (bj >= nb) continue; // the dummy slot of an odd block count
+                        int pLo = bi * b, pHi = Math.Min(cols, pLo + b);
+                        int qLo = bj * b, qHi = Math.Min(cols, qLo + b);
+                        for (int p = pLo; p < pHi; p++)
+                            for (int q = qLo; q < qHi; q++) any |= RotatePair(w, rows, v, cols, p, q, tol);
                     }
                     if (any) Volatile.Write(ref rotated, 1);
                 });
@@ -262,6 +271,24 @@ internal static class DenseDouble
             if (rotated == 0) return sweep;
         }
         return maxSweeps;
+    }
+
+    /// <summary>Orthogonalizes columns p &lt; q of w by one Jacobi rotation (applied to v's columns too), unless they
+    /// are already orthogonal to the relative tolerance. Returns whether it rotated.</summary>
+    private static bool RotatePair(double[] w, int rows, double[] v, int cols, int p, int q, double tol)
+    {
+        var xp = w.AsSpan(p * rows, rows);
+        var xq = w.AsSpan(q * rows, rows);
+        Gram(xp, xq, out double alpha, out double beta, out double gamma);
+        if (gamma == 0 || Math.Abs(gamma) <= tol * Math.Sqrt(alpha) * Math.Sqrt(beta)) return false;
+        double zeta = (beta - alpha) / (2 * gamma);
+        double t = Math.Abs(zeta) > 1e100
+            ? 0.5 / zeta
+            : (zeta >= 0 ? 1 : -1) / (Math.Abs(zeta) + Math.Sqrt(1 + zeta * zeta));
+        double c = 1 / Math.Sqrt(1 + t * t), s = c * t;
+        Rotate(xp, xq, c, s);
+        Rotate(v.AsSpan(p * cols, cols), v.AsSpan(q * cols, cols), c, s);
+        return true;
     }
 
     /// <summary>
