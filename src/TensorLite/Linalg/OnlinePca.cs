@@ -1,0 +1,164 @@
+using TensorLite.Autograd;
+
+namespace TensorLite.Linalg;
+
+public static partial class Linalg
+{
+    private static void RequirePcaOperands(Tensor p, Tensor g, string op)
+    {
+        RequireMatrix(p, op, "p");
+        RequireMatrix(g, op, "g");
+        RequireSameBackend(p, g, op);
+        if (p.Shape[0] != g.Shape[0])
+            throw new ShapeMismatchException($"{op}: the projection p {ShapeMath.Format(p.Shape)} and the matrix g {ShapeMath.Format(g.Shape)} must have the same number of rows.");
+    }
+
+    /// <summary>The reconstruction loss ‖G − P·Pᵀ·G‖²_F of projecting g [m, n] onto the span of p [m, r].</summary>
+    public static double ReconstructionLoss(Tensor p, Tensor g)
+    {
+        RequirePcaOperands(p, g, "reconstruction_loss");
+        using var noGrad = GradMode.NoGrad();
+        using var pt = p.T;
+        using var w = pt.MatMul(g);
+        using var pw = p.MatMul(w);
+        using var e = g - pw;
+        using var e2 = e.Square();
+        using var sum = e2.Sum();
+        return sum.Item();
+    }
+
+    /// <summary>
+    /// The gradient of L(P) = ‖G − P·Pᵀ·G‖²_F with respect to p [m, r], in closed form:
+    /// with W = Pᵀ·G and E = G − P·W, ∇L = −2·(E·Wᵀ + G·(Pᵀ·E)ᵀ). (dL = −2⟨E, dP·W + P·dPᵀ·G⟩; the first term gives
+    /// E·Wᵀ, the second G·Eᵀ·P.) When P has orthonormal columns PᵀE = 0 and this is −2·(I − PPᵀ)·G·Gᵀ·P, Oja's
+    /// subspace direction. Cost: four [m, n]×r products, no m×m matrix.
+    /// </summary>
+    public static Tensor OnlinePcaGradient(Tensor p, Tensor g)
+    {
+        RequirePcaOperands(p, g, "online_pca_gradient");
+        using var noGrad = GradMode.NoGrad();
+        using var pt = p.T;
+        using var w = pt.MatMul(g);          // [r, n]
+        using var pw = p.MatMul(w);          // [m, n]
+        using var e = g - pw;                // [m, n]
+        using var wt = w.T;
+        using var t1 = e.MatMul(wt);         // [m, r]
+        using var pte = pt.MatMul(e);        // [r, n]
+        using var ptet = pte.T;
+        using var t2 = g.MatMul(ptet);       // [m, r]
+        using var sum = t1 + t2;
+        return sum * -2f;
+    }
+
+    /// <summary>
+    /// One plain gradient step of Online Subspace Descent's projection update (Liang et al. 2024): returns
+    /// P − lr·∇‖G − P·Pᵀ·G‖²_F as a new [m, r] tensor, re-orthonormalized by QR when <paramref name="reorthonormalize"/>.
+    /// The stateful <see cref="OnlinePca"/> runs the same update through Adam.
+    /// </summary>
+    public static Tensor OnlinePcaStep(Tensor p, Tensor g, float learningRate, bool reorthonormalize = false)
+    {
+        using var noGrad = GradMode.NoGrad();
+        using var grad = OnlinePcaGradient(p, g);
+        using var step = grad * learningRate;
+        var next = p - step;
+        if (!reorthonormalize) return next;
+        using (next) return Orthonormalize(next);
+    }
+}
+
+/// <summary>How <see cref="OnlinePca"/> updates its projection from the reconstruction-loss gradient.</summary>
+public enum OnlinePcaOptimizer
+{
+    /// <summary>P ← P − lr·∇.</summary>
+    Sgd,
+    /// <summary>Adam on P (bias-corrected, no weight decay), as Online Subspace Descent suggests.</summary>
+    Adam,
+}
+
+/// <summary>
+/// The projection of Online Subspace Descent (Liang et al. 2024): P [m, r] tracks the top-r principal subspace of a
+/// stream of matrices G [m, n] by one optimizer step per <see cref="Update"/> on ‖G − P·Pᵀ·G‖²_F (see
+/// <see cref="Linalg.OnlinePcaGradient"/>), optionally re-orthonormalized by QR after each step. It owns (and
+/// persists) P and its optimizer state; dispose it to free them.
+/// </summary>
+public sealed class OnlinePca : IDisposable
+{
+    private Tensor? _m, _v;
+
+    /// <param name="initialProjection">The starting P [m, r] (copied).</param>
+    public OnlinePca(Tensor initialProjection, float learningRate, OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam,
+        bool reorthonormalize = false, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
+    {
+        Linalg.RequireMatrix(initialProjection, "online_pca", "initialProjection");
+        if (initialProjection.Shape[1] > initialProjection.Shape[0])
+            throw new ShapeMismatchException($"online_pca: a projection [m, r] needs r ≤ m, got shape {ShapeMath.Format(initialProjection.Shape)}.");
+        if (!(learningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), "online_pca: the learning rate must be non-negative.");
+        if (beta1 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta1), "online_pca: beta1 must be in [0, 1).");
+        if (beta2 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta2), "online_pca: beta2 must be in [0, 1).");
+        if (!(eps > 0)) throw new ArgumentOutOfRangeException(nameof(eps), "online_pca: eps must be positive.");
+        using (GradMode.NoGrad()) Projection = initialProjection.Clone().Persist();
+        LearningRate = learningRate;
+        Optimizer = optimizer;
+        Reorthonormalize = reorthonormalize;
+        Beta1 = beta1;
+        Beta2 = beta2;
+        Eps = eps;
+    }
+
+    /// <summary>An online PCA starting from a random orthonormal [m, r] projection (QR of a Gaussian matrix).</summary>
+    public static OnlinePca RandomInit(int m, int r, Generator generator, float learningRate,
+        OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam, bool reorthonormalize = false, IBackend? backend = null)
+    {
+        if (r < 1 || r > m) throw new ArgumentOutOfRangeException(nameof(r), $"online_pca: rank {r} must be between 1 and m = {m}.");
+        using var noGrad = GradMode.NoGrad();
+        using var gauss = Tensor.RandN([m, r], generator, 1f, backend);
+        using var q = Linalg.Orthonormalize(gauss);
+        return new OnlinePca(q, learningRate, optimizer, reorthonormalize);
+    }
+
+    /// <summary>The current projection P [m, r] (owned by this object; updated in place).</summary>
+    public Tensor Projection { get; }
+
+    public float LearningRate { get; set; }
+    public OnlinePcaOptimizer Optimizer { get; }
+    public bool Reorthonormalize { get; }
+    public float Beta1 { get; }
+    public float Beta2 { get; }
+    public float Eps { get; }
+    public long StepCount { get; private set; }
+
+    /// <summary>One optimizer step of P on ‖G − P·Pᵀ·G‖²_F for g [m, n].</summary>
+    public void Update(Tensor g)
+    {
+        using var noGrad = GradMode.NoGrad();
+        using var grad = Linalg.OnlinePcaGradient(Projection, g);
+        StepCount++;
+        var backend = Projection.Backend;
+        if (Optimizer == OnlinePcaOptimizer.Adam)
+        {
+            _m ??= Tensor.Zeros(Projection.Shape, DType.Float32, backend).Persist();
+            _v ??= Tensor.Zeros(Projection.Shape, DType.Float32, backend).Persist();
+            var h = new AdamWStepParams(LearningRate, Beta1, Beta2, Eps, 0f,
+                1f - MathF.Pow(Beta1, StepCount), 1f - MathF.Pow(Beta2, StepCount));
+            backend.AdamWStep(Projection, grad, _m, _v, h);
+        }
+        else
+        {
+            using var step = grad * LearningRate;
+            using var next = Projection - step;
+            backend.Copy(next, Projection);
+        }
+        if (Reorthonormalize)
+        {
+            using var q = Linalg.Orthonormalize(Projection);
+            backend.Copy(q, Projection);
+        }
+    }
+
+    public void Dispose()
+    {
+        Projection.Dispose();
+        _m?.Dispose();
+        _v?.Dispose();
+    }
+}
