@@ -2,11 +2,12 @@ using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
 using TensorLite.Autograd;
-using TensorLite.Linalg;
+using TensorLite.LinearAlgebra;
 using TensorLite.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
-using LA = TensorLite.Linalg.Linalg;
+using TensorLite.LinearAlgebra;
+using LA = TensorLite.LinearAlgebra.Linalg;
 
 namespace TensorLite.Tests;
 

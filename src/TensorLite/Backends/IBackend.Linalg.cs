@@ -1,6 +1,6 @@
 namespace TensorLite;
 
-// Kernels of the dense linear-algebra ops (Linalg/Linalg.cs). Inputs are contiguous float32 matrices that the op
+// Kernels of the dense linear-algebra ops (LinearAlgebra/Linalg.cs). Inputs are contiguous float32 matrices that the op
 // has already checked; outputs are contiguous float32 tensors the op allocated. Backends may compute internally in
 // higher precision (the CPU backend uses double).
 public partial interface IBackend

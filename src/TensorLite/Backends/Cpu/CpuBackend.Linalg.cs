@@ -1,4 +1,4 @@
-using TensorLite.Linalg;
+using TensorLite.LinearAlgebra;
 
 namespace TensorLite.Backends.Cpu;
 

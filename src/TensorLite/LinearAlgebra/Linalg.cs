@@ -1,6 +1,6 @@
 using TensorLite.Autograd;
 
-namespace TensorLite.Linalg;
+namespace TensorLite.LinearAlgebra;
 
 /// <summary>
 /// Dense linear algebra on float32 matrices for the optimizer side of training (projections for GaLore, Online

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.InteropServices;
 using TensorLite.Backends.Cpu;
 
-namespace TensorLite.Linalg;
+namespace TensorLite.LinearAlgebra;
 
 /// <summary>
 /// Host-side dense linear algebra in double precision on column-major arrays (element (i, j) of an

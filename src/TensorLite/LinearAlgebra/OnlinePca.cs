@@ -1,6 +1,6 @@
 using TensorLite.Autograd;
 
-namespace TensorLite.Linalg;
+namespace TensorLite.LinearAlgebra;
 
 public static partial class Linalg
 {

@@ -1,6 +1,6 @@
 using TensorLite.Autograd;
 
-namespace TensorLite.Linalg;
+namespace TensorLite.LinearAlgebra;
 
 /// <summary>How <see cref="Linalg.SelectRows"/> picks k of a matrix's m rows (always k distinct rows).</summary>
 public enum RowSelection
