@@ -76,6 +76,17 @@ public class AttentionTests
     }
 
     [Fact]
+    public void LongSequences_SpanningSeveralQueryBlocks_MatchReferenceAndFiniteDifferences()
+    {
+        var c = new AttentionCase(1, 2, 1, 150, 4);
+        var (q, k, v) = Inputs(c, 77);
+        var got = Tensor.CausalAttention(q, k, v).ToArray();
+        var expected = Reference(c, q.ToArray(), k.ToArray(), v.ToArray());
+        for (int i = 0; i < got.Length; i++) Approx.Close(expected[i], got[i], 1e-4, $"o[{i}]");
+        GradCheck.Check(x => Tensor.CausalAttention(x[0], x[1], x[2]), [q, k, v], maxChecksPerInput: 40);
+    }
+
+    [Fact]
     public void NonContiguousInputs_GiveTheSameResult()
     {
         // [B, T, H, D] storage viewed as [B, H, T, D], as the model produces after its projections.

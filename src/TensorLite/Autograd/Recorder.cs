@@ -9,6 +9,7 @@ internal static class Recorder
     /// inputs, the output and <paramref name="saved"/> (other tensors the backward reads) alive until it runs.</summary>
     public static Tensor Record(Tensor output, string op, Tensor[] inputs, BackwardFunction backward, Tensor[]? saved = null)
     {
+        if (OpProfiler.Enabled) OpProfiler.MarkForward(op);
         bool needsGrad = false;
         foreach (var x in inputs)
             if (x.RequiresGrad) { needsGrad = true; break; }

@@ -28,6 +28,14 @@ public sealed partial class Tensor
             using var r = MatMul(col);
             return r.Squeeze(-1);
         }
+        if (other.Rank == 2 && Rank > 2 && _shape[^1] == other._shape[0])
+        {
+            // [..., m, k] @ [k, n] (a shared weight): one GEMM over all rows instead of a batch of small
+            // ones, and the weight gradient becomes one GEMM too.
+            using var rows = Reshape(-1, _shape[^1]);
+            using var product = MatMul2D(rows, other);
+            return product.Reshape([.. _shape[..^1], other._shape[1]]);
+        }
         return MatMul2D(this, other);
     }
 
@@ -54,19 +62,8 @@ public sealed partial class Tensor
             }
             if (b.RequiresGrad)
             {
-                if (b.Rank == 2 && a.Rank > 2)
-                {
-                    // A shared weight: one GEMM over all batch rows instead of a batched product and a sum.
-                    using var a2 = a.Reshape(-1, k);
-                    using var g2 = g.Reshape(-1, n);
-                    using var a2t = a2.T;
-                    gb = a2t.MatMul(g2);
-                }
-                else
-                {
-                    using var at = a.T;
-                    gb = Reduced(at.MatMul(g), bShape);
-                }
+                using var at = a.T;
+                gb = Reduced(at.MatMul(g), bShape);
             }
             return [ga, gb];
         });

@@ -72,12 +72,16 @@ internal static class UnaryKernels
                 for (int i = 0; i < n; i++) gx[i] = x[i] > 0 ? gy[i] : 0f;
                 break;
             case UnaryOp.Silu:
-                for (int i = 0; i < n; i++)
-                {
-                    float s = 1f / (1f + MathF.Exp(-x[i]));
-                    gx[i] = gy[i] * s * (1f + x[i] * (1f - s));
-                }
+            {
+                // d/dx x·s(x) = s + x·s·(1 − s) = s·(1 − y) + y with y = x·s: four vectorized passes.
+                var oneMinusY = System.Buffers.ArrayPool<float>.Shared.Rent(n);
+                TensorPrimitives.Sigmoid(x, gx);
+                TensorPrimitives.Subtract(1f, y, oneMinusY.AsSpan(0, n));
+                TensorPrimitives.FusedMultiplyAdd(gx, oneMinusY.AsSpan(0, n), y, gx);
+                TensorPrimitives.Multiply(gx, gy, gx);
+                System.Buffers.ArrayPool<float>.Shared.Return(oneMinusY);
                 break;
+            }
             case UnaryOp.Gelu:
                 for (int i = 0; i < n; i++)
                 {
