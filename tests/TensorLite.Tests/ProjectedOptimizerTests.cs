@@ -395,25 +395,57 @@ public class ProjectedOptimizerTests
     [Fact]
     public void RotatePolicy_CarriesSparseMomentsToTheRowsThatStaySelected()
     {
-        // Block selection moves by one block per refresh: rows {0,1} then {2,3}: nothing carries over, so the rotated
-        // moments are zero, exactly as a reset (but the bias-correction count continues).
-        var w = Tensor.Zeros([4, 6]).RequireGrad().Persist();
+        // Block selection of 2 of 3 rows moves on by one block per refresh: rows {0, 1}, then {2, 0} (wrapping). Row 0
+        // stays selected and keeps its moment; row 2 is new and starts from zero.
+        var w = Tensor.Zeros([3, 6]).RequireGrad().Persist();
         using var opt = new ProjectedOptimizer([("mlp.w", w)], new ProjectedOptions
         {
             Projection = ProjectionKind.Sparse, Selection = RowSelection.Block, Rank = 2, UpdateGap = 1,
             OnRefresh = MomentPolicy.Rotate, LearningRate = 0.1f,
         });
         var gen = new Generator(2);
-        w.Grad = Tensor.RandN([4, 6], gen).Persist();
+        w.Grad = Tensor.RandN([3, 6], gen).Persist();
+        var g1 = w.Grad.ToArray();
         opt.Step();
-        w.Grad = Tensor.RandN([4, 6], gen).Persist();
+        w.Grad = Tensor.RandN([3, 6], gen).Persist();
+        var g2 = w.Grad.ToArray();
         opt.Step();
         var state = opt.StateTensors().ToDictionary(x => x.Name, x => x.Tensor);
-        Assert.Equal([2, 3], state["0.proj.index"].ToArray<int>());
-        // m = (1 − β1)·g₂ only (the step-1 moment of rows 0, 1 was dropped by the change of basis).
-        var g2 = w.Grad.ToArray();
+        Assert.Equal([0, 2], state["0.proj.index"].ToArray<int>());
         var m = state["0.exp_avg"].ToArray();
-        for (int j = 0; j < 12; j++) Assert.Equal(0.1f * g2[12 + j], m[j], 6);
+        for (int j = 0; j < 6; j++)
+        {
+            Assert.Equal(0.9f * 0.1f * g1[j] + 0.1f * g2[j], m[j], 6);     // row 0: carried, then updated
+            Assert.Equal(0.1f * g2[12 + j], m[6 + j], 6);                   // row 2: fresh
+        }
+    }
+
+    [Property(MaxTest = 15)]
+    public void RotatePolicy_MapsTheFirstMomentByTheChangeOfBasis(MatrixSetCase c)
+    {
+        // Two GaLore steps with a refresh in between: M₂ = β1·(C·M₁) + (1 − β1)·R₂ for a left projection and
+        // β1·(M₁·Cᵀ) + (1 − β1)·R₂ for a right one, with C = B₂ᵀ·B₁ and R₂ the projected second gradient.
+        var ps = MakeParameters([c.Shapes[0]], c.Seed);
+        using var opt = new ProjectedOptimizer(ps, ProjectedOptions.GaLore(rank: 2, updateGap: 1, learningRate: 0.01f) with { OnRefresh = MomentPolicy.Rotate });
+        SetGradients(ps, c.Seed, 0);
+        opt.Step();
+        var proj = opt.ProjectorOf(0)!;
+        using var b1 = proj.BasisMatrix();
+        var state = opt.StateTensors().ToDictionary(x => x.Name, x => x.Tensor);
+        using var m1 = state["0.exp_avg"].Clone();
+        SetGradients(ps, c.Seed, 1);
+        opt.Step();
+        using var b2 = proj.BasisMatrix();
+        using var r2 = proj.Project(ps[0].Parameter.Grad!);
+        using var b2t = b2.T;
+        using var change = b2t.MatMul(b1);
+        using var ct = change.T;
+        using var carried = proj.Side == ProjectionSide.Left ? change.MatMul(m1) : m1.MatMul(ct);
+        using var e1 = carried * 0.9f;
+        using var e2 = r2 * 0.1f;
+        using var expected = e1 + e2;
+        var got = opt.StateTensors().First(x => x.Name == "0.exp_avg").Tensor.ToArray();
+        Assert.True(MaxAbsDiff(expected.ToArray(), got) < 1e-5, $"first moment differs by {MaxAbsDiff(expected.ToArray(), got)}");
     }
 
     // ---- state bytes ----------------------------------------------------------------------------
@@ -555,6 +587,8 @@ public class ProjectedOptimizerTests
         for (int i = 0; i < data.Length; i++) data[i] = gen.NextInt(config.VocabSize);
         var ids = Enumerable.Range(0, 4).SelectMany(b => data.Skip(b * 9).Take(8)).ToArray();
         var targets = Enumerable.Range(0, 4).SelectMany(b => data.Skip(b * 9 + 1).Take(8)).ToArray();
+        var projected = model.NamedParameters().Where(x => x.Name.Contains("mlp.") || x.Name.Contains("self_attn.")).ToList();
+        var initial = Snapshot(projected);
         float firstLoss = 0, lastLoss = 0;
         for (int step = 0; step < 30; step++)
         {
@@ -567,7 +601,10 @@ public class ProjectedOptimizerTests
             opt.Step();
             opt.ZeroGrad();
         }
-        Assert.True(float.IsFinite(lastLoss) && lastLoss < 0.9f * firstLoss, $"{method}: loss {firstLoss} → {lastLoss}");
+        // Memorizing 32 random tokens: every preset goes from ≈ ln 32 = 3.5 to below 0.25 in 30 steps (measured 0.06–0.23).
+        Assert.True(float.IsFinite(lastLoss) && lastLoss < 0.5f * firstLoss, $"{method}: loss {firstLoss} → {lastLoss}");
+        var final = Snapshot(projected);
+        Assert.All(Enumerable.Range(0, projected.Count), i => Assert.True(MaxAbsDiff(initial[i], final[i]) > 0, $"{projected[i].Name} never moved"));
     }
 
     // ---- API ------------------------------------------------------------------------------------
