@@ -155,6 +155,39 @@ public sealed class OnlinePca : IDisposable
         }
     }
 
+    /// <summary>Adam's first moment of P (null with SGD or before the first update); owned by this object. For checkpoints.</summary>
+    public Tensor? FirstMoment => _m;
+
+    /// <summary>Adam's second moment of P (null with SGD or before the first update); owned by this object.</summary>
+    public Tensor? SecondMoment => _v;
+
+    /// <summary>Restores a saved state (values are copied in): P, the Adam moments (null for none) and the step count,
+    /// so that the following updates are bitwise identical to an uninterrupted run.</summary>
+    public void LoadState(Tensor projection, Tensor? firstMoment, Tensor? secondMoment, long stepCount)
+    {
+        if (!ShapeMath.SameShape(projection.Shape, Projection.Shape))
+            throw new ShapeMismatchException($"online_pca: a saved projection {ShapeMath.Format(projection.Shape)} does not match {ShapeMath.Format(Projection.Shape)}.");
+        if ((firstMoment == null) != (secondMoment == null))
+            throw new ArgumentException("online_pca: both Adam moments or neither must be given.", nameof(firstMoment));
+        if (stepCount < 0) throw new ArgumentOutOfRangeException(nameof(stepCount), "online_pca: the step count must be non-negative.");
+        using var noGrad = GradMode.NoGrad();
+        var backend = Projection.Backend;
+        backend.Copy(projection, Projection);
+        _m?.Dispose();
+        _v?.Dispose();
+        _m = _v = null;
+        if (firstMoment != null)
+        {
+            if (!ShapeMath.SameShape(firstMoment.Shape, Projection.Shape) || !ShapeMath.SameShape(secondMoment!.Shape, Projection.Shape))
+                throw new ShapeMismatchException($"online_pca: saved Adam moments must have the projection's shape {ShapeMath.Format(Projection.Shape)}.");
+            _m = Tensor.Empty(Projection.Shape, DType.Float32, backend).Persist();
+            _v = Tensor.Empty(Projection.Shape, DType.Float32, backend).Persist();
+            backend.Copy(firstMoment, _m);
+            backend.Copy(secondMoment, _v);
+        }
+        StepCount = stepCount;
+    }
+
     public void Dispose()
     {
         Projection.Dispose();

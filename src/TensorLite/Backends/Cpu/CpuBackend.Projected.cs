@@ -1,0 +1,62 @@
+using System.Runtime.Intrinsics;
+
+namespace TensorLite.Backends.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    public void AdamDirection(Tensor grad, Tensor m, Tensor v, Tensor direction, AdamWStepParams h)
+    {
+        nint gp = (nint)Ptr(grad), mp = (nint)Ptr(m), vp = (nint)Ptr(v), dp = (nint)Ptr(direction);
+        CpuParallel.For(grad.Numel, 8, (start, end) =>
+            AdamDirectionRange((float*)gp, (float*)mp, (float*)vp, (float*)dp, start, end, h));
+    }
+
+    private static void AdamDirectionRange(float* g, float* m, float* v, float* d, int start, int end, AdamWStepParams h)
+    {
+        float invBc1 = 1f / h.BiasCorrection1;
+        float invSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2);
+        float c1 = 1f - h.Beta1, c2 = 1f - h.Beta2;
+        int i = start;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vb1 = Vector512.Create(h.Beta1); var vc1 = Vector512.Create(c1);
+            var vb2 = Vector512.Create(h.Beta2); var vc2 = Vector512.Create(c2);
+            var vBc1 = Vector512.Create(invBc1); var vInv = Vector512.Create(invSqrtBc2); var vEps = Vector512.Create(h.Eps);
+            for (; i <= end - 16; i += 16)
+            {
+                var gi = Vector512.Load(g + i);
+                var mi = vb1 * Vector512.Load(m + i) + vc1 * gi;
+                var vi = vb2 * Vector512.Load(v + i) + vc2 * gi * gi;
+                mi.Store(m + i);
+                vi.Store(v + i);
+                (vBc1 * mi / (Vector512.Sqrt(vi) * vInv + vEps)).Store(d + i);
+            }
+        }
+        for (; i < end; i++)
+        {
+            float gi = g[i];
+            float mi = h.Beta1 * m[i] + c1 * gi;
+            float vi = h.Beta2 * v[i] + c2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            d[i] = invBc1 * mi / (MathF.Sqrt(vi) * invSqrtBc2 + h.Eps);
+        }
+    }
+
+    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize)
+    {
+        nint pp = (nint)Ptr(param), up = (nint)Ptr(update);
+        CpuParallel.For(param.Numel, 2, (start, end) =>
+        {
+            float* p = (float*)pp, u = (float*)up;
+            int i = start;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vd = Vector512.Create(decay); var vs = Vector512.Create(stepSize);
+                for (; i <= end - 16; i += 16)
+                    (vd * Vector512.Load(p + i) - vs * Vector512.Load(u + i)).Store(p + i);
+            }
+            for (; i < end; i++) p[i] = decay * p[i] - stepSize * u[i];
+        });
+    }
+}

@@ -1,0 +1,391 @@
+using System.Runtime.InteropServices;
+using TensorLite.Autograd;
+using TensorLite.LinearAlgebra;
+
+namespace TensorLite.Optim.Projected;
+
+/// <summary>
+/// One optimizer for GaLore, Online Subspace Descent, GRASS, FRUGAL (and AdamW as the identity case), built as a
+/// composition per projected 2-D parameter W [m, n] with gradient G:
+/// <list type="number">
+/// <item>refresh the projector when due (every T steps; every step for OSD), then apply the moment policy
+/// (keep / reset / rotate the inner moments into the new basis);</item>
+/// <item>R = Project(G) (small), N = inner direction of R (Adam: m̂/(√v̂ + ε), state only for R's shape);</item>
+/// <item>U = α·back(N) + ResidualScale·f(G − back(R)), with f = 0 (drop), sign (SignSGD) or identity (SGD);</item>
+/// <item>W ← (1 − lr·wd)·W − lr·U (decoupled weight decay, as AdamW).</item>
+/// </list>
+/// Parameters the predicate does not select (embeddings, norms, the LM head by default) get the inner optimizer densely
+/// (AdamW), with bias correction from the optimizer's step count exactly as <see cref="Optim.AdamW"/> does.
+/// </summary>
+public sealed class ProjectedOptimizer : Optimizer, IDisposable
+{
+    private const int CounterCount = 3; // parameter steps, inner steps since the last reset, refreshes
+
+    private sealed class Slot
+    {
+        public required string Name;
+        public required Tensor Parameter;
+        public bool Projected;
+        public int M, N, Rank;
+        public ProjectionSide Side;
+        public IProjector? Projector;
+        public IInnerState? Inner;
+        public long ParamSteps, InnerSteps;
+        public Tensor? Counters;
+    }
+
+    private readonly Slot[] _slots;
+    private readonly IInnerOptimizer _inner;
+    private readonly Generator _generator;
+    private readonly Tensor _generatorState;
+
+    public ProjectedOptimizer(IEnumerable<(string Name, Tensor Parameter)> namedParameters, ProjectedOptions options)
+        : this(namedParameters.ToArray(), options) { }
+
+    private ProjectedOptimizer((string Name, Tensor Parameter)[] named, ProjectedOptions options)
+        : base(named.Select(x => x.Parameter))
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options.Validate();
+        LearningRate = options.LearningRate;
+        _inner = options.ResolveInner();
+        _generator = new Generator(options.Seed);
+        _generatorState = Tensor.Zeros([4], DType.Int64).Persist();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        _slots = new Slot[named.Length];
+        for (int i = 0; i < named.Length; i++)
+        {
+            var (name, p) = named[i];
+            if (!seen.Add(name)) throw new ArgumentException($"The parameter name '{name}' appears twice.", "namedParameters");
+            if (p.DType != DType.Float32) throw new TensorLiteException($"The projected optimizer updates float32 parameters; '{name}' is {p.Describe()}.");
+            var slot = new Slot { Name = name, Parameter = p, Projected = options.Projects(name, p.ShapeArray) };
+            if (slot.Projected)
+            {
+                if (p.Rank != 2)
+                    throw new TensorLiteException($"Only 2-D parameters can be projected, but the predicate selected '{name}' with shape {ShapeMath.Format(p.Shape)}.");
+                slot.M = p.Shape[0];
+                slot.N = p.Shape[1];
+                slot.Rank = options.RankFor(slot.M, slot.N);
+                slot.Side = options.SideFor(slot.M, slot.N);
+                if (slot.Rank > 0) slot.Projector = CreateProjector(slot);
+            }
+            _slots[i] = slot;
+        }
+    }
+
+    public ProjectedOptions Options { get; }
+
+    /// <summary>The parameter names, in parameter order.</summary>
+    public IReadOnlyList<string> Names => _slots.Select(s => s.Name).ToArray();
+
+    /// <summary>Whether the parameter at <paramref name="index"/> is projected (else dense AdamW).</summary>
+    public bool IsProjected(int index) => _slots[index].Projected;
+
+    /// <summary>The projector of a projected parameter (null for a dense one or rank 0).</summary>
+    public IProjector? ProjectorOf(int index) => _slots[index].Projector;
+
+    public IProjector? ProjectorOf(string name) => _slots.FirstOrDefault(s => s.Name == name)?.Projector;
+
+    /// <summary>The rank a parameter is projected to (0 for none; min(m, n) for the identity).</summary>
+    public int RankOf(int index) => _slots[index].Rank;
+
+    private IProjector CreateProjector(Slot s)
+    {
+        var o = Options;
+        if (o.IsIdentityFor(s.M, s.N)) return new IdentityProjector(s.M, s.N);
+        return o.Projection switch
+        {
+            ProjectionKind.Svd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, false, _generator),
+            ProjectionKind.RandomizedSvd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, true, _generator,
+                o.RsvdOversampling, o.RsvdPowerIterations),
+            ProjectionKind.OnlinePca => new OnlinePcaProjector(s.Side, s.M, s.N, s.Rank, _generator, o.OsdLearningRate,
+                o.OsdOptimizer, o.OsdOrthonormalize),
+            ProjectionKind.Sparse => new SparseProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, o.Selection, _generator),
+            ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, _generator),
+            _ => throw new ArgumentOutOfRangeException(nameof(o.Projection), $"Unknown projection kind {o.Projection}."),
+        };
+    }
+
+    /// <summary>The shape of R for a projected parameter.</summary>
+    private static int[] ProjectedShape(int m, int n, int rank, ProjectionSide side, bool identity) =>
+        identity ? [m, n] : side == ProjectionSide.Left ? [rank, n] : [m, rank];
+
+    public override void Step()
+    {
+        StepCount++;
+        float lr = LearningRate, wd = Options.WeightDecay;
+        float decay = 1f - lr * wd;
+        using var noGrad = GradMode.NoGrad();
+        using var scope = TensorScope.Enter();
+        foreach (var s in _slots)
+        {
+            var p = s.Parameter;
+            if (p.Grad == null) continue;
+            if (!p.IsContiguous)
+                throw new TensorLiteException($"The projected optimizer updates parameters in place and needs contiguous ones; '{s.Name}' is a strided view.");
+            using var g = p.Grad.ContiguousNoGrad();
+            if (!s.Projected)
+            {
+                s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
+                s.Inner.Apply(p, g, lr, wd, StepCount);
+                continue;
+            }
+            long t = s.ParamSteps++;
+            if (s.Projector == null)
+            {
+                // Rank 0: no state at all, only the residual rule on the whole gradient.
+                if (Options.Residual == ResidualRule.Drop) { p.Backend.ApplyUpdate(p, g, decay, 0f); continue; }
+                using var f0 = Options.Residual == ResidualRule.SignSgd ? g.Sign() : g.Detach();
+                p.Backend.ApplyUpdate(p, f0, decay, lr * Options.ResidualScale);
+                continue;
+            }
+            var proj = s.Projector;
+            if (proj.IsRefreshDue(t))
+            {
+                bool hadMoments = s.Inner != null && s.InnerSteps > 0;
+                using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
+                proj.Refresh(g, t);
+                if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
+                {
+                    s.Inner!.Reset();
+                    s.InnerSteps = 0;
+                }
+                else if (oldBasis != null)
+                {
+                    using var newBasis = proj.BasisMatrix();
+                    using var nt = newBasis.T;
+                    using var change = nt.MatMul(oldBasis);
+                    s.Inner!.ChangeBasis(change, proj.Side);
+                }
+            }
+            using var r = proj.Project(g);
+            s.Inner ??= _inner.CreateState(r.ShapeArray, p.Backend);
+            long innerStep = ++s.InnerSteps;
+            if (proj.IsIdentity && Options.Scale == 1f)
+            {
+                s.Inner.Apply(p, r, lr, wd, innerStep); // exactly AdamW's fused update
+                continue;
+            }
+            using var direction = Tensor.Empty(r.Shape, DType.Float32, p.Backend);
+            s.Inner.Direction(r, direction, innerStep);
+            using var back = proj.ProjectBack(direction);
+            if (Options.Residual == ResidualRule.Drop || proj.IsIdentity)
+            {
+                p.Backend.ApplyUpdate(p, back, decay, lr * Options.Scale);
+                continue;
+            }
+            using var backR = proj.ProjectBack(r);
+            using var residual = g - backR;
+            using var f = Options.Residual == ResidualRule.SignSgd ? residual.Sign() : residual.Detach();
+            using var a = back * Options.Scale;
+            using var b = f * Options.ResidualScale;
+            using var update = a + b;
+            p.Backend.ApplyUpdate(p, update, decay, lr);
+        }
+    }
+
+    // ---- state ----------------------------------------------------------------------------------
+
+    /// <summary>Every byte <see cref="StateTensors"/> holds: inner moments for R (or the dense parameter), projector
+    /// state (bases, indices, online-PCA moments), 24 bytes of counters per projected parameter with a nonzero rank, and
+    /// the generator's 32 bytes. Equals <see cref="PredictStateBytes"/> once every parameter has taken a step.</summary>
+    public override long StateBytes => StateTensors().Sum(x => (long)x.Tensor.Numel * x.Tensor.DType.SizeInBytes());
+
+    public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
+    {
+        var words = _generator.GetState();
+        _generatorState.Backend.CopyFromHost(MemoryMarshal.AsBytes(words.AsSpan()), _generatorState);
+        yield return ("rng", _generatorState);
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            var s = _slots[i];
+            if (s.Projected && s.Projector != null && (s.ParamSteps > 0 || s.Inner != null))
+            {
+                s.Counters ??= Tensor.Zeros([CounterCount], DType.Int64, s.Parameter.Backend).Persist();
+                long[] c = [s.ParamSteps, s.InnerSteps, s.Projector.RefreshCount];
+                s.Counters.Backend.CopyFromHost(MemoryMarshal.AsBytes(c.AsSpan()), s.Counters);
+                yield return ($"{i}.counters", s.Counters);
+                foreach (var (name, t) in s.Projector.StateTensors()) yield return ($"{i}.proj.{name}", t);
+            }
+            if (s.Inner != null)
+                foreach (var (name, t) in s.Inner.StateTensors()) yield return ($"{i}.{name}", t);
+        }
+    }
+
+    public override void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    {
+        using var noGrad = GradMode.NoGrad();
+        if (state.TryGetValue("rng", out var rng))
+        {
+            if (rng.DType != DType.Int64 || rng.Numel != 4)
+                throw new TensorLiteException($"Optimizer state 'rng' must be four int64 words, got {rng.Describe()}.");
+            _generator.SetState(rng.ToArray<long>().Select(v => unchecked((ulong)v)).ToArray());
+        }
+        var withInner = new HashSet<int>();
+        foreach (var key in state.Keys)
+        {
+            int dot = key.IndexOf('.');
+            if (dot <= 0 || !int.TryParse(key.AsSpan(0, dot), out int idx)) continue;
+            var rest = key[(dot + 1)..];
+            if (rest != "counters" && !rest.StartsWith("proj.", StringComparison.Ordinal)) withInner.Add(idx);
+        }
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            var s = _slots[i];
+            var p = s.Parameter;
+            s.Inner?.Dispose();
+            s.Inner = null;
+            int[] innerShape = p.ShapeArray;
+            if (s.Projected)
+            {
+                s.ParamSteps = s.InnerSteps = 0;
+                long refreshes = 0;
+                if (state.TryGetValue($"{i}.counters", out var counters))
+                {
+                    if (counters.Numel != CounterCount || counters.DType != DType.Int64)
+                        throw new TensorLiteException($"Optimizer state '{i}.counters' must be {CounterCount} int64 values, got {counters.Describe()}.");
+                    var c = counters.ToArray<long>();
+                    (s.ParamSteps, s.InnerSteps, refreshes) = (c[0], c[1], c[2]);
+                }
+                if (s.Projector == null)
+                {
+                    if (withInner.Contains(i))
+                        throw new TensorLiteException($"The optimizer checkpoint holds moments for '{s.Name}', which this optimizer keeps no state for (rank 0); it was written with different options.");
+                    continue;
+                }
+                s.Projector.LoadState(state, $"{i}.proj.", refreshes, p.Backend);
+                innerShape = ProjectedShape(s.M, s.N, s.Rank, s.Projector.Side, s.Projector.IsIdentity);
+            }
+            if (withInner.Contains(i))
+            {
+                s.Inner = _inner.CreateState(innerShape, p.Backend);
+                s.Inner.LoadState(state, $"{i}.");
+            }
+        }
+        StepCount = stepCount;
+    }
+
+    /// <summary>
+    /// The closed form of <see cref="StateBytes"/> after every parameter has taken a step, from names and shapes alone:
+    /// 32 (generator) + Σ dense: inner(shape) + Σ projected with rank r &gt; 0: 24 + inner(R's shape) + projector, where
+    /// R is [r, n] (left) or [m, r] (right) or [m, n] (identity) and the projector holds 4·d·r bytes for a stored
+    /// basis (SVD, randomized SVD, random; d = m left, n right), 12·d·r for online PCA with Adam (4·d·r with SGD),
+    /// 4·r for a sparse selection and 0 for the identity. With AdamW inside, inner(shape) = 8·numel.
+    /// </summary>
+    public static long PredictStateBytes(IEnumerable<(string Name, int[] Shape)> shapes, ProjectedOptions options)
+    {
+        options.Validate();
+        var inner = options.ResolveInner();
+        long total = 4 * sizeof(ulong);
+        foreach (var (name, shape) in shapes)
+        {
+            if (!options.Projects(name, shape)) { total += inner.PredictStateBytes(shape); continue; }
+            if (shape.Length != 2) throw new TensorLiteException($"Only 2-D parameters can be projected, but the predicate selected '{name}' with shape {ShapeMath.Format(shape)}.");
+            int m = shape[0], n = shape[1];
+            int rank = options.RankFor(m, n);
+            if (rank == 0) continue;
+            total += CounterCount * sizeof(long);
+            bool identity = options.IsIdentityFor(m, n);
+            var side = options.SideFor(m, n);
+            total += inner.PredictStateBytes(ProjectedShape(m, n, rank, side, identity));
+            if (identity) continue;
+            long d = side == ProjectionSide.Left ? m : n;
+            total += options.Projection switch
+            {
+                ProjectionKind.Svd or ProjectionKind.RandomizedSvd or ProjectionKind.RandomOrthonormal => 4 * d * rank,
+                ProjectionKind.OnlinePca => 4 * d * rank * (options.OsdOptimizer == OnlinePcaOptimizer.Adam ? 3 : 1),
+                ProjectionKind.Sparse => 4L * rank,
+                _ => 0,
+            };
+        }
+        return total;
+    }
+
+    /// <summary>The state bytes of dense AdamW over the same shapes (8 bytes per element), for comparisons.</summary>
+    public static long AdamWStateBytes(IEnumerable<int[]> shapes) => shapes.Sum(s => 8L * ShapeMath.Numel(s));
+
+    // ---- CLI ------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Options from command-line words, for the trainer: <paramref name="method"/> is adamw | galore | osd | grass | frugal;
+    /// <paramref name="projection"/> is, for galore: svd | rsvd; for grass: topnorm | norm | norm2 | uniform; for frugal:
+    /// svd | rsvd | random | columns | blocks; for osd: adam | sgd (the online PCA's optimizer), optionally "+qr".
+    /// <paramref name="residual"/> (frugal): signsgd | sgd. Unknown words throw <see cref="ArgumentException"/> with one sentence.
+    /// </summary>
+    public static ProjectedOptions FromCli(string method, int rank = 128, int updateGap = 200, float scale = 0.25f,
+        float density = 0.25f, string? projection = null, string? residual = null, float learningRate = 1e-3f,
+        float weightDecay = 0f, ulong seed = 0, float osdLearningRate = 1e-2f)
+    {
+        string proj = (projection ?? "").Trim().ToLowerInvariant();
+        ProjectedOptions o = (method ?? "").Trim().ToLowerInvariant() switch
+        {
+            "adamw" or "identity" => ProjectedOptions.AdamW(learningRate, weightDecay),
+            "galore" => ProjectedOptions.GaLore(rank, updateGap, scale, proj switch
+            {
+                "" or "svd" => false,
+                "rsvd" or "randomized" => true,
+                _ => throw new ArgumentException($"GaLore's projection is svd or rsvd, not '{projection}'.", nameof(projection)),
+            }, learningRate, weightDecay),
+            "osd" => ProjectedOptions.Osd(rank, scale, osdLearningRate, proj.EndsWith("+qr", StringComparison.Ordinal),
+                proj.Replace("+qr", "") switch
+                {
+                    "" or "adam" => OnlinePcaOptimizer.Adam,
+                    "sgd" => OnlinePcaOptimizer.Sgd,
+                    _ => throw new ArgumentException($"OSD's projection optimizer is adam or sgd (optionally +qr), not '{projection}'.", nameof(projection)),
+                }, learningRate, weightDecay),
+            "grass" => ProjectedOptions.Grass(rank, proj switch
+            {
+                "" or "topnorm" or "top" => RowSelection.TopNorm,
+                "norm" or "multinomial" => RowSelection.NormProportional,
+                "norm2" => RowSelection.NormSquaredProportional,
+                "uniform" => RowSelection.Uniform,
+                _ => throw new ArgumentException($"GRASS's selection is topnorm, norm, norm2 or uniform, not '{projection}'.", nameof(projection)),
+            }, updateGap, scale == 0.25f ? 1f : scale, learningRate, weightDecay),
+            "frugal" => ProjectedOptions.Frugal(density, proj switch
+            {
+                "" or "blocks" => FrugalSubspace.Blocks,
+                "columns" => FrugalSubspace.Columns,
+                "random" => FrugalSubspace.Random,
+                "svd" => FrugalSubspace.Svd,
+                "rsvd" => FrugalSubspace.RandomizedSvd,
+                _ => throw new ArgumentException($"FRUGAL's subspace is blocks, columns, random, svd or rsvd, not '{projection}'.", nameof(projection)),
+            }, (residual ?? "signsgd").Trim().ToLowerInvariant() switch
+            {
+                "signsgd" or "sign" => ResidualRule.SignSgd,
+                "sgd" => ResidualRule.Sgd,
+                _ => throw new ArgumentException($"FRUGAL's residual rule is signsgd or sgd, not '{residual}'.", nameof(residual)),
+            }, updateGap, 1f, learningRate, weightDecay),
+            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass or frugal.", nameof(method)),
+        };
+        return o with { Seed = seed };
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------
+
+    /// <summary>Copies the saved tensor at <paramref name="key"/> into <paramref name="destination"/> (any backend),
+    /// checking shape.</summary>
+    internal static void CopyIn(IReadOnlyDictionary<string, Tensor> state, string key, Tensor destination)
+    {
+        if (!state.TryGetValue(key, out var saved))
+            throw new TensorLiteException($"The optimizer checkpoint has no '{key}' entry; it was written by a different optimizer or model.");
+        if (!ShapeMath.SameShape(saved.Shape, destination.Shape))
+            throw new TensorLiteException($"Optimizer state '{key}' has shape {ShapeMath.Format(saved.Shape)} but {ShapeMath.Format(destination.Shape)} is needed.");
+        var host = saved.ToArray();
+        destination.Backend.CopyFromHost(MemoryMarshal.AsBytes(host.AsSpan()), destination);
+    }
+
+    /// <summary>A float32 copy of a saved tensor on <paramref name="backend"/>.</summary>
+    internal static Tensor ToBackend(Tensor saved, IBackend backend) =>
+        Tensor.FromSpan<float>(saved.ToArray(), saved.Shape, DType.Float32, backend);
+
+    public void Dispose()
+    {
+        foreach (var s in _slots)
+        {
+            s.Projector?.Dispose();
+            s.Inner?.Dispose();
+            s.Counters?.Dispose();
+        }
+        _generatorState.Dispose();
+    }
+}
