@@ -6,7 +6,6 @@ using TensorLite.LinearAlgebra;
 using TensorLite.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
-using TensorLite.LinearAlgebra;
 using LA = TensorLite.LinearAlgebra.Linalg;
 
 namespace TensorLite.Tests;

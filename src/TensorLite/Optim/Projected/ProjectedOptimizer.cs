@@ -310,9 +310,10 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     /// Options from command-line words, for the trainer: <paramref name="method"/> is adamw | galore | osd | grass | frugal;
     /// <paramref name="projection"/> is, for galore: svd | rsvd; for grass: topnorm | norm | norm2 | uniform; for frugal:
     /// svd | rsvd | random | columns | blocks; for osd: adam | sgd (the online PCA's optimizer), optionally "+qr".
-    /// <paramref name="residual"/> (frugal): signsgd | sgd. Unknown words throw <see cref="ArgumentException"/> with one sentence.
+    /// <paramref name="residual"/> (frugal): signsgd | sgd. <paramref name="scale"/> is the update scale α of galore/osd
+    /// (default 0.25, the GaLore paper's) and grass (default 1); FRUGAL has none. Unknown words throw <see cref="ArgumentException"/> with one sentence.
     /// </summary>
-    public static ProjectedOptions FromCli(string method, int rank = 128, int updateGap = 200, float scale = 0.25f,
+    public static ProjectedOptions FromCli(string method, int rank = 128, int updateGap = 200, float? scale = null,
         float density = 0.25f, string? projection = null, string? residual = null, float learningRate = 1e-3f,
         float weightDecay = 0f, ulong seed = 0, float osdLearningRate = 1e-2f)
     {
@@ -320,13 +321,13 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         ProjectedOptions o = (method ?? "").Trim().ToLowerInvariant() switch
         {
             "adamw" or "identity" => ProjectedOptions.AdamW(learningRate, weightDecay),
-            "galore" => ProjectedOptions.GaLore(rank, updateGap, scale, proj switch
+            "galore" => ProjectedOptions.GaLore(rank, updateGap, scale ?? 0.25f, proj switch
             {
                 "" or "svd" => false,
                 "rsvd" or "randomized" => true,
                 _ => throw new ArgumentException($"GaLore's projection is svd or rsvd, not '{projection}'.", nameof(projection)),
             }, learningRate, weightDecay),
-            "osd" => ProjectedOptions.Osd(rank, scale, osdLearningRate, proj.EndsWith("+qr", StringComparison.Ordinal),
+            "osd" => ProjectedOptions.Osd(rank, scale ?? 0.25f, osdLearningRate, proj.EndsWith("+qr", StringComparison.Ordinal),
                 proj.Replace("+qr", "") switch
                 {
                     "" or "adam" => OnlinePcaOptimizer.Adam,
@@ -340,7 +341,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
                 "norm2" => RowSelection.NormSquaredProportional,
                 "uniform" => RowSelection.Uniform,
                 _ => throw new ArgumentException($"GRASS's selection is topnorm, norm, norm2 or uniform, not '{projection}'.", nameof(projection)),
-            }, updateGap, scale == 0.25f ? 1f : scale, learningRate, weightDecay),
+            }, updateGap, scale ?? 1f, learningRate, weightDecay),
             "frugal" => ProjectedOptions.Frugal(density, proj switch
             {
                 "" or "blocks" => FrugalSubspace.Blocks,
