@@ -31,12 +31,20 @@ public static class TrainCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed of initialization and data order.", DefaultValueFactory = _ => d.Seed };
         var ckptLayers = new Option<bool>("--checkpoint-layers") { Description = "Recompute decoder-layer activations in backward (less memory)." };
         var synthetic = new Option<int>("--synthetic-bytes") { Description = "Size of the generated corpus when no --data is given.", DefaultValueFactory = _ => d.SyntheticBytes };
+        var optimizer = new Option<string>("--optimizer") { Description = "adamw (dense) or a projected optimizer: galore, osd, grass, frugal.", DefaultValueFactory = _ => d.Optimizer };
+        var rank = new Option<int>("--rank") { Description = "Projection rank (galore, osd, grass).", DefaultValueFactory = _ => d.Rank };
+        var gap = new Option<int>("--update-gap") { Description = "Steps between projection refreshes (galore, grass, frugal).", DefaultValueFactory = _ => d.UpdateGap };
+        var scale = new Option<float?>("--scale") { Description = "Update scale α (default: galore/osd 0.25, grass 1)." };
+        var density = new Option<float>("--density") { Description = "FRUGAL: fraction ρ of each projected matrix updated by AdamW.", DefaultValueFactory = _ => d.Density };
+        var projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd; grass: topnorm|norm|norm2|uniform; frugal: blocks|columns|random|svd|rsvd; osd: adam|sgd[+qr]." };
+        var residual = new Option<string?>("--residual") { Description = "FRUGAL: signsgd|sgd for the state-free part." };
         var outDir = new Option<string?>("--out") { Description = "Run folder (default: runs/<date-time>)." };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its latest checkpoint." };
         var cmd = new Command("train", "Train a LLaMA (default: a small byte-level model on the embedded synthetic language, ~2 minutes on 2 cores).")
         {
             model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip,
-            evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, outDir, resume,
+            evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic,
+            optimizer, rank, gap, scale, density, projection, residual, outDir, resume,
         };
         cmd.SetAction(r =>
         {
@@ -58,6 +66,8 @@ public static class TrainCommand
                     EvalEvery = r.GetValue(evalEvery), EvalBatches = r.GetValue(evalBatches), CheckpointEvery = r.GetValue(ckptEvery),
                     KeepCheckpoints = r.GetValue(keep), LogEvery = r.GetValue(logEvery), Seed = r.GetValue(seed),
                     CheckpointLayers = r.GetValue(ckptLayers), SyntheticBytes = r.GetValue(synthetic),
+                    Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
+                    Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
                 };
                 string dir = r.GetValue(outDir) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"));
                 trainer = Trainer.Create(options, dir);

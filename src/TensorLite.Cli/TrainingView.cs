@@ -15,7 +15,8 @@ public static class TrainingView
         Console.WriteLine($"model        {o.Model}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, heads {c.NumAttentionHeads}, {trainer.Model.ParameterCount():N0} parameters");
         Console.WriteLine($"data         {data.Description}; unigram entropy {data.UnigramEntropyNats:F3} nats/token" +
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));
-        Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, AdamW lr {o.LearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
+        Console.WriteLine($"optimizer    {OptimizerSummary(o)}; state {trainer.PredictedOptimizerStateBytes / 1048576.0:F2} MiB");
+        Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, lr {o.LearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
                           (trainer.StartStep > 0 ? $", resuming at step {trainer.StartStep}" : ""));
         try
         {
@@ -32,6 +33,15 @@ public static class TrainingView
                           $"; checkpoint {Checkpoints.Latest(trainer.RunDir)}; loss plot {Path.Combine(trainer.RunDir, "loss.png")}");
         return 0;
     }
+
+    private static string OptimizerSummary(TrainingOptions o) => o.Optimizer switch
+    {
+        "adamw" => $"AdamW (β {o.Beta1}, {o.Beta2}, weight decay {o.WeightDecay})",
+        "frugal" => $"FRUGAL density {o.Density}, subspace {o.Projection ?? "blocks"}, residual {o.Residual ?? "signsgd"}, refresh every {o.UpdateGap}",
+        "osd" => $"Online Subspace Descent rank {o.Rank}, scale {o.Scale ?? 0.25f}",
+        "grass" => $"GRASS rank {o.Rank}, selection {o.Projection ?? "topnorm"}, refresh every {o.UpdateGap}",
+        _ => $"{o.Optimizer} rank {o.Rank}, projection {o.Projection ?? "svd"}, refresh every {o.UpdateGap}, scale {o.Scale ?? 0.25f}",
+    };
 
     private static string Line(TrainProgress p) =>
         $"step {p.Step,6}/{p.TotalSteps}  loss {p.Loss,7:F4}  " + (p.ValidationLoss is float v ? $"val {v,7:F4}  " : new string(' ', 14)) +

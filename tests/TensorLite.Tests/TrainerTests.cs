@@ -17,14 +17,20 @@ public sealed class TrainerTests : IDisposable
 
     private static float[][] Weights(Trainer t) => t.Model.Parameters().Select(p => p.ToArray()).ToArray();
 
-    [Fact]
-    public void ResumedRun_IsBitwiseIdenticalToAnUninterruptedOne()
+    [Theory]
+    [InlineData("adamw")]
+    [InlineData("galore")]
+    [InlineData("osd")]
+    [InlineData("grass")]
+    [InlineData("frugal")]
+    public void ResumedRun_IsBitwiseIdenticalToAnUninterruptedOne(string optimizer)
     {
-        var straight = Trainer.Create(Small(), Path.Combine(_root, "a"));
+        var options = Small() with { Optimizer = optimizer, Rank = 8, UpdateGap = 2 };
+        var straight = Trainer.Create(options, Path.Combine(_root, "a"));
         straight.Run();
 
         var dirB = Path.Combine(_root, "b");
-        var first = Trainer.Create(Small(), dirB);
+        var first = Trainer.Create(options, dirB);
         using var stop = new CancellationTokenSource();
         first.Progress += p => { if (p.Step == 3) stop.Cancel(); };
         first.Run(stop.Token);

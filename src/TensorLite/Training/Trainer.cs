@@ -6,6 +6,7 @@ using TensorLite.Data;
 using TensorLite.IO;
 using TensorLite.Models;
 using TensorLite.Optim;
+using TensorLite.Optim.Projected;
 
 namespace TensorLite.Training;
 
@@ -28,7 +29,7 @@ public sealed class Trainer
     private readonly Generator _dataRng;
     private long _tokensSeen;
 
-    private Trainer(TrainingOptions options, string runDir, LlamaModel model, AdamW optimizer, TrainingData data,
+    private Trainer(TrainingOptions options, string runDir, LlamaModel model, Optimizer optimizer, TrainingData data,
         long startStep, Generator dataRng, long tokensSeen)
     {
         _tokensSeen = tokensSeen;
@@ -45,9 +46,16 @@ public sealed class Trainer
     public TrainingOptions Options { get; }
     public string RunDir { get; }
     public LlamaModel Model { get; }
-    public AdamW Optimizer { get; }
+    public Optimizer Optimizer { get; }
     public TrainingData Data { get; }
     public long StartStep { get; }
+
+    /// <summary>Optimizer state bytes once every parameter has been stepped (the closed form of each method).</summary>
+    public long PredictedOptimizerStateBytes => Optimizer switch
+    {
+        ProjectedOptimizer p => ProjectedOptimizer.PredictStateBytes(Model.NamedParameters().Select(x => (x.Name, x.Parameter.ShapeArray)), p.Options),
+        _ => ProjectedOptimizer.AdamWStateBytes(Model.Parameters().Select(x => x.ShapeArray)),
+    };
     public float? LastValidationLoss { get; private set; }
 
     /// <summary>Called after every logged step and evaluation.</summary>
@@ -121,8 +129,15 @@ public sealed class Trainer
     private static LlamaModel NewModel(LlamaConfig config, TrainingOptions options) =>
         new(config, new Generator(options.Seed)) { CheckpointLayers = options.CheckpointLayers };
 
-    private static AdamW NewOptimizer(LlamaModel model, TrainingOptions o) =>
-        new(model.Parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
+    /// <summary>Dense AdamW, or a projected method whose attention and MLP matrices are projected while the
+    /// embedding, norms and LM head get dense AdamW inside the same optimizer.</summary>
+    private static Optimizer NewOptimizer(LlamaModel model, TrainingOptions o)
+    {
+        if (o.Optimizer == "adamw") return new AdamW(model.Parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
+        var options = ProjectedOptimizer.FromCli(o.Optimizer, o.Rank, o.UpdateGap, o.Scale, o.Density, o.Projection, o.Residual,
+            o.LearningRate, o.WeightDecay, o.Seed) with { Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps };
+        return new ProjectedOptimizer(model.NamedParameters(), options);
+    }
 
     /// <summary>Runs from the start step to Options.Steps; returns the final validation loss.</summary>
     public float Run(CancellationToken cancel = default)

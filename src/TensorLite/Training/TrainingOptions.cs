@@ -31,6 +31,20 @@ public sealed record TrainingOptions
     public int LogEvery { get; init; } = 10;
     public ulong Seed { get; init; } = 1;
     public bool CheckpointLayers { get; init; }
+    /// <summary>adamw (dense) or a projected method: galore, osd, grass, frugal.</summary>
+    public string Optimizer { get; init; } = "adamw";
+    /// <summary>Rank of the projection (galore, osd, grass).</summary>
+    public int Rank { get; init; } = 128;
+    /// <summary>Steps between projection refreshes (galore, grass, frugal).</summary>
+    public int UpdateGap { get; init; } = 200;
+    /// <summary>Update scale α (galore/osd default 0.25, grass 1).</summary>
+    public float? Scale { get; init; }
+    /// <summary>FRUGAL's fraction ρ of each projected matrix that gets the stateful optimizer.</summary>
+    public float Density { get; init; } = 0.25f;
+    /// <summary>Projection variant: galore svd|rsvd; grass topnorm|norm|norm2|uniform; frugal blocks|columns|random|svd|rsvd; osd adam|sgd[+qr].</summary>
+    public string? Projection { get; init; }
+    /// <summary>FRUGAL's rule for the rest of the gradient: signsgd | sgd.</summary>
+    public string? Residual { get; init; }
     /// <summary>Bytes of synthetic text to generate when no data files are given.</summary>
     public int SyntheticBytes { get; init; } = 2_000_000;
 
@@ -50,6 +64,9 @@ public sealed record TrainingOptions
         Positive(KeepCheckpoints, "--keep-checkpoints");
         Positive(LogEvery, "--log-every");
         Positive(SyntheticBytes, "--synthetic-bytes");
+        Positive(Rank, "--rank");
+        Positive(UpdateGap, "--update-gap");
+        if (Density is < 0 or > 1) throw new ArgumentException($"--density must be in [0, 1], got {Density}.");
         if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}.");
         if (MinLrRatio is < 0 or > 1) throw new ArgumentException($"--min-lr-ratio must be in [0, 1], got {MinLrRatio}.");
         if (Warmup < 0) throw new ArgumentException($"--warmup must be non-negative, got {Warmup}.");
