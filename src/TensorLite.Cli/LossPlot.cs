@@ -45,7 +45,7 @@ public static class LossPlot
         }
         plot.XLabel("step");
         plot.YLabel("cross-entropy (nats/token)");
-        plot.ShowLegend();
+        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
         string path = Path.Combine(runDir, "loss.png");
         string temp = path + ".tmp.png";
         plot.SavePng(temp, 900, 500);

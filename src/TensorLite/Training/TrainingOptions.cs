@@ -14,19 +14,19 @@ public sealed record TrainingOptions
     public int Seq { get; init; } = 128;
     public int Batch { get; init; } = 16;
     public int GradAccum { get; init; } = 1;
-    public int Steps { get; init; } = 600;
-    public float LearningRate { get; init; } = 2e-3f;
+    public int Steps { get; init; } = 300;
+    public float LearningRate { get; init; } = 3e-3f;
     public float MinLrRatio { get; init; } = 0.1f;
-    public int Warmup { get; init; } = 50;
+    public int Warmup { get; init; } = 30;
     public float WeightDecay { get; init; } = 0.1f;
     public float Beta1 { get; init; } = 0.9f;
     public float Beta2 { get; init; } = 0.95f;
     public float Eps { get; init; } = 1e-8f;
     /// <summary>Global gradient-norm clip; 0 disables clipping.</summary>
     public float ClipNorm { get; init; } = 1f;
-    public int EvalEvery { get; init; } = 100;
+    public int EvalEvery { get; init; } = 50;
     public int EvalBatches { get; init; } = 8;
-    public int CheckpointEvery { get; init; } = 200;
+    public int CheckpointEvery { get; init; } = 100;
     public int KeepCheckpoints { get; init; } = 2;
     public int LogEvery { get; init; } = 10;
     public ulong Seed { get; init; } = 1;
