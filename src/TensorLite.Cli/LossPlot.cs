@@ -2,20 +2,27 @@ using System.Text.Json;
 
 namespace TensorLite.Cli;
 
-/// <summary>Draws a run's metrics.jsonl as loss.png (train and validation loss, with reference lines).</summary>
+/// <summary>Draws runs' metrics.jsonl: one run as loss.png (train and validation loss, with reference lines),
+/// or several runs' validation curves in one picture for comparisons.</summary>
 public static class LossPlot
 {
-    public static void TryWrite(string runDir, double? floor, double unigram)
+    private sealed record Curve(double[] Steps, double[] Loss, double[] ValSteps, double[] ValLoss, double TokensPerSecond, long StateBytes);
+
+    private static Curve Read(string runDir)
     {
         string metrics = Path.Combine(runDir, "metrics.jsonl");
-        if (!File.Exists(metrics)) return;
+        if (!File.Exists(metrics)) throw new TensorLiteException($"'{runDir}' has no metrics.jsonl.");
         var steps = new List<double>(); var losses = new List<double>();
         var valSteps = new List<double>(); var valLosses = new List<double>();
+        double tokensPerSecond = 0;
+        long stateBytes = 0;
         foreach (var line in File.ReadLines(metrics))
         {
             using var doc = JsonDocument.Parse(line);
             var r = doc.RootElement;
             double step = r.GetProperty("step").GetDouble();
+            tokensPerSecond = r.GetProperty("tokens_per_s").GetDouble();
+            if (r.TryGetProperty("optimizer_state_bytes", out var sb)) stateBytes = sb.GetInt64();
             steps.Add(step);
             losses.Add(r.GetProperty("loss").GetDouble());
             if (r.TryGetProperty("val_loss", out var v) && v.ValueKind == JsonValueKind.Number)
@@ -24,14 +31,46 @@ public static class LossPlot
                 valLosses.Add(v.GetDouble());
             }
         }
-        if (steps.Count == 0) return;
+        return new Curve(steps.ToArray(), losses.ToArray(), valSteps.ToArray(), valLosses.ToArray(), tokensPerSecond, stateBytes);
+    }
+
+    /// <summary>Validation loss of several runs in one PNG, labelled by folder name; returns a Markdown table
+    /// of each run's final validation loss, optimizer state and throughput.</summary>
+    public static string Compare(IReadOnlyList<string> runDirs, string output, string title)
+    {
         var plot = new ScottPlot.Plot();
-        var train = plot.Add.Scatter(steps.ToArray(), losses.ToArray());
+        var table = new System.Text.StringBuilder("| run | final val loss | optimizer state (MiB) | tokens/s (whole run) |\n|---|---|---|---|\n");
+        foreach (var dir in runDirs)
+        {
+            var c = Read(dir);
+            string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir));
+            table.Append($"| {name} | {(c.ValLoss.Length > 0 ? c.ValLoss[^1].ToString("F4") : "-")} | {c.StateBytes / 1048576.0:F2} | {c.TokensPerSecond:F0} |\n");
+            var val = plot.Add.Scatter(c.ValSteps, c.ValLoss);
+            val.LegendText = name;
+        }
+        plot.Title(title);
+        plot.XLabel("step");
+        plot.YLabel("validation cross-entropy (nats/token)");
+        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
+        string temp = output + ".tmp.png";
+        plot.SavePng(temp, 1000, 560);
+        File.Move(temp, output, overwrite: true);
+        return table.ToString();
+    }
+
+    public static void TryWrite(string runDir, double? floor, double unigram)
+    {
+        if (!File.Exists(Path.Combine(runDir, "metrics.jsonl"))) return;
+        var c = Read(runDir);
+        var (steps, losses, valSteps, valLosses) = (c.Steps, c.Loss, c.ValSteps, c.ValLoss);
+        if (steps.Length == 0) return;
+        var plot = new ScottPlot.Plot();
+        var train = plot.Add.Scatter(steps, losses);
         train.LegendText = "train loss";
         train.MarkerSize = 0;
-        if (valSteps.Count > 0)
+        if (valSteps.Length > 0)
         {
-            var val = plot.Add.Scatter(valSteps.ToArray(), valLosses.ToArray());
+            var val = plot.Add.Scatter(valSteps, valLosses);
             val.LegendText = "validation loss";
         }
         var uni = plot.Add.HorizontalLine(unigram);

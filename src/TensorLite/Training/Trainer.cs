@@ -168,6 +168,7 @@ public sealed class Trainer
                     step, loss, val_loss = val, lr, grad_norm = norm, tokens = _tokensSeen,
                     tokens_per_s = Math.Round(tokensPerSecond), tensor_bytes = progress.TensorBytes,
                     peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
+                    optimizer_state_bytes = Optimizer.StateBytes,
                 }));
                 metrics.Flush();
                 Progress?.Invoke(progress);
