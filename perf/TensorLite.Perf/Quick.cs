@@ -11,6 +11,12 @@ public static unsafe class Quick
     {
         int reps = 7;
         if (int.TryParse(Environment.GetEnvironmentVariable("TL_THREADS"), out int th)) CpuGemm.MaxThreads = th;
+        if (Environment.GetEnvironmentVariable("TL_PRIO") == "1")
+        {
+            // what BenchmarkDotNet does to its benchmark process
+            Process.GetCurrentProcess().PriorityClass = ProcessPriorityClass.High;
+            Thread.CurrentThread.Priority = ThreadPriority.Highest;
+        }
         var shapes = Shapes.All;
         if (args.Length > 1) shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
         Console.WriteLine($"threads={CpuGemm.MaxThreads}  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");

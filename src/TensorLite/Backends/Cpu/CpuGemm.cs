@@ -751,12 +751,13 @@ public static unsafe class CpuGemm
             public readonly ManualResetEventSlim Go = new(false, 1000);
             public readonly Workspace Ws = new();
             public readonly int Tid;
+            public readonly Thread Thread;
 
             public Worker(int tid)
             {
                 Tid = tid;
-                var t = new Thread(Loop) { IsBackground = true, Name = $"TensorLite.Gemm.{tid}" };
-                t.Start();
+                Thread = new Thread(Loop) { IsBackground = true, Name = $"TensorLite.Gemm.{tid}" };
+                Thread.Start();
             }
 
             void Loop()
@@ -782,7 +783,11 @@ public static unsafe class CpuGemm
             if (s_workers.Length >= threads - 1) return;
             var w = new Worker[threads - 1];
             Array.Copy(s_workers, w, s_workers.Length);
-            for (int i = s_workers.Length; i < w.Length; i++) w[i] = new Worker(i + 1);
+            for (int i = s_workers.Length; i < w.Length; i++)
+            {
+                w[i] = new Worker(i + 1);
+                try { w[i].Thread.Priority = s_helperPriority; } catch (ThreadStateException) { }
+            }
             s_workers = w;
         }
 
@@ -824,9 +829,20 @@ public static unsafe class CpuGemm
             else Array.Clear(s_tickets, 0, slots * TicketStride);
         }
 
+        static ThreadPriority s_helperPriority = ThreadPriority.Normal;
+
         static void Launch(int threads, Workspace callerWs)
         {
             EnsureWorkers(threads);
+            // Helpers work on the caller's behalf: give them its priority (a caller running at raised
+            // priority, e.g. under BenchmarkDotNet, would otherwise starve them on a busy machine).
+            var prio = Thread.CurrentThread.Priority;
+            if (prio != s_helperPriority)
+            {
+                try { foreach (var w in s_workers) w.Thread.Priority = prio; }
+                catch (ThreadStateException) { }
+                s_helperPriority = prio;
+            }
             if (Prof) Interlocked.Increment(ref ProfT[5]);
             s_error = null;
             Interlocked.Exchange(ref s_open, 1);
