@@ -108,12 +108,13 @@ public unsafe class CpuGemmTests
     public static TheoryData<int, int, int> EdgeShapes()
     {
         var d = new TheoryData<int, int, int>();
-        // around the register tile (MR 12/6, NR 32/16) with k spanning 1, odd, and the KC=256 boundary
+        // around the register tile (MR 12/6, NR 32/16) with k spanning 1, odd, and the KC (320) slice boundaries
         foreach (var (m, n, k) in new[]
                  {
                      (1, 1, 1), (1, 33, 7), (13, 1, 5), (3, 5, 300), (11, 31, 255), (12, 32, 256),
                      (13, 33, 257), (23, 63, 129), (24, 64, 64), (25, 65, 513), (36, 96, 100),
                      (37, 97, 31), (6, 16, 400), (7, 17, 401), (5, 15, 399), (49, 47, 45),
+                     (11, 31, 319), (12, 32, 320), (13, 33, 321), (24, 64, 640), (25, 63, 641),
                  })
             d.Add(m, n, k);
         return d;
@@ -129,7 +130,7 @@ public unsafe class CpuGemmTests
     }
 
     [Theory]
-    // m spans two MC blocks (MC=264), several threads; k spans two KC blocks
+    // m spans two MC-row chunks (MC=264), several threads; k spans KC slices
     [InlineData(300, 97, 300)]
     // large enough for the multi-threaded path, odd everywhere
     [InlineData(131, 151, 263)]
