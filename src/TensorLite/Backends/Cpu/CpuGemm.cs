@@ -14,13 +14,21 @@ namespace TensorLite.Backends.Cpu;
 /// it, so C may hold garbage (NaN, Inf) on entry.
 /// </para>
 /// <para>
-/// Design (Goto/BLIS style): the k dimension is cut into KC-deep slices, N into NC-wide blocks and M
-/// into MC-tall blocks. For each (NC, KC) block, op(B) is packed into NR-wide, k-major micro-panels
-/// (shared by all threads); each thread packs its MC×KC block of op(A) into MR-tall, k-major
-/// micro-panels held in its private buffer; a register-tiled micro-kernel (MR×NR accumulators kept
-/// in SIMD registers, one FMA per accumulator per k step) then sweeps the tiles. Transposed inputs
-/// are handled by the packing routines only. Edge tiles are computed in full on zero-padded panels
-/// into a scratch tile and merged with scalar code.
+/// Design (Goto/BLIS style). For each NC-wide column block, op(B) is packed for the whole k range
+/// into NR-wide, k-major micro-panels, one per KC-deep slice, in a buffer shared by all threads. Rows
+/// are cut into chunks (whole MR-row tiles); for each chunk and KC slice a thread packs that piece
+/// of op(A) into MR-tall, k-major micro-panels in its private buffer and a register-tiled
+/// micro-kernel (MR×NR accumulators held in SIMD registers, one broadcast-FMA per accumulator per
+/// k step) sweeps the tiles: B micro-panel outer (reused from L1/L2), A micro-panels inner. Transposed
+/// inputs are handled by the packing routines only (AVX-512 16×16 in-register transposes). Edge
+/// tiles are computed in full on zero-padded panels into a scratch tile and merged with scalar code.
+/// </para>
+/// <para>
+/// Threads: the caller plus up to <see cref="MaxThreads"/> − 1 persistent helpers take B panels and
+/// row chunks from shared ticket counters (or, for short wide problems, groups of columns), so a
+/// core slowed down by other load simply does less of the work. Packing buffers are per-thread
+/// native memory, grown on demand and reused: no managed allocation per call once warmed up.
+/// Problems with m·n·k below 32K take a simple unblocked loop; below 2M, one thread.
 /// </para>
 /// </summary>
 public static unsafe class CpuGemm
@@ -219,7 +227,6 @@ public static unsafe class CpuGemm
     internal static double ProbePackA(bool transA, int m, int k, float* a, int lda, float* dst)
     {
         var g = new Args { TransA = transA, M = m, K = k, A = a, Lda = lda };
-        var ws = Workspace.Current;
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         for (int ic = 0; ic < m; ic += MC)
             for (int pc = 0; pc < k; pc += KC)
