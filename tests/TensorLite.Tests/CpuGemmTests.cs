@@ -290,6 +290,33 @@ public unsafe class CpuGemmTests
     }
 
     [Fact]
+    public void WarmCallsDoNotAllocate()
+    {
+        // small path, single-thread blocked path, multi-threaded path, batched
+        var problems = new[]
+        {
+            Problem.Make(false, false, 10, 10, 10, 1f, 0f),
+            Problem.Make(true, false, 40, 50, 60, 1f, 0f),
+            Problem.Make(false, true, 200, 190, 180, 1f, 0.5f),
+        };
+        foreach (var p in problems) p.Run();
+        var bc = new float[4 * 8 * 8];
+        var ba = new float[8 * 8];
+        fixed (float* pa = ba, pc = bc)
+        {
+            CpuGemm.SgemmBatched(false, false, 4, 8, 8, 8, 1f, pa, 0, 8, pa, 0, 8, 0f, pc, 64, 8);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 3; i++)
+            {
+                foreach (var p in problems) p.Run();
+                CpuGemm.SgemmBatched(false, false, 4, 8, 8, 8, 1f, pa, 0, 8, pa, 0, 8, 0f, pc, 64, 8);
+            }
+            long after = GC.GetAllocatedBytesForCurrentThread();
+            Assert.Equal(0, after - before);
+        }
+    }
+
+    [Fact]
     public void InvalidArgumentsThrow()
     {
         var x = new float[64];
