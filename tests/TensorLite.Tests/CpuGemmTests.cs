@@ -108,13 +108,15 @@ public unsafe class CpuGemmTests
     public static TheoryData<int, int, int> EdgeShapes()
     {
         var d = new TheoryData<int, int, int>();
-        // around the register tile (MR 12/6, NR 32/16) with k spanning 1, odd, and the KC (320) slice boundaries
+        // around the register tile (MR 12/6, NR 32/16) with k spanning 1, odd, and the k-slice
+        // boundaries (KC = 384: k is cut into equal slices of at most 384)
         foreach (var (m, n, k) in new[]
                  {
                      (1, 1, 1), (1, 33, 7), (13, 1, 5), (3, 5, 300), (11, 31, 255), (12, 32, 256),
                      (13, 33, 257), (23, 63, 129), (24, 64, 64), (25, 65, 513), (36, 96, 100),
                      (37, 97, 31), (6, 16, 400), (7, 17, 401), (5, 15, 399), (49, 47, 45),
                      (11, 31, 319), (12, 32, 320), (13, 33, 321), (24, 64, 640), (25, 63, 641),
+                     (12, 32, 384), (13, 31, 385), (11, 33, 769), (3, 97, 1153),
                  })
             d.Add(m, n, k);
         return d;

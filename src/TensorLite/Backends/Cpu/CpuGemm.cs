@@ -39,17 +39,18 @@ public static unsafe class CpuGemm
     // AVX-512 at one 512-bit FMA per cycle); the same choices suit Zen 5 (48 KiB L1D).
     // Vector512 path: 12×32 tile = 24 zmm accumulators + 2 B vectors + 1 broadcast (of 32 zmm).
     // Vector256 path: 6×16 tile = 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 ymm).
-    // KC: depth of a k slice. The KC×NR packed B micro-panel (320·32·4 = 40 KiB) is reused from
-    //     L1/L2 by every A micro-panel of a chunk while those stream from L2; fewer, deeper slices
-    //     mean fewer read-modify-write passes over C. 320 measured a little better than 256 or 384.
-    // MC: the tallest row chunk; an MC×KC packed A block (≤ 330 KiB) stays in L2. Chunks are
+    // KC: maximum depth of a k slice; k is cut into equal slices of at most KC (SliceDepth). The
+    //     kb×NR packed B micro-panel (≤ 48 KiB) is reused from L1/L2 by every A micro-panel of a
+    //     chunk while those stream from L2; fewer, deeper slices mean fewer read-modify-write passes
+    //     over C. 384 measured a little better than 256, 320 or 512 (differences near the noise).
+    // MC: the tallest row chunk; an MC×KC packed A block (≤ 400 KiB) stays in L2. Chunks are
     //     usually smaller (about 8 per thread) so that two threads balance dynamically.
     // NC: widest column block; in practice NcFor(k) keeps the packed k×NC B block ≤ 8 MiB (L3).
     // The TL_GEMM_* environment variables override these for tuning experiments only.
     internal static readonly bool Use512 = Vector512.IsHardwareAccelerated;
     internal static readonly int MR = Use512 ? 12 : 6;
     internal static readonly int NR = Use512 ? 32 : 16;
-    internal static readonly int KC = EnvInt("TL_GEMM_KC", 320);
+    internal static readonly int KC = EnvInt("TL_GEMM_KC", 384);
     internal static readonly int MC = RoundUp(EnvInt("TL_GEMM_MC", 264), MR);
     internal static readonly int NC = RoundUp(EnvInt("TL_GEMM_NC", 4096), NR);
     internal static readonly int BBlockFloats = EnvInt("TL_GEMM_BBLOCK", 2 << 20);
@@ -257,6 +258,16 @@ public static unsafe class CpuGemm
     /// <summary>Ticket slots are 16 ints apart (one cache line) to avoid false sharing.</summary>
     const int TicketStride = 16;
 
+    /// <summary>
+    /// Depth of the k slices: as few slices as KC allows, of equal depth (k = 1024 gives 4×256, not
+    /// 320+320+320+64: a shallow last slice would cost a whole pass over C for little work).
+    /// </summary>
+    static int SliceDepth(int k)
+    {
+        int slices = Math.Max(1, (k + KC - 1) / KC);
+        return (k + slices - 1) / slices;
+    }
+
     /// <summary>Width of the NC block for a given k: the packed k×NC B block stays near 8 MiB (L3).</summary>
     static int NcFor(int k) => Math.Clamp(BBlockFloats / Math.Max(k, 1) / NR * NR, NR, NC);
 
@@ -282,7 +293,7 @@ public static unsafe class CpuGemm
     /// </summary>
     static void BlockedSplitM(in Args g, float* bBuf, long bHalf, float* aBuf, float* tile, int[]? tickets, int chunkRows)
     {
-        int nr = NR, kcMax = KC, ncMax = NcFor(g.K);
+        int nr = NR, kcMax = SliceDepth(g.K), ncMax = NcFor(g.K);
         int ncPad = RoundUp(Math.Min(ncMax, g.N), nr);
         int nChunks = (g.M + chunkRows - 1) / chunkRows;
         int nSlices = (g.K + kcMax - 1) / kcMax;
@@ -347,7 +358,7 @@ public static unsafe class CpuGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void BlockedSplitN(in Args g, float* bBuf, float* aBuf, float* tile, int[]? tickets, int groupPanels)
     {
-        int nr = NR, kcMax = KC;
+        int nr = NR, kcMax = SliceDepth(g.K);
         int npAll = (g.N + nr - 1) / nr;
         int nGroups = (npAll + groupPanels - 1) / groupPanels;
         int local = 0;
@@ -378,7 +389,7 @@ public static unsafe class CpuGemm
     static void MacroKernel(in Args g, float* aBuf, int mb, int ic, float* bp, int q0, int q1, int jc, int nb,
         int kb, float beta, bool readC, float* tile)
     {
-        int mr = MR, nr = NR, kcMax = KC;
+        int mr = MR, nr = NR;
         for (int q = q0; q < q1; q++)
         {
             int j = jc + q * nr;
