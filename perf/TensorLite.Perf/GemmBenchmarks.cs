@@ -23,7 +23,11 @@ public unsafe class GemmBenchmarks
     [ParamsSource(nameof(ShapeSource))]
     public GemmShape Shape { get; set; }
 
-    [Params(1, 2)]
+    /// <summary>Thread counts to run: TL_BENCH_THREADS (e.g. "2"), default 1 and 2.</summary>
+    public static IEnumerable<int> ThreadSource() =>
+        (Environment.GetEnvironmentVariable("TL_BENCH_THREADS") ?? "1,2").Split(',').Select(int.Parse);
+
+    [ParamsSource(nameof(ThreadSource))]
     public int Threads { get; set; }
 
     [GlobalSetup]

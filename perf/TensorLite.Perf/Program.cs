@@ -4,6 +4,7 @@ using TensorLite.Perf;
 //   peak               tight-loop Vector512 FMA throughput, 1 and 2 threads
 //   quick [MxNxK[:tn]] Stopwatch timing of CpuGemm (tuning aid; TL_THREADS=1 for one thread)
 //   kernel [kc] [n]    the 12×32 micro-kernel alone on cache-resident panels
+//   pack               A/B packing throughput (hot and cold caches)
 //   compare [reps]     CpuGemm vs libtorch side by side (needs -p:Peer=torch, run in the trixie chroot)
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";

@@ -11,6 +11,12 @@ public static unsafe class Quick
     {
         int reps = 7;
         if (int.TryParse(Environment.GetEnvironmentVariable("TL_THREADS"), out int th)) CpuGemm.MaxThreads = th;
+        if (Environment.GetEnvironmentVariable("TL_PRIO") == "1")
+        {
+            // what BenchmarkDotNet does to its benchmark process
+            Process.GetCurrentProcess().PriorityClass = ProcessPriorityClass.High;
+            Thread.CurrentThread.Priority = ThreadPriority.Highest;
+        }
         var shapes = Shapes.All;
         if (args.Length > 1) shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
         Console.WriteLine($"threads={CpuGemm.MaxThreads}  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
@@ -38,7 +44,7 @@ public static unsafe class Quick
                 Array.Clear(CpuGemm.ProfT);
             }
             double med = times[reps / 2];
-            Console.WriteLine($"{s,-28} median {med * 1e3,9:F3} ms  {s.Flops / med / 1e9,7:F1} GFLOP/s   (best {s.Flops / times[0] / 1e9,6:F1}, worst {s.Flops / times[^1] / 1e9,6:F1})  {ratios[reps / 2] * 100,5:F1}% of interleaved peak");
+            Console.WriteLine($"{s.Name,-14} {s,-18} median {med * 1e3,9:F3} ms  {s.Flops / med / 1e9,7:F1} GFLOP/s   (best {s.Flops / times[0] / 1e9,6:F1}, worst {s.Flops / times[^1] / 1e9,6:F1})  {ratios[reps / 2] * 100,5:F1}% of interleaved peak");
         }
     }
 }
@@ -47,7 +53,10 @@ public static unsafe class Quick
 public readonly record struct GemmShape(string Name, int M, int N, int K, bool TransA, bool TransB)
 {
     public double Flops => 2.0 * M * N * K;
-    public override string ToString() => $"{Name} {M}x{N}x{K}{(TransA ? " At" : "")}{(TransB ? " Bt" : "")}";
+    /// <summary>"NN", "NT" (B transposed), "TN" (A transposed) or "TT".</summary>
+    public string Op => $"{(TransA ? 'T' : 'N')}{(TransB ? 'T' : 'N')}";
+    /// <summary>Short enough for BenchmarkDotNet's parameter column (it truncates past 20 characters).</summary>
+    public override string ToString() => $"{M}x{N}x{K} {Op}";
 }
 
 public static class Shapes
@@ -69,7 +78,7 @@ public static class Shapes
         new("mlp-down dW", 512, 1376, 1024, true, false),
     ];
 
-    /// <summary>Parses "MxNxK" with optional suffixes "t" flags, e.g. 1024x1024x1024 or 512x512x1024:tn.</summary>
+    /// <summary>Parses "MxNxK" with an optional ":ab" suffix (t = transposed, n = not), e.g. 512x512x1024:tn.</summary>
     public static GemmShape Parse(string s)
     {
         var parts = s.Split(':');

@@ -108,12 +108,15 @@ public unsafe class CpuGemmTests
     public static TheoryData<int, int, int> EdgeShapes()
     {
         var d = new TheoryData<int, int, int>();
-        // around the register tile (MR 12/6, NR 32/16) with k spanning 1, odd, and the KC=256 boundary
+        // around the register tile (MR 12/6, NR 32/16) with k spanning 1, odd, and the k-slice
+        // boundaries (KC = 384: k is cut into equal slices of at most 384)
         foreach (var (m, n, k) in new[]
                  {
                      (1, 1, 1), (1, 33, 7), (13, 1, 5), (3, 5, 300), (11, 31, 255), (12, 32, 256),
                      (13, 33, 257), (23, 63, 129), (24, 64, 64), (25, 65, 513), (36, 96, 100),
                      (37, 97, 31), (6, 16, 400), (7, 17, 401), (5, 15, 399), (49, 47, 45),
+                     (11, 31, 319), (12, 32, 320), (13, 33, 321), (24, 64, 640), (25, 63, 641),
+                     (12, 32, 384), (13, 31, 385), (11, 33, 769), (3, 97, 1153),
                  })
             d.Add(m, n, k);
         return d;
@@ -129,7 +132,7 @@ public unsafe class CpuGemmTests
     }
 
     [Theory]
-    // m spans two MC blocks (MC=264), several threads; k spans two KC blocks
+    // m spans two MC-row chunks (MC=264), several threads; k spans KC slices
     [InlineData(300, 97, 300)]
     // large enough for the multi-threaded path, odd everywhere
     [InlineData(131, 151, 263)]
@@ -285,6 +288,33 @@ public unsafe class CpuGemmTests
                 Array.Copy(c, i * sc, ps[i].C, 0, ps[i].C.Length);
                 Assert.Null(ps[i].Verify());
             }
+        }
+    }
+
+    [Fact]
+    public void WarmCallsDoNotAllocate()
+    {
+        // small path, single-thread blocked path, multi-threaded path, batched
+        var problems = new[]
+        {
+            Problem.Make(false, false, 10, 10, 10, 1f, 0f),
+            Problem.Make(true, false, 40, 50, 60, 1f, 0f),
+            Problem.Make(false, true, 200, 190, 180, 1f, 0.5f),
+        };
+        foreach (var p in problems) p.Run();
+        var bc = new float[4 * 8 * 8];
+        var ba = new float[8 * 8];
+        fixed (float* pa = ba, pc = bc)
+        {
+            CpuGemm.SgemmBatched(false, false, 4, 8, 8, 8, 1f, pa, 0, 8, pa, 0, 8, 0f, pc, 64, 8);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 3; i++)
+            {
+                foreach (var p in problems) p.Run();
+                CpuGemm.SgemmBatched(false, false, 4, 8, 8, 8, 1f, pa, 0, 8, pa, 0, 8, 0f, pc, 64, 8);
+            }
+            long after = GC.GetAllocatedBytesForCurrentThread();
+            Assert.Equal(0, after - before);
         }
     }
 
