@@ -6,6 +6,8 @@ using TensorLite.Perf;
 //   kernel [kc] [n]    the 12×32 micro-kernel alone on cache-resident panels
 //   pack               A/B packing throughput (hot and cold caches)
 //   compare [reps]     CpuGemm vs libtorch side by side (needs -p:Peer=torch, run in the trixie chroot)
+//   svd [m n ranks]    randomized vs exact SVD: time and error vs the optimal rank-r error
+//   galore-overhead    training step with GaLore vs AdamW, refresh amortized over the gap
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -24,6 +26,12 @@ switch (mode)
         break;
     case "compare":
         Compare.Run(args);
+        break;
+    case "svd":
+        ProjectionBench.Svd(args);
+        break;
+    case "galore-overhead":
+        ProjectionBench.GaLoreOverhead(args);
         break;
     default:
         Bench.Run(args);
