@@ -8,6 +8,7 @@ using TensorLite.Perf;
 //   compare [reps]     CpuGemm vs libtorch side by side (needs -p:Peer=torch, run in the trixie chroot)
 //   svd [m n ranks]    randomized vs exact SVD: time and error vs the optimal rank-r error
 //   galore-overhead    training step with GaLore vs AdamW, refresh amortized over the gap
+//   step-memory        allocations of a warm training step (managed, gen-0 GCs, native, peak)
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -26,6 +27,9 @@ switch (mode)
         break;
     case "compare":
         Compare.Run(args);
+        break;
+    case "step-memory":
+        StepMemory.Run(args);
         break;
     case "svd":
         ProjectionBench.Svd(args);
