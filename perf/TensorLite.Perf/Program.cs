@@ -6,6 +6,8 @@ using TensorLite.Perf;
 //   kernel [kc] [n]    the 12×32 micro-kernel alone on cache-resident panels
 //   pack               A/B packing throughput (hot and cold caches)
 //   compare [reps]     CpuGemm vs libtorch side by side (needs -p:Peer=torch, run in the trixie chroot)
+//   llama-step [batch] [steps] [model] [seq] [--tl-only] [--profile-steps=N]
+//                      a full LLaMA training step (AdamW) vs the same model in libtorch, interleaved
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -24,6 +26,9 @@ switch (mode)
         break;
     case "compare":
         Compare.Run(args);
+        break;
+    case "llama-step":
+        LlamaStep.Run(args);
         break;
     default:
         Bench.Run(args);
