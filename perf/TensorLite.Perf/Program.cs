@@ -9,6 +9,8 @@ using TensorLite.Perf;
 //   svd [m n ranks]    randomized vs exact SVD: time and error vs the optimal rank-r error
 //   galore-overhead    training step with GaLore vs AdamW, refresh amortized over the gap
 //   step-memory        allocations of a warm training step (managed, gen-0 GCs, native, peak)
+//   llama-step [batch] [steps] [model] [seq] [--tl-only] [--profile-steps=N]
+//                      a full LLaMA training step (AdamW) vs the same model in libtorch, interleaved
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -36,6 +38,9 @@ switch (mode)
         break;
     case "galore-overhead":
         ProjectionBench.GaLoreOverhead(args);
+        break;
+    case "llama-step":
+        LlamaStep.Run(args);
         break;
     default:
         Bench.Run(args);
