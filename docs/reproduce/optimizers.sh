@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Reproduces docs/results.md: byte_small trained with dense AdamW and each projected optimizer at the same
 # rank/density, on the embedded synthetic language and on tinyshakespeare (byte tokenizer).
-# Usage (from the repository root): bash docs/reproduce/optimizers.sh [STEPS]
+# Usage (from the repository root): bash docs/reproduce/optimizers.sh [STEPS] [DATASETS]
 set -euo pipefail
 steps=${1:-300}
+datasets=${2:-"embedded shakespeare"}
 out=runs/repro
 tl() { dotnet run -c Release --no-build --project src/TensorLite.Cli -- "$@"; }
 dotnet build -c Release src/TensorLite.Cli >/dev/null
-mkdir -p "$out"
+mkdir -p "$out" docs/images
 # rank 48 = hidden/4 and density 0.25, the ratio of the GaLore paper's 60M runs (rank 128 of 512).
 common=(--model byte_small --steps "$steps" --warmup 30 --eval-every 25 --log-every 25 --checkpoint-every "$steps")
-for data in embedded shakespeare; do
+for data in $datasets; do
   extra=()
   [ "$data" = shakespeare ] && extra=(--data ../shared/data/tinyshakespeare.txt)
   run() { name=$1; shift; rm -rf "$out/$data-$name"; tl train "${common[@]}" "${extra[@]}" --out "$out/$data-$name" "$@" | tail -n 2; }

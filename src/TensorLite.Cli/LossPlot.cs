@@ -49,6 +49,7 @@ public static class LossPlot
             val.LegendText = name;
         }
         plot.Title(title);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         plot.XLabel("step");
         plot.YLabel("validation cross-entropy (nats/token)");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
