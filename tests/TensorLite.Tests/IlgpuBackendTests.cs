@@ -15,7 +15,14 @@ namespace TensorLite.Tests;
 public sealed class IlgpuCpuFixture : IDisposable
 {
     public IlgpuBackend Backend { get; } = IlgpuBackend.Create(DeviceKind.Cpu);
-    public void Dispose() => Backend.Dispose();
+
+    public void Dispose()
+    {
+        Backend.Dispose();
+        // Run pending finalizers now rather than inside a later test that reads the process-wide CPU pool counters.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+    }
 }
 
 /// <summary>Every ILGPU kernel against the CPU backend, run on ILGPU's CPU accelerator (no GPU needed), plus an
@@ -57,6 +64,19 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
         Assert.Equal(AcceleratorType.CPU, _gpu.Accelerator.AcceleratorType);
         Assert.Contains("CPU", _gpu.Description);
         Assert.Equal("ilgpu-cpu", _gpu.Name);
+    }
+
+    [Fact]
+    public void Auto_PicksCudaOnlyWhenADeviceIsVisible_AndSaysWhich()
+    {
+        using var auto = IlgpuBackend.Auto();
+        bool hasCuda;
+        using (var ctx = Context.Create(b => b.Cuda())) hasCuda = ctx.GetCudaDevices().Count > 0;
+        Assert.Equal(hasCuda ? DeviceKind.Cuda : DeviceKind.Cpu, auto.Kind);
+        Assert.Contains(hasCuda ? "CUDA" : "CPU", auto.Description);
+        if (!hasCuda) Assert.Throws<NotSupportedException>(() => IlgpuBackend.Create(DeviceKind.Cuda));
+        using var t = Tensor.FromSpan<float>([1f, 2f], [2], DType.Float32, auto);
+        Assert.Equal([1f, 2f], t.ToArray());
     }
 
     [Fact]
