@@ -1,0 +1,41 @@
+namespace TensorLite.Kernels;
+
+// IBackend members that have no ILGPU kernel yet (docs/gpu.md lists them). AdamDirection and ApplyUpdate keep the
+// interface's default implementations, which are built from the implemented element-wise ops.
+public sealed partial class IlgpuBackend
+{
+    private static NotSupportedException Missing(string op) => new($"{op} has no ILGPU kernel yet");
+
+    public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale) =>
+        throw Missing(nameof(CausalAttentionForward));
+
+    public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
+        Tensor dq, Tensor dk, Tensor dv, float scale) => throw Missing(nameof(CausalAttentionBackward));
+
+    public long FindIndexOutOfRange(Tensor index, long size, out long value) => throw Missing(nameof(FindIndexOutOfRange));
+    public void IndexSelect(Tensor x, int axis, Tensor index, Tensor y) => throw Missing(nameof(IndexSelect));
+    public void IndexAdd(Tensor y, int axis, Tensor index, Tensor src) => throw Missing(nameof(IndexAdd));
+    public void Gather(Tensor x, int axis, Tensor index, Tensor y) => throw Missing(nameof(Gather));
+    public void ScatterAdd(Tensor y, int axis, Tensor index, Tensor src) => throw Missing(nameof(ScatterAdd));
+    public void Where(Tensor condition, Tensor a, Tensor b, Tensor y) => throw Missing(nameof(Where));
+    public void Dropout(Tensor x, Tensor y, float p, ulong seed) => throw Missing(nameof(Dropout));
+
+    public void HouseholderQr(Tensor a, Tensor q, Tensor r) => throw Missing(nameof(HouseholderQr));
+    public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt) => throw Missing(nameof(Svd));
+
+    public void Softmax(Tensor x, Tensor y, int axis, bool log) => throw Missing(nameof(Softmax));
+    public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, int axis, bool log) => throw Missing(nameof(SoftmaxBackward));
+
+    public int CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor loss) =>
+        throw Missing(nameof(CrossEntropy));
+
+    public void CrossEntropyBackward(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum,
+        Tensor gLoss, int count, Tensor gLogits) => throw Missing(nameof(CrossEntropyBackward));
+
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd) => throw Missing(nameof(RmsNorm));
+
+    public void RmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gWeight) =>
+        throw Missing(nameof(RmsNormBackward));
+
+    public void Rope(Tensor x, Tensor cos, Tensor sin, Tensor y, bool inverse) => throw Missing(nameof(Rope));
+}

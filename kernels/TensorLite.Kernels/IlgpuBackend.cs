@@ -1,0 +1,277 @@
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace TensorLite.Kernels;
+
+public enum DeviceKind { Cuda, Cpu }
+
+/// <summary>
+/// The backend seam over one ILGPU accelerator: tensors live in <see cref="IlgpuStorage"/> buffers and ops launch
+/// the kernels in <see cref="Kernels"/>, each compiled once when the backend is created. Ops without a kernel throw
+/// <see cref="NotSupportedException"/> (see docs/gpu.md). All launches go to the accelerator's default stream, so
+/// they run in order; host reads synchronize first.
+/// </summary>
+public sealed partial class IlgpuBackend : IBackend, IDisposable
+{
+    private readonly Context _context;
+    private readonly Accelerator _accelerator;
+
+    private readonly Action<Index1D, ArrayView<byte>, byte> _fill8;
+    private readonly Action<Index1D, ArrayView<ushort>, ushort> _fill16;
+    private readonly Action<Index1D, ArrayView<uint>, uint> _fill32;
+    private readonly Action<Index1D, ArrayView<ulong>, ulong> _fill64;
+    private readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout> _copy8;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, StridedLayout> _copy16;
+    private readonly Action<Index1D, ArrayView<uint>, ArrayView<uint>, StridedLayout> _copy32;
+    private readonly Action<Index1D, ArrayView<ulong>, ArrayView<ulong>, StridedLayout> _copy64;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout> _f32ToBf16;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout> _bf16ToF32;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout> _f32ToF16;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout> _f16ToF32;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, float> _unary;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float> _unaryBackward;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int> _binary;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _reduce;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelParams> _adamW;
+    private readonly Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> _gemmNaive;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> _gemmTiled;
+
+    private IlgpuBackend(Context context, Accelerator accelerator)
+    {
+        _context = context;
+        _accelerator = accelerator;
+        Pool = new IlgpuMemoryPool(accelerator);
+        Kind = accelerator.AcceleratorType == AcceleratorType.Cuda ? DeviceKind.Cuda : DeviceKind.Cpu;
+        Description = Kind == DeviceKind.Cuda
+            ? $"ILGPU CUDA accelerator: {accelerator.Name}"
+            : $"ILGPU CPU accelerator (kernels emulated on the CPU, {accelerator.MaxNumThreadsPerGroup} threads per group): {accelerator.Name}";
+
+        var a = accelerator;
+        _fill8 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, byte>(Kernels.Fill);
+        _fill16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ushort>(Kernels.Fill);
+        _fill32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, uint>(Kernels.Fill);
+        _fill64 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ulong>(Kernels.Fill);
+        _copy8 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout>(Kernels.CopyStrided);
+        _copy16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, StridedLayout>(Kernels.CopyStrided);
+        _copy32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<uint>, StridedLayout>(Kernels.CopyStrided);
+        _copy64 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, StridedLayout>(Kernels.CopyStrided);
+        _f32ToBf16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(Kernels.CopyF32ToBF16);
+        _bf16ToF32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(Kernels.CopyBF16ToF32);
+        _f32ToF16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(Kernels.CopyF32ToF16);
+        _f16ToF32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(Kernels.CopyF16ToF32);
+        _unary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, float>(Kernels.Unary);
+        _unaryBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(Kernels.UnaryBackward);
+        _binary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(Kernels.Binary);
+        _reduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Reduce);
+        _adamW = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelParams>(Kernels.AdamW);
+        _gemmNaive = a.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmNaive);
+        _gemmTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmTiled);
+    }
+
+    /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator
+    /// (a 16×16×1 CPU device, enough threads per group for the tiled GEMM).</summary>
+    public static IlgpuBackend Create(DeviceKind kind)
+    {
+        if (kind == DeviceKind.Cuda)
+        {
+            var ctx = Context.Create(b => b.Cuda().EnableAlgorithms());
+            var devices = ctx.GetCudaDevices();
+            if (devices.Count == 0)
+            {
+                ctx.Dispose();
+                throw new NotSupportedException("No CUDA device is visible to ILGPU on this machine.");
+            }
+            return new IlgpuBackend(ctx, devices[0].CreateAccelerator(ctx));
+        }
+        var cpu = Context.Create(b => b.CPU(new CPUDevice(Kernels.TileSize, Kernels.TileSize, 1)).EnableAlgorithms());
+        return new IlgpuBackend(cpu, cpu.GetCPUDevice(0).CreateAccelerator(cpu));
+    }
+
+    /// <summary>CUDA when a device is present, otherwise the CPU accelerator; <see cref="Description"/> says which.</summary>
+    public static IlgpuBackend Auto()
+    {
+        try { return Create(DeviceKind.Cuda); }
+        catch (Exception) { return Create(DeviceKind.Cpu); }
+    }
+
+    public string Name => Kind == DeviceKind.Cuda ? "ilgpu-cuda" : "ilgpu-cpu";
+
+    /// <summary>Which accelerator runs the kernels, in words.</summary>
+    public string Description { get; }
+
+    public DeviceKind Kind { get; }
+
+    public IlgpuMemoryPool Pool { get; }
+
+    public Accelerator Accelerator => _accelerator;
+
+    /// <summary>Problems with m·n·k at most this use the one-thread-per-output GEMM instead of the tiled one.</summary>
+    public long NaiveGemmMaxWork { get; set; } = 4096;
+
+    public void Synchronize() => _accelerator.Synchronize();
+
+    public void Dispose()
+    {
+        _accelerator.Synchronize();
+        Pool.Dispose();
+        _accelerator.Dispose();
+        _context.Dispose();
+    }
+
+    // ---- views --------------------------------------------------------------------------------------
+
+    private IlgpuStorage StorageOf(Tensor t) => t.Storage as IlgpuStorage
+        ?? throw new ArgumentException($"Tensor {t.Describe()} lives on backend '{t.Backend.Name}', not on '{Name}'.");
+
+    /// <summary>The tensor's storage as elements of T, starting at the tensor's offset.</summary>
+    private ArrayView<T> View<T>(Tensor t) where T : unmanaged
+    {
+        var v = StorageOf(t).View.Cast<T>();
+        return v.SubView(t.Offset, v.Length - t.Offset);
+    }
+
+    private ArrayView<byte> Bytes(Tensor t)
+    {
+        int size = t.DType.SizeInBytes();
+        return StorageOf(t).View.SubView((long)t.Offset * size, (long)t.Numel * size);
+    }
+
+    // ---- memory -------------------------------------------------------------------------------------
+
+    public Storage Allocate(long byteLength) => new IlgpuStorage(this, byteLength);
+
+    public void CopyToHost(Tensor source, Span<byte> destination)
+    {
+        var bytes = Bytes(source);
+        if (bytes.Length == 0) return;
+        _accelerator.Synchronize();
+        bytes.CopyToCPU(ref MemoryMarshal.GetReference(destination), bytes.Length);
+    }
+
+    public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination)
+    {
+        var bytes = Bytes(destination);
+        if (bytes.Length == 0) return;
+        bytes.CopyFromCPU(ref MemoryMarshal.GetReference(source), bytes.Length);
+    }
+
+    public void Fill(Tensor destination, double value)
+    {
+        int n = destination.Numel;
+        if (n == 0) return;
+        switch (destination.DType)
+        {
+            case DType.Float32: _fill32(n, View<uint>(destination), BitConverter.SingleToUInt32Bits((float)value)); break;
+            case DType.Int32: _fill32(n, View<uint>(destination), unchecked((uint)(int)value)); break;
+            case DType.BFloat16: _fill16(n, View<ushort>(destination), HalfPrecision.FloatToBFloat16((float)value)); break;
+            case DType.Float16: _fill16(n, View<ushort>(destination), HalfPrecision.FloatToFloat16((float)value)); break;
+            case DType.Int8: _fill8(n, View<byte>(destination), unchecked((byte)(sbyte)value)); break;
+            case DType.UInt8: _fill8(n, View<byte>(destination), (byte)value); break;
+            case DType.Int64: _fill64(n, View<ulong>(destination), unchecked((ulong)(long)value)); break;
+            default: throw new ArgumentOutOfRangeException(nameof(destination));
+        }
+    }
+
+    public void Copy(Tensor source, Tensor destination)
+    {
+        int n = source.Numel;
+        if (n == 0) return;
+        var l = StridedLayout.Create(source.Shape, source.Strides, destination.Strides);
+        DType st = source.DType, dt = destination.DType;
+        if (st == dt)
+        {
+            switch (st.SizeInBytes())
+            {
+                case 1: _copy8(n, View<byte>(source), View<byte>(destination), l); return;
+                case 2: _copy16(n, View<ushort>(source), View<ushort>(destination), l); return;
+                case 4: _copy32(n, View<uint>(source), View<uint>(destination), l); return;
+                case 8: _copy64(n, View<ulong>(source), View<ulong>(destination), l); return;
+            }
+        }
+        switch (st, dt)
+        {
+            case (DType.Float32, DType.BFloat16): _f32ToBf16(n, View<float>(source), View<ushort>(destination), l); return;
+            case (DType.BFloat16, DType.Float32): _bf16ToF32(n, View<ushort>(source), View<float>(destination), l); return;
+            case (DType.Float32, DType.Float16): _f32ToF16(n, View<float>(source), View<ushort>(destination), l); return;
+            case (DType.Float16, DType.Float32): _f16ToF32(n, View<ushort>(source), View<float>(destination), l); return;
+        }
+        throw new NotSupportedException($"Copy from {st.Name()} to {dt.Name()} has no ILGPU kernel yet");
+    }
+
+    // ---- element-wise -------------------------------------------------------------------------------
+
+    public void Unary(UnaryOp op, Tensor x, Tensor y, float p0, float p1)
+    {
+        if (x.Numel == 0) return;
+        _unary(x.Numel, View<float>(x), View<float>(y), (int)op, p0, p1);
+    }
+
+    public void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor gy, Tensor gx, float p0, float p1)
+    {
+        if (x.Numel == 0) return;
+        _unaryBackward(x.Numel, View<float>(x), View<float>(y), View<float>(gy), View<float>(gx), (int)op, p0, p1);
+    }
+
+    public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
+    {
+        if (y.Numel == 0) return;
+        var l = StridedLayout.Create(y.Shape, a.Strides, b.Strides, y.Strides);
+        _binary(y.Numel, View<float>(a), View<float>(b), View<float>(y), l, (int)op);
+    }
+
+    public void Reduce(ReduceOp op, Tensor x, int axis, Tensor y)
+    {
+        var shape = x.Shape;
+        int len = shape[axis], outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= shape[i];
+        for (int i = axis + 1; i < shape.Length; i++) inner *= shape[i];
+        if (outer * inner == 0) return;
+        _reduce(outer * inner, View<float>(x), View<float>(y), len, inner, op == ReduceOp.Sum ? 0 : 1);
+    }
+
+    // ---- GEMM ---------------------------------------------------------------------------------------
+
+    public void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta)
+    {
+        int rank = c.Rank;
+        int m = c.Shape[rank - 2], n = c.Shape[rank - 1], k = a.Shape[rank - 1];
+        int batchRank = rank - 2, batch = 1;
+        for (int i = 0; i < batchRank; i++) batch *= c.Shape[i];
+        if (m == 0 || n == 0 || batch == 0) return;
+        var p = new GemmParams
+        {
+            M = m, N = n, K = k,
+            ARow = a.Strides[rank - 2], ACol = a.Strides[rank - 1],
+            BRow = b.Strides[rank - 2], BCol = b.Strides[rank - 1],
+            CRow = c.Strides[rank - 2], CCol = c.Strides[rank - 1],
+            Alpha = alpha, Beta = beta,
+            Batch = StridedLayout.Create(c.Shape[..batchRank], a.Strides[..batchRank], b.Strides[..batchRank], c.Strides[..batchRank]),
+        };
+        if ((long)m * n * k <= NaiveGemmMaxWork)
+        {
+            _gemmNaive(new Index3D(n, m, batch), View<float>(a), View<float>(b), View<float>(c), p);
+            return;
+        }
+        const int t = Kernels.TileSize;
+        var grid = new Index3D((n + t - 1) / t, (m + t - 1) / t, batch);
+        _gemmTiled(new KernelConfig(grid, new Index3D(t, t, 1)), View<float>(a), View<float>(b), View<float>(c), p);
+    }
+
+    // ---- optimizer ----------------------------------------------------------------------------------
+
+    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h)
+    {
+        if (param.Numel == 0) return;
+        var kp = new AdamWKernelParams
+        {
+            Beta1 = h.Beta1, Beta2 = h.Beta2, OneMinusBeta1 = 1f - h.Beta1, OneMinusBeta2 = 1f - h.Beta2,
+            Decay = 1f - h.LearningRate * h.WeightDecay, StepSize = h.LearningRate / h.BiasCorrection1,
+            InvSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2), Eps = h.Eps,
+        };
+        _adamW(param.Numel, View<float>(param), View<float>(grad), View<float>(m), View<float>(v), kp);
+    }
+}
