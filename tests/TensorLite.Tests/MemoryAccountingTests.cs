@@ -1,3 +1,4 @@
+using TensorLite.Tests.Support;
 using Xunit;
 using TensorLite.Backends.Cpu;
 
@@ -22,10 +23,12 @@ public class MemoryAccountingTests
         }
         Step();
         w.ZeroGrad();
+        MemoryCounters.Settle();
         long liveBefore = CpuMemoryPool.LiveBytes;
         Step();
         Assert.NotNull(w.Grad); // the gradient outlives the scope
         w.ZeroGrad();
+        MemoryCounters.Settle();
         Assert.Equal(liveBefore, CpuMemoryPool.LiveBytes);
     }
 
