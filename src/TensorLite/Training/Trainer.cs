@@ -89,14 +89,17 @@ public sealed class Trainer
         }
         if (options.Seq > config.MaxPositionEmbeddings)
             throw new TensorLiteException($"--seq {options.Seq} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}.");
-        var data = TrainingData.Build(options, tokenizer, runDir); // validates the data before the folder is created
+        // Everything that can fail on bad input (data, model, optimizer options) happens before the folder is
+        // touched, so a refused run leaves nothing behind.
+        var data = TrainingData.Build(options, tokenizer, runDir);
         data.Dataset.RequireWindows(options.Seq);
+        var model = NewModel(config, options);
+        var optimizer = NewOptimizer(model, options);
         Directory.CreateDirectory(runDir);
         AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
         AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
         File.Delete(Path.Combine(runDir, "metrics.jsonl"));
-        var model = NewModel(config, options);
-        return new Trainer(options, runDir, model, NewOptimizer(model, options), data, 0, new Generator(options.Seed ^ 0xDA7A), 0);
+        return new Trainer(options, runDir, model, optimizer, data, 0, new Generator(options.Seed ^ 0xDA7A), 0);
     }
 
     /// <summary>Continues a run from its newest checkpoint; <paramref name="steps"/> may extend the total.</summary>
