@@ -39,13 +39,20 @@ public abstract class Optimizer
     /// <summary>Copies a saved tensor into a freshly allocated, persistent state tensor, checking its shape.</summary>
     protected static Tensor RestoreStateTensor(IReadOnlyDictionary<string, Tensor> state, string key, Tensor parameter)
     {
+        var t = Tensor.Empty(parameter.Shape, DType.Float32, parameter.Backend).Persist();
+        CopyStateInto(state, key, t);
+        return t;
+    }
+
+    /// <summary>Copies the saved tensor at <paramref name="key"/> into <paramref name="destination"/>, checking
+    /// its shape. Goes through host memory, so the checkpoint (loaded on the CPU) may fill state on any backend.</summary>
+    internal static void CopyStateInto(IReadOnlyDictionary<string, Tensor> state, string key, Tensor destination)
+    {
         if (!state.TryGetValue(key, out var saved))
             throw new TensorLiteException($"The optimizer checkpoint has no '{key}' entry; it was written by a different optimizer or model.");
-        if (!ShapeMath.SameShape(saved.Shape, parameter.Shape))
-            throw new TensorLiteException($"Optimizer state '{key}' has shape {ShapeMath.Format(saved.Shape)} but its parameter {parameter.Describe()} needs {ShapeMath.Format(parameter.Shape)}.");
-        var t = Tensor.Empty(parameter.Shape, DType.Float32, parameter.Backend).Persist();
-        using var converted = saved.DType == DType.Float32 ? saved.Alias() : saved.To(DType.Float32);
-        t.Backend.Copy(converted, t);
-        return t;
+        if (!ShapeMath.SameShape(saved.Shape, destination.Shape))
+            throw new TensorLiteException($"Optimizer state '{key}' has shape {ShapeMath.Format(saved.Shape)} but {ShapeMath.Format(destination.Shape)} is needed.");
+        var host = saved.ToArray();
+        destination.Backend.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(host.AsSpan()), destination);
     }
 }

@@ -128,8 +128,8 @@ public sealed class AdamWInner : IInnerOptimizer
 
         public void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix)
         {
-            ProjectedOptimizer.CopyIn(state, prefix + "exp_avg", _m);
-            ProjectedOptimizer.CopyIn(state, prefix + "exp_avg_sq", _v);
+            Optimizer.CopyStateInto(state, prefix + "exp_avg", _m);
+            Optimizer.CopyStateInto(state, prefix + "exp_avg_sq", _v);
         }
 
         public void Dispose()

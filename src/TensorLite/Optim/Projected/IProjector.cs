@@ -178,7 +178,7 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
         if (state.ContainsKey(prefix + "basis"))
         {
             _basis = Tensor.Empty([Dim, Rank], DType.Float32, backend).Persist();
-            ProjectedOptimizer.CopyIn(state, prefix + "basis", _basis);
+            Optimizer.CopyStateInto(state, prefix + "basis", _basis);
         }
         RefreshCount = refreshCount;
     }

@@ -363,18 +363,6 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
 
     // ---- helpers --------------------------------------------------------------------------------
 
-    /// <summary>Copies the saved tensor at <paramref name="key"/> into <paramref name="destination"/> (any backend),
-    /// checking shape.</summary>
-    internal static void CopyIn(IReadOnlyDictionary<string, Tensor> state, string key, Tensor destination)
-    {
-        if (!state.TryGetValue(key, out var saved))
-            throw new TensorLiteException($"The optimizer checkpoint has no '{key}' entry; it was written by a different optimizer or model.");
-        if (!ShapeMath.SameShape(saved.Shape, destination.Shape))
-            throw new TensorLiteException($"Optimizer state '{key}' has shape {ShapeMath.Format(saved.Shape)} but {ShapeMath.Format(destination.Shape)} is needed.");
-        var host = saved.ToArray();
-        destination.Backend.CopyFromHost(MemoryMarshal.AsBytes(host.AsSpan()), destination);
-    }
-
     /// <summary>A float32 copy of a saved tensor on <paramref name="backend"/>.</summary>
     internal static Tensor ToBackend(Tensor saved, IBackend backend) =>
         Tensor.FromSpan<float>(saved.ToArray(), saved.Shape, DType.Float32, backend);
