@@ -204,8 +204,18 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     // ---- element-wise -------------------------------------------------------------------------------
 
+    /// <summary>The ILGPU kernels read and write float32 only; half-precision operands (mixed-precision GEMM,
+    /// bfloat16 parameters) have no kernel here yet.</summary>
+    private static void RequireFloat32(string op, params Tensor[] tensors)
+    {
+        foreach (var t in tensors)
+            if (t.DType != DType.Float32)
+                throw new NotSupportedException($"{op} on {t.DType.Name()} tensors has no ILGPU kernel yet (float32 only).");
+    }
+
     public void Unary(UnaryOp op, Tensor x, Tensor y, float p0, float p1)
     {
+        RequireFloat32("unary", x, y);
         if (x.Numel == 0) return;
         _unary(x.Numel, View<float>(x), View<float>(y), (int)op, p0, p1);
     }
@@ -218,6 +228,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
+        RequireFloat32("binary", a, b, y);
         if (y.Numel == 0) return;
         var l = StridedLayout.Create(y.Shape, a.Strides, b.Strides, y.Strides);
         _binary(y.Numel, View<float>(a), View<float>(b), View<float>(y), l, (int)op);
@@ -237,6 +248,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     public void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta)
     {
+        RequireFloat32("matmul", a, b, c);
         int rank = c.Rank;
         int m = c.Shape[rank - 2], n = c.Shape[rank - 1], k = a.Shape[rank - 1];
         int batchRank = rank - 2, batch = 1;
@@ -265,6 +277,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h)
     {
+        RequireFloat32("AdamWStep", param, grad, m, v);
         if (param.Numel == 0) return;
         var kp = new AdamWKernelParams
         {

@@ -29,13 +29,23 @@ public partial interface IBackend
         Copy(d, direction);
     }
 
-    /// <summary>In place, for contiguous float32 tensors of equal size: param ← decay·param − stepSize·update
-    /// (decoupled weight decay folded into <paramref name="decay"/> = 1 − lr·wd).</summary>
-    void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize)
+    /// <summary>In place, for contiguous tensors of equal size: param ← decay·param − stepSize·update
+    /// (decoupled weight decay folded into <paramref name="decay"/> = 1 − lr·wd). param and update may be float32 or
+    /// bfloat16; the math is float32 and a bfloat16 param is rounded to nearest even.</summary>
+    void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize) =>
+        ApplyUpdate(param, update, decay, stepSize, ParamRounding.Nearest);
+
+    /// <summary><see cref="ApplyUpdate(Tensor, Tensor, float, float)"/> with an explicit write-back rounding for a
+    /// half-precision param (ignored for float32). This default supports only nearest rounding.</summary>
+    void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize, ParamRounding rounding)
     {
+        if (param.DType != DType.Float32 && rounding.Mode != ParamRoundingMode.Nearest)
+            throw new NotSupportedException($"Backend {Name} has no stochastic-rounding ApplyUpdate kernel.");
         using var noGrad = GradMode.NoGrad();
-        using var a = param * decay;
-        using var b = update * stepSize;
+        using var p32 = param.DType == DType.Float32 ? param.Alias() : param.To(DType.Float32);
+        using var u32 = update.DType == DType.Float32 ? update.Alias() : update.To(DType.Float32);
+        using var a = p32 * decay;
+        using var b = u32 * stepSize;
         using var c = a - b;
         Copy(c, param);
     }

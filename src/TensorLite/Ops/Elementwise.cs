@@ -62,28 +62,65 @@ public sealed partial class Tensor
 
     // ---- binary with broadcasting ---------------------------------------------------------------
 
+    /// <summary>
+    /// Binary ops accept float32, bfloat16 and float16 operands. The math is float32; the result is the operands'
+    /// dtype when both have the same one, float32 otherwise (comparisons always give a float32 0/1 mask). Each
+    /// input's gradient comes back in that input's dtype (computed in float32, rounded once).
+    /// </summary>
     private static Tensor Binary(BinaryOp op, Tensor a, Tensor b, string name)
     {
-        RequireFloat32(a, name);
-        RequireFloat32(b, name);
+        RequireFloatingPoint(a, name);
+        RequireFloatingPoint(b, name);
         RequireSameBackend(a, b, name);
         var shape = ShapeMath.Broadcast(a.Shape, b.Shape, name);
-        var y = Empty(shape, DType.Float32, a.Backend);
+        bool comparison = op is BinaryOp.Greater or BinaryOp.Less or BinaryOp.Equal;
+        var yType = comparison || a.DType != b.DType ? DType.Float32 : a.DType;
+        var y = Empty(shape, yType, a.Backend);
         using (var av = a.BroadcastView(shape))
         using (var bv = b.BroadcastView(shape))
             a.Backend.Binary(op, av, bv, y);
-        if (op is BinaryOp.Greater or BinaryOp.Less or BinaryOp.Equal) return y; // piecewise constant: no gradient
+        if (comparison) return y; // piecewise constant: no gradient
         var aShape = a._shape;
         var bShape = b._shape;
-        return Recorder.Record(y, name, [a, b], g => op switch
+        DType aType = a.DType, bType = b.DType;
+        return Recorder.Record(y, name, [a, b], gIn =>
         {
-            BinaryOp.Add => [a.RequiresGrad ? SumToShape(g, aShape) : null, b.RequiresGrad ? SumToShape(g, bShape) : null],
-            BinaryOp.Sub => [a.RequiresGrad ? SumToShape(g, aShape) : null, b.RequiresGrad ? Reduced(g.Neg(), bShape) : null],
-            BinaryOp.Mul => [a.RequiresGrad ? Reduced(g * b, aShape) : null, b.RequiresGrad ? Reduced(g * a, bShape) : null],
-            BinaryOp.Div => [a.RequiresGrad ? Reduced(g / b, aShape) : null, b.RequiresGrad ? DivisorGrad(g, y, b, bShape) : null],
-            BinaryOp.Maximum or BinaryOp.Minimum => SelectionGrads(op, g, a, b, aShape, bShape),
-            _ => throw new InvalidOperationException(op.ToString()),
+            // Half-precision gradients are formed in float32 and rounded once into each input's dtype.
+            using var g = gIn.DType == DType.Float32 ? gIn.Alias() : gIn.To(DType.Float32);
+            Tensor?[] grads = op switch
+            {
+                BinaryOp.Add => [a.RequiresGrad ? SumToShapeOwned(g, aShape) : null, b.RequiresGrad ? SumToShapeOwned(g, bShape) : null],
+                BinaryOp.Sub => [a.RequiresGrad ? SumToShapeOwned(g, aShape) : null, b.RequiresGrad ? Reduced(g.Neg(), bShape) : null],
+                BinaryOp.Mul => [a.RequiresGrad ? Reduced(g * b, aShape) : null, b.RequiresGrad ? Reduced(g * a, bShape) : null],
+                BinaryOp.Div => [a.RequiresGrad ? Reduced(g / b, aShape) : null, b.RequiresGrad ? DivisorGrad(g, y, b, bShape) : null],
+                BinaryOp.Maximum or BinaryOp.Minimum => SelectionGrads(op, g, a, b, aShape, bShape),
+                _ => throw new InvalidOperationException(op.ToString()),
+            };
+            return [CastGrad(grads[0], aType), CastGrad(grads[1], bType)];
         });
+    }
+
+    internal static void RequireFloatingPoint(Tensor t, string op)
+    {
+        t.ThrowIfDisposed();
+        if (!t.DType.IsFloatingPoint())
+            throw new DTypeMismatchException($"{op} computes in float32 from float32, bfloat16 or float16 operands but got {t.Describe()}; convert with To(DType.Float32) first.");
+    }
+
+    /// <summary>SumToShape whose result is always a tensor of its own (the caller disposes <paramref name="g"/>).</summary>
+    private static Tensor SumToShapeOwned(Tensor g, ReadOnlySpan<int> shape)
+    {
+        var r = SumToShape(g, shape);
+        return ReferenceEquals(r, g) ? g.Alias() : r;
+    }
+
+    /// <summary>Converts a float32 gradient to its input's dtype (disposing the float32 one when it converted).</summary>
+    private static Tensor? CastGrad(Tensor? grad, DType dtype)
+    {
+        if (grad == null || grad.DType == dtype) return grad;
+        var converted = grad.To(dtype);
+        grad.Dispose();
+        return converted;
     }
 
     /// <summary>SumToShape that disposes its full-size input when it reduced it.</summary>

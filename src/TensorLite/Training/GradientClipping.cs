@@ -4,7 +4,8 @@ namespace TensorLite.Training;
 
 public static class GradientClipping
 {
-    /// <summary>The L2 norm of all gradients together (computed in double across parameters).</summary>
+    /// <summary>The L2 norm of all gradients together (computed in double across parameters). Gradients may be
+    /// float32, bfloat16 or float16.</summary>
     public static double GlobalNorm(IEnumerable<Tensor> parameters)
     {
         using var noGrad = GradMode.NoGrad();
@@ -12,6 +13,13 @@ public static class GradientClipping
         foreach (var p in parameters)
         {
             if (p.Grad == null) continue;
+            if (p.Grad.DType != DType.Float32)
+            {
+                // bfloat16/float16 gradients: squares summed in float32 chunks and double overall, no float32 copy
+                using var c = p.Grad.Contiguous();
+                sum += p.Backend.SumOfSquares(c);
+                continue;
+            }
             using var sq = p.Grad.Square();
             using var s = sq.Sum();
             sum += s.Item();
@@ -19,7 +27,8 @@ public static class GradientClipping
         return Math.Sqrt(sum);
     }
 
-    /// <summary>Scales all gradients so their global norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
+    /// <summary>Scales all gradients so their global norm is at most <paramref name="maxNorm"/>; returns the norm before
+    /// clipping. Half-precision gradients are scaled in float32 and rounded to nearest even.</summary>
     public static double ClipGlobalNorm(IReadOnlyList<Tensor> parameters, float maxNorm)
     {
         double norm = GlobalNorm(parameters);

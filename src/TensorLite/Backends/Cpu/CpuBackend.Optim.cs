@@ -6,9 +6,36 @@ public sealed unsafe partial class CpuBackend
 {
     public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h)
     {
-        nint pp = (nint)Ptr(param), gp = (nint)Ptr(grad), mp = (nint)Ptr(m), vp = (nint)Ptr(v);
+        if (m.DType != DType.Float32 || v.DType != DType.Float32)
+            throw new DTypeMismatchException($"AdamW moments must be float32, got {m.Describe()} and {v.Describe()}.");
+        RequireFloating(param, "adamw");
+        RequireFloating(grad, "adamw");
+        nint mp = (nint)Ptr(m), vp = (nint)Ptr(v);
+        if (param.DType == DType.Float32 && grad.DType == DType.Float32)
+        {
+            nint pp = (nint)Ptr(param), gp = (nint)Ptr(grad);
+            CpuParallel.For(param.Numel, 8, (start, end) =>
+                AdamWRange((float*)pp, (float*)gp, (float*)mp, (float*)vp, start, end, h));
+            return;
+        }
+        // Half-precision param and/or grad: the float32 kernel runs on widened chunks (so a nearest-rounded
+        // result is exactly round(float32 AdamW)), and the param chunk is written back with h.Rounding.
+        nint pb = (nint)BytePtr(param), gb = (nint)BytePtr(grad);
+        DType pt = param.DType, gt = grad.DType;
+        var rounding = h.Rounding;
         CpuParallel.For(param.Numel, 8, (start, end) =>
-            AdamWRange((float*)pp, (float*)gp, (float*)mp, (float*)vp, start, end, h));
+        {
+            float* pBuf = stackalloc float[HalfChunk];
+            float* gBuf = stackalloc float[HalfChunk];
+            for (int j = start; j < end; j += HalfChunk)
+            {
+                int len = Math.Min(HalfChunk, end - j);
+                float* pf = HalfKernels.AsFloat((byte*)pb + (long)j * pt.SizeInBytes(), pt, pBuf, len);
+                float* gf = HalfKernels.AsFloat((byte*)gb + (long)j * gt.SizeInBytes(), gt, gBuf, len);
+                AdamWRange(pf, gf, (float*)mp + j, (float*)vp + j, 0, len, h);
+                if (pt != DType.Float32) HalfKernels.Store(pf, (ushort*)pb + j, pt, len, rounding, j);
+            }
+        });
     }
 
     private static void AdamWRange(float* p, float* g, float* m, float* v, int start, int end, AdamWStepParams h)

@@ -43,20 +43,45 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
-    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize)
+    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize) =>
+        ApplyUpdate(param, update, decay, stepSize, ParamRounding.Nearest);
+
+    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize, ParamRounding rounding)
     {
-        nint pp = (nint)Ptr(param), up = (nint)Ptr(update);
+        RequireFloating(param, "apply_update");
+        RequireFloating(update, "apply_update");
+        if (param.DType == DType.Float32 && update.DType == DType.Float32)
+        {
+            nint pp = (nint)Ptr(param), up = (nint)Ptr(update);
+            CpuParallel.For(param.Numel, 2, (start, end) => ApplyUpdateRange((float*)pp + start, (float*)up + start, end - start, decay, stepSize));
+            return;
+        }
+        nint pb = (nint)BytePtr(param), ub = (nint)BytePtr(update);
+        DType pt = param.DType, ut = update.DType;
         CpuParallel.For(param.Numel, 2, (start, end) =>
         {
-            float* p = (float*)pp, u = (float*)up;
-            int i = start;
-            if (Vector512.IsHardwareAccelerated)
+            float* pBuf = stackalloc float[HalfChunk];
+            float* uBuf = stackalloc float[HalfChunk];
+            for (int j = start; j < end; j += HalfChunk)
             {
-                var vd = Vector512.Create(decay); var vs = Vector512.Create(stepSize);
-                for (; i <= end - 16; i += 16)
-                    (vd * Vector512.Load(p + i) - vs * Vector512.Load(u + i)).Store(p + i);
+                int len = Math.Min(HalfChunk, end - j);
+                float* pf = HalfKernels.AsFloat((byte*)pb + (long)j * pt.SizeInBytes(), pt, pBuf, len);
+                float* uf = HalfKernels.AsFloat((byte*)ub + (long)j * ut.SizeInBytes(), ut, uBuf, len);
+                ApplyUpdateRange(pf, uf, len, decay, stepSize);
+                if (pt != DType.Float32) HalfKernels.Store(pf, (ushort*)pb + j, pt, len, rounding, j);
             }
-            for (; i < end; i++) p[i] = decay * p[i] - stepSize * u[i];
         });
+    }
+
+    private static void ApplyUpdateRange(float* p, float* u, int n, float decay, float stepSize)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vd = Vector512.Create(decay); var vs = Vector512.Create(stepSize);
+            for (; i <= n - 16; i += 16)
+                (vd * Vector512.Load(p + i) - vs * Vector512.Load(u + i)).Store(p + i);
+        }
+        for (; i < n; i++) p[i] = decay * p[i] - stepSize * u[i];
     }
 }

@@ -142,6 +142,11 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     public void Unary(UnaryOp op, Tensor x, Tensor y, float p0, float p1)
     {
+        if (x.DType != DType.Float32 || y.DType != DType.Float32)
+        {
+            UnaryMixed(op, x, y, p0, p1);
+            return;
+        }
         nint xp = (nint)Ptr(x), yp = (nint)Ptr(y);
         CpuParallel.For(x.Numel, 4, (start, end) =>
         {
@@ -165,6 +170,11 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
+        if (!AllFloat32(a, b, y))
+        {
+            BinaryMixed(op, a, b, y);
+            return;
+        }
         var loop = new StridedLoop(y.Shape, a.Strides.ToArray(), b.Strides.ToArray(), y.Strides.ToArray());
         int n = loop.RowLength, sa = loop.RowStride(0), sb = loop.RowStride(1);
         nint ap = (nint)Ptr(a), bp = (nint)Ptr(b), yp = (nint)Ptr(y);
@@ -230,13 +240,16 @@ public sealed unsafe partial class CpuBackend : IBackend
         MatrixLayout.TryGet(m, k, a.Strides[rank - 2], a.Strides[rank - 1], out bool ta, out int lda);
         MatrixLayout.TryGet(k, n, b.Strides[rank - 2], b.Strides[rank - 1], out bool tb, out int ldb);
         int ldc = n;
-        float* ap = Ptr(a), bp = Ptr(b), cp = Ptr(c);
+        byte* ap = BytePtr(a), bp = BytePtr(b), cp = BytePtr(c);
+        DType at = a.DType, bt = b.DType, ct = c.DType;
+        int sa = at.SizeInBytes(), sb = bt.SizeInBytes(), sc = ct.SizeInBytes();
         int batchRank = rank - 2;
         int batch = 1;
         for (int i = 0; i < batchRank; i++) batch *= c.Shape[i];
         if (batch == 1)
         {
-            CpuGemm.Sgemm(ta, tb, m, n, k, alpha, ap, lda, bp, ldb, beta, cp, ldc);
+            if (ct == DType.Float32) CpuGemm.Gemm(ta, tb, m, n, k, alpha, ap, at, lda, bp, bt, ldb, beta, (float*)cp, ldc);
+            else GemmHalfOutput(ta, tb, m, n, k, alpha, ap, at, lda, bp, bt, ldb, beta, (ushort*)cp, ct);
             return;
         }
         // Merge the batch dims into one when every operand steps through them uniformly.
@@ -244,10 +257,47 @@ public sealed unsafe partial class CpuBackend : IBackend
         var loop = new StridedLoop(batchShape, a.Strides[..batchRank].ToArray(), b.Strides[..batchRank].ToArray(), c.Strides[..batchRank].ToArray());
         for (int row = 0; row < loop.RowCount; row++)
         {
-            CpuGemm.SgemmBatched(ta, tb, loop.RowLength, m, n, k, alpha,
-                ap + loop.RowOffset(0, row), loop.RowStride(0), lda,
-                bp + loop.RowOffset(1, row), loop.RowStride(1), ldb, beta,
-                cp + loop.RowOffset(2, row), loop.RowStride(2), ldc);
+            byte* ar = ap + (long)loop.RowOffset(0, row) * sa, br = bp + (long)loop.RowOffset(1, row) * sb;
+            byte* cr = cp + (long)loop.RowOffset(2, row) * sc;
+            if (ct == DType.Float32)
+            {
+                CpuGemm.GemmBatched(ta, tb, loop.RowLength, m, n, k, alpha,
+                    ar, at, loop.RowStride(0), lda, br, bt, loop.RowStride(1), ldb, beta, (float*)cr, loop.RowStride(2), ldc);
+                continue;
+            }
+            for (int j = 0; j < loop.RowLength; j++)
+                GemmHalfOutput(ta, tb, m, n, k, alpha, ar + (long)j * loop.RowStride(0) * sa, at, lda,
+                    br + (long)j * loop.RowStride(1) * sb, bt, ldb, beta, (ushort*)(cr + (long)j * loop.RowStride(2) * sc), ct);
+        }
+    }
+
+    /// <summary>Bytes of the float32 staging block a half-precision GEMM output is computed in (then rounded).</summary>
+    internal const long HalfOutputStagingBytes = 8L << 20;
+
+    /// <summary>
+    /// GEMM into a contiguous bfloat16/float16 C (ldc = n): rows are computed in blocks into a float32 staging
+    /// buffer of at most <see cref="HalfOutputStagingBytes"/> (all k accumulated in float32) and each result is
+    /// rounded to nearest even once. No float32 copy of the whole output ever exists.
+    /// </summary>
+    private static void GemmHalfOutput(bool ta, bool tb, int m, int n, int k, float alpha, byte* a, DType at, int lda,
+        byte* b, DType bt, int ldb, float beta, ushort* c, DType ct)
+    {
+        if (m == 0 || n == 0) return;
+        int mr = CpuGemm.MR;
+        int rowsPerBlock = (int)Math.Clamp(HalfOutputStagingBytes / 4 / n / mr * mr, 4 * mr, Math.Max(m, 1));
+        using var staging = Tensor.Empty([rowsPerBlock * n]);
+        float* s = Ptr(staging);
+        int sa = at.SizeInBytes();
+        for (int i0 = 0; i0 < m; i0 += rowsPerBlock)
+        {
+            int rows = Math.Min(rowsPerBlock, m - i0);
+            long count = (long)rows * n;
+            ushort* cBlock = c + (long)i0 * n;
+            if (beta != 0f) HalfKernels.Widen(cBlock, ct, s, (int)count);
+            // op(A) rows i0.. start at A + i0 (transposed: stored k×m) or A + i0·lda
+            byte* aBlock = a + (ta ? (long)i0 : (long)i0 * lda) * sa;
+            CpuGemm.Gemm(ta, tb, rows, n, k, alpha, aBlock, at, lda, b, bt, ldb, beta, s, n);
+            HalfKernels.Narrow(s, cBlock, ct, (int)count);
         }
     }
 }

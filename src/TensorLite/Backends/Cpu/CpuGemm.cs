@@ -92,6 +92,20 @@ public static unsafe class CpuGemm
         public float Alpha, Beta;
         public float* A, B, C;
         public int Lda, Ldb, Ldc;
+        /// <summary>Element types of A and B (float32, bfloat16 or float16); A and B point at elements of that
+        /// type. Half operands are widened to float32 by the packing routines; C is always float32.</summary>
+        public DType AType, BType;
+    }
+
+    /// <summary>Advances a typed operand pointer by <paramref name="elements"/> elements of its dtype.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float* Advance(float* p, DType type, long elements) =>
+        type == DType.Float32 ? p + elements : (float*)((ushort*)p + elements);
+
+    static void RequireGemmType(DType t, string name)
+    {
+        if (t is not (DType.Float32 or DType.BFloat16 or DType.Float16))
+            throw new ArgumentException($"GEMM operand {name} must be float32, bfloat16 or float16, got {t.Name()}.", name);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -119,12 +133,49 @@ public static unsafe class CpuGemm
     }
 
     /// <summary>
+    /// Mixed-precision GEMM: like <see cref="Sgemm"/>, but A and B may each hold float32, bfloat16 or float16
+    /// elements (<paramref name="a"/>, <paramref name="b"/> point at elements of that type; leading dimensions are
+    /// in elements). Half operands are converted to float32 while they are packed; products accumulate in float32
+    /// and C is float32. With two float32 operands this is exactly <see cref="Sgemm"/>.
+    /// </summary>
+    public static void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,
+        void* a, DType aType, int lda, void* b, DType bType, int ldb, float beta, float* c, int ldc)
+    {
+        RequireGemmType(aType, nameof(aType));
+        RequireGemmType(bType, nameof(bType));
+        Validate(transA, transB, m, n, k, alpha, (float*)a, lda, (float*)b, ldb, c, ldc);
+        var g = new Args
+        {
+            TransA = transA, TransB = transB, M = m, N = n, K = k, Alpha = alpha, Beta = beta,
+            A = (float*)a, B = (float*)b, C = c, Lda = lda, Ldb = ldb, Ldc = ldc, AType = aType, BType = bType,
+        };
+        Run(in g, Workspace.Current, allowParallel: true);
+    }
+
+    /// <summary>Batched <see cref="Gemm"/>: strides in elements of each operand's own dtype (0 broadcasts A or B).</summary>
+    public static void GemmBatched(bool transA, bool transB, int batch, int m, int n, int k, float alpha,
+        void* a, DType aType, long strideA, int lda, void* b, DType bType, long strideB, int ldb, float beta,
+        float* c, long strideC, int ldc)
+    {
+        RequireGemmType(aType, nameof(aType));
+        RequireGemmType(bType, nameof(bType));
+        BatchedCore(transA, transB, batch, m, n, k, alpha, (float*)a, aType, strideA, lda, (float*)b, bType, strideB, ldb,
+            beta, c, strideC, ldc);
+    }
+
+    /// <summary>
     /// Batched row-major SGEMM: for i in [0, batch): <c>C_i = alpha·op(A_i)·op(B_i) + beta·C_i</c>
     /// with <c>A_i = a + i·strideA</c> (likewise B, C; strides in elements). A stride of 0
     /// broadcasts the same operand to every batch entry (allowed for A and B, not for C).
     /// </summary>
     public static void SgemmBatched(bool transA, bool transB, int batch, int m, int n, int k, float alpha,
         float* a, long strideA, int lda, float* b, long strideB, int ldb, float beta,
+        float* c, long strideC, int ldc) =>
+        BatchedCore(transA, transB, batch, m, n, k, alpha, a, DType.Float32, strideA, lda, b, DType.Float32, strideB, ldb,
+            beta, c, strideC, ldc);
+
+    static void BatchedCore(bool transA, bool transB, int batch, int m, int n, int k, float alpha,
+        float* a, DType aType, long strideA, int lda, float* b, DType bType, long strideB, int ldb, float beta,
         float* c, long strideC, int ldc)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(batch);
@@ -136,7 +187,7 @@ public static unsafe class CpuGemm
         var g = new Args
         {
             TransA = transA, TransB = transB, M = m, N = n, K = k, Alpha = alpha, Beta = beta,
-            A = a, B = b, C = c, Lda = lda, Ldb = ldb, Ldc = ldc,
+            A = a, B = b, C = c, Lda = lda, Ldb = ldb, Ldc = ldc, AType = aType, BType = bType,
         };
         long work = (long)m * n * k;
         int threads = Math.Min(MaxThreads, batch);
@@ -152,8 +203,8 @@ public static unsafe class CpuGemm
         for (int i = 0; i < batch; i++)
         {
             var gi = g;
-            gi.A = a + i * strideA;
-            gi.B = b + i * strideB;
+            gi.A = Advance(a, aType, i * strideA);
+            gi.B = Advance(b, bType, i * strideB);
             gi.C = c + i * strideC;
             Run(in gi, ws, allowParallel: true);
         }
@@ -445,6 +496,11 @@ public static unsafe class CpuGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackA(in Args g, int i0, int mb, int p0, int kb, float* dst)
     {
+        if (g.AType != DType.Float32)
+        {
+            PackAHalf(in g, i0, mb, p0, kb, dst);
+            return;
+        }
         int mr = MR;
         if (g.TransA)
         {
@@ -601,6 +657,11 @@ public static unsafe class CpuGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackB(in Args g, int p0, int kb, int j0, int cols, float* dst)
     {
+        if (g.BType != DType.Float32)
+        {
+            PackBHalf(in g, p0, kb, j0, cols, dst);
+            return;
+        }
         int nr = NR;
         if (!g.TransB)
         {
@@ -652,6 +713,74 @@ public static unsafe class CpuGemm
         }
     }
 
+    /// <summary>
+    /// Packing of a bfloat16/float16 op(A) block: each stored row run of the block is widened (vectorized shift)
+    /// into a per-thread float32 staging block that stays in L1/L2, which the float32 packer (transposes included)
+    /// then deals into micro-panels. A is never converted as a whole.
+    /// </summary>
+    static void PackAHalf(in Args g, int i0, int mb, int p0, int kb, float* dst)
+    {
+        float* stage = Staging.Ensure((long)mb * kb);
+        var f = g;
+        f.AType = DType.Float32;
+        f.A = stage;
+        ushort* a = (ushort*)g.A;
+        if (g.TransA)
+        {
+            // stored k×m: rows p0..p0+kb, each a run of mb elements starting at column i0
+            for (int p = 0; p < kb; p++) HalfKernels.Widen(a + (long)(p0 + p) * g.Lda + i0, g.AType, stage + (long)p * mb, mb);
+            f.Lda = Math.Max(1, mb);
+        }
+        else
+        {
+            for (int i = 0; i < mb; i++) HalfKernels.Widen(a + (long)(i0 + i) * g.Lda + p0, g.AType, stage + (long)i * kb, kb);
+            f.Lda = Math.Max(1, kb);
+        }
+        PackA(in f, 0, mb, 0, kb, dst);
+    }
+
+    /// <summary>Packing of a bfloat16/float16 op(B) micro-panel through a widened staging block (see <see cref="PackAHalf"/>).</summary>
+    static void PackBHalf(in Args g, int p0, int kb, int j0, int cols, float* dst)
+    {
+        float* stage = Staging.Ensure((long)cols * kb);
+        var f = g;
+        f.BType = DType.Float32;
+        f.B = stage;
+        ushort* b = (ushort*)g.B;
+        if (g.TransB)
+        {
+            // stored n×k: rows j0..j0+cols, each a run of kb elements starting at column p0
+            for (int j = 0; j < cols; j++) HalfKernels.Widen(b + (long)(j0 + j) * g.Ldb + p0, g.BType, stage + (long)j * kb, kb);
+            f.Ldb = Math.Max(1, kb);
+        }
+        else
+        {
+            for (int p = 0; p < kb; p++) HalfKernels.Widen(b + (long)(p0 + p) * g.Ldb + j0, g.BType, stage + (long)p * cols, cols);
+            f.Ldb = Math.Max(1, cols);
+        }
+        PackB(in f, 0, kb, 0, cols, dst);
+    }
+
+    /// <summary>Per-thread float32 staging buffer for widened half-precision blocks (grown on demand, reused).</summary>
+    static class Staging
+    {
+        [ThreadStatic] static float* t_buffer;
+        [ThreadStatic] static long t_capacity;
+
+        public static float* Ensure(long floats)
+        {
+            // + 16 floats of slack: the float32 packers may prefetch or read whole vectors near the end
+            floats += 16;
+            if (floats > t_capacity)
+            {
+                if (t_buffer != null) NativeMemory.AlignedFree(t_buffer);
+                t_buffer = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+                t_capacity = floats;
+            }
+            return t_buffer;
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------
     // Degenerate and small problems
     // ---------------------------------------------------------------------------------------------
@@ -671,6 +800,11 @@ public static unsafe class CpuGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void SmallGemm(in Args g)
     {
+        if (g.AType != DType.Float32 || g.BType != DType.Float32)
+        {
+            SmallGemmMixed(in g);
+            return;
+        }
         ScaleC(in g);
         int n = g.N;
         for (int i = 0; i < g.M; i++)
@@ -696,6 +830,22 @@ public static unsafe class CpuGemm
                     float* bc = g.B + p;
                     for (int j = 0; j < n; j++) cr[j] = MathF.FusedMultiplyAdd(av, bc[(long)j * g.Ldb], cr[j]);
                 }
+            }
+        }
+    }
+
+    /// <summary>Scalar path for tiny problems with a half-precision operand (float32 accumulation).</summary>
+    static void SmallGemmMixed(in Args g)
+    {
+        ScaleC(in g);
+        for (int i = 0; i < g.M; i++)
+        {
+            float* cr = g.C + (long)i * g.Ldc;
+            for (int p = 0; p < g.K; p++)
+            {
+                float av = g.Alpha * HalfKernels.Load(g.A, g.AType, g.TransA ? (long)p * g.Lda + i : (long)i * g.Lda + p);
+                for (int j = 0; j < g.N; j++)
+                    cr[j] = MathF.FusedMultiplyAdd(av, HalfKernels.Load(g.B, g.BType, g.TransB ? (long)j * g.Ldb + p : (long)p * g.Ldb + j), cr[j]);
             }
         }
     }
@@ -894,8 +1044,8 @@ public static unsafe class CpuGemm
                     for (int i; (i = Interlocked.Increment(ref s_tickets[0]) - 1) < s_batch;)
                     {
                         var gi = s_args;
-                        gi.A += i * s_strideA;
-                        gi.B += i * s_strideB;
+                        gi.A = Advance(gi.A, gi.AType, i * s_strideA);
+                        gi.B = Advance(gi.B, gi.BType, i * s_strideB);
                         gi.C += i * s_strideC;
                         CpuGemm.Run(in gi, ws, allowParallel: false);
                     }
