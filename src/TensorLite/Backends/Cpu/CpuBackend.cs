@@ -284,7 +284,7 @@ public sealed unsafe partial class CpuBackend : IBackend
     {
         if (m == 0 || n == 0) return;
         int mr = CpuGemm.MR;
-        int rowsPerBlock = (int)Math.Clamp(HalfOutputStagingBytes / 4 / n / mr * mr, 4 * mr, Math.Max(m, 1));
+        int rowsPerBlock = (int)Math.Min(Math.Max(HalfOutputStagingBytes / 4 / n / mr * mr, 4 * mr), m);
         using var staging = Tensor.Empty([rowsPerBlock * n]);
         float* s = Ptr(staging);
         int sa = at.SizeInBytes();
