@@ -52,11 +52,13 @@ public static unsafe class Quick
 /// <summary>A GEMM shape: C[m×n] = op(A)·op(B) with op(A) m×k.</summary>
 public readonly record struct GemmShape(string Name, int M, int N, int K, bool TransA, bool TransB)
 {
+    /// <summary>Element type of B (float32, or bfloat16/float16: the mixed-precision path that widens B while packing).</summary>
+    public DType BType { get; init; }
     public double Flops => 2.0 * M * N * K;
     /// <summary>"NN", "NT" (B transposed), "TN" (A transposed) or "TT".</summary>
     public string Op => $"{(TransA ? 'T' : 'N')}{(TransB ? 'T' : 'N')}";
     /// <summary>Short enough for BenchmarkDotNet's parameter column (it truncates past 20 characters).</summary>
-    public override string ToString() => $"{M}x{N}x{K} {Op}";
+    public override string ToString() => $"{M}x{N}x{K} {Op}{(BType == DType.Float32 ? "" : BType == DType.BFloat16 ? " Bbf16" : " Bf16")}";
 }
 
 public static class Shapes
@@ -78,14 +80,19 @@ public static class Shapes
         new("mlp-down dW", 512, 1376, 1024, true, false),
     ];
 
-    /// <summary>Parses "MxNxK" with an optional ":ab" suffix (t = transposed, n = not), e.g. 512x512x1024:tn.</summary>
+    /// <summary>Parses "MxNxK" with an optional ":ab[c]" suffix (t = transposed, n = not; a third letter b or h
+    /// stores B as bfloat16 or float16), e.g. 512x512x1024:tn or 1024x11008x4096:ntb (x·Wᵀ with a bf16 weight).</summary>
     public static GemmShape Parse(string s)
     {
         var parts = s.Split(':');
         var d = parts[0].Split('x').Select(int.Parse).ToArray();
         bool ta = parts.Length > 1 && parts[1].Length > 0 && parts[1][0] == 't';
         bool tb = parts.Length > 1 && parts[1].Length > 1 && parts[1][1] == 't';
-        return new GemmShape("custom", d[0], d[1], d[2], ta, tb);
+        char bt = parts.Length > 1 && parts[1].Length > 2 ? parts[1][2] : 'f';
+        return new GemmShape("custom", d[0], d[1], d[2], ta, tb)
+        {
+            BType = bt == 'b' ? DType.BFloat16 : bt == 'h' ? DType.Float16 : DType.Float32,
+        };
     }
 }
 
@@ -94,6 +101,8 @@ public sealed unsafe class GemmBuffers : IDisposable
 {
     public readonly GemmShape Shape;
     public readonly float* A, B, C;
+    /// <summary>B as 16-bit values when the shape's B type is bfloat16/float16 (null otherwise).</summary>
+    public readonly ushort* BHalf;
 
     public GemmBuffers(GemmShape s)
     {
@@ -104,6 +113,12 @@ public sealed unsafe class GemmBuffers : IDisposable
         var rng = new Random(42);
         for (long i = 0; i < (long)s.M * s.K; i++) A[i] = (float)(rng.NextDouble() - 0.5);
         for (long i = 0; i < (long)s.K * s.N; i++) B[i] = (float)(rng.NextDouble() - 0.5);
+        if (s.BType != DType.Float32)
+        {
+            BHalf = (ushort*)NativeMemory.AlignedAlloc((nuint)((long)s.K * s.N * 2), 64);
+            for (long i = 0; i < (long)s.K * s.N; i++)
+                BHalf[i] = s.BType == DType.BFloat16 ? HalfPrecision.FloatToBFloat16(B[i]) : HalfPrecision.FloatToFloat16(B[i]);
+        }
         new Span<float>(C, s.M * s.N).Clear();
     }
 
@@ -116,6 +131,11 @@ public sealed unsafe class GemmBuffers : IDisposable
     {
         var s = Shape;
         int lda = s.TransA ? s.M : s.K;
+        if (BHalf != null)
+        {
+            CpuGemm.Gemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, A, DType.Float32, lda, BHalf, s.BType, s.TransB ? s.K : s.N, 0f, C, s.N);
+            return;
+        }
         // with padding, view A as fewer logical rows of the same storage (values do not matter for timing)
         CpuGemm.Sgemm(s.TransA, s.TransB, PadA == 0 ? s.M : s.M - 16, s.N, s.K, 1f,
             A, lda + PadA, B, s.TransB ? s.K : s.N, 0f, C, s.N);
@@ -126,6 +146,7 @@ public sealed unsafe class GemmBuffers : IDisposable
         NativeMemory.AlignedFree(A);
         NativeMemory.AlignedFree(B);
         NativeMemory.AlignedFree(C);
+        if (BHalf != null) NativeMemory.AlignedFree(BHalf);
     }
 }
 
