@@ -100,6 +100,8 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     public string Name => Kind == DeviceKind.Cuda ? "ilgpu-cuda" : "ilgpu-cpu";
 
+    public TensorLite.Memory.MemoryLedger Memory { get; } = new();
+
     /// <summary>Which accelerator runs the kernels, in words.</summary>
     public string Description { get; }
 

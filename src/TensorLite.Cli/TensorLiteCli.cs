@@ -9,6 +9,7 @@ public static class TensorLiteCli
     {
         var root = new RootCommand("TensorLite: memory-efficient LLM training in pure .NET.");
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(PlanCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(PlotCommand.Create());

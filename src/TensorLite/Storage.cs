@@ -1,3 +1,5 @@
+using TensorLite.Memory;
+
 namespace TensorLite;
 
 /// <summary>
@@ -13,10 +15,23 @@ public abstract class Storage
     {
         Backend = backend;
         ByteLength = byteLength;
+        Category = MemoryLedger.CurrentCategory;
+        backend.Memory.Add(Category, byteLength);
     }
 
     public IBackend Backend { get; }
     public long ByteLength { get; }
+
+    /// <summary>What this memory is counted as in its backend's <see cref="MemoryLedger"/>.</summary>
+    public MemoryCategory Category { get; private set; }
+
+    /// <summary>Counts this memory under <paramref name="category"/> from now on.</summary>
+    internal void Recategorize(MemoryCategory category)
+    {
+        if (category == Category || IsReleased) return;
+        Backend.Memory.Move(Category, category, ByteLength);
+        Category = category;
+    }
 
     /// <summary>How many live tensors view this storage; 1 means the owner may write in place.</summary>
     public int RefCount => Volatile.Read(ref _refCount);
@@ -34,6 +49,7 @@ public abstract class Storage
         int left = Interlocked.Decrement(ref _refCount);
         if (left == 0)
         {
+            Backend.Memory.Add(Category, -ByteLength);
             Free(fromFinalizer: false);
             GC.SuppressFinalize(this);
         }
@@ -44,6 +60,8 @@ public abstract class Storage
 
     ~Storage()
     {
-        if (RefCount > 0) Free(fromFinalizer: true);
+        if (RefCount <= 0) return;
+        Backend.Memory.Add(Category, -ByteLength);
+        Free(fromFinalizer: true);
     }
 }

@@ -100,6 +100,8 @@ public sealed partial class Tensor : IDisposable
     /// <summary>Standard normal samples (times <paramref name="std"/>) from a seeded generator.</summary>
     public static Tensor RandN(ReadOnlySpan<int> shape, Generator generator, float std = 1f, IBackend? backend = null)
     {
+        // A planned program never reads the values, and drawing billions of them on the host would be the plan's cost.
+        if ((backend ?? TensorLite.Backend.Default) is Backends.Meta.MetaBackend) return Empty(shape, DType.Float32, backend);
         var host = new float[ShapeMath.Numel(shape.ToArray())];
         generator.FillNormal(host, 0f, std);
         return FromSpan<float>(host, shape, DType.Float32, backend);
@@ -108,6 +110,7 @@ public sealed partial class Tensor : IDisposable
     /// <summary>Uniform samples in [low, high) from a seeded generator.</summary>
     public static Tensor Rand(ReadOnlySpan<int> shape, Generator generator, float low = 0f, float high = 1f, IBackend? backend = null)
     {
+        if ((backend ?? TensorLite.Backend.Default) is Backends.Meta.MetaBackend) return Empty(shape, DType.Float32, backend);
         var host = new float[ShapeMath.Numel(shape.ToArray())];
         generator.FillUniform(host, low, high);
         return FromSpan<float>(host, shape, DType.Float32, backend);
@@ -182,6 +185,14 @@ public sealed partial class Tensor : IDisposable
     }
 
     internal TensorScope? OwnerScope { get; set; }
+
+    /// <summary>Counts this tensor's memory (shared with its views) under <paramref name="category"/> in its backend's
+    /// ledger, and returns the tensor.</summary>
+    public Tensor Tag(Memory.MemoryCategory category)
+    {
+        Storage.Recategorize(category);
+        return this;
+    }
 
     public void Dispose()
     {

@@ -148,7 +148,7 @@ public class ProjectedOptimizerTests
         var x = Snapshot(a);
         var y = Snapshot(b);
         for (int i = 0; i < x.Length; i++) Assert.True(MaxAbsDiff(x[i], y[i]) <= 1e-6, $"parameter {i} differs by {MaxAbsDiff(x[i], y[i])}");
-        Assert.Equal(dense.StateBytes + 32 + 24 * c.Shapes.Count(s => s.Length == 2), proj.StateBytes);
+        Assert.Equal(dense.StateBytes + (24 + 32) * c.Shapes.Count(s => s.Length == 2), proj.StateBytes); // counters + generator per projector
     }
 
     [Property]
@@ -218,7 +218,7 @@ public class ProjectedOptimizerTests
         var got = Snapshot(ps);
         for (int i = 0; i < got.Length; i++)
             Assert.True(MaxAbsDiff(expected[i], got[i]) <= 1e-6, $"parameter {i} differs by {MaxAbsDiff(expected[i], got[i])}");
-        Assert.Equal(32, opt.StateBytes); // state-free: only the generator
+        Assert.Equal(0, opt.StateBytes); // state-free: rank 0 keeps no projector, so no counters or generator either
     }
 
     // ---- geometry -------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ public class ProjectedOptimizerTests
         using var v = vt.T;
         Assert.True(LA.PrincipalAngles(v, pt.Basis).Max() < 1e-3);
         // State: Adam moments for R ([2, 10] and [10, 2]) and the two [4, 2] bases.
-        Assert.Equal(32 + 2 * (24 + 8 * 20 + 4 * 8), opt.StateBytes);
+        Assert.Equal(2 * (24 + 32 + 8 * 20 + 4 * 8), opt.StateBytes);
     }
 
     // ---- moments at refresh ---------------------------------------------------------------------
@@ -475,12 +475,13 @@ public class ProjectedOptimizerTests
             ("model.layers.0.input_layernorm.weight", [64]),
         };
         const int r = 8;
-        long expected = 32 + 8L * (256 * 64) + 8L * 64
-            + (24 + 8L * r * 64 + 4L * 64 * r)   // q_proj [64, 64]: left, R [8, 64], P [64, 8]
-            + (24 + 8L * 176 * r + 4L * 64 * r)  // up_proj [176, 64]: right, R [176, 8], Q [64, 8]
-            + (24 + 8L * r * 176 + 4L * 64 * r); // down_proj [64, 176]: left, R [8, 176], P [64, 8]
+        // Each projected matrix: 24 bytes of counters + 32 of generator state + Adam for R + the basis.
+        long expected = 8L * (256 * 64) + 8L * 64
+            + (56 + 8L * r * 64 + 4L * 64 * r)   // q_proj [64, 64]: left, R [8, 64], P [64, 8]
+            + (56 + 8L * 176 * r + 4L * 64 * r)  // up_proj [176, 64]: right, R [176, 8], Q [64, 8]
+            + (56 + 8L * r * 176 + 4L * 64 * r); // down_proj [64, 176]: left, R [8, 176], P [64, 8]
         Assert.Equal(expected, ProjectedOptimizer.PredictStateBytes(shapes, ProjectedOptions.GaLore(rank: r)));
-        long frugalZero = 32 + 8L * (256 * 64) + 8L * 64;
+        long frugalZero = 8L * (256 * 64) + 8L * 64;
         Assert.Equal(frugalZero, ProjectedOptimizer.PredictStateBytes(shapes, ProjectedOptions.Frugal(0f)));
     }
 

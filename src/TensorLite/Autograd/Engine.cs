@@ -134,7 +134,7 @@ public static class Engine
         {
             leaf.Grad = Sum(leaf.Grad, g);
         }
-        leaf.Grad.Persist();
+        leaf.Grad.Persist().Tag(Memory.MemoryCategory.Gradients);
         leaf.RunGradHooks();
     }
 

@@ -6,11 +6,28 @@ namespace TensorLite;
 public static class Backend
 {
     private static IBackend _default = CpuBackend.Instance;
+    [ThreadStatic] private static IBackend? _override;
 
+    /// <summary>The process-wide default, unless this thread is inside <see cref="Use"/>.</summary>
     public static IBackend Default
     {
-        get => _default;
+        get => _override ?? _default;
         set => _default = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>Makes <paramref name="backend"/> the default on this thread until the scope is disposed (scopes nest);
+    /// other threads keep theirs.</summary>
+    public static Scope Use(IBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        var previous = _override;
+        _override = backend;
+        return new Scope(previous);
+    }
+
+    public readonly struct Scope(IBackend? previous) : IDisposable
+    {
+        public void Dispose() => _override = previous;
     }
 
     public static IBackend Cpu => CpuBackend.Instance;

@@ -28,6 +28,9 @@ public partial interface IBackend
 {
     string Name { get; }
 
+    /// <summary>Live and peak bytes of this backend's tensors, by category.</summary>
+    Memory.MemoryLedger Memory { get; }
+
     Storage Allocate(long byteLength);
 
     /// <summary>Copies a contiguous tensor's bytes to host memory.</summary>

@@ -7,22 +7,31 @@ namespace TensorLite.Models;
 /// HF <c>LlamaForCausalLM</c>: token embedding; N decoder layers of (RMSNorm → causal self-attention with
 /// rotary embeddings → residual; RMSNorm → SwiGLU MLP → residual); final RMSNorm; LM head (untied
 /// unless the config ties it). Parameter names are HF's, so safetensors checkpoints interchange.
+/// Weights are float32 or bfloat16 (<see cref="WeightDType"/>); activations are float32 either way, and the GEMMs read
+/// bf16 weights directly (fp32 accumulation), so no float32 copy of a weight matrix is ever kept.
 /// </summary>
 public sealed class LlamaModel : Module
 {
-    public LlamaModel(LlamaConfig config, Generator generator)
+    /// <param name="generator">Initializes the weights (HF's normal(0, initializer_range), norms 1); null leaves them
+    /// uninitialized, for weights that will be loaded or a model that is only planned.</param>
+    public LlamaModel(LlamaConfig config, Generator? generator, DType weightDType = DType.Float32)
     {
         Config = config.Validate();
-        float std = config.InitializerRange;
-        EmbedTokens = RegisterParameter("model.embed_tokens.weight", Tensor.RandN([config.VocabSize, config.HiddenSize], generator, std));
+        if (weightDType is not (DType.Float32 or DType.BFloat16))
+            throw new DTypeMismatchException($"LLaMA weights are float32 or bfloat16, not {weightDType}.");
+        WeightDType = weightDType;
+        var init = new WeightInit(generator, config.InitializerRange, weightDType);
+        EmbedTokens = RegisterParameter("model.embed_tokens.weight", init.Normal(config.VocabSize, config.HiddenSize));
         Layers = new LlamaDecoderLayer[config.NumHiddenLayers];
         for (int i = 0; i < Layers.Length; i++)
-            Layers[i] = RegisterModule($"model.layers.{i}", new LlamaDecoderLayer(config, generator));
-        Norm = RegisterParameter("model.norm.weight", Tensor.Ones([config.HiddenSize]));
+            Layers[i] = RegisterModule($"model.layers.{i}", new LlamaDecoderLayer(config, init));
+        Norm = RegisterParameter("model.norm.weight", init.Ones(config.HiddenSize));
         LmHead = config.TieWordEmbeddings
             ? EmbedTokens
-            : RegisterParameter("lm_head.weight", Tensor.RandN([config.VocabSize, config.HiddenSize], generator, std));
+            : RegisterParameter("lm_head.weight", init.Normal(config.VocabSize, config.HiddenSize));
     }
+
+    public DType WeightDType { get; }
 
     public LlamaConfig Config { get; }
     public Tensor EmbedTokens { get; }
@@ -40,6 +49,8 @@ public sealed class LlamaModel : Module
         if (ids.Shape[1] > Config.MaxPositionEmbeddings)
             throw new ShapeMismatchException($"Sequence length {ids.Shape[1]} exceeds max_position_embeddings {Config.MaxPositionEmbeddings}.");
         Tensor h = Tensor.Embedding(EmbedTokens, ids);
+        if (h.DType != DType.Float32)
+            using (h) h = h.To(DType.Float32);
         foreach (var layer in Layers)
         {
             var next = CheckpointLayers && GradMode.IsEnabled ? Checkpoint.Run(x => layer.Forward(x[0]), h) : layer.Forward(h);
@@ -47,7 +58,8 @@ public sealed class LlamaModel : Module
             h = next;
         }
         using (h)
-        using (var normed = h.RmsNorm(Norm, Config.RmsNormEps))
+        using (var normCast = WeightInit.Float32Cast(Norm))
+        using (var normed = h.RmsNorm(normCast ?? Norm, Config.RmsNormEps))
         using (var headT = LmHead.T)
             return normed.MatMul(headT);
     }
@@ -67,20 +79,19 @@ public sealed class LlamaDecoderLayer : Module
 {
     private readonly LlamaConfig _config;
 
-    public LlamaDecoderLayer(LlamaConfig config, Generator generator)
+    internal LlamaDecoderLayer(LlamaConfig config, WeightInit init)
     {
         _config = config;
         int h = config.HiddenSize, kv = config.KeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
-        float std = config.InitializerRange;
-        InputNorm = RegisterParameter("input_layernorm.weight", Tensor.Ones([h]));
-        QProj = RegisterParameter("self_attn.q_proj.weight", Tensor.RandN([h, h], generator, std));
-        KProj = RegisterParameter("self_attn.k_proj.weight", Tensor.RandN([kv, h], generator, std));
-        VProj = RegisterParameter("self_attn.v_proj.weight", Tensor.RandN([kv, h], generator, std));
-        OProj = RegisterParameter("self_attn.o_proj.weight", Tensor.RandN([h, h], generator, std));
-        PostAttentionNorm = RegisterParameter("post_attention_layernorm.weight", Tensor.Ones([h]));
-        GateProj = RegisterParameter("mlp.gate_proj.weight", Tensor.RandN([inter, h], generator, std));
-        UpProj = RegisterParameter("mlp.up_proj.weight", Tensor.RandN([inter, h], generator, std));
-        DownProj = RegisterParameter("mlp.down_proj.weight", Tensor.RandN([h, inter], generator, std));
+        InputNorm = RegisterParameter("input_layernorm.weight", init.Ones(h));
+        QProj = RegisterParameter("self_attn.q_proj.weight", init.Normal(h, h));
+        KProj = RegisterParameter("self_attn.k_proj.weight", init.Normal(kv, h));
+        VProj = RegisterParameter("self_attn.v_proj.weight", init.Normal(kv, h));
+        OProj = RegisterParameter("self_attn.o_proj.weight", init.Normal(h, h));
+        PostAttentionNorm = RegisterParameter("post_attention_layernorm.weight", init.Ones(h));
+        GateProj = RegisterParameter("mlp.gate_proj.weight", init.Normal(inter, h));
+        UpProj = RegisterParameter("mlp.up_proj.weight", init.Normal(inter, h));
+        DownProj = RegisterParameter("mlp.down_proj.weight", init.Normal(h, inter));
     }
 
     public Tensor InputNorm { get; }
@@ -96,10 +107,12 @@ public sealed class LlamaDecoderLayer : Module
     /// <summary>x: [batch, seq, hidden] → same shape.</summary>
     public Tensor Forward(Tensor x)
     {
-        using var attnIn = x.RmsNorm(InputNorm, _config.RmsNormEps);
+        using var inputNormCast = WeightInit.Float32Cast(InputNorm);
+        using var attnIn = x.RmsNorm(inputNormCast ?? InputNorm, _config.RmsNormEps);
         using var attn = Attention(attnIn);
         using var h = x + attn;
-        using var mlpIn = h.RmsNorm(PostAttentionNorm, _config.RmsNormEps);
+        using var postNormCast = WeightInit.Float32Cast(PostAttentionNorm);
+        using var mlpIn = h.RmsNorm(postNormCast ?? PostAttentionNorm, _config.RmsNormEps);
         using var mlp = Mlp(mlpIn);
         return h + mlp;
     }
@@ -142,4 +155,23 @@ public sealed class LlamaDecoderLayer : Module
         using var wt = weight.T;
         return x.MatMul(wt);
     }
+}
+
+/// <summary>Creates a model's weights in its dtype, one tensor at a time (a bf16 model never holds float32 copies).</summary>
+internal sealed class WeightInit(Generator? generator, float std, DType dtype)
+{
+    public Tensor Normal(int rows, int columns) =>
+        generator == null ? Tensor.Empty([rows, columns], dtype) : Convert(Tensor.RandN([rows, columns], generator, std));
+
+    public Tensor Ones(int size) => generator == null ? Tensor.Empty([size], dtype) : Convert(Tensor.Ones([size]));
+
+    private Tensor Convert(Tensor fp32)
+    {
+        if (dtype == DType.Float32) return fp32;
+        using (fp32) return fp32.To(dtype);
+    }
+
+    /// <summary>For a small non-float32 weight (norm scales), a differentiable float32 cast for the fp32 kernels (its
+    /// gradient flows back in the weight's dtype); null when the weight is float32 already and is used as it is.</summary>
+    public static Tensor? Float32Cast(Tensor weight) => weight.DType == DType.Float32 ? null : weight.To(DType.Float32);
 }

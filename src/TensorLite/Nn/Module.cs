@@ -11,7 +11,7 @@ public abstract class Module
 
     protected Tensor RegisterParameter(string name, Tensor value)
     {
-        value.RequireGrad().Persist();
+        value.RequireGrad().Persist().Tag(Memory.MemoryCategory.Weights);
         _parameters.Add((name, value));
         return value;
     }

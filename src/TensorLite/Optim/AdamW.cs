@@ -1,4 +1,5 @@
 using TensorLite.Autograd;
+using TensorLite.Memory;
 
 namespace TensorLite.Optim;
 
@@ -56,20 +57,23 @@ public sealed class AdamW : Optimizer
         StepCount = stepCount;
     }
 
-    public override void Step()
+    private AdamWStepParams _h;
+
+    public override void BeginStep()
     {
-        StepCount++;
-        var h = new AdamWStepParams(LearningRate, Beta1, Beta2, Eps, WeightDecay,
+        base.BeginStep();
+        _h = new AdamWStepParams(LearningRate, Beta1, Beta2, Eps, WeightDecay,
             1f - MathF.Pow(Beta1, StepCount), 1f - MathF.Pow(Beta2, StepCount));
+    }
+
+    public override void StepParameter(int i)
+    {
+        var p = Parameters[i];
+        if (p.Grad == null) return;
+        if (!p.IsContiguous) throw new TensorLiteException($"AdamW updates parameters in place and needs contiguous ones; {p.Describe()} is a strided view.");
         using var noGrad = GradMode.NoGrad();
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            var p = Parameters[i];
-            if (p.Grad == null) continue;
-            if (!p.IsContiguous) throw new TensorLiteException($"AdamW updates parameters in place and needs contiguous ones; {p.Describe()} is a strided view.");
-            _m[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist();
-            _v[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist();
-            p.Backend.AdamWStep(p, p.Grad, _m[i]!, _v[i]!, h);
-        }
+        _m[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist().Tag(MemoryCategory.OptimizerState);
+        _v[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist().Tag(MemoryCategory.OptimizerState);
+        p.Backend.AdamWStep(p, p.Grad, _m[i]!, _v[i]!, _h);
     }
 }

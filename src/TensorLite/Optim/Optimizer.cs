@@ -20,7 +20,23 @@ public abstract class Optimizer
     public long StepCount { get; protected set; }
 
     /// <summary>Applies one update from the parameters' current gradients (parameters without a gradient are skipped).</summary>
-    public abstract void Step();
+    public void Step()
+    {
+        BeginStep();
+        for (int i = 0; i < Parameters.Count; i++) StepParameter(i);
+    }
+
+    /// <summary>
+    /// Starts an update: counts the step and fixes its hyper-parameters (the learning rate). Then
+    /// <see cref="StepParameter"/> updates each parameter, in any order — per-layer training calls it from a gradient
+    /// hook as soon as that parameter's gradient is final, during backward. Every parameter's update depends only on
+    /// its own gradient and state, so the result does not depend on the order.
+    /// </summary>
+    public virtual void BeginStep() => StepCount++;
+
+    /// <summary>Updates the parameter at <paramref name="index"/> from its gradient (none: nothing happens), after
+    /// <see cref="BeginStep"/>. The gradient is left in place; the caller may free it.</summary>
+    public abstract void StepParameter(int index);
 
     public void ZeroGrad()
     {
@@ -39,7 +55,7 @@ public abstract class Optimizer
     /// <summary>Copies a saved tensor into a freshly allocated, persistent state tensor, checking its shape.</summary>
     protected static Tensor RestoreStateTensor(IReadOnlyDictionary<string, Tensor> state, string key, Tensor parameter)
     {
-        var t = Tensor.Empty(parameter.Shape, DType.Float32, parameter.Backend).Persist();
+        var t = Tensor.Empty(parameter.Shape, DType.Float32, parameter.Backend).Persist().Tag(Memory.MemoryCategory.OptimizerState);
         CopyStateInto(state, key, t);
         return t;
     }

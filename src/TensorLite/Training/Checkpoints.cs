@@ -12,6 +12,8 @@ public sealed record TrainingState
     public long Step { get; init; }
     public ulong[] DataRngState { get; init; } = [];
     public long TokensSeen { get; init; }
+    /// <summary>The global gradient norm of the step just taken: per-layer training clips the next step by it.</summary>
+    public double? LastGradNorm { get; init; }
     /// <summary>SHA-256 (hex) of each file in the checkpoint folder, checked on load.</summary>
     public Dictionary<string, string> Checksums { get; init; } = new();
 }

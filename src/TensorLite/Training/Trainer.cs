@@ -4,6 +4,7 @@ using TensorLite.Autograd;
 using TensorLite.Backends.Cpu;
 using TensorLite.Data;
 using TensorLite.IO;
+using TensorLite.Memory;
 using TensorLite.Models;
 using TensorLite.Optim;
 using TensorLite.Optim.Projected;
@@ -13,7 +14,8 @@ namespace TensorLite.Training;
 /// <summary>The numbers reported after every logged step.</summary>
 public sealed record TrainProgress(
     long Step, long TotalSteps, float Loss, float? ValidationLoss, double TokensPerSecond, float LearningRate,
-    double GradNorm, TimeSpan Elapsed, TimeSpan Remaining, long TensorBytes, long PeakTensorBytes, long ProcessBytes);
+    double GradNorm, TimeSpan Elapsed, TimeSpan Remaining, long TensorBytes, long PeakTensorBytes, long ProcessBytes,
+    MemoryBreakdown Memory, MemoryBreakdown MemoryAtPeak);
 
 /// <summary>Training stopped because a value became NaN or infinite; the message names the step and the tensor.</summary>
 public sealed class TrainingDivergedException(string message) : TensorLiteException(message);
@@ -28,10 +30,19 @@ public sealed class Trainer
     private readonly List<(string Name, Tensor Parameter)> _named;
     private readonly Generator _dataRng;
     private long _tokensSeen;
+    // Per-layer updates: armed during the last micro-batch's backward; the hooks step each parameter and sum the
+    // squared gradient norms. Clipping uses the previous step's global norm (the current one is only known once
+    // every parameter has already been updated).
+    private bool _stepInBackward;
+    private double _sumOfSquares;
+    private float _clipScale = 1f;
+    private double? _lastGradNorm;
+    private long _currentStep;
 
     private Trainer(TrainingOptions options, string runDir, LlamaModel model, Optimizer optimizer, TrainingData data,
-        long startStep, Generator dataRng, long tokensSeen)
+        long startStep, Generator dataRng, long tokensSeen, double? lastGradNorm = null)
     {
+        _lastGradNorm = lastGradNorm;
         _tokensSeen = tokensSeen;
         Options = options;
         RunDir = runDir;
@@ -41,7 +52,11 @@ public sealed class Trainer
         StartStep = startStep;
         _dataRng = dataRng;
         _named = model.NamedParameters().ToList();
+        if (options.PerLayer) InstallPerLayerHooks();
     }
+
+    /// <summary>The ledger of the backend the model lives on.</summary>
+    public MemoryLedger Memory => Model.EmbedTokens.Backend.Memory;
 
     public TrainingOptions Options { get; }
     public string RunDir { get; }
@@ -78,17 +93,7 @@ public sealed class Trainer
         options.Validate();
         if (File.Exists(Path.Combine(runDir, "train.json")))
             throw new TensorLiteException($"'{runDir}' already holds a run; continue it with --resume {runDir} or choose another --out.");
-        var config = ResolveModel(options.Model);
-        var tokenizer = CreateTokenizer(options.Tokenizer);
-        if (config.VocabSize < tokenizer.VocabSize)
-        {
-            // A named size fixes the architecture; its vocabulary grows to fit the tokenizer. An explicit
-            // config.json is taken as written.
-            if (LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
-            else throw new TensorLiteException($"The model's vocab_size {config.VocabSize} is smaller than the {options.Tokenizer} tokenizer's {tokenizer.VocabSize}.");
-        }
-        if (options.Seq > config.MaxPositionEmbeddings)
-            throw new TensorLiteException($"--seq {options.Seq} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}.");
+        var (config, tokenizer) = ResolveConfig(options);
         // Everything that can fail on bad input (data, model, optimizer options) happens before the folder is
         // touched, so a refused run leaves nothing behind.
         var data = TrainingData.Build(options, tokenizer, runDir);
@@ -100,6 +105,41 @@ public sealed class Trainer
         AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
         File.Delete(Path.Combine(runDir, "metrics.jsonl"));
         return new Trainer(options, runDir, model, optimizer, data, 0, new Generator(options.Seed ^ 0xDA7A), 0);
+    }
+
+    /// <summary>The model config a run of <paramref name="options"/> trains, and its tokenizer.</summary>
+    public static (LlamaConfig Config, ITokenizer Tokenizer) ResolveConfig(TrainingOptions options)
+    {
+        var config = ResolveModel(options.Model);
+        var tokenizer = CreateTokenizer(options.Tokenizer);
+        if (config.VocabSize < tokenizer.VocabSize)
+        {
+            // A named size fixes the architecture; its vocabulary grows to fit the tokenizer. An explicit
+            // config.json is taken as written.
+            if (LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
+            else throw new TensorLiteException($"The model's vocab_size {config.VocabSize} is smaller than the {options.Tokenizer} tokenizer's {tokenizer.VocabSize}.");
+        }
+        if (options.Seq > config.MaxPositionEmbeddings)
+            throw new TensorLiteException($"--seq {options.Seq} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}.");
+        return (config, tokenizer);
+    }
+
+    /// <summary>
+    /// A trainer with no run folder whose uninitialized model, optimizer and data are created on the current default
+    /// backend; the memory planner runs <see cref="RunPlanningSteps"/> on it on the meta backend.
+    /// </summary>
+    internal static Trainer ForPlanning(TrainingOptions options, LlamaConfig config)
+    {
+        var model = NewModel(config, options, initialize: false);
+        var optimizer = NewOptimizer(model, options);
+        var data = new TrainingData(new TokenDataset(new int[20 * (options.Seq + 1)], config.VocabSize), "planning", 0, null);
+        return new Trainer(options, "", model, optimizer, data, 0, new Generator(0), 0);
+    }
+
+    /// <summary>Runs training steps exactly as <see cref="Run"/> does, without evaluation, metrics or checkpoints.</summary>
+    internal void RunPlanningSteps(int steps)
+    {
+        for (int step = 0; step < steps; step++) TrainStep(step, Options.LearningRate);
     }
 
     /// <summary>Continues a run from its newest checkpoint; <paramref name="steps"/> may extend the total.</summary>
@@ -126,20 +166,54 @@ public sealed class Trainer
         var data = TrainingData.Build(options, CreateTokenizer(options.Tokenizer), runDir);
         var rng = new Generator(0);
         rng.SetState(state.DataRngState);
-        return new Trainer(options, runDir, model, optimizer, data, state.Step, rng, state.TokensSeen);
+        return new Trainer(options, runDir, model, optimizer, data, state.Step, rng, state.TokensSeen, state.LastGradNorm);
     }
 
-    private static LlamaModel NewModel(LlamaConfig config, TrainingOptions options) =>
-        new(config, new Generator(options.Seed)) { CheckpointLayers = options.CheckpointLayers };
+    internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true) =>
+        new(config, initialize ? new Generator(options.Seed) : null, WeightDType(options)) { CheckpointLayers = options.CheckpointLayers };
 
-    /// <summary>Dense AdamW, or a projected method whose attention and MLP matrices are projected while the
-    /// embedding, norms and LM head get dense AdamW inside the same optimizer.</summary>
-    private static Optimizer NewOptimizer(LlamaModel model, TrainingOptions o)
+    internal static DType WeightDType(TrainingOptions options) => options.Weights == "bf16" ? DType.BFloat16 : DType.Float32;
+
+    /// <summary>Dense AdamW, or the one composition (projector × inner optimizer × residual rule): a projected method
+    /// whose attention and MLP matrices are projected while the embedding, norms and LM head get the inner optimizer
+    /// densely, or — for adamw with 8-bit or factored states — the identity projection with that inner optimizer.</summary>
+    internal static Optimizer NewOptimizer(LlamaModel model, TrainingOptions o)
     {
-        if (o.Optimizer == "adamw") return new AdamW(model.Parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
+        if (o.Optimizer == "adamw" && o.States == "fp32")
+            return new AdamW(model.Parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
         var options = ProjectedOptimizer.FromCli(o.Optimizer, o.Rank, o.UpdateGap, o.Scale, o.Density, o.Projection, o.Residual,
             o.LearningRate, o.WeightDecay, o.Seed) with { Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps };
+        options = options with { Inner = InnerOptimizer(o) };
         return new ProjectedOptimizer(model.NamedParameters(), options);
+    }
+
+    private static IInnerOptimizer InnerOptimizer(TrainingOptions o) => o.States switch
+    {
+        "fp32" => new AdamWInner(o.Beta1, o.Beta2, o.Eps),
+        _ => throw new TensorLiteException($"--states {o.States} is not available yet."),
+    };
+
+    private void InstallPerLayerHooks()
+    {
+        var parameters = Optimizer.Parameters;
+        var names = _named.ToDictionary(x => x.Parameter, x => x.Name, ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            int index = i;
+            var p = parameters[i];
+            p.RegisterGradHook(_ => StepInBackward(index, p, names.GetValueOrDefault(p) ?? $"parameter {index}"));
+        }
+    }
+
+    private void StepInBackward(int index, Tensor p, string name)
+    {
+        if (!_stepInBackward || p.Grad == null) return;
+        double norm = GradientClipping.GlobalNorm([p]);
+        if (!double.IsFinite(norm)) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
+        _sumOfSquares += norm * norm;
+        if (_clipScale < 1f) p.Backend.Unary(UnaryOp.Affine, p.Grad, p.Grad, _clipScale, 0f);
+        Optimizer.StepParameter(index);
+        p.ZeroGrad();
     }
 
     /// <summary>Runs from the start step to Options.Steps; returns the final validation loss.</summary>
@@ -154,7 +228,17 @@ public sealed class Trainer
         while (step < o.Steps && !cancel.IsCancellationRequested)
         {
             float lr = LrSchedule.WarmupCosine(step, o.Steps, o.Warmup, o.LearningRate, o.MinLrRatio);
-            var (loss, norm) = TrainStep(step, lr);
+            var before = Memory.Live;
+            float loss;
+            double norm;
+            try
+            {
+                (loss, norm) = TrainStep(step, lr);
+            }
+            catch (OutOfMemoryException)
+            {
+                throw OutOfMemory(step, before);
+            }
             step++;
             _tokensSeen += tokensPerStep;
             lastLoss = loss;
@@ -164,14 +248,17 @@ public sealed class Trainer
             {
                 double tokensPerSecond = (step - StartStep) * tokensPerStep / clock.Elapsed.TotalSeconds;
                 var remaining = TimeSpan.FromSeconds((o.Steps - step) * tokensPerStep / Math.Max(1, tokensPerSecond));
+                var ledger = Memory;
                 var progress = new TrainProgress(step, o.Steps, loss, val, tokensPerSecond, lr, norm, clock.Elapsed, remaining,
-                    CpuMemoryPool.LiveBytes, CpuMemoryPool.PeakBytes, Environment.WorkingSet);
+                    ledger.LiveBytes, ledger.PeakBytes, Environment.WorkingSet, ledger.Live, ledger.AtPeak);
                 metrics.WriteLine(JsonSerializer.Serialize(new
                 {
                     step, loss, val_loss = val, lr, grad_norm = norm, tokens = _tokensSeen,
                     tokens_per_s = Math.Round(tokensPerSecond), tensor_bytes = progress.TensorBytes,
                     peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
+                    peak_rss_bytes = ProcessMemory.PeakResidentBytes(),
                     optimizer_state_bytes = Optimizer.StateBytes,
+                    memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
                 }));
                 metrics.Flush();
                 Progress?.Invoke(progress);
@@ -181,12 +268,36 @@ public sealed class Trainer
         return LastValidationLoss ?? lastLoss;
     }
 
+    private static Dictionary<string, long> Categories(MemoryBreakdown b) =>
+        b.Items().ToDictionary(x => MemoryPlan.CategoryName(x.Category), x => x.Bytes);
+
+    private TensorLiteException OutOfMemory(long step, MemoryBreakdown before)
+    {
+        var now = Memory.Live;
+        var grew = now.Items().MaxBy(x => x.Bytes - before[x.Category]);
+        string? last = Checkpoints.Latest(RunDir);
+        return new TensorLiteException($"Out of memory at step {step + 1}: {MemoryPlan.CategoryName(grew.Category)} grew by " +
+            $"{MemoryPlan.Format(grew.Bytes - before[grew.Category])} to {MemoryPlan.Format(grew.Bytes)} (all tensors {MemoryPlan.Format(now.Total)}); " +
+            (last == null ? "no checkpoint was written yet." : $"the last good checkpoint {Path.GetFileName(last)} is kept.") +
+            " Check the settings with `tensorlite plan` and --memory-budget.");
+    }
+
     private (float Loss, double Norm) TrainStep(long step, float lr)
     {
         var o = Options;
         float loss = 0;
+        _currentStep = step;
         for (int micro = 0; micro < o.GradAccum; micro++)
         {
+            bool stepNow = o.PerLayer && micro == o.GradAccum - 1;
+            if (stepNow)
+            {
+                Optimizer.LearningRate = lr;
+                Optimizer.BeginStep();
+                _clipScale = o.ClipNorm > 0 && _lastGradNorm is double prev && prev > o.ClipNorm ? (float)(o.ClipNorm / (prev + 1e-6)) : 1f;
+                _sumOfSquares = 0;
+            }
+            _stepInBackward = stepNow;
             using var scope = TensorScope.Enter();
             var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng);
             var l = Model.Loss(x, y);
@@ -194,13 +305,26 @@ public sealed class Trainer
             if (!float.IsFinite(value))
                 throw Diverged(step, $"the loss is {value}" + (GradientClipping.FirstNonFinite(_named, gradients: false) is string bad ? $" ({bad} is not finite)" : " (the logits overflowed)"));
             loss += value / o.GradAccum;
-            if (o.GradAccum == 1)
+            try
             {
-                l.Backward();
-                continue;
+                if (o.GradAccum == 1)
+                {
+                    l.Backward();
+                    continue;
+                }
+                using var scaled = l * (1f / o.GradAccum); // the mean over micro-batches
+                scaled.Backward();
             }
-            using var scaled = l * (1f / o.GradAccum); // the mean over micro-batches
-            scaled.Backward();
+            finally
+            {
+                _stepInBackward = false;
+            }
+        }
+        if (o.PerLayer)
+        {
+            double stepNorm = Math.Sqrt(_sumOfSquares);
+            _lastGradNorm = stepNorm;
+            return (loss, stepNorm);
         }
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
@@ -208,6 +332,7 @@ public sealed class Trainer
         Optimizer.LearningRate = lr;
         Optimizer.Step();
         Optimizer.ZeroGrad();
+        _lastGradNorm = norm;
         return (loss, norm);
     }
 
@@ -235,7 +360,7 @@ public sealed class Trainer
 
     private void SaveCheckpoint(long step)
     {
-        var state = new TrainingState { Step = step, DataRngState = _dataRng.GetState(), TokensSeen = _tokensSeen };
+        var state = new TrainingState { Step = step, DataRngState = _dataRng.GetState(), TokensSeen = _tokensSeen, LastGradNorm = _lastGradNorm };
         Checkpoints.Save(RunDir, Model, Optimizer, state, Options.KeepCheckpoints);
     }
 

@@ -30,6 +30,7 @@ public sealed record TrainingOptions
     public int KeepCheckpoints { get; init; } = 2;
     public int LogEvery { get; init; } = 10;
     public ulong Seed { get; init; } = 1;
+    /// <summary>Recompute each decoder block's activations during backward (activation checkpointing).</summary>
     public bool CheckpointLayers { get; init; }
     /// <summary>adamw (dense) or a projected method: galore, osd, grass, frugal.</summary>
     public string Optimizer { get; init; } = "adamw";
@@ -45,6 +46,15 @@ public sealed record TrainingOptions
     public string? Projection { get; init; }
     /// <summary>FRUGAL's rule for the rest of the gradient: signsgd | sgd.</summary>
     public string? Residual { get; init; }
+    /// <summary>Optimizer state precision: fp32 (AdamW moments), 8bit (block-wise quantized AdamW moments) or factored
+    /// (Adafactor). Applies to the dense optimizer and to the inner optimizer of every projected method.</summary>
+    public string States { get; init; } = "fp32";
+    /// <summary>Parameter dtype: fp32 or bf16 (activations stay fp32; GEMMs accumulate in fp32).</summary>
+    public string Weights { get; init; } = "fp32";
+    /// <summary>Round bf16 weight updates stochastically instead of to nearest.</summary>
+    public bool StochasticRounding { get; init; }
+    /// <summary>Run each parameter's update inside backward as soon as its gradient is final, then free the gradient.</summary>
+    public bool PerLayer { get; init; }
     /// <summary>Bytes of synthetic text to generate when no data files are given.</summary>
     public int SyntheticBytes { get; init; } = 2_000_000;
 
@@ -73,6 +83,9 @@ public sealed record TrainingOptions
         if (Beta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) throw new ArgumentException("--beta1 and --beta2 must be in [0, 1).");
         if (ClipNorm < 0) throw new ArgumentException($"--clip must be non-negative, got {ClipNorm}.");
         if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be non-negative, got {WeightDecay}.");
+        if (States is not ("fp32" or "8bit" or "factored")) throw new ArgumentException($"--states must be fp32, 8bit or factored, got '{States}'.");
+        if (Weights is not ("fp32" or "bf16")) throw new ArgumentException($"--weights must be fp32 or bf16, got '{Weights}'.");
+        if (StochasticRounding && Weights != "bf16") throw new ArgumentException("--stochastic-rounding rounds bf16 weights; it needs --weights bf16.");
         return this;
     }
 

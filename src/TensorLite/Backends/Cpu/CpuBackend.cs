@@ -13,6 +13,8 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     public string Name => "cpu";
 
+    public Memory.MemoryLedger Memory { get; } = new();
+
     public Storage Allocate(long byteLength) => new CpuStorage(this, byteLength);
 
     internal static byte* BytePtr(Tensor t) => ((CpuStorage)t.Storage).Pointer + (long)t.Offset * t.DType.SizeInBytes();

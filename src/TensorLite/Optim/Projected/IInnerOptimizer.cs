@@ -1,4 +1,5 @@
 using TensorLite.Autograd;
+using TensorLite.Memory;
 
 namespace TensorLite.Optim.Projected;
 
@@ -87,8 +88,8 @@ public sealed class AdamWInner : IInnerOptimizer
         public State(AdamWInner owner, int[] shape, IBackend backend)
         {
             _owner = owner;
-            _m = Tensor.Zeros(shape, DType.Float32, backend).Persist();
-            _v = Tensor.Zeros(shape, DType.Float32, backend).Persist();
+            _m = Tensor.Zeros(shape, DType.Float32, backend).Persist().Tag(MemoryCategory.OptimizerState);
+            _v = Tensor.Zeros(shape, DType.Float32, backend).Persist().Tag(MemoryCategory.OptimizerState);
         }
 
         public long StateBytes => 4L * (_m.Numel + _v.Numel);

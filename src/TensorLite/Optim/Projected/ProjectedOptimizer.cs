@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using TensorLite.Autograd;
 using TensorLite.LinearAlgebra;
+using TensorLite.Memory;
 
 namespace TensorLite.Optim.Projected;
 
@@ -32,12 +33,15 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         public IInnerState? Inner;
         public long ParamSteps, InnerSteps;
         public Tensor? Counters;
+        /// <summary>The projector's own random stream, so results do not depend on the order parameters are stepped in
+        /// (per-layer updates step them in backward order).</summary>
+        public Generator? Rng;
+        public Tensor? RngState;
     }
 
     private readonly Slot[] _slots;
     private readonly IInnerOptimizer _inner;
-    private readonly Generator _generator;
-    private readonly Tensor _generatorState;
+    private AdamWStepParams _stepParams;
 
     public ProjectedOptimizer(IEnumerable<(string Name, Tensor Parameter)> namedParameters, ProjectedOptions options)
         : this(namedParameters.ToArray(), options) { }
@@ -49,15 +53,14 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         Options = options.Validate();
         LearningRate = options.LearningRate;
         _inner = options.ResolveInner();
-        _generator = new Generator(options.Seed);
-        _generatorState = Tensor.Zeros([4], DType.Int64).Persist();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         _slots = new Slot[named.Length];
         for (int i = 0; i < named.Length; i++)
         {
             var (name, p) = named[i];
             if (!seen.Add(name)) throw new ArgumentException($"The parameter name '{name}' appears twice.", "namedParameters");
-            if (p.DType != DType.Float32) throw new TensorLiteException($"The projected optimizer updates float32 parameters; '{name}' is {p.Describe()}.");
+            if (p.DType is not (DType.Float32 or DType.BFloat16))
+                throw new TensorLiteException($"The projected optimizer updates float32 or bfloat16 parameters; '{name}' is {p.Describe()}.");
             var slot = new Slot { Name = name, Parameter = p, Projected = options.Projects(name, p.ShapeArray) };
             if (slot.Projected)
             {
@@ -67,7 +70,11 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
                 slot.N = p.Shape[1];
                 slot.Rank = options.RankFor(slot.M, slot.N);
                 slot.Side = options.SideFor(slot.M, slot.N);
-                if (slot.Rank > 0) slot.Projector = CreateProjector(slot);
+                if (slot.Rank > 0)
+                {
+                    slot.Rng = new Generator(unchecked(options.Seed + (ulong)(i + 1) * 0x9E3779B97F4A7C15UL));
+                    slot.Projector = CreateProjector(slot, slot.Rng);
+                }
             }
             _slots[i] = slot;
         }
@@ -89,19 +96,19 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     /// <summary>The rank a parameter is projected to (0 for none; min(m, n) for the identity).</summary>
     public int RankOf(int index) => _slots[index].Rank;
 
-    private IProjector CreateProjector(Slot s)
+    private IProjector CreateProjector(Slot s, Generator generator)
     {
         var o = Options;
         if (o.IsIdentityFor(s.M, s.N)) return new IdentityProjector(s.M, s.N);
         return o.Projection switch
         {
-            ProjectionKind.Svd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, false, _generator),
-            ProjectionKind.RandomizedSvd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, true, _generator,
+            ProjectionKind.Svd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, false, generator),
+            ProjectionKind.RandomizedSvd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, true, generator,
                 o.RsvdOversampling, o.RsvdPowerIterations),
-            ProjectionKind.OnlinePca => new OnlinePcaProjector(s.Side, s.M, s.N, s.Rank, _generator, o.OsdLearningRate,
+            ProjectionKind.OnlinePca => new OnlinePcaProjector(s.Side, s.M, s.N, s.Rank, generator, o.OsdLearningRate,
                 o.OsdOptimizer, o.OsdOrthonormalize),
-            ProjectionKind.Sparse => new SparseProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, o.Selection, _generator),
-            ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, _generator),
+            ProjectionKind.Sparse => new SparseProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, o.Selection, generator),
+            ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, generator),
             _ => throw new ArgumentOutOfRangeException(nameof(o.Projection), $"Unknown projection kind {o.Projection}."),
         };
     }
@@ -110,101 +117,124 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     private static int[] ProjectedShape(int m, int n, int rank, ProjectionSide side, bool identity) =>
         identity ? [m, n] : side == ProjectionSide.Left ? [rank, n] : [m, rank];
 
-    public override void Step()
+    public override void BeginStep()
     {
-        StepCount++;
-        float lr = LearningRate, wd = Options.WeightDecay;
+        base.BeginStep();
+        _stepParams = new AdamWStepParams(LearningRate, 0f, 0f, 0f, Options.WeightDecay, 0f, 0f);
+    }
+
+    public override void StepParameter(int index)
+    {
+        var s = _slots[index];
+        var p = s.Parameter;
+        if (p.Grad == null) return;
+        if (!p.IsContiguous)
+            throw new TensorLiteException($"The projected optimizer updates parameters in place and needs contiguous ones; '{s.Name}' is a strided view.");
+        using (GradMode.NoGrad())
+        using (MemoryLedger.Categorize(MemoryCategory.Workspace))
+        using (TensorScope.Enter())
+            StepSlot(s, p);
+        TagState(s);
+    }
+
+    private void StepSlot(Slot s, Tensor p)
+    {
+        float lr = _stepParams.LearningRate, wd = _stepParams.WeightDecay;
         float decay = 1f - lr * wd;
-        using var noGrad = GradMode.NoGrad();
-        using var scope = TensorScope.Enter();
-        foreach (var s in _slots)
+        // Projections, moments and residuals are computed in float32 whatever the parameter's (and so the
+        // gradient's) dtype; only the final in-place update writes the parameter's dtype.
+        using var g = p.Grad!.DType == DType.Float32 ? p.Grad.ContiguousNoGrad() : p.Grad.To(DType.Float32);
+        if (!s.Projected)
         {
-            var p = s.Parameter;
-            if (p.Grad == null) continue;
-            if (!p.IsContiguous)
-                throw new TensorLiteException($"The projected optimizer updates parameters in place and needs contiguous ones; '{s.Name}' is a strided view.");
-            using var g = p.Grad.ContiguousNoGrad();
-            if (!s.Projected)
-            {
-                s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
-                s.Inner.Apply(p, g, lr, wd, StepCount);
-                continue;
-            }
-            long t = s.ParamSteps++;
-            if (s.Projector == null)
-            {
-                // Rank 0: no state at all, only the residual rule on the whole gradient.
-                if (Options.Residual == ResidualRule.Drop) { p.Backend.ApplyUpdate(p, g, decay, 0f); continue; }
-                using var f0 = Options.Residual == ResidualRule.SignSgd ? g.Sign() : g.Detach();
-                p.Backend.ApplyUpdate(p, f0, decay, lr * Options.ResidualScale);
-                continue;
-            }
-            var proj = s.Projector;
-            if (proj.IsRefreshDue(t))
-            {
-                bool hadMoments = s.Inner != null && s.InnerSteps > 0;
-                using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
-                proj.Refresh(g, t);
-                if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
-                {
-                    s.Inner!.Reset();
-                    s.InnerSteps = 0;
-                }
-                else if (oldBasis != null)
-                {
-                    using var newBasis = proj.BasisMatrix();
-                    using var nt = newBasis.T;
-                    using var change = nt.MatMul(oldBasis);
-                    s.Inner!.ChangeBasis(change, proj.Side);
-                }
-            }
-            using var r = proj.Project(g);
-            s.Inner ??= _inner.CreateState(r.ShapeArray, p.Backend);
-            long innerStep = ++s.InnerSteps;
-            if (proj.IsIdentity && Options.Scale == 1f)
-            {
-                s.Inner.Apply(p, r, lr, wd, innerStep); // exactly AdamW's fused update
-                continue;
-            }
-            using var direction = Tensor.Empty(r.Shape, DType.Float32, p.Backend);
-            s.Inner.Direction(r, direction, innerStep);
-            using var back = proj.ProjectBack(direction);
-            if (Options.Residual == ResidualRule.Drop || proj.IsIdentity)
-            {
-                p.Backend.ApplyUpdate(p, back, decay, lr * Options.Scale);
-                continue;
-            }
-            using var backR = proj.ProjectBack(r);
-            using var residual = g - backR;
-            using var f = Options.Residual == ResidualRule.SignSgd ? residual.Sign() : residual.Detach();
-            using var a = back * Options.Scale;
-            using var b = f * Options.ResidualScale;
-            using var update = a + b;
-            p.Backend.ApplyUpdate(p, update, decay, lr);
+            s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
+            s.Inner.Apply(p, g, lr, wd, StepCount);
+            return;
         }
+        long t = s.ParamSteps++;
+        if (s.Projector == null)
+        {
+            // Rank 0: no state at all, only the residual rule on the whole gradient.
+            if (Options.Residual == ResidualRule.Drop) { p.Backend.ApplyUpdate(p, g, decay, 0f); return; }
+            using var f0 = Options.Residual == ResidualRule.SignSgd ? g.Sign() : g.Detach();
+            p.Backend.ApplyUpdate(p, f0, decay, lr * Options.ResidualScale);
+            return;
+        }
+        var proj = s.Projector;
+        if (proj.IsRefreshDue(t))
+        {
+            bool hadMoments = s.Inner != null && s.InnerSteps > 0;
+            using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
+            proj.Refresh(g, t);
+            if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
+            {
+                s.Inner!.Reset();
+                s.InnerSteps = 0;
+            }
+            else if (oldBasis != null)
+            {
+                using var newBasis = proj.BasisMatrix();
+                using var nt = newBasis.T;
+                using var change = nt.MatMul(oldBasis);
+                s.Inner!.ChangeBasis(change, proj.Side);
+            }
+        }
+        using var r = proj.Project(g);
+        s.Inner ??= _inner.CreateState(r.ShapeArray, p.Backend);
+        long innerStep = ++s.InnerSteps;
+        if (proj.IsIdentity && Options.Scale == 1f)
+        {
+            s.Inner.Apply(p, r, lr, wd, innerStep); // exactly AdamW's fused update
+            return;
+        }
+        using var direction = Tensor.Empty(r.Shape, DType.Float32, p.Backend);
+        s.Inner.Direction(r, direction, innerStep);
+        using var back = proj.ProjectBack(direction);
+        if (Options.Residual == ResidualRule.Drop || proj.IsIdentity)
+        {
+            p.Backend.ApplyUpdate(p, back, decay, lr * Options.Scale);
+            return;
+        }
+        using var backR = proj.ProjectBack(r);
+        using var residual = g - backR;
+        using var f = Options.Residual == ResidualRule.SignSgd ? residual.Sign() : residual.Detach();
+        using var a = back * Options.Scale;
+        using var b = f * Options.ResidualScale;
+        using var update = a + b;
+        p.Backend.ApplyUpdate(p, update, decay, lr);
+    }
+
+    /// <summary>Counts what a slot keeps between steps as optimizer or projector state in the memory ledger (the
+    /// step creates it lazily, inside its workspace).</summary>
+    private static void TagState(Slot s)
+    {
+        if (s.Inner != null)
+            foreach (var (_, t) in s.Inner.StateTensors()) t.Tag(MemoryCategory.OptimizerState);
+        if (s.Projector != null)
+            foreach (var (_, t) in s.Projector.StateTensors()) t.Tag(MemoryCategory.ProjectorState);
     }
 
     // ---- state ----------------------------------------------------------------------------------
 
     /// <summary>Every byte <see cref="StateTensors"/> holds: inner moments for R (or the dense parameter), projector
     /// state (bases, indices, online-PCA moments), 24 bytes of counters per projected parameter with a nonzero rank, and
-    /// the generator's 32 bytes. Equals <see cref="PredictStateBytes"/> once every parameter has taken a step.</summary>
+    /// 32 bytes of random-generator state per such parameter. Equals <see cref="PredictStateBytes"/> once every parameter has taken a step.</summary>
     public override long StateBytes => StateTensors().Sum(x => (long)x.Tensor.Numel * x.Tensor.DType.SizeInBytes());
 
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
-        var words = _generator.GetState();
-        _generatorState.Backend.CopyFromHost(MemoryMarshal.AsBytes(words.AsSpan()), _generatorState);
-        yield return ("rng", _generatorState);
         for (int i = 0; i < _slots.Length; i++)
         {
             var s = _slots[i];
             if (s.Projected && s.Projector != null && (s.ParamSteps > 0 || s.Inner != null))
             {
-                s.Counters ??= Tensor.Zeros([CounterCount], DType.Int64, s.Parameter.Backend).Persist();
+                s.Counters ??= Tensor.Zeros([CounterCount], DType.Int64, s.Parameter.Backend).Persist().Tag(MemoryCategory.ProjectorState);
                 long[] c = [s.ParamSteps, s.InnerSteps, s.Projector.RefreshCount];
                 s.Counters.Backend.CopyFromHost(MemoryMarshal.AsBytes(c.AsSpan()), s.Counters);
                 yield return ($"{i}.counters", s.Counters);
+                s.RngState ??= Tensor.Zeros([4], DType.Int64, s.Parameter.Backend).Persist().Tag(MemoryCategory.ProjectorState);
+                var words = s.Rng!.GetState();
+                s.RngState.Backend.CopyFromHost(MemoryMarshal.AsBytes(words.AsSpan()), s.RngState);
+                yield return ($"{i}.rng", s.RngState);
                 foreach (var (name, t) in s.Projector.StateTensors()) yield return ($"{i}.proj.{name}", t);
             }
             if (s.Inner != null)
@@ -215,19 +245,13 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     public override void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
     {
         using var noGrad = GradMode.NoGrad();
-        if (state.TryGetValue("rng", out var rng))
-        {
-            if (rng.DType != DType.Int64 || rng.Numel != 4)
-                throw new TensorLiteException($"Optimizer state 'rng' must be four int64 words, got {rng.Describe()}.");
-            _generator.SetState(rng.ToArray<long>().Select(v => unchecked((ulong)v)).ToArray());
-        }
         var withInner = new HashSet<int>();
         foreach (var key in state.Keys)
         {
             int dot = key.IndexOf('.');
             if (dot <= 0 || !int.TryParse(key.AsSpan(0, dot), out int idx)) continue;
             var rest = key[(dot + 1)..];
-            if (rest != "counters" && !rest.StartsWith("proj.", StringComparison.Ordinal)) withInner.Add(idx);
+            if (rest != "counters" && rest != "rng" && !rest.StartsWith("proj.", StringComparison.Ordinal)) withInner.Add(idx);
         }
         for (int i = 0; i < _slots.Length; i++)
         {
@@ -253,13 +277,21 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
                         throw new TensorLiteException($"The optimizer checkpoint holds moments for '{s.Name}', which this optimizer keeps no state for (rank 0); it was written with different options.");
                     continue;
                 }
+                if (state.TryGetValue($"{i}.rng", out var rng))
+                {
+                    if (rng.DType != DType.Int64 || rng.Numel != 4)
+                        throw new TensorLiteException($"Optimizer state '{i}.rng' must be four int64 words, got {rng.Describe()}.");
+                    s.Rng!.SetState(rng.ToArray<long>().Select(v => unchecked((ulong)v)).ToArray());
+                }
                 s.Projector.LoadState(state, $"{i}.proj.", refreshes, p.Backend);
+                TagState(s);
                 innerShape = ProjectedShape(s.M, s.N, s.Rank, s.Projector.Side, s.Projector.IsIdentity);
             }
             if (withInner.Contains(i))
             {
                 s.Inner = _inner.CreateState(innerShape, p.Backend);
                 s.Inner.LoadState(state, $"{i}.");
+                TagState(s);
             }
         }
         StepCount = stepCount;
@@ -267,7 +299,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
 
     /// <summary>
     /// The closed form of <see cref="StateBytes"/> after every parameter has taken a step, from names and shapes alone:
-    /// 32 (generator) + Σ dense: inner(shape) + Σ projected with rank r &gt; 0: 24 + inner(R's shape) + projector, where
+    /// Σ dense: inner(shape) + Σ projected with rank r &gt; 0: 24 + 32 + inner(R's shape) + projector, where
     /// R is [r, n] (left) or [m, r] (right) or [m, n] (identity) and the projector holds 4·d·r bytes for a stored
     /// basis (SVD, randomized SVD, random; d = m left, n right), 12·d·r for online PCA with Adam (4·d·r with SGD),
     /// 4·r for a sparse selection and 0 for the identity. With AdamW inside, inner(shape) = 8·numel.
@@ -276,7 +308,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     {
         options.Validate();
         var inner = options.ResolveInner();
-        long total = 4 * sizeof(ulong);
+        long total = 0;
         foreach (var (name, shape) in shapes)
         {
             if (!options.Projects(name, shape)) { total += inner.PredictStateBytes(shape); continue; }
@@ -284,7 +316,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             int m = shape[0], n = shape[1];
             int rank = options.RankFor(m, n);
             if (rank == 0) continue;
-            total += CounterCount * sizeof(long);
+            total += CounterCount * sizeof(long) + 4 * sizeof(ulong);
             bool identity = options.IsIdentityFor(m, n);
             var side = options.SideFor(m, n);
             total += inner.PredictStateBytes(ProjectedShape(m, n, rank, side, identity));
@@ -374,7 +406,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             s.Projector?.Dispose();
             s.Inner?.Dispose();
             s.Counters?.Dispose();
+            s.RngState?.Dispose();
         }
-        _generatorState.Dispose();
     }
 }

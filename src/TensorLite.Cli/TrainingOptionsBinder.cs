@@ -1,0 +1,68 @@
+using System.CommandLine;
+using TensorLite.Training;
+
+namespace TensorLite.Cli;
+
+/// <summary>The options that define a training run, shared by `train` and `plan` so both read them the same way.</summary>
+public sealed class TrainingOptionsBinder
+{
+    private static readonly TrainingOptions Defaults = new();
+
+    private readonly Option<string> model = new Option<string>("--model") { Description = "Named config (tiny, byte_small, llama_20m, llama_60m, ...) or a config.json path.", DefaultValueFactory = _ => Defaults.Model };
+    private readonly Option<string[]> data = new Option<string[]>("--data") { Description = "Text files to train on (default: the embedded synthetic language).", AllowMultipleArgumentsPerToken = true };
+    private readonly Option<string> tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer: byte (UTF-8 bytes), cl100k or o200k (tiktoken).", DefaultValueFactory = _ => Defaults.Tokenizer };
+    private readonly Option<int> seq = new Option<int>("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => Defaults.Seq };
+    private readonly Option<int> batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => Defaults.Batch };
+    private readonly Option<int> accum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => Defaults.GradAccum };
+    private readonly Option<int> steps = new Option<int>("--steps") { Description = "Optimizer steps (with --resume: the new total).", DefaultValueFactory = _ => Defaults.Steps };
+    private readonly Option<float> lr = new Option<float>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => Defaults.LearningRate };
+    private readonly Option<float> minLr = new Option<float>("--min-lr-ratio") { Description = "Final learning rate as a fraction of the peak.", DefaultValueFactory = _ => Defaults.MinLrRatio };
+    private readonly Option<int> warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => Defaults.Warmup };
+    private readonly Option<float> wd = new Option<float>("--weight-decay") { Description = "AdamW decoupled weight decay.", DefaultValueFactory = _ => Defaults.WeightDecay };
+    private readonly Option<float> beta1 = new Option<float>("--beta1") { Description = "AdamW beta1.", DefaultValueFactory = _ => Defaults.Beta1 };
+    private readonly Option<float> beta2 = new Option<float>("--beta2") { Description = "AdamW beta2.", DefaultValueFactory = _ => Defaults.Beta2 };
+    private readonly Option<float> clip = new Option<float>("--clip") { Description = "Global gradient-norm clip (0 = off).", DefaultValueFactory = _ => Defaults.ClipNorm };
+    private readonly Option<int> evalEvery = new Option<int>("--eval-every") { Description = "Steps between validation evaluations.", DefaultValueFactory = _ => Defaults.EvalEvery };
+    private readonly Option<int> evalBatches = new Option<int>("--eval-batches") { Description = "Batches per validation evaluation.", DefaultValueFactory = _ => Defaults.EvalBatches };
+    private readonly Option<int> ckptEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (one is always written at the end).", DefaultValueFactory = _ => Defaults.CheckpointEvery };
+    private readonly Option<int> keep = new Option<int>("--keep-checkpoints") { Description = "How many recent checkpoints to keep.", DefaultValueFactory = _ => Defaults.KeepCheckpoints };
+    private readonly Option<int> logEvery = new Option<int>("--log-every") { Description = "Steps between progress lines.", DefaultValueFactory = _ => Defaults.LogEvery };
+    private readonly Option<ulong> seed = new Option<ulong>("--seed") { Description = "Seed of initialization and data order.", DefaultValueFactory = _ => Defaults.Seed };
+    private readonly Option<bool> ckptLayers = new Option<bool>("--checkpoint-layers") { Description = "Recompute decoder-layer activations in backward (less memory)." };
+    private readonly Option<int> synthetic = new Option<int>("--synthetic-bytes") { Description = "Size of the generated corpus when no --data is given.", DefaultValueFactory = _ => Defaults.SyntheticBytes };
+    private readonly Option<string> optimizer = new Option<string>("--optimizer") { Description = "adamw (dense) or a projected optimizer: galore, osd, grass, frugal.", DefaultValueFactory = _ => Defaults.Optimizer };
+    private readonly Option<int> rank = new Option<int>("--rank") { Description = "Projection rank (galore, osd, grass).", DefaultValueFactory = _ => Defaults.Rank };
+    private readonly Option<int> gap = new Option<int>("--update-gap") { Description = "Steps between projection refreshes (galore, grass, frugal).", DefaultValueFactory = _ => Defaults.UpdateGap };
+    private readonly Option<float?> scale = new Option<float?>("--scale") { Description = "Update scale α (default: galore/osd 0.25, grass 1)." };
+    private readonly Option<float> density = new Option<float>("--density") { Description = "FRUGAL: fraction ρ of each projected matrix updated by AdamW.", DefaultValueFactory = _ => Defaults.Density };
+    private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd; grass: topnorm|norm|norm2|uniform; frugal: blocks|columns|random|svd|rsvd; osd: adam|sgd[+qr]." };
+    private readonly Option<string?> residual = new Option<string?>("--residual") { Description = "FRUGAL: signsgd|sgd for the state-free part." };
+    private readonly Option<string> states = new("--states") { Description = "Optimizer state precision: fp32, 8bit (block-wise quantized AdamW moments) or factored (Adafactor).", DefaultValueFactory = _ => Defaults.States };
+    private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (activations stay fp32).", DefaultValueFactory = _ => Defaults.Weights };
+    private readonly Option<bool> stochastic = new("--stochastic-rounding") { Description = "Round bf16 weight updates stochastically (needs --weights bf16)." };
+    private readonly Option<bool> perLayer = new("--per-layer") { Description = "Update each parameter during backward as soon as its gradient is final, then free the gradient; clipping uses the previous step's norm." };
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, states, weights, stochastic, perLayer })
+            command.Options.Add(option);
+    }
+
+    /// <summary>Whether the user gave <see cref="TrainingOptions.Steps"/> explicitly (resume may extend a run).</summary>
+    public int? ExplicitSteps(ParseResult r) => r.GetResult(steps) is { Implicit: false } ? r.GetValue(steps) : null;
+
+    public TrainingOptions Read(ParseResult r) => new()
+    {
+        Model = r.GetValue(model)!, Data = r.GetValue(data) ?? [], Tokenizer = r.GetValue(tokenizer)!,
+        Seq = r.GetValue(seq), Batch = r.GetValue(batch), GradAccum = r.GetValue(accum), Steps = r.GetValue(steps),
+        LearningRate = r.GetValue(lr), MinLrRatio = r.GetValue(minLr), Warmup = r.GetValue(warmup),
+        WeightDecay = r.GetValue(wd), Beta1 = r.GetValue(beta1), Beta2 = r.GetValue(beta2), ClipNorm = r.GetValue(clip),
+        EvalEvery = r.GetValue(evalEvery), EvalBatches = r.GetValue(evalBatches), CheckpointEvery = r.GetValue(ckptEvery),
+        KeepCheckpoints = r.GetValue(keep), LogEvery = r.GetValue(logEvery), Seed = r.GetValue(seed),
+        CheckpointLayers = r.GetValue(ckptLayers), SyntheticBytes = r.GetValue(synthetic),
+        Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
+        Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
+        States = r.GetValue(states)!, Weights = r.GetValue(weights)!, StochasticRounding = r.GetValue(stochastic),
+        PerLayer = r.GetValue(perLayer),
+    };
+}

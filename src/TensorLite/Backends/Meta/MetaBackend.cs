@@ -1,0 +1,62 @@
+using TensorLite.Memory;
+
+namespace TensorLite.Backends.Meta;
+
+/// <summary>
+/// A backend that allocates nothing and computes nothing, but counts every tensor the program would create, in its
+/// own <see cref="MemoryLedger"/>. Running a real training step on it (shapes and control flow are real; values read
+/// back are zeros) gives that step's exact tensor-memory timeline in milliseconds, for any model size: the memory
+/// planner is built on it. Create one per plan, so plans never share counters.
+/// </summary>
+public sealed class MetaBackend : IBackend
+{
+    public string Name => "meta";
+
+    public MemoryLedger Memory { get; } = new();
+
+    public Storage Allocate(long byteLength) => new MetaStorage(this, byteLength);
+
+    private sealed class MetaStorage(IBackend backend, long byteLength) : Storage(backend, byteLength)
+    {
+        protected override void Free(bool fromFinalizer) { }
+    }
+
+    // Reads return zeros: losses are 0, norms are 0, selected indices are the first ones.
+    public void CopyToHost(Tensor source, Span<byte> destination) => destination.Clear();
+    public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination) { }
+    public void Fill(Tensor destination, double value) { }
+    public void Copy(Tensor source, Tensor destination) { }
+    public void Unary(UnaryOp op, Tensor x, Tensor y, float p0, float p1) { }
+    public void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor gy, Tensor gx, float p0, float p1) { }
+    public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y) { }
+    public void Reduce(ReduceOp op, Tensor x, int axis, Tensor y) { }
+    public void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta) { }
+    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h) { }
+    public void AdamDirection(Tensor grad, Tensor m, Tensor v, Tensor direction, AdamWStepParams h) { }
+    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize) { }
+    public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale) { }
+    public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
+        Tensor dq, Tensor dk, Tensor dv, float scale) { }
+
+    public long FindIndexOutOfRange(Tensor index, long size, out long value)
+    {
+        value = 0;
+        return -1;
+    }
+
+    public void IndexSelect(Tensor x, int axis, Tensor index, Tensor y) { }
+    public void IndexAdd(Tensor y, int axis, Tensor index, Tensor src) { }
+    public void Gather(Tensor x, int axis, Tensor index, Tensor y) { }
+    public void ScatterAdd(Tensor y, int axis, Tensor index, Tensor src) { }
+    public void Where(Tensor condition, Tensor a, Tensor b, Tensor y) { }
+    public void Dropout(Tensor x, Tensor y, float p, ulong seed) { }
+    public void HouseholderQr(Tensor a, Tensor q, Tensor r) { }
+    public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt) { }
+    public void Softmax(Tensor x, Tensor y, int axis, bool log) { }
+    public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, int axis, bool log) { }
+    public int CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor loss) => Math.Max(1, targets.Numel);
+    public void CrossEntropyBackward(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor gLoss, int count, Tensor gLogits) { }
+    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd) { }
+    public void RmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gWeight) { }
+    public void Rope(Tensor x, Tensor cos, Tensor sin, Tensor y, bool inverse) { }
+}

@@ -1,0 +1,138 @@
+using System.Globalization;
+using System.Text;
+using TensorLite.Backends.Meta;
+using TensorLite.Memory;
+using TensorLite.Models;
+
+namespace TensorLite.Training;
+
+/// <summary>
+/// The predicted peak memory of training with some options, by category. The prediction runs the trainer's own
+/// training steps (forward, backward, optimizer step; per-layer hooks, accumulation, checkpointing and all) on a
+/// <see cref="MetaBackend"/>, which creates every tensor's metadata but no memory and computes nothing, so the
+/// timeline of tensor bytes is the real program's, for any model size, in seconds. Two steps are run because the
+/// optimizer creates its state during the first. Process memory adds <see cref="RuntimeBytes"/> on the CPU (the .NET
+/// runtime, GEMM packing buffers, thread stacks), measured once on this project's CPU machine.
+/// </summary>
+public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, long ParameterCount, long PeakTensorBytes,
+    MemoryBreakdown AtPeak, MemoryBreakdown Steady)
+{
+    /// <summary>Process memory beyond tensors on the CPU backend: measured as peak RSS minus peak tensor bytes of
+    /// training runs on the CPU machine (docs/memory.md).</summary>
+    public const long RuntimeBytes = 320L << 20;
+
+    /// <summary>Tensors at peak plus the CPU runtime: the predicted peak resident memory of a CPU run.</summary>
+    public long PredictedProcessBytes => PeakTensorBytes + RuntimeBytes;
+
+    public static MemoryPlan Predict(TrainingOptions options)
+    {
+        options.Validate();
+        var (config, _) = Trainer.ResolveConfig(options);
+        var meta = new MetaBackend();
+        using (Backend.Use(meta))
+        {
+            var trainer = Trainer.ForPlanning(options, config);
+            trainer.RunPlanningSteps(2);
+            long parameters = trainer.Model.ParameterCount();
+            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Memory.Live);
+        }
+    }
+
+    /// <summary>Settings near <paramref name="options"/> that fit <paramref name="budgetBytes"/> (predicted process
+    /// bytes): each single change that fits, or else the changes applied one after another until the plan fits.</summary>
+    public static IReadOnlyList<(string Change, MemoryPlan Plan)> Alternatives(TrainingOptions options, long budgetBytes)
+    {
+        var steps = new List<(string Flag, Func<TrainingOptions, TrainingOptions?> Apply)>
+        {
+            ("--per-layer", o => o.PerLayer ? null : o with { PerLayer = true }),
+            ("--checkpoint-layers", o => o.CheckpointLayers ? null : o with { CheckpointLayers = true }),
+            ("--states 8bit", o => o.States == "fp32" ? o with { States = "8bit" } : null),
+            ("--weights bf16", o => o.Weights == "bf16" ? null : o with { Weights = "bf16" }),
+            ("--rank (halved)", o => o.Optimizer is "galore" or "osd" or "grass" && o.Rank > 1 ? o with { Rank = o.Rank / 2 } : null),
+            ("--batch (halved, --grad-accum doubled)", o => o.Batch > 1 ? o with { Batch = o.Batch / 2, GradAccum = o.GradAccum * 2 } : null),
+        };
+        var fits = new List<(string, MemoryPlan)>();
+        foreach (var (flag, apply) in steps)
+        {
+            if (apply(options) is not TrainingOptions changed) continue;
+            var plan = Predict(changed);
+            if (plan.PredictedProcessBytes <= budgetBytes) fits.Add((Describe(changed, flag), plan));
+        }
+        if (fits.Count > 0) return fits.OrderBy(x => x.Item2.PredictedProcessBytes).Reverse().ToList();
+        // No single change is enough: combine them in order, repeating the halvings, until the plan fits.
+        var current = options;
+        var applied = new List<string>();
+        for (int round = 0; round < 12; round++)
+        {
+            bool changedAny = false;
+            foreach (var (flag, apply) in steps)
+            {
+                if (apply(current) is not TrainingOptions next) continue;
+                current = next;
+                applied.Add(flag);
+                changedAny = true;
+                var plan = Predict(current);
+                if (plan.PredictedProcessBytes <= budgetBytes) return [(Describe(current, string.Join(" + ", applied.Distinct())), plan)];
+            }
+            if (!changedAny) break;
+        }
+        return [];
+    }
+
+    private static string Describe(TrainingOptions o, string change) => change switch
+    {
+        var c when c.StartsWith("--rank", StringComparison.Ordinal) => $"--rank {o.Rank}",
+        var c when c.StartsWith("--batch", StringComparison.Ordinal) => $"--batch {o.Batch} --grad-accum {o.GradAccum}",
+        _ when change.Contains(" + ") => change.Replace("--rank (halved)", $"--rank {o.Rank}")
+            .Replace("--batch (halved, --grad-accum doubled)", $"--batch {o.Batch} --grad-accum {o.GradAccum}"),
+        _ => change,
+    };
+
+    /// <summary>A readable breakdown of the plan (one category per line).</summary>
+    public string Render()
+    {
+        var o = Options;
+        var sb = new StringBuilder();
+        sb.AppendLine($"plan         {o.Model} ({ParameterCount:N0} parameters), {o.Optimizer}" +
+                      (o.Optimizer is "galore" or "osd" or "grass" ? $" rank {o.Rank}" : o.Optimizer == "frugal" ? $" density {o.Density}" : "") +
+                      $", states {o.States}, weights {o.Weights}" + (o.PerLayer ? ", per-layer updates" : "") +
+                      (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +
+                      (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : ""));
+        sb.AppendLine("at the peak of a training step:");
+        foreach (var (category, bytes) in AtPeak.Items())
+            sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");
+        sb.AppendLine($"  {"tensors",-18}{Format(PeakTensorBytes),12}");
+        sb.AppendLine($"  {"runtime (CPU)",-18}{Format(RuntimeBytes),12}");
+        sb.Append($"  {"predicted peak",-18}{Format(PredictedProcessBytes),12}");
+        return sb.ToString();
+    }
+
+    public static string CategoryName(MemoryCategory category) => category switch
+    {
+        MemoryCategory.Activations => "activations",
+        MemoryCategory.Weights => "weights",
+        MemoryCategory.Gradients => "gradients",
+        MemoryCategory.OptimizerState => "optimizer states",
+        MemoryCategory.ProjectorState => "projector state",
+        _ => "workspace",
+    };
+
+    /// <summary>Bytes as GiB (or MiB below 1 GiB), the unit used everywhere in plans.</summary>
+    public static string Format(long bytes) =>
+        Math.Abs(bytes) >= 1L << 30
+            ? (bytes / (double)(1L << 30)).ToString("F2", CultureInfo.InvariantCulture) + " GiB"
+            : (bytes / (double)(1L << 20)).ToString("F1", CultureInfo.InvariantCulture) + " MiB";
+
+    /// <summary>Parses "24GB" (10⁹), "22GiB" (2³⁰), "512MB", "512MiB" or a number of bytes.</summary>
+    public static long ParseBytes(string text)
+    {
+        var t = (text ?? "").Trim().Replace(" ", "");
+        (string Suffix, double Scale)[] units = [("GiB", 1L << 30), ("MiB", 1L << 20), ("GB", 1e9), ("MB", 1e6), ("G", 1L << 30), ("M", 1L << 20), ("B", 1)];
+        foreach (var (suffix, scale) in units)
+            if (t.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) &&
+                double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0)
+                return (long)(v * scale);
+        if (long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var b) && b > 0) return b;
+        throw new ArgumentException($"--memory-budget takes a size such as 24GB, 22GiB or 512MiB, not '{text}'.");
+    }
+}

@@ -1,0 +1,190 @@
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+using TensorLite.Backends.Meta;
+using TensorLite.Memory;
+using TensorLite.Tests.Support;
+using TensorLite.Training;
+using Xunit;
+
+namespace TensorLite.Tests;
+
+/// <summary>Per-layer updates: the optimizer step inside backward must change nothing but memory.</summary>
+public sealed class PerLayerUpdateTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("tl-perlayer-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    // Every method, with the projections whose randomness or data dependence could make order matter.
+    private static readonly (string Optimizer, string? Projection)[] Methods =
+    [
+        ("adamw", null), ("galore", "svd"), ("galore", "rsvd"), ("osd", null), ("grass", "topnorm"), ("grass", "uniform"),
+        ("frugal", "blocks"), ("frugal", "random"), ("frugal", "columns"),
+    ];
+
+    private static TrainingOptions Options(int method, int accum, ulong seed) => new()
+    {
+        Model = "tiny", Seq = 16, Batch = 2, GradAccum = accum, Steps = 3, Warmup = 1, ClipNorm = 0, EvalEvery = 100,
+        EvalBatches = 1, CheckpointEvery = 100, SyntheticBytes = 20_000, LearningRate = 3e-3f, Seed = seed,
+        Optimizer = Methods[method].Optimizer, Projection = Methods[method].Projection, Rank = 8, UpdateGap = 2,
+    };
+
+    private float[][] Train(TrainingOptions options, string name)
+    {
+        var trainer = Trainer.Create(options, Path.Combine(_root, name));
+        trainer.Run();
+        return trainer.Model.Parameters().Select(p => p.ToArray()).ToArray();
+    }
+
+    [Property(MaxTest = 12)]
+    public void PerLayerUpdates_GiveTheSameParameters_AsTheOrdinaryStep(NonNegativeInt method, bool accumulate, PositiveInt seed)
+    {
+        var options = Options(method.Get % Methods.Length, accumulate ? 2 : 1, (ulong)seed.Get);
+        string name = $"{method.Get}-{accumulate}-{seed.Get}";
+        var ordinary = Train(options, name + "-a");
+        var perLayer = Train(options with { PerLayer = true }, name + "-b");
+        for (int i = 0; i < ordinary.Length; i++) Assert.Equal(ordinary[i], perLayer[i]);
+    }
+
+    [Fact]
+    public void PerLayerUpdates_KeepAtMostOneGradientAlive()
+    {
+        var options = Options(1, 1, 3) with { PerLayer = true };
+        var trainer = Trainer.Create(options, Path.Combine(_root, "alive"));
+        long largest = trainer.Model.Parameters().Max(p => (long)p.Numel * 4);
+        long mostAlive = 0;
+        // Registered after the trainer's own hooks, so it sees the ledger while that parameter's gradient is still held.
+        var ledger = trainer.Memory;
+        foreach (var p in trainer.Model.Parameters())
+            p.RegisterGradHook(_ => mostAlive = Math.Max(mostAlive, ledger.Live.Gradients));
+        trainer.Run();
+        Assert.True(mostAlive == 0, $"gradients still alive when hooks ran: {mostAlive} bytes (largest parameter {largest})");
+        Assert.All(trainer.Model.Parameters(), p => Assert.Null(p.Grad));
+    }
+
+    [Fact]
+    public void PerLayerUpdates_WithGradientAccumulation_StepOncePerLogicalBatch()
+    {
+        var options = Options(0, 3, 5) with { PerLayer = true };
+        var trainer = Trainer.Create(options, Path.Combine(_root, "accum"));
+        trainer.Run();
+        Assert.Equal(options.Steps, trainer.Optimizer.StepCount);
+    }
+
+    [Fact]
+    public void PerLayerUpdates_WithClipping_ResumeBitwise()
+    {
+        // Clipping by the previous step's norm must survive a resume (the norm is saved in the checkpoint).
+        var options = Options(1, 1, 9) with { PerLayer = true, ClipNorm = 0.5f, Steps = 4, CheckpointEvery = 2 };
+        var straight = Trainer.Create(options, Path.Combine(_root, "c-a"));
+        straight.Run();
+        var first = Trainer.Create(options, Path.Combine(_root, "c-b"));
+        using var stop = new CancellationTokenSource();
+        first.Progress += p => { if (p.Step == 2) stop.Cancel(); };
+        first.Run(stop.Token);
+        var resumed = Trainer.Resume(Path.Combine(_root, "c-b"));
+        resumed.Run();
+        var a = straight.Model.Parameters().Select(p => p.ToArray()).ToArray();
+        var b = resumed.Model.Parameters().Select(p => p.ToArray()).ToArray();
+        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i]);
+    }
+}
+
+/// <summary>The planner against measured peaks, and the ledger's categories.</summary>
+[Collection(nameof(SerialMemoryTests))]
+public sealed class MemoryPlanTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("tl-plan-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    [Theory]
+    [InlineData("adamw", "fp32", false, false, 1)]
+    [InlineData("adamw", "fp32", true, false, 2)]
+    [InlineData("adamw", "fp32", false, true, 1)]
+    [InlineData("galore", "fp32", false, false, 1)]
+    [InlineData("galore", "fp32", true, true, 1)]
+    [InlineData("osd", "fp32", true, false, 1)]
+    [InlineData("grass", "fp32", false, false, 2)]
+    [InlineData("frugal", "fp32", true, false, 1)]
+    public void Plan_MatchesTheMeasuredPeakOfARun_WithinFivePercent(string optimizer, string states, bool perLayer, bool checkpoint, int accum)
+    {
+        var options = new TrainingOptions
+        {
+            Model = "tiny", Seq = 32, Batch = 4, GradAccum = accum, Steps = 2, Warmup = 1, EvalEvery = 100, EvalBatches = 1,
+            CheckpointEvery = 100, SyntheticBytes = 20_000, Optimizer = optimizer, States = states, Rank = 8, UpdateGap = 1,
+            PerLayer = perLayer, CheckpointLayers = checkpoint,
+        };
+        var plan = MemoryPlan.Predict(options);
+
+        MemoryCounters.Settle();
+        var ledger = Backend.Cpu.Memory;
+        long baseline = ledger.LiveBytes;
+        ledger.ResetPeak();
+        Trainer.Create(options, Path.Combine(_root, $"{optimizer}-{perLayer}-{checkpoint}-{accum}")).Run();
+        long measured = ledger.PeakBytes - baseline;
+
+        Assert.InRange(plan.PeakTensorBytes, measured * 0.95, measured * 1.05);
+    }
+
+    [Fact]
+    public void Ledger_CountsEachCategory_AndReleasesOnDispose()
+    {
+        var meta = new MetaBackend();
+        using (Backend.Use(meta))
+        {
+            var w = Tensor.Empty([10, 10]).Tag(MemoryCategory.Weights);
+            Tensor g;
+            using (MemoryLedger.Categorize(MemoryCategory.Gradients)) g = Tensor.Empty([5]);
+            var a = Tensor.Empty([3]);
+            Assert.Equal(new MemoryBreakdown(12, 400, 20, 0, 0, 0), meta.Memory.Live);
+            a.Dispose();
+            g.Dispose();
+            Assert.Equal(new MemoryBreakdown(0, 400, 0, 0, 0, 0), meta.Memory.Live);
+            Assert.Equal(432, meta.Memory.PeakBytes);
+            Assert.Equal(new MemoryBreakdown(12, 400, 20, 0, 0, 0), meta.Memory.AtPeak);
+            w.Dispose();
+            Assert.Equal(0, meta.Memory.LiveBytes);
+        }
+        Assert.Same(Backend.Cpu, Backend.Default);
+    }
+
+    [Fact]
+    public void Plan_OfLlama7B_WithAdamW_CountsWeightsGradientsAndMoments()
+    {
+        var plan = MemoryPlan.Predict(new TrainingOptions { Model = "llama_7b", Seq = 256, Batch = 1 });
+        long parameters = 6_738_415_616;
+        Assert.Equal(parameters, plan.ParameterCount);
+        // Float32 weights and AdamW's two moments live throughout; gradients peak at one full set.
+        Assert.Equal(4 * parameters, plan.AtPeak.Weights);
+        Assert.Equal(8 * parameters, plan.AtPeak.OptimizerState);
+        Assert.InRange(plan.PeakTensorBytes, 16 * parameters, 16 * parameters + (2L << 30));
+    }
+
+    [Theory]
+    [InlineData("24GB", 24_000_000_000)]
+    [InlineData("22GiB", 22L << 30)]
+    [InlineData("512MiB", 512L << 20)]
+    [InlineData("1.5GB", 1_500_000_000)]
+    [InlineData("4096", 4096)]
+    public void MemoryBudget_Parses(string text, long bytes) => Assert.Equal(bytes, MemoryPlan.ParseBytes(text));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("lots")]
+    [InlineData("-3GB")]
+    public void MemoryBudget_RefusesNonsense(string text) => Assert.Throws<ArgumentException>(() => MemoryPlan.ParseBytes(text));
+
+    [Fact]
+    public void Alternatives_FitTheBudget_AndNameTheChange()
+    {
+        var options = new TrainingOptions { Model = "llama_20m", Seq = 256, Batch = 4 };
+        var plan = MemoryPlan.Predict(options);
+        long budget = plan.PredictedProcessBytes - plan.AtPeak.Gradients / 2;
+        var alternatives = MemoryPlan.Alternatives(options, budget);
+        Assert.NotEmpty(alternatives);
+        Assert.All(alternatives, a => Assert.True(a.Plan.PredictedProcessBytes <= budget, a.Change));
+        Assert.Contains(alternatives, a => a.Change == "--per-layer");
+    }
+}
