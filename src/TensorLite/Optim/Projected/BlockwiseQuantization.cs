@@ -96,27 +96,30 @@ public static class BlockwiseQuantizer
         return gap;
     }
 
+    /// <summary>The 255 midpoints between adjacent map entries, padded with +∞ to 256 so that the search below is a
+    /// fixed sequence of 8 halvings.</summary>
     private static float[] Midpoints(float[] map)
     {
-        var mid = new float[map.Length - 1];
-        for (int i = 0; i < mid.Length; i++) mid[i] = 0.5f * (map[i] + map[i + 1]);
+        var mid = new float[map.Length];
+        for (int i = 0; i < map.Length - 1; i++) mid[i] = 0.5f * (map[i] + map[i + 1]);
+        mid[^1] = float.PositiveInfinity;
         return mid;
     }
 
     /// <summary>The nearest code of a normalized value: the number of midpoints between adjacent codes that lie
-    /// strictly below <paramref name="value"/> (a binary search; ties go to the lower code). Values outside the map's
-    /// range clamp to its ends.</summary>
-    public static byte Encode(float value, bool signed)
+    /// strictly below <paramref name="value"/>, found by binary search (ties go to the lower code). Values outside the
+    /// map's range clamp to its ends; NaN gives code 0.</summary>
+    public static byte Encode(float value, bool signed) => Encode(value, signed ? SignedMid : UnsignedMid);
+
+    private static byte Encode(float value, float[] mid)
     {
-        var mid = signed ? SignedMid : UnsignedMid;
-        int lo = 0, hi = mid.Length; // answer in [lo, hi]
-        while (lo < hi)
-        {
-            int half = (lo + hi) >> 1;
-            if (mid[half] < value) lo = half + 1;
-            else hi = half;
-        }
-        return (byte)lo;
+        // Branch-free binary search over 256 sorted entries (the last is +∞): each halving adds its step when the
+        // entry before it is below the value. Random data would mispredict a branching search at every level.
+        ref float p = ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(mid);
+        int idx = 0;
+        for (int step = 128; step > 0; step >>= 1)
+            idx += System.Runtime.CompilerServices.Unsafe.Add(ref p, idx + step - 1) < value ? step : 0;
+        return (byte)idx;
     }
 
     /// <summary>Quantizes one block (at most <see cref="BlockSize"/> elements) and returns its absmax.</summary>
@@ -135,7 +138,8 @@ public static class BlockwiseQuantizer
             codes[..x.Length].Fill(ZeroCode(signed));
             return;
         }
-        for (int i = 0; i < x.Length; i++) codes[i] = Encode(x[i] / absmax, signed);
+        var mid = signed ? SignedMid : UnsignedMid;
+        for (int i = 0; i < x.Length; i++) codes[i] = Encode(x[i] / absmax, mid);
     }
 
     /// <summary>Dequantizes one block: x[i] = map[codes[i]] · absmax.</summary>
