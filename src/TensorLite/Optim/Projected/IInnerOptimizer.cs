@@ -7,8 +7,8 @@ namespace TensorLite.Optim.Projected;
 /// The optimizer that runs on the small projected gradient R (and, inside the same <see cref="ProjectedOptimizer"/>,
 /// on the parameters that are not projected). It is a factory of per-tensor states; a state turns a gradient into a
 /// direction N (the update before the learning rate) and keeps whatever moments it needs for R's shape only.
-/// AdamW is the one implemented here (<see cref="AdamWInner"/>); 8-bit AdamW or Adafactor slot in by implementing
-/// this interface and <see cref="IInnerState"/>.
+/// Implemented: float32 AdamW (<see cref="AdamWInner"/>, the default), block-wise 8-bit AdamW
+/// (<see cref="AdamW8bitInner"/>) and Adafactor (<see cref="AdafactorInner"/>).
 /// </summary>
 public interface IInnerOptimizer
 {

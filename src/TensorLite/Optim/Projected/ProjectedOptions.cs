@@ -135,6 +135,25 @@ public sealed record ProjectedOptions
 
     internal IInnerOptimizer ResolveInner() => Inner ?? new AdamWInner(Beta1, Beta2, Eps);
 
+    /// <summary>The words of <see cref="InnerFromCli"/>.</summary>
+    public static IReadOnlyList<string> StateWords { get; } = ["fp32", "8bit", "factored"];
+
+    /// <summary>
+    /// Maps the command line's optimizer-state word to an inner optimizer: "fp32" is <see cref="AdamWInner"/>,
+    /// "8bit" is <see cref="AdamW8bitInner"/> (block-wise 8-bit moments; tensors under 4096 elements stay float32),
+    /// "factored" is <see cref="AdafactorInner"/> with a first moment of decay <paramref name="beta1"/> (none when
+    /// <paramref name="beta1"/> is 0; <paramref name="beta2"/> and <paramref name="eps"/> do not apply to it, since
+    /// Adafactor's decay is 1 − t^(−0.8) and its ε1 is 10⁻³⁰). An unknown word throws an
+    /// <see cref="ArgumentException"/> whose message is one sentence listing the choices.
+    /// </summary>
+    public static IInnerOptimizer InnerFromCli(string states, float beta1, float beta2, float eps) => states switch
+    {
+        "fp32" => new AdamWInner(beta1, beta2, eps),
+        "8bit" => new AdamW8bitInner(beta1, beta2, eps),
+        "factored" => new AdafactorInner(beta1 == 0f ? null : beta1),
+        _ => throw new ArgumentException($"Unknown optimizer states '{states}'; choose one of {string.Join(", ", StateWords)}.", nameof(states)),
+    };
+
     /// <summary>The resolved side for a [m, n] parameter.</summary>
     public ProjectionSide SideFor(int m, int n) => Side != ProjectionSide.Auto ? Side : m <= n ? ProjectionSide.Left : ProjectionSide.Right;
 

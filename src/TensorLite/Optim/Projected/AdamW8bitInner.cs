@@ -1,0 +1,164 @@
+using System.Runtime.InteropServices;
+using TensorLite.Autograd;
+
+namespace TensorLite.Optim.Projected;
+
+/// <summary>
+/// AdamW with 8-bit moments (Dettmers et al. 2022, arXiv:2110.02861): m and v are stored as one byte per element,
+/// block-wise quantized with the dynamic maps of <see cref="BlockwiseQuantizer"/> (m signed, v unsigned, 2048-element
+/// blocks, one float32 absmax per block). Each step dequantizes, updates in float32, computes the direction from the
+/// float32 moments and requantizes, through the backend kernel <see cref="IBackend.AdamDirection8bit"/>.
+/// </summary>
+/// <remarks>
+/// As bitsandbytes does, tensors with fewer than <see cref="MinQuantizedNumel"/> elements (norms, biases, small
+/// projected R) keep float32 moments (exactly <see cref="AdamWInner"/>'s state): they cost little, and a block of a few
+/// elements gains nothing from quantization. State bytes: 2·numel + 8·ceil(numel/2048) for a quantized tensor,
+/// 8·numel below the threshold.
+/// </remarks>
+public sealed class AdamW8bitInner : IInnerOptimizer
+{
+    /// <summary>bitsandbytes' default threshold (its min_8bit_size).</summary>
+    public const int DefaultMinQuantizedNumel = 4096;
+
+    private readonly AdamWInner _fp32;
+
+    /// <param name="beta1">Adam's β1.</param>
+    /// <param name="beta2">Adam's β2.</param>
+    /// <param name="eps">Adam's ε.</param>
+    /// <param name="minQuantizedNumel">Tensors with fewer elements keep float32 moments; 0 quantizes everything.</param>
+    public AdamW8bitInner(float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f, int minQuantizedNumel = DefaultMinQuantizedNumel)
+    {
+        _fp32 = new AdamWInner(beta1, beta2, eps);
+        if (minQuantizedNumel < 0) throw new ArgumentOutOfRangeException(nameof(minQuantizedNumel), "The 8-bit size threshold must be non-negative.");
+        MinQuantizedNumel = minQuantizedNumel;
+    }
+
+    public float Beta1 => _fp32.Beta1;
+    public float Beta2 => _fp32.Beta2;
+    public float Eps => _fp32.Eps;
+
+    /// <summary>Tensors with fewer elements than this keep float32 moments.</summary>
+    public int MinQuantizedNumel { get; }
+
+    public string Name => "adamw8bit";
+
+    /// <summary>Whether a tensor of <paramref name="numel"/> elements gets 8-bit moments.</summary>
+    public bool Quantizes(long numel) => numel >= MinQuantizedNumel && numel > 0;
+
+    public IInnerState CreateState(int[] shape, IBackend backend) =>
+        Quantizes(ShapeMath.Numel(shape)) ? new State(this, shape, backend) : _fp32.CreateState(shape, backend);
+
+    public long PredictStateBytes(ReadOnlySpan<int> shape)
+    {
+        long numel = ShapeMath.Numel(shape.ToArray());
+        return Quantizes(numel) ? 2 * numel + 2L * 4 * BlockwiseQuantizer.BlockCount(numel) : _fp32.PredictStateBytes(shape);
+    }
+
+    private sealed class State : IInnerState
+    {
+        private readonly AdamW8bitInner _owner;
+        private readonly int[] _shape;
+        private readonly Tensor _mq, _ma, _vq, _va;
+
+        public State(AdamW8bitInner owner, int[] shape, IBackend backend)
+        {
+            _owner = owner;
+            _shape = shape.ToArray();
+            int blocks = BlockwiseQuantizer.BlockCount(ShapeMath.Numel(shape));
+            _mq = Tensor.Full(shape, BlockwiseQuantizer.SignedZeroCode, DType.UInt8, backend).Persist();
+            _vq = Tensor.Full(shape, BlockwiseQuantizer.UnsignedZeroCode, DType.UInt8, backend).Persist();
+            _ma = Tensor.Zeros([blocks], DType.Float32, backend).Persist();
+            _va = Tensor.Zeros([blocks], DType.Float32, backend).Persist();
+        }
+
+        public long StateBytes => _mq.Numel + _vq.Numel + 4L * (_ma.Numel + _va.Numel);
+
+        public void Direction(Tensor grad, Tensor direction, long step) =>
+            _mq.Backend.AdamDirection8bit(grad, _mq, _ma, _vq, _va, direction, _owner._fp32.Params(0f, 0f, step));
+
+        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step)
+        {
+            using var direction = Tensor.Empty(grad.Shape, DType.Float32, grad.Backend);
+            Direction(grad, direction, step);
+            param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate);
+        }
+
+        public void Reset()
+        {
+            _mq.Backend.Fill(_mq, BlockwiseQuantizer.SignedZeroCode);
+            _vq.Backend.Fill(_vq, BlockwiseQuantizer.UnsignedZeroCode);
+            _ma.Backend.Fill(_ma, 0);
+            _va.Backend.Fill(_va, 0);
+        }
+
+        /// <summary>Dequantizes, applies <see cref="AdamWInner"/>'s change of basis (C·M, (C∘C)·V; transposed for a
+        /// right projection) in float32, and requantizes with fresh block maxima.</summary>
+        public void ChangeBasis(Tensor change, ProjectionSide side)
+        {
+            using var noGrad = GradMode.NoGrad();
+            var backend = _mq.Backend;
+            using var m = Tensor.Empty(_shape, DType.Float32, backend);
+            using var v = Tensor.Empty(_shape, DType.Float32, backend);
+            backend.BlockwiseDequantize(_mq, _ma, m, signed: true);
+            backend.BlockwiseDequantize(_vq, _va, v, signed: false);
+            using var c2 = change.Square();
+            using var m2 = InnerMath.ChangeBasis(m, change, side);
+            using var v2 = InnerMath.ChangeBasis(v, c2, side);
+            backend.BlockwiseQuantize(m2, _mq, _ma, signed: true);
+            backend.BlockwiseQuantize(v2, _vq, _va, signed: false);
+        }
+
+        public IEnumerable<(string Name, Tensor Tensor)> StateTensors()
+        {
+            yield return ("exp_avg.q", _mq);
+            yield return ("exp_avg.absmax", _ma);
+            yield return ("exp_avg_sq.q", _vq);
+            yield return ("exp_avg_sq.absmax", _va);
+        }
+
+        public void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix)
+        {
+            InnerMath.LoadBytes(state, prefix + "exp_avg.q", _mq);
+            Optimizer.CopyStateInto(state, prefix + "exp_avg.absmax", _ma);
+            InnerMath.LoadBytes(state, prefix + "exp_avg_sq.q", _vq);
+            Optimizer.CopyStateInto(state, prefix + "exp_avg_sq.absmax", _va);
+        }
+
+        public void Dispose()
+        {
+            _mq.Dispose();
+            _ma.Dispose();
+            _vq.Dispose();
+            _va.Dispose();
+        }
+    }
+}
+
+/// <summary>Helpers shared by the inner optimizers.</summary>
+internal static class InnerMath
+{
+    /// <summary>C·S for a left projection (rows are basis coordinates), S·Cᵀ for a right one; a new tensor.</summary>
+    public static Tensor ChangeBasis(Tensor state, Tensor c, ProjectionSide side)
+    {
+        if (side == ProjectionSide.Right)
+        {
+            using var ct = c.T;
+            return state.MatMul(ct);
+        }
+        return c.MatMul(state);
+    }
+
+    /// <summary>Copies a saved uint8 tensor into <paramref name="destination"/>, checking dtype and shape (the float
+    /// path of <see cref="Optimizer.CopyStateInto"/> converts to float32, which codes must not go through).</summary>
+    public static void LoadBytes(IReadOnlyDictionary<string, Tensor> state, string key, Tensor destination)
+    {
+        if (!state.TryGetValue(key, out var saved))
+            throw new TensorLiteException($"The optimizer checkpoint has no '{key}' entry; it was written by a different optimizer or model.");
+        if (saved.DType != DType.UInt8)
+            throw new TensorLiteException($"Optimizer state '{key}' is {saved.DType.Name()} but 8-bit codes (uint8) are needed.");
+        if (!ShapeMath.SameShape(saved.Shape, destination.Shape))
+            throw new TensorLiteException($"Optimizer state '{key}' has shape {ShapeMath.Format(saved.Shape)} but {ShapeMath.Format(destination.Shape)} is needed.");
+        var host = saved.ToArray<byte>();
+        destination.Backend.CopyFromHost(host, destination);
+    }
+}
