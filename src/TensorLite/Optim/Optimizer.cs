@@ -60,15 +60,22 @@ public abstract class Optimizer
         return t;
     }
 
-    /// <summary>Copies the saved tensor at <paramref name="key"/> into <paramref name="destination"/>, checking
-    /// its shape. Goes through host memory, so the checkpoint (loaded on the CPU) may fill state on any backend.</summary>
+    /// <summary>Copies the saved tensor at <paramref name="key"/> into <paramref name="destination"/>, checking its shape.
+    /// Values keep the destination's dtype: the same dtype is copied bit for bit (codes, indices, counters), a different
+    /// floating-point dtype is converted, anything else is refused. Goes through host memory, so the checkpoint (loaded on
+    /// the CPU) may fill state on any backend.</summary>
     internal static void CopyStateInto(IReadOnlyDictionary<string, Tensor> state, string key, Tensor destination)
     {
         if (!state.TryGetValue(key, out var saved))
             throw new TensorLiteException($"The optimizer checkpoint has no '{key}' entry; it was written by a different optimizer or model.");
         if (!ShapeMath.SameShape(saved.Shape, destination.Shape))
             throw new TensorLiteException($"Optimizer state '{key}' has shape {ShapeMath.Format(saved.Shape)} but {ShapeMath.Format(destination.Shape)} is needed.");
-        var host = saved.ToArray();
-        destination.Backend.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(host.AsSpan()), destination);
+        if (saved.DType != destination.DType && !(saved.DType.IsFloatingPoint() && destination.DType.IsFloatingPoint()))
+            throw new TensorLiteException($"Optimizer state '{key}' is {saved.DType.Name()} but {destination.DType.Name()} is needed.");
+        using var noGrad = Autograd.GradMode.NoGrad();
+        using var converted = saved.DType == destination.DType ? saved.ContiguousNoGrad() : saved.To(destination.DType);
+        var bytes = new byte[(long)converted.Numel * converted.DType.SizeInBytes()];
+        converted.Backend.CopyToHost(converted, bytes);
+        destination.Backend.CopyFromHost(bytes, destination);
     }
 }

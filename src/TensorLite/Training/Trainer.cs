@@ -183,15 +183,9 @@ public sealed class Trainer
             return new AdamW(model.Parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
         var options = ProjectedOptimizer.FromCli(o.Optimizer, o.Rank, o.UpdateGap, o.Scale, o.Density, o.Projection, o.Residual,
             o.LearningRate, o.WeightDecay, o.Seed) with { Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps };
-        options = options with { Inner = InnerOptimizer(o) };
+        options = options with { Inner = ProjectedOptions.InnerFromCli(o.States, o.Beta1, o.Beta2, o.Eps), BasisDType = WeightDType(o) };
         return new ProjectedOptimizer(model.NamedParameters(), options);
     }
-
-    private static IInnerOptimizer InnerOptimizer(TrainingOptions o) => o.States switch
-    {
-        "fp32" => new AdamWInner(o.Beta1, o.Beta2, o.Eps),
-        _ => throw new TensorLiteException($"--states {o.States} is not available yet."),
-    };
 
     private void InstallPerLayerHooks()
     {

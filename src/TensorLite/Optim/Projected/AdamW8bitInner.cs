@@ -118,9 +118,9 @@ public sealed class AdamW8bitInner : IInnerOptimizer
 
         public void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix)
         {
-            InnerMath.LoadBytes(state, prefix + "exp_avg.q", _mq);
+            Optimizer.CopyStateInto(state, prefix + "exp_avg.q", _mq);
             Optimizer.CopyStateInto(state, prefix + "exp_avg.absmax", _ma);
-            InnerMath.LoadBytes(state, prefix + "exp_avg_sq.q", _vq);
+            Optimizer.CopyStateInto(state, prefix + "exp_avg_sq.q", _vq);
             Optimizer.CopyStateInto(state, prefix + "exp_avg_sq.absmax", _va);
         }
 
@@ -146,19 +146,5 @@ internal static class InnerMath
             return state.MatMul(ct);
         }
         return c.MatMul(state);
-    }
-
-    /// <summary>Copies a saved uint8 tensor into <paramref name="destination"/>, checking dtype and shape (the float
-    /// path of <see cref="Optimizer.CopyStateInto"/> converts to float32, which codes must not go through).</summary>
-    public static void LoadBytes(IReadOnlyDictionary<string, Tensor> state, string key, Tensor destination)
-    {
-        if (!state.TryGetValue(key, out var saved))
-            throw new TensorLiteException($"The optimizer checkpoint has no '{key}' entry; it was written by a different optimizer or model.");
-        if (saved.DType != DType.UInt8)
-            throw new TensorLiteException($"Optimizer state '{key}' is {saved.DType.Name()} but 8-bit codes (uint8) are needed.");
-        if (!ShapeMath.SameShape(saved.Shape, destination.Shape))
-            throw new TensorLiteException($"Optimizer state '{key}' has shape {ShapeMath.Format(saved.Shape)} but {ShapeMath.Format(destination.Shape)} is needed.");
-        var host = saved.ToArray<byte>();
-        destination.Backend.CopyFromHost(host, destination);
     }
 }

@@ -128,10 +128,12 @@ public abstract class DenseBasisProjector : IProjector
         return n.MatMul(bt);
     }
 
+    /// <summary>A float32 copy of the basis.</summary>
     public Tensor BasisMatrix()
     {
         using var noGrad = GradMode.NoGrad();
-        return (Basis ?? throw new InvalidOperationException("The projector has no basis yet.")).Clone();
+        var b = Basis ?? throw new InvalidOperationException("The projector has no basis yet.");
+        return b.DType == DType.Float32 ? b.Clone() : b.To(DType.Float32);
     }
 
     public abstract long StateBytes { get; }
@@ -143,12 +145,16 @@ public abstract class DenseBasisProjector : IProjector
     protected Tensor Oriented(Tensor g) => Side == ProjectionSide.Left ? g.Detach() : g.T;
 }
 
-/// <summary>A stored basis that is replaced at each refresh (SVD, randomized SVD, random orthonormal).</summary>
-public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, int rank, int updateGap)
+/// <summary>A stored basis that is replaced at each refresh (SVD, randomized SVD, random orthonormal). It is computed in
+/// float32 and stored in <see cref="BasisDType"/>: bfloat16 halves the projector's memory (GaLore stores its projection in
+/// the weights' dtype); projections then run through the mixed-precision GEMM with fp32 accumulation.</summary>
+public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, int rank, int updateGap, DType basisDType = DType.Float32)
     : DenseBasisProjector(side, m, n, rank, updateGap)
 {
     private Tensor? _basis;
     public override Tensor? Basis => _basis;
+    public DType BasisDType { get; } = basisDType is DType.Float32 or DType.BFloat16 ? basisDType
+        : throw new ArgumentException($"A projection basis is stored as float32 or bfloat16, not {basisDType.Name()}.", nameof(basisDType));
 
     /// <summary>The new basis [Dim, Rank] computed from G (any layout; the caller keeps ownership of nothing it returns).</summary>
     protected abstract Tensor ComputeBasis(Tensor g);
@@ -160,11 +166,12 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
         if (!next.IsContiguous || next.Shape[0] != Dim || next.Shape[1] != Rank)
             throw new InvalidOperationException($"A projector computed a basis {ShapeMath.Format(next.Shape)}; [{Dim}, {Rank}] contiguous was expected.");
         _basis?.Dispose();
-        _basis = next.Persist();
+        if (BasisDType == DType.Float32) _basis = next.Persist();
+        else using (next) _basis = next.To(BasisDType).Persist();
         RefreshCount++;
     }
 
-    public override long StateBytes => _basis == null ? 0 : 4L * _basis.Numel;
+    public override long StateBytes => _basis == null ? 0 : (long)BasisDType.SizeInBytes() * _basis.Numel;
 
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
@@ -177,7 +184,7 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
         _basis = null;
         if (state.ContainsKey(prefix + "basis"))
         {
-            _basis = Tensor.Empty([Dim, Rank], DType.Float32, backend).Persist();
+            _basis = Tensor.Empty([Dim, Rank], BasisDType, backend).Persist();
             Optimizer.CopyStateInto(state, prefix + "basis", _basis);
         }
         RefreshCount = refreshCount;
@@ -193,7 +200,8 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
 /// <summary>GaLore's projection: the top-r singular vectors of G, left (U_r) for a left projector and right (V_r) for a
 /// right one, by the exact SVD or the randomized one (Halko et al., drawing its sketch from the optimizer's generator).</summary>
 public sealed class SvdProjector(ProjectionSide side, int m, int n, int rank, int updateGap, bool randomized,
-    Generator generator, int oversampling = 10, int powerIterations = 2) : StoredBasisProjector(side, m, n, rank, updateGap)
+    Generator generator, int oversampling = 10, int powerIterations = 2, DType basisDType = DType.Float32)
+    : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
 {
     public bool Randomized { get; } = randomized;
 
@@ -215,8 +223,9 @@ public sealed class SvdProjector(ProjectionSide side, int m, int n, int rank, in
 
 /// <summary>FRUGAL's random subspace: a random orthonormal basis (QR of a Gaussian [dim, r]) redrawn at each refresh;
 /// the gradient is not looked at.</summary>
-public sealed class RandomOrthonormalProjector(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator)
-    : StoredBasisProjector(side, m, n, rank, updateGap)
+public sealed class RandomOrthonormalProjector(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator,
+    DType basisDType = DType.Float32)
+    : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
 {
     protected override Tensor ComputeBasis(Tensor g)
     {

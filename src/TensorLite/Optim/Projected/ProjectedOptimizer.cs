@@ -102,13 +102,13 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         if (o.IsIdentityFor(s.M, s.N)) return new IdentityProjector(s.M, s.N);
         return o.Projection switch
         {
-            ProjectionKind.Svd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, false, generator),
+            ProjectionKind.Svd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, false, generator, basisDType: o.BasisDType),
             ProjectionKind.RandomizedSvd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, true, generator,
-                o.RsvdOversampling, o.RsvdPowerIterations),
+                o.RsvdOversampling, o.RsvdPowerIterations, o.BasisDType),
             ProjectionKind.OnlinePca => new OnlinePcaProjector(s.Side, s.M, s.N, s.Rank, generator, o.OsdLearningRate,
                 o.OsdOptimizer, o.OsdOrthonormalize),
             ProjectionKind.Sparse => new SparseProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, o.Selection, generator),
-            ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, generator),
+            ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, generator, o.BasisDType),
             _ => throw new ArgumentOutOfRangeException(nameof(o.Projection), $"Unknown projection kind {o.Projection}."),
         };
     }
@@ -302,7 +302,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     /// Σ dense: inner(shape) + Σ projected with rank r &gt; 0: 24 + 32 + inner(R's shape) + projector, where
     /// R is [r, n] (left) or [m, r] (right) or [m, n] (identity) and the projector holds 4·d·r bytes for a stored
     /// basis (SVD, randomized SVD, random; d = m left, n right), 12·d·r for online PCA with Adam (4·d·r with SGD),
-    /// 4·r for a sparse selection and 0 for the identity. With AdamW inside, inner(shape) = 8·numel.
+    /// 4·r for a sparse selection and 0 for the identity (a stored basis in bfloat16 takes 2·d·r). With AdamW inside, inner(shape) = 8·numel.
     /// </summary>
     public static long PredictStateBytes(IEnumerable<(string Name, int[] Shape)> shapes, ProjectedOptions options)
     {
@@ -324,7 +324,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             long d = side == ProjectionSide.Left ? m : n;
             total += options.Projection switch
             {
-                ProjectionKind.Svd or ProjectionKind.RandomizedSvd or ProjectionKind.RandomOrthonormal => 4 * d * rank,
+                ProjectionKind.Svd or ProjectionKind.RandomizedSvd or ProjectionKind.RandomOrthonormal => options.BasisDType.SizeInBytes() * d * rank,
                 ProjectionKind.OnlinePca => 4 * d * rank * (options.OsdOptimizer == OnlinePcaOptimizer.Adam ? 3 : 1),
                 ProjectionKind.Sparse => 4L * rank,
                 _ => 0,

@@ -116,6 +116,11 @@ public sealed record ProjectedOptions
     /// <summary>The inner optimizer; null means AdamW with <see cref="Beta1"/>, <see cref="Beta2"/>, <see cref="Eps"/>.</summary>
     public IInnerOptimizer? Inner { get; init; }
 
+    /// <summary>The dtype a stored basis (SVD, randomized SVD, random orthonormal) is kept in: float32, or bfloat16 to
+    /// halve projector memory (the trainer uses the weights' dtype, as GaLore does). OSD's basis is trained and stays
+    /// float32.</summary>
+    public DType BasisDType { get; init; } = DType.Float32;
+
     /// <summary>Seeds the optimizer's generator (random projections, sampled selections, randomized SVD sketches).</summary>
     public ulong Seed { get; init; }
 
