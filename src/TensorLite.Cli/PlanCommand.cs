@@ -18,6 +18,7 @@ public static class PlanCommand
             var options = binder.Read(r).Validate();
             var plan = MemoryPlan.Predict(options);
             Console.WriteLine(plan.Render());
+            Console.Out.Flush();
             if (r.GetValue(budget) is not string text) return 0;
             long limit = MemoryPlan.ParseBytes(text);
             if (plan.PredictedProcessBytes <= limit)

@@ -46,6 +46,12 @@ public sealed class CliTests : IDisposable
             ["eval", "--run", Path.Combine(_root, "no-run")],
             ["generate", "--run", Path.Combine(_root, "no-run")],
             ["plot", Path.Combine(_root, "no-run"), "--out", Path.Combine(_root, "x.png")],
+            ["train", "--states", "4bit", "--out", never],
+            ["train", "--weights", "fp8", "--out", never],
+            ["train", "--stochastic-rounding", "--out", never],
+            ["train", "--memory-budget", "lots", "--out", never],
+            ["plan", "--states", "4bit"],
+            ["plan", "--memory-budget", "-1GB"],
         })
         {
             var (code, stderr) = Run(args);
@@ -59,4 +65,27 @@ public sealed class CliTests : IDisposable
 
     [Fact]
     public void UnknownFlags_AreUsageErrors() => Assert.Equal(1, Run("train", "--bogus").Code);
+
+    [Fact]
+    public void TrainOverMemoryBudget_IsRefusedBeforeAnythingIsCreated_WithTheBreakdownAndWhatToChange()
+    {
+        var never = Path.Combine(_root, "never");
+        var (code, stderr) = Run("train", "--model", "llama_20m", "--seq", "256", "--batch", "4", "--memory-budget", "700MiB", "--out", never);
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: the run would need", stderr);
+        Assert.Contains("optimizer states", stderr);
+        Assert.Contains("settings that fit:", stderr);
+        Assert.Contains("--per-layer", stderr);
+        Assert.False(Directory.Exists(never));
+    }
+
+    [Fact]
+    public void Plan_FitsOrNot_AgainstTheBudget()
+    {
+        Assert.Equal(0, Run("plan", "--model", "tiny", "--memory-budget", "1GB").Code);
+        var (code, stderr) = Run("plan", "--model", "llama_7b", "--seq", "256", "--batch", "1", "--memory-budget", "24GB");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: the plan needs", stderr);
+        Assert.Contains("settings that fit:", stderr);
+    }
 }

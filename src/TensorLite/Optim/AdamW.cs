@@ -74,6 +74,6 @@ public sealed class AdamW : Optimizer
         using var noGrad = GradMode.NoGrad();
         _m[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist().Tag(MemoryCategory.OptimizerState);
         _v[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist().Tag(MemoryCategory.OptimizerState);
-        p.Backend.AdamWStep(p, p.Grad, _m[i]!, _v[i]!, _h);
+        p.Backend.AdamWStep(p, p.Grad, _m[i]!, _v[i]!, _h with { Rounding = RoundingFor(i) });
     }
 }

@@ -16,6 +16,14 @@ public abstract class Optimizer
     /// <summary>Learning rate of the next step (schedules set it before each step).</summary>
     public float LearningRate { get; set; }
 
+    /// <summary>When set, bfloat16 parameters are written back with stochastic rounding keyed by (this seed, step,
+    /// parameter index), so updates smaller than half a bf16 ulp survive on average; float32 parameters ignore it.</summary>
+    public ulong? StochasticRoundingSeed { get; set; }
+
+    /// <summary>The rounding of the parameter at <paramref name="index"/> in the current step.</summary>
+    protected ParamRounding RoundingFor(int index) =>
+        StochasticRoundingSeed is ulong seed ? ParamRounding.Stochastic(seed, StepCount, index) : ParamRounding.Nearest;
+
     /// <summary>Number of steps taken so far.</summary>
     public long StepCount { get; protected set; }
 

@@ -45,7 +45,7 @@ public static class Checkpoints
         try
         {
             BeforeFileWrite?.Invoke(ModelFile);
-            LlamaWeights.Save(model, Path.Combine(temp, ModelFile));
+            LlamaWeights.Save(model, Path.Combine(temp, ModelFile), model.WeightDType);
             BeforeFileWrite?.Invoke(OptimizerFile);
             SafeTensors.Save(Path.Combine(temp, OptimizerFile), optimizer.StateTensors(),
                 new Dictionary<string, string> { ["optimizer"] = optimizer.GetType().Name, ["step_count"] = optimizer.StepCount.ToString() });

@@ -50,6 +50,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             ("--weights bf16", o => o.Weights == "bf16" ? null : o with { Weights = "bf16" }),
             ("--rank (halved)", o => o.Optimizer is "galore" or "osd" or "grass" && o.Rank > 1 ? o with { Rank = o.Rank / 2 } : null),
             ("--batch (halved, --grad-accum doubled)", o => o.Batch > 1 ? o with { Batch = o.Batch / 2, GradAccum = o.GradAccum * 2 } : null),
+            ("--optimizer galore", o => o.Optimizer == "adamw" ? o with { Optimizer = "galore", Projection = "rsvd" } : null),
         };
         var fits = new List<(string, MemoryPlan)>();
         foreach (var (flag, apply) in steps)
@@ -83,8 +84,10 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
     {
         var c when c.StartsWith("--rank", StringComparison.Ordinal) => $"--rank {o.Rank}",
         var c when c.StartsWith("--batch", StringComparison.Ordinal) => $"--batch {o.Batch} --grad-accum {o.GradAccum}",
+        "--optimizer galore" => $"--optimizer galore --projection rsvd --rank {o.Rank}",
         _ when change.Contains(" + ") => change.Replace("--rank (halved)", $"--rank {o.Rank}")
-            .Replace("--batch (halved, --grad-accum doubled)", $"--batch {o.Batch} --grad-accum {o.GradAccum}"),
+            .Replace("--batch (halved, --grad-accum doubled)", $"--batch {o.Batch} --grad-accum {o.GradAccum}")
+            .Replace("--optimizer galore", "--optimizer galore --projection rsvd"),
         _ => change,
     };
 

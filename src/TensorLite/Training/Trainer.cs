@@ -179,6 +179,13 @@ public sealed class Trainer
     /// densely, or — for adamw with 8-bit or factored states — the identity projection with that inner optimizer.</summary>
     internal static Optimizer NewOptimizer(LlamaModel model, TrainingOptions o)
     {
+        var optimizer = NewOptimizerOf(model, o);
+        optimizer.StochasticRoundingSeed = o.StochasticRounding ? o.Seed ^ 0x5EED_0F_B16UL : null;
+        return optimizer;
+    }
+
+    private static Optimizer NewOptimizerOf(LlamaModel model, TrainingOptions o)
+    {
         if (o.Optimizer == "adamw" && o.States == "fp32")
             return new AdamW(model.Parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
         var options = ProjectedOptimizer.FromCli(o.Optimizer, o.Rank, o.UpdateGap, o.Scale, o.Density, o.Projection, o.Residual,

@@ -6,7 +6,8 @@ namespace TensorLite.Backends.Meta;
 /// A backend that allocates nothing and computes nothing, but counts every tensor the program would create, in its
 /// own <see cref="MemoryLedger"/>. Running a real training step on it (shapes and control flow are real; values read
 /// back are zeros) gives that step's exact tensor-memory timeline in milliseconds, for any model size: the memory
-/// planner is built on it. Create one per plan, so plans never share counters.
+/// planner is built on it. Create one per plan, so plans never share counters. Every member is overridden, including
+/// those with default implementations, so no default composes real work (host copies) out of the no-ops.
 /// </summary>
 public sealed class MetaBackend : IBackend
 {
@@ -34,6 +35,12 @@ public sealed class MetaBackend : IBackend
     public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h) { }
     public void AdamDirection(Tensor grad, Tensor m, Tensor v, Tensor direction, AdamWStepParams h) { }
     public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize) { }
+    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize, ParamRounding rounding) { }
+    public double SumOfSquares(Tensor x) => 0;
+    public void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed) { }
+    public void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed) { }
+    public void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction,
+        AdamWStepParams h) { }
     public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale) { }
     public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
         Tensor dq, Tensor dk, Tensor dv, float scale) { }

@@ -150,11 +150,11 @@ public sealed class AdafactorInner : IInnerOptimizer
             }
         }
 
-        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step)
+        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding)
         {
             using var direction = Tensor.Empty(grad.Shape, DType.Float32, grad.Backend);
             Direction(grad, direction, step);
-            param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate);
+            param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate, rounding);
         }
 
         public void Reset()

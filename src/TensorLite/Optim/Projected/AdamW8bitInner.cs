@@ -76,11 +76,11 @@ public sealed class AdamW8bitInner : IInnerOptimizer
         public void Direction(Tensor grad, Tensor direction, long step) =>
             _mq.Backend.AdamDirection8bit(grad, _mq, _ma, _vq, _va, direction, _owner._fp32.Params(0f, 0f, step));
 
-        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step)
+        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding)
         {
             using var direction = Tensor.Empty(grad.Shape, DType.Float32, grad.Backend);
             Direction(grad, direction, step);
-            param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate);
+            param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate, rounding);
         }
 
         public void Reset()

@@ -31,8 +31,9 @@ public interface IInnerState : IDisposable
     /// updates since the state was created or reset (bias corrections use it).</summary>
     void Direction(Tensor grad, Tensor direction, long step);
 
-    /// <summary>The fused dense update of a parameter: param ← (1 − lr·wd)·param − lr·direction(grad).</summary>
-    void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step);
+    /// <summary>The fused dense update of a parameter: param ← (1 − lr·wd)·param − lr·direction(grad), written back with
+    /// <paramref name="rounding"/> when the parameter is bfloat16.</summary>
+    void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding);
 
     /// <summary>Zeroes the moments (the caller restarts the step count).</summary>
     void Reset();
@@ -97,8 +98,8 @@ public sealed class AdamWInner : IInnerOptimizer
         public void Direction(Tensor grad, Tensor direction, long step) =>
             _m.Backend.AdamDirection(grad, _m, _v, direction, _owner.Params(0f, 0f, step));
 
-        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step) =>
-            _m.Backend.AdamWStep(param, grad, _m, _v, _owner.Params(learningRate, weightDecay, step));
+        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding) =>
+            _m.Backend.AdamWStep(param, grad, _m, _v, _owner.Params(learningRate, weightDecay, step) with { Rounding = rounding });
 
         public void Reset()
         {

@@ -133,11 +133,11 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         using (GradMode.NoGrad())
         using (MemoryLedger.Categorize(MemoryCategory.Workspace))
         using (TensorScope.Enter())
-            StepSlot(s, p);
+            StepSlot(s, p, RoundingFor(index));
         TagState(s);
     }
 
-    private void StepSlot(Slot s, Tensor p)
+    private void StepSlot(Slot s, Tensor p, ParamRounding rounding)
     {
         float lr = _stepParams.LearningRate, wd = _stepParams.WeightDecay;
         float decay = 1f - lr * wd;
@@ -147,16 +147,16 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         if (!s.Projected)
         {
             s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
-            s.Inner.Apply(p, g, lr, wd, StepCount);
+            s.Inner.Apply(p, g, lr, wd, StepCount, rounding);
             return;
         }
         long t = s.ParamSteps++;
         if (s.Projector == null)
         {
             // Rank 0: no state at all, only the residual rule on the whole gradient.
-            if (Options.Residual == ResidualRule.Drop) { p.Backend.ApplyUpdate(p, g, decay, 0f); return; }
+            if (Options.Residual == ResidualRule.Drop) { p.Backend.ApplyUpdate(p, g, decay, 0f, rounding); return; }
             using var f0 = Options.Residual == ResidualRule.SignSgd ? g.Sign() : g.Detach();
-            p.Backend.ApplyUpdate(p, f0, decay, lr * Options.ResidualScale);
+            p.Backend.ApplyUpdate(p, f0, decay, lr * Options.ResidualScale, rounding);
             return;
         }
         var proj = s.Projector;
@@ -183,7 +183,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         long innerStep = ++s.InnerSteps;
         if (proj.IsIdentity && Options.Scale == 1f)
         {
-            s.Inner.Apply(p, r, lr, wd, innerStep); // exactly AdamW's fused update
+            s.Inner.Apply(p, r, lr, wd, innerStep, rounding); // exactly AdamW's fused update
             return;
         }
         using var direction = Tensor.Empty(r.Shape, DType.Float32, p.Backend);
@@ -191,7 +191,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         using var back = proj.ProjectBack(direction);
         if (Options.Residual == ResidualRule.Drop || proj.IsIdentity)
         {
-            p.Backend.ApplyUpdate(p, back, decay, lr * Options.Scale);
+            p.Backend.ApplyUpdate(p, back, decay, lr * Options.Scale, rounding);
             return;
         }
         using var backR = proj.ProjectBack(r);
@@ -200,7 +200,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         using var a = back * Options.Scale;
         using var b = f * Options.ResidualScale;
         using var update = a + b;
-        p.Backend.ApplyUpdate(p, update, decay, lr);
+        p.Backend.ApplyUpdate(p, update, decay, lr, rounding);
     }
 
     /// <summary>Counts what a slot keeps between steps as optimizer or projector state in the memory ledger (the
