@@ -28,11 +28,13 @@ public static class TrainCommand
             else
             {
                 var options = binder.Read(r).Validate();
-                // The budget is checked on the plan before anything is allocated or written.
-                if (r.GetValue(budget) is string text && PlanCommand.RefuseOverBudget(options, MemoryPlan.ParseBytes(text)) is int refused)
-                    return refused;
+                // The budget is checked on the plan before anything is allocated or written, then enforced on the
+                // tensors while the run lasts (what the runtime itself needs is left out of the limit).
+                long? limit = r.GetValue(budget) is string text ? MemoryPlan.ParseBytes(text) : null;
+                if (limit is long l && PlanCommand.RefuseOverBudget(options, l) is int refused) return refused;
                 string dir = r.GetValue(outDir) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"));
                 trainer = Trainer.Create(options, dir);
+                if (limit is long bytes) trainer.Memory.LimitBytes = bytes - MemoryPlan.RuntimeBytes;
             }
             return TrainingView.Run(trainer);
         });

@@ -16,7 +16,15 @@ public abstract class Storage
         Backend = backend;
         ByteLength = byteLength;
         Category = MemoryLedger.CurrentCategory;
-        backend.Memory.Add(Category, byteLength);
+        try
+        {
+            backend.Memory.Add(Category, byteLength); // may refuse (a ledger limit) before the backend allocates anything
+        }
+        catch (OutOfMemoryException)
+        {
+            GC.SuppressFinalize(this); // nothing was counted or allocated, so the finalizer has nothing to undo
+            throw;
+        }
     }
 
     public IBackend Backend { get; }

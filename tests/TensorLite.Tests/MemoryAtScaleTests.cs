@@ -188,3 +188,51 @@ public sealed class MemoryPlanTests : IDisposable
         Assert.Contains(alternatives, a => a.Change == "--per-layer");
     }
 }
+
+/// <summary>Running out of memory mid-run: reported with the step and the category that grew; checkpoints survive.</summary>
+[Collection(nameof(SerialMemoryTests))]
+public sealed class OutOfMemoryTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("tl-oom-").FullName;
+
+    public void Dispose()
+    {
+        Backend.Cpu.Memory.LimitBytes = null;
+        Directory.Delete(_root, recursive: true);
+    }
+
+    [Fact]
+    public void OutOfMemory_NamesTheStepAndTheCategory_AndKeepsTheLastCheckpoint()
+    {
+        var options = new TrainingOptions
+        {
+            Model = "tiny", Seq = 32, Batch = 4, Steps = 6, Warmup = 1, EvalEvery = 100, EvalBatches = 1, CheckpointEvery = 2,
+            SyntheticBytes = 20_000, LogEvery = 1,
+        };
+        var dir = Path.Combine(_root, "run");
+        var trainer = Trainer.Create(options, dir);
+        var ledger = Backend.Cpu.Memory;
+        // After step 2 (and its checkpoint), allow only a little more than what lives between steps.
+        trainer.Progress += p => { if (p.Step == 2) ledger.LimitBytes = ledger.LiveBytes + (64 << 10); };
+        var e = Assert.Throws<TensorLiteException>(() => trainer.Run());
+        ledger.LimitBytes = null;
+        Assert.StartsWith("Out of memory at step 3: activations grew by", e.Message);
+        Assert.Contains("step-0000002 is kept", e.Message);
+        Assert.EndsWith("step-0000002", Checkpoints.Latest(dir));
+        var resumed = Trainer.Resume(dir);
+        Assert.Equal(2, resumed.StartStep);
+    }
+
+    [Fact]
+    public void LedgerLimit_RefusesBeforeAllocating()
+    {
+        var meta = new MetaBackend();
+        meta.Memory.LimitBytes = 100;
+        using (Backend.Use(meta))
+        {
+            using var ok = Tensor.Empty([20]);
+            Assert.Throws<OutOfMemoryException>(() => Tensor.Empty([10]));
+            Assert.Equal(80, meta.Memory.LiveBytes);
+        }
+    }
+}

@@ -78,6 +78,11 @@ public sealed class MemoryLedger
 
     public long LiveBytes => Interlocked.Read(ref _liveTotal);
 
+    /// <summary>When set, creating a tensor that would take live bytes past this limit throws
+    /// <see cref="OutOfMemoryException"/> naming its category, before anything is allocated: a run fails fast at its
+    /// budget instead of swapping or being killed.</summary>
+    public long? LimitBytes { get; set; }
+
     /// <summary>The high-water mark of <see cref="LiveBytes"/> since the last <see cref="ResetPeak"/>.</summary>
     public long PeakBytes => Interlocked.Read(ref _peakTotal);
 
@@ -105,6 +110,9 @@ public sealed class MemoryLedger
     {
         lock (_gate)
         {
+            if (bytes > 0 && LimitBytes is long limit && _liveTotal + bytes > limit)
+                throw new OutOfMemoryException($"A {bytes:N0}-byte {category} tensor would take live tensor memory to " +
+                    $"{_liveTotal + bytes:N0} bytes, past the limit of {limit:N0}.");
             _live[(int)category] += bytes;
             _liveTotal += bytes;
             if (_liveTotal > _peakTotal)
