@@ -7,6 +7,7 @@ using TensorLite.Perf;
 //   pack               A/B packing throughput (hot and cold caches)
 //   compare [reps]     CpuGemm vs libtorch side by side (needs -p:Peer=torch, run in the trixie chroot)
 //   svd [m n ranks]    randomized vs exact SVD: time and error vs the optimal rank-r error
+//   rsvd [m n rank p q] only randomized SVD and its QRs at GaLore sizes (no exact SVD)
 //   galore-overhead    training step with GaLore vs AdamW, refresh amortized over the gap
 //   step-memory        allocations of a warm training step (managed, gen-0 GCs, native, peak)
 //   llama-step [batch] [steps] [model] [seq] [--tl-only] [--profile-steps=N]
@@ -35,6 +36,9 @@ switch (mode)
         break;
     case "svd":
         ProjectionBench.Svd(args);
+        break;
+    case "rsvd":
+        ProjectionBench.RandomizedOnly(args);
         break;
     case "galore-overhead":
         ProjectionBench.GaLoreOverhead(args);

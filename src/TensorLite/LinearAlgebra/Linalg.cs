@@ -34,7 +34,7 @@ public static partial class Linalg
     /// <summary>
     /// Thin Householder QR of a [m, n] matrix with m ≥ n: Q [m, n] with orthonormal columns and R [n, n] upper
     /// triangular with a non-negative diagonal, a = Q·R. For a rank-deficient input Q is still orthonormal (a zero
-    /// column gets R[j, j] = 0).
+    /// column gets R[j, j] = 0). The CPU kernel is blocked: double-precision panels, float32 GEMM updates.
     /// </summary>
     public static (Tensor Q, Tensor R) Qr(Tensor a)
     {
@@ -85,8 +85,8 @@ public static partial class Linalg
     /// Randomized truncated SVD (Halko, Martinsson &amp; Tropp 2011): a Gaussian sketch Ω [n, ℓ] with
     /// ℓ = min(rank + oversampling, min(m, n)), Y = A·Ω, then <paramref name="powerIterations"/> rounds of
     /// Y ← A·orth(Aᵀ·orth(Y)) (re-orthonormalizing by QR after every product), Q = orth(Y), B = Qᵀ·A [ℓ, n],
-    /// the exact SVD B = Ũ·S·Vt, and U = Q·Ũ, all truncated to <paramref name="rank"/>. Built from matmul, QR and the
-    /// small exact SVD, so it runs on any backend; cost O(mnℓ·(2q + 2)) plus O((m + n)ℓ²).
+    /// the QR Bᵀ = Qb·Rb and the exact SVD of the ℓ×ℓ factor, Rbᵀ = Ũ·S·Ṽt, so B = Ũ·S·Vt with Vt = Ṽt·Qbᵀ, and
+    /// U = Q·Ũ, all truncated to <paramref name="rank"/>. Built from matmul, QR and the small exact SVD, so it runs on any backend; cost O(mnℓ·(2q + 2)) plus O((m + n)ℓ²).
     /// </summary>
     public static (Tensor U, Tensor S, Tensor Vt) RandomizedSvd(Tensor a, int rank, Generator generator,
         int oversampling = 10, int powerIterations = 2)
@@ -116,13 +116,24 @@ public static partial class Linalg
             using var y = a.MatMul(qz);
             q = Orthonormalize(y);
         }
+        // B = QᵀA is ℓ×n and wide. Its QR-preconditioned SVD starts with Bᵀ = Qb·Rb by the fast blocked QR, so the
+        // exact SVD only sees the ℓ×ℓ factor: Rbᵀ = Ur·S·Vrt gives B = Ur·S·(Vrt·Qbᵀ).
         using (q)
         {
             using var qt = q.T;
             using var b = qt.MatMul(a);
-            var (ub, s, vt) = Svd(b, rank);
-            using (ub)
-                return (q.MatMul(ub), s, vt);
+            using var bt = b.T;
+            var (qb, rb) = Qr(bt);
+            using (qb)
+            using (rb)
+            {
+                using var rbt = rb.T;
+                var (ur, s, vrt) = Svd(rbt, rank);
+                using (ur)
+                using (vrt)
+                using (var qbt = qb.T)
+                    return (q.MatMul(ur), s, vrt.MatMul(qbt));
+            }
         }
     }
 
