@@ -35,7 +35,7 @@ public sealed class TrainingOptionsBinder
     private readonly Option<int> gap = new Option<int>("--update-gap") { Description = "Steps between projection refreshes (galore, grass, frugal).", DefaultValueFactory = _ => Defaults.UpdateGap };
     private readonly Option<float?> scale = new Option<float?>("--scale") { Description = "Update scale α (default: galore/osd 0.25, grass 1)." };
     private readonly Option<float> density = new Option<float>("--density") { Description = "FRUGAL: fraction ρ of each projected matrix updated by AdamW.", DefaultValueFactory = _ => Defaults.Density };
-    private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd; grass: topnorm|norm|norm2|uniform; frugal: blocks|columns|random|svd|rsvd; osd: adam|sgd[+qr]." };
+    private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd|range; grass: topnorm|norm|norm2|uniform; frugal: blocks|columns|random|svd|rsvd; osd: adam|sgd[+qr]." };
     private readonly Option<string?> residual = new Option<string?>("--residual") { Description = "FRUGAL: signsgd|sgd for the state-free part." };
     private readonly Option<string> states = new("--states") { Description = "Optimizer state precision: fp32, 8bit (block-wise quantized AdamW moments) or factored (Adafactor).", DefaultValueFactory = _ => Defaults.States };
     private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (activations stay fp32).", DefaultValueFactory = _ => Defaults.Weights };

@@ -17,6 +17,7 @@ public class LlamaTests
     // E.g. llama_20m: 2·32000·256 + 4·(4·256² + 3·256·688 + 512) + 256 = 19,548,416.
     [Theory]
     [InlineData("llama_7b", 6_738_415_616L)]
+    [InlineData("llama_13b", 13_015_864_320L)] // equals LLaMA-2-13B's published count
     [InlineData("llama_1b", 1_339_082_752L)]
     [InlineData("llama_60m", 58_073_600L)]
     [InlineData("llama_20m", 19_548_416L)]

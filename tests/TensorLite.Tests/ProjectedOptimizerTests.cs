@@ -111,6 +111,8 @@ public class ProjectedOptimizerTests
             common(ProjectedOptions.AdamW()),
             common(ProjectedOptions.GaLore(rank: 2, updateGap: 2)),
             common(ProjectedOptions.GaLore(rank: 2, updateGap: 2, randomizedSvd: true)),
+            common(ProjectedOptions.GaLore(rank: 2, updateGap: 2) with { Projection = ProjectionKind.RangeFinder, Method = "galore-range" }),
+            common(ProjectedOptions.GaLore(rank: 2, updateGap: 2) with { BasisDType = DType.BFloat16, Method = "galore-bf16-basis" }),
             common(ProjectedOptions.GaLore(rank: 3, updateGap: 2) with { OnRefresh = MomentPolicy.Rotate, Method = "galore-rotate" }),
             common(ProjectedOptions.Osd(rank: 2, pcaLearningRate: 0.05f)),
             common(ProjectedOptions.Osd(rank: 2, pcaLearningRate: 0.05f, orthonormalize: true) with { Method = "osd-qr" }),
@@ -255,12 +257,13 @@ public class ProjectedOptimizerTests
     [Property(MaxTest = 15)]
     public void GaLoreAndOsdUpdates_LieInSpanOfTheCurrentProjection(MatrixSetCase c, byte which)
     {
-        var options = (which % 5) switch
+        var options = (which % 6) switch
         {
             0 => ProjectedOptions.GaLore(rank: 2, updateGap: 2),
             1 => ProjectedOptions.GaLore(rank: 3, updateGap: 3, randomizedSvd: true),
             2 => ProjectedOptions.Osd(rank: 2, pcaLearningRate: 0.05f),
             3 => ProjectedOptions.Osd(rank: 2, pcaLearningRate: 0.05f, orthonormalize: true),
+            4 => ProjectedOptions.GaLore(rank: 2, updateGap: 2) with { Projection = ProjectionKind.RangeFinder, Method = "galore-range" },
             _ => ProjectedOptions.Frugal(0.5f, FrugalSubspace.Random, updateGap: 2) with { Residual = ResidualRule.Drop },
         };
         options = options with { LearningRate = 0.01f, WeightDecay = 0f, Seed = c.Seed };
@@ -615,6 +618,7 @@ public class ProjectedOptimizerTests
     {
         Assert.Equal(ProjectionKind.Svd, ProjectedOptimizer.FromCli("galore", 16, 100, 0.25f, 0f, "svd").Projection);
         Assert.Equal(ProjectionKind.RandomizedSvd, ProjectedOptimizer.FromCli("GaLore", projection: "rsvd").Projection);
+        Assert.Equal(ProjectionKind.RangeFinder, ProjectedOptimizer.FromCli("galore", projection: "range").Projection);
         var osd = ProjectedOptimizer.FromCli("osd", 8, projection: "adam+qr");
         Assert.True(osd.OsdOrthonormalize);
         Assert.Equal(ProjectionKind.OnlinePca, osd.Projection);

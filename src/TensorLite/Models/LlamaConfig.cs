@@ -95,7 +95,7 @@ public sealed record LlamaConfig
     // ---- named sizes ---------------------------------------------------------------------------
 
     /// <summary>The sizes of the GaLore paper's pre-training experiments (its configs/llama_*.json:
-    /// vocab 32000, rms_norm_eps 1e-6), plus small ones for the byte-level default run and tests.</summary>
+    /// vocab 32000, rms_norm_eps 1e-6), LLaMA-2-13B's, and small ones for the byte-level default run and tests.</summary>
     public static IReadOnlyDictionary<string, LlamaConfig> Named { get; } = new Dictionary<string, LlamaConfig>(StringComparer.Ordinal)
     {
         ["tiny"] = Sized(vocab: 256, hidden: 64, intermediate: 176, heads: 4, layers: 2, maxSeq: 256),
@@ -106,6 +106,8 @@ public sealed record LlamaConfig
         ["llama_350m"] = Sized(vocab: 32000, hidden: 1024, intermediate: 2736, heads: 16, layers: 24, maxSeq: 1024),
         ["llama_1b"] = Sized(vocab: 32000, hidden: 2048, intermediate: 5461, heads: 32, layers: 24, maxSeq: 1024),
         ["llama_7b"] = Sized(vocab: 32000, hidden: 4096, intermediate: 11008, heads: 32, layers: 32, maxSeq: 2048),
+        // LLaMA-2-13B's shape, for the GRASS paper's 13B-on-one-40-GB-GPU claim (planned, not trained, here).
+        ["llama_13b"] = Sized(vocab: 32000, hidden: 5120, intermediate: 13824, heads: 40, layers: 40, maxSeq: 4096),
     };
 
     public static LlamaConfig FromName(string name) =>

@@ -42,7 +42,7 @@ public sealed record TrainingOptions
     public float? Scale { get; init; }
     /// <summary>FRUGAL's fraction ρ of each projected matrix that gets the stateful optimizer.</summary>
     public float Density { get; init; } = 0.25f;
-    /// <summary>Projection variant: galore svd|rsvd; grass topnorm|norm|norm2|uniform; frugal blocks|columns|random|svd|rsvd; osd adam|sgd[+qr].</summary>
+    /// <summary>Projection variant: galore svd|rsvd|range; grass topnorm|norm|norm2|uniform; frugal blocks|columns|random|svd|rsvd; osd adam|sgd[+qr].</summary>
     public string? Projection { get; init; }
     /// <summary>FRUGAL's rule for the rest of the gradient: signsgd | sgd.</summary>
     public string? Residual { get; init; }

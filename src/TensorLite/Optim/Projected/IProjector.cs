@@ -221,6 +221,21 @@ public sealed class SvdProjector(ProjectionSide side, int m, int n, int rank, in
     }
 }
 
+/// <summary>The randomized range finder: an orthonormal basis of G·Ω (left) or Gᵀ·Ω (right), Ω a Gaussian [other, r] drawn
+/// from the projector's generator. Its span estimates the top-r singular subspace (exactly it when rank(G) ≤ r).</summary>
+public sealed class RangeFinderProjector(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator,
+    DType basisDType = DType.Float32)
+    : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
+{
+    protected override Tensor ComputeBasis(Tensor g)
+    {
+        using var oriented = Oriented(g);
+        using var omega = Tensor.RandN([oriented.Shape[1], Rank], generator, 1f, g.Backend);
+        using var sketch = oriented.MatMul(omega);
+        return LA.Orthonormalize(sketch);
+    }
+}
+
 /// <summary>FRUGAL's random subspace: a random orthonormal basis (QR of a Gaussian [dim, r]) redrawn at each refresh;
 /// the gradient is not looked at.</summary>
 public sealed class RandomOrthonormalProjector(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator,

@@ -108,6 +108,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             ProjectionKind.OnlinePca => new OnlinePcaProjector(s.Side, s.M, s.N, s.Rank, generator, o.OsdLearningRate,
                 o.OsdOptimizer, o.OsdOrthonormalize),
             ProjectionKind.Sparse => new SparseProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, o.Selection, generator),
+            ProjectionKind.RangeFinder => new RangeFinderProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, generator, o.BasisDType),
             ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, generator, o.BasisDType),
             _ => throw new ArgumentOutOfRangeException(nameof(o.Projection), $"Unknown projection kind {o.Projection}."),
         };
@@ -324,7 +325,8 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             long d = side == ProjectionSide.Left ? m : n;
             total += options.Projection switch
             {
-                ProjectionKind.Svd or ProjectionKind.RandomizedSvd or ProjectionKind.RandomOrthonormal => options.BasisDType.SizeInBytes() * d * rank,
+                ProjectionKind.Svd or ProjectionKind.RandomizedSvd or ProjectionKind.RangeFinder or ProjectionKind.RandomOrthonormal =>
+                    options.BasisDType.SizeInBytes() * d * rank,
                 ProjectionKind.OnlinePca => 4 * d * rank * (options.OsdOptimizer == OnlinePcaOptimizer.Adam ? 3 : 1),
                 ProjectionKind.Sparse => 4L * rank,
                 _ => 0,
@@ -340,7 +342,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
 
     /// <summary>
     /// Options from command-line words, for the trainer: <paramref name="method"/> is adamw | galore | osd | grass | frugal;
-    /// <paramref name="projection"/> is, for galore: svd | rsvd; for grass: topnorm | norm | norm2 | uniform; for frugal:
+    /// <paramref name="projection"/> is, for galore: svd | rsvd | range; for grass: topnorm | norm | norm2 | uniform; for frugal:
     /// svd | rsvd | random | columns | blocks; for osd: adam | sgd (the online PCA's optimizer), optionally "+qr".
     /// <paramref name="residual"/> (frugal): signsgd | sgd. <paramref name="scale"/> is the update scale α of galore/osd
     /// (default 0.25, the GaLore paper's) and grass (default 1); FRUGAL has none. Unknown words throw <see cref="ArgumentException"/> with one sentence.
@@ -353,12 +355,14 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         ProjectedOptions o = (method ?? "").Trim().ToLowerInvariant() switch
         {
             "adamw" or "identity" => ProjectedOptions.AdamW(learningRate, weightDecay),
-            "galore" => ProjectedOptions.GaLore(rank, updateGap, scale ?? 0.25f, proj switch
+            "galore" => proj switch
             {
-                "" or "svd" => false,
-                "rsvd" or "randomized" => true,
-                _ => throw new ArgumentException($"GaLore's projection is svd or rsvd, not '{projection}'.", nameof(projection)),
-            }, learningRate, weightDecay),
+                "" or "svd" => ProjectedOptions.GaLore(rank, updateGap, scale ?? 0.25f, false, learningRate, weightDecay),
+                "rsvd" or "randomized" => ProjectedOptions.GaLore(rank, updateGap, scale ?? 0.25f, true, learningRate, weightDecay),
+                "range" => ProjectedOptions.GaLore(rank, updateGap, scale ?? 0.25f, false, learningRate, weightDecay)
+                    with { Method = "galore-range", Projection = ProjectionKind.RangeFinder },
+                _ => throw new ArgumentException($"GaLore's projection is svd, rsvd or range, not '{projection}'.", nameof(projection)),
+            },
             "osd" => ProjectedOptions.Osd(rank, scale ?? 0.25f, osdLearningRate, proj.EndsWith("+qr", StringComparison.Ordinal),
                 proj.Replace("+qr", "") switch
                 {

@@ -20,6 +20,10 @@ public enum ProjectionKind
     Svd,
     /// <summary>Top-r singular vectors by the randomized SVD, every UpdateGap steps.</summary>
     RandomizedSvd,
+    /// <summary>An orthonormal basis of G·Ω for a Gaussian Ω with r columns (the randomized range finder, Halko et al.
+    /// 2011 §4.1), every UpdateGap steps: the subspace the randomized SVD starts from, without its power iterations and
+    /// SVD rotation — one GEMM and one thin QR, for sizes where rank-r SVDs would dominate the step.</summary>
+    RangeFinder,
     /// <summary>Online PCA updated at every step (Online Subspace Descent).</summary>
     OnlinePca,
     /// <summary>r rows (or columns) of G chosen by <see cref="ProjectedOptions.Selection"/> (GRASS; FRUGAL's columns
