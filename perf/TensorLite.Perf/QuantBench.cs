@@ -47,7 +47,9 @@ public static class QuantBench
 
     private static double Time(int reps, Action a)
     {
-        a();
+        // Warm up past tiered compilation (tier-0 and OSR code of the block loops is several times slower).
+        long w = Stopwatch.GetTimestamp();
+        for (int k = 0; k < 5 || Stopwatch.GetElapsedTime(w).TotalMilliseconds < 500; k++) a();
         var t = new double[reps];
         for (int r = 0; r < reps; r++)
         {
