@@ -177,33 +177,35 @@ public static class BlockwiseQuantizer
     /// <summary>
     /// The encoder of one map. The nearest code of a value y is the number of midpoints between adjacent codes that
     /// lie strictly below y. The map is ascending, so this count is a non-decreasing step function of y, and so of
-    /// y's IEEE bits read as sign and magnitude. <see cref="Lo"/> is indexed by the sign, the exponent and the top
-    /// <see cref="MantissaBits"/> mantissa bits of y (a "bucket" of magnitudes) and holds the count at the bucket's
-    /// lower end in value order, i.e. the smallest code of any value in the bucket. The mantissa width is the smallest
-    /// for which no bucket contains more than one midpoint, so the code is Lo[bucket] plus one comparison with the
-    /// midpoint that follows it: exactly the count, with no search. Magnitudes below the binade of the smallest
-    /// |midpoint| share bucket 0, magnitudes of 1 and above (and NaN's bits) share the last one.
+    /// y's IEEE bits read as sign and magnitude. <see cref="Steps"/> is indexed by the sign, the exponent and the top
+    /// <see cref="MantissaBits"/> mantissa bits of y (a "bucket" of magnitudes). The mantissa width is the smallest for
+    /// which no bucket contains more than one midpoint, so within a bucket the code takes at most two values: lo, the
+    /// smallest code of the bucket, and lo + 1 above the bucket's midpoint. Values of one bucket share all but their
+    /// low 23 − MantissaBits bits, so "y is above the midpoint" is an integer comparison of those low bits (reversed
+    /// for negative values, whose order is the reverse of their magnitudes'). An entry holds lo in its low byte and
+    /// that threshold above it (one past the largest low bits when the bucket has no midpoint): one table read and
+    /// one comparison give exactly the count, with no search. Magnitudes below the binade of the smallest |midpoint|
+    /// share bucket 0, magnitudes of 1 and above (and NaN's bits) share the last one; neither holds a midpoint.
     /// </summary>
     private sealed unsafe class Codebook
     {
         public readonly float* Map;      // the 256 map entries (pinned: the static books live as long as the process)
-        public readonly float* Mid;      // 255 midpoints, then +∞ (so that code 255 never counts one more)
-        public readonly byte* Lo;        // 2·Buckets entries (positive magnitudes, then negative) and 3 bytes of padding
+        public readonly int* Steps;      // 2·Buckets entries (positive magnitudes, then negative): lo | threshold << 8
         public readonly int MantissaBits;
         public readonly int Shift;       // 23 − MantissaBits
         public readonly int Bias;        // bucket = clamp((bits & 0x7FFFFFFF) >> Shift − Bias, 0, Buckets − 1)
         public readonly int Buckets;     // per sign
+        public readonly int LowMask;     // (1 << Shift) − 1: the bits below the bucket
         public readonly byte ZeroCode;
 
         public Codebook(float[] map)
         {
             var mapPinned = GC.AllocateArray<float>(MapSize, pinned: true);
             map.CopyTo(mapPinned, 0);
-            var mid = GC.AllocateArray<float>(MapSize, pinned: true);
+            var mid = new float[MapSize]; // 255 midpoints, then +∞ (no value is above the last code)
             for (int i = 0; i < MapSize - 1; i++) mid[i] = 0.5f * (map[i] + map[i + 1]);
             mid[^1] = float.PositiveInfinity;
             Map = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(mapPinned));
-            Mid = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(mid));
             ZeroCode = (byte)Array.IndexOf(map, 0f);
             float smallest = float.PositiveInfinity;
             for (int i = 0; i < MapSize - 1; i++) smallest = MathF.Min(smallest, MathF.Abs(mid[i]));
@@ -211,7 +213,8 @@ public static class BlockwiseQuantizer
             for (int bits = 1; bits <= 12; bits++)
             {
                 int shift = 23 - bits, bias = (eMin << bits) - 1, buckets = ((127 - eMin) << bits) + 2;
-                var lo = GC.AllocateArray<byte>(2 * buckets + 3, pinned: true);
+                int lowMask = (1 << shift) - 1;
+                var steps = GC.AllocateArray<int>(2 * buckets, pinned: true);
                 bool atMostOneMidpoint = true;
                 for (int b = 0; b < buckets && atMostOneMidpoint; b++)
                 {
@@ -220,11 +223,19 @@ public static class BlockwiseQuantizer
                     float high = b == buckets - 1 ? float.PositiveInfinity : BitConverter.Int32BitsToSingle(((b + bias + 1) << shift) - 1);
                     int posLo = Below(mid, low), posHi = Below(mid, high), negLo = Below(mid, -high), negHi = Below(mid, -low);
                     atMostOneMidpoint = posHi - posLo <= 1 && negHi - negLo <= 1;
-                    lo[b] = (byte)posLo;
-                    lo[buckets + b] = (byte)negLo;
+                    // The midpoint of a positive bucket is mid[posLo] ∈ [low, high): y > it ⟺ low bits of y > its low bits.
+                    // That of a negative bucket is mid[negLo] ∈ [−high, −low): y > it ⟺ |y| < |it| ⟺
+                    // (lowMask − low bits of |y|) > (lowMask − its low bits).
+                    int posT = posHi > posLo ? (int)(BitConverter.SingleToUInt32Bits(mid[posLo]) & lowMask) : lowMask + 1;
+                    int negT = negHi > negLo ? lowMask - (int)(BitConverter.SingleToUInt32Bits(-mid[negLo]) & lowMask) : lowMask + 1;
+                    if ((b == 0 || b == buckets - 1) && (posHi > posLo || negHi > negLo))
+                        throw new InvalidOperationException("A clamped bucket of the code map holds a midpoint.");
+                    steps[b] = posLo | posT << 8;
+                    steps[buckets + b] = negLo | negT << 8;
                 }
                 if (!atMostOneMidpoint) continue;
-                Lo = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(lo));
+                Steps = (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(steps));
+                LowMask = lowMask;
                 MantissaBits = bits;
                 Shift = shift;
                 Bias = bias;
@@ -247,11 +258,11 @@ public static class BlockwiseQuantizer
         {
             uint bits = BitConverter.SingleToUInt32Bits(y);
             int b = Math.Clamp((int)((bits & 0x7FFF_FFFFu) >> Shift) - Bias, 0, Buckets - 1) + (int)(bits >> 31) * Buckets;
-            int lo = Lo[b];
-            return float.IsNaN(y) ? (byte)0 : (byte)(lo + (Mid[lo] < y ? 1 : 0));
+            int step = Steps[b], key = (int)(bits & (uint)LowMask) ^ ((int)bits >> 31 & LowMask);
+            return float.IsNaN(y) ? (byte)0 : (byte)(step + (key > step >> 8 ? 1 : 0));
         }
 
-        // Eight codes at once, the same arithmetic; the table byte is read as the low byte of a 4-byte gather.
+        // Eight codes at once, the same arithmetic.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector256<int> Encode(Vector256<float> y)
         {
@@ -259,10 +270,12 @@ public static class BlockwiseQuantizer
             var b = Vector256.ShiftRightLogical(bits & Vector256.Create(0x7FFF_FFFF), Shift) - Vector256.Create(Bias);
             b = Vector256.Min(Vector256.Max(b, Vector256<int>.Zero), Vector256.Create(Buckets - 1));
             b += Vector256.ShiftRightArithmetic(bits, 31) & Vector256.Create(Buckets);
-            var lo = Avx2.GatherVector256((int*)Lo, b, 1) & Vector256.Create(0xFF);
-            var next = Avx2.GatherVector256(Mid, lo, 4);
-            // LessThan is all ones (−1) where the next midpoint is below y; Equals(y, y) is zero for NaN.
-            return (lo - Vector256.LessThan(next, y).AsInt32()) & Vector256.Equals(y, y).AsInt32();
+            var step = Avx2.GatherVector256(Steps, b, 4);
+            var lowMask = Vector256.Create(LowMask);
+            var key = (bits & lowMask) ^ (Vector256.ShiftRightArithmetic(bits, 31) & lowMask);
+            // GreaterThan is all ones (−1) above the bucket's midpoint; Equals(y, y) is zero for NaN.
+            var code = (step & Vector256.Create(0xFF)) - Vector256.GreaterThan(key, Vector256.ShiftRightArithmetic(step, 8));
+            return code & Vector256.Equals(y, y).AsInt32();
         }
 
         /// <summary>codes[i] = Encode(x[i] / absmax), or the zero code everywhere when absmax is 0. The division is
