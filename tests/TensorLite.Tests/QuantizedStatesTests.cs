@@ -294,6 +294,27 @@ public class QuantizedStatesTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Tables_SurviveGarbageCollections()
+    {
+        // The encoder's tables are read through pointers into pinned arrays; they must stay alive and in place when
+        // the GC runs and other pinned arrays take the freed space.
+        var x = BlockwiseQuantizer.Map(true).ToArray().Concat(BlockwiseQuantizer.Map(false).ToArray()).ToArray();
+        var before = RoundTrip(x, true);
+        for (int k = 0; k < 3; k++)
+        {
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();
+            for (int j = 0; j < 64; j++) GC.AllocateArray<int>(1024 + 7 * j, pinned: true).AsSpan().Fill(-1);
+        }
+        var after = RoundTrip(x, true);
+        Assert.Equal(before.Codes, after.Codes);
+        Assert.Equal(before.Back, after.Back);
+        var refCodes = new byte[x.Length];
+        ReferenceQuantizer.Quantize(x, refCodes, new float[1], true);
+        Assert.Equal(refCodes, after.Codes);
+    }
+
+    [Fact]
     public void EightBitAdam_MatchesTheReferenceBlockRoutine_Bitwise()
     {
         // 3 full blocks and a tail of 301 (not a multiple of the vector width); gradients over six decades with

@@ -189,7 +189,11 @@ public static class BlockwiseQuantizer
     /// </summary>
     private sealed unsafe class Codebook
     {
-        public readonly float* Map;      // the 256 map entries (pinned: the static books live as long as the process)
+        // The tables live on the pinned object heap, so the pointers stay valid; the array fields keep them reachable
+        // (a raw pointer alone does not, and the GC would free and reuse the memory).
+        private readonly float[] _map;
+        private readonly int[] _steps = [];
+        public readonly float* Map;      // the 256 map entries
         public readonly int* Steps;      // 2·Buckets entries (positive magnitudes, then negative): lo | threshold << 8
         public readonly int MantissaBits;
         public readonly int Shift;       // 23 − MantissaBits
@@ -205,6 +209,7 @@ public static class BlockwiseQuantizer
             var mid = new float[MapSize]; // 255 midpoints, then +∞ (no value is above the last code)
             for (int i = 0; i < MapSize - 1; i++) mid[i] = 0.5f * (map[i] + map[i + 1]);
             mid[^1] = float.PositiveInfinity;
+            _map = mapPinned;
             Map = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(mapPinned));
             ZeroCode = (byte)Array.IndexOf(map, 0f);
             float smallest = float.PositiveInfinity;
@@ -234,6 +239,7 @@ public static class BlockwiseQuantizer
                     steps[buckets + b] = negLo | negT << 8;
                 }
                 if (!atMostOneMidpoint) continue;
+                _steps = steps;
                 Steps = (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(steps));
                 LowMask = lowMask;
                 MantissaBits = bits;
