@@ -12,6 +12,7 @@ using TensorLite.Perf;
 //   step-memory        allocations of a warm training step (managed, gen-0 GCs, native, peak)
 //   llama-step [batch] [steps] [model] [seq] [--tl-only] [--profile-steps=N]
 //                      a full LLaMA training step (AdamW) vs the same model in libtorch, interleaved
+//   q8 [sizes] [reps]  fp32 AdamDirection vs AdamDirection8bit vs block-wise quantize/dequantize (Stopwatch medians)
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -42,6 +43,9 @@ switch (mode)
         break;
     case "galore-overhead":
         ProjectionBench.GaLoreOverhead(args);
+        break;
+    case "q8":
+        QuantBench.Run(args);
         break;
     case "llama-step":
         LlamaStep.Run(args);

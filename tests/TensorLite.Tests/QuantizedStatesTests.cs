@@ -42,6 +42,79 @@ public static class QuantArbitraries
     }
 }
 
+/// <summary>
+/// The reference the optimized quantizer must match bit for bit: the former production routines, kept here only.
+/// Encoding is a binary search for the number of midpoints strictly below the value; the 8-bit Adam block is the
+/// plain scalar loop followed by that encoder, with a division by the block's absmax per element.
+/// </summary>
+internal static class ReferenceQuantizer
+{
+    private static readonly float[] SignedMid = Midpoints(BlockwiseQuantizer.SignedMap.ToArray());
+    private static readonly float[] UnsignedMid = Midpoints(BlockwiseQuantizer.UnsignedMap.ToArray());
+
+    private static float[] Midpoints(float[] map)
+    {
+        var mid = new float[map.Length];
+        for (int i = 0; i < map.Length - 1; i++) mid[i] = 0.5f * (map[i] + map[i + 1]);
+        mid[^1] = float.PositiveInfinity;
+        return mid;
+    }
+
+    public static byte Encode(float value, bool signed)
+    {
+        var mid = signed ? SignedMid : UnsignedMid;
+        int idx = 0;
+        for (int step = 128; step > 0; step >>= 1)
+            idx += mid[idx + step - 1] < value ? step : 0;
+        return (byte)idx;
+    }
+
+    public static void Quantize(ReadOnlySpan<float> x, Span<byte> codes, Span<float> absmax, bool signed)
+    {
+        for (int b = 0; b < absmax.Length; b++)
+        {
+            int start = b * BlockwiseQuantizer.BlockSize, len = Math.Min(BlockwiseQuantizer.BlockSize, x.Length - start);
+            float max = 0;
+            for (int i = start; i < start + len; i++) max = MathF.Max(max, MathF.Abs(x[i]));
+            absmax[b] = max;
+            for (int i = start; i < start + len; i++)
+                codes[i] = max == 0 ? BlockwiseQuantizer.ZeroCode(signed) : Encode(x[i] / max, signed);
+        }
+    }
+
+    public static void AdamBlock(ReadOnlySpan<float> g, Span<byte> mCodes, ref float mAbsmax, Span<byte> vCodes, ref float vAbsmax,
+        Span<float> direction, AdamWStepParams h)
+    {
+        int n = g.Length;
+        var m = new float[n];
+        var v = new float[n];
+        var sMap = BlockwiseQuantizer.SignedMap;
+        var uMap = BlockwiseQuantizer.UnsignedMap;
+        float invBc1 = 1f / h.BiasCorrection1;
+        float invSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2);
+        float c1 = 1f - h.Beta1, c2 = 1f - h.Beta2;
+        float newMa = 0, newVa = 0;
+        for (int i = 0; i < n; i++)
+        {
+            float gi = g[i];
+            float mi = h.Beta1 * (sMap[mCodes[i]] * mAbsmax) + c1 * gi;
+            float vi = h.Beta2 * (uMap[vCodes[i]] * vAbsmax) + c2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            direction[i] = invBc1 * mi / (MathF.Sqrt(vi) * invSqrtBc2 + h.Eps);
+            newMa = MathF.Max(newMa, MathF.Abs(mi));
+            newVa = MathF.Max(newVa, vi);
+        }
+        for (int i = 0; i < n; i++)
+        {
+            mCodes[i] = newMa == 0 ? BlockwiseQuantizer.SignedZeroCode : Encode(m[i] / newMa, signed: true);
+            vCodes[i] = newVa == 0 ? BlockwiseQuantizer.UnsignedZeroCode : Encode(v[i] / newVa, signed: false);
+        }
+        mAbsmax = newMa;
+        vAbsmax = newVa;
+    }
+}
+
 [Properties(Arbitrary = [typeof(QuantArbitraries)], MaxTest = 30)]
 public class QuantizedStatesTests(ITestOutputHelper output)
 {
@@ -98,12 +171,18 @@ public class QuantizedStatesTests(ITestOutputHelper output)
                 Assert.True(Math.Abs((double)c.Values[i] - back[i]) <= bound,
                     $"block {b}, element {i}: {c.Values[i]} → {back[i]}, bound {bound}");
         }
-        // The CPU kernel and the host routine (what every other backend runs by default) agree bitwise.
+        // The CPU kernel, the host routine (what every other backend runs by default) and the reference binary
+        // search agree bitwise.
         var codes = new byte[c.Values.Length];
         var host = new float[absmax.Length];
         BlockwiseQuantizer.Quantize(c.Values, codes, host, c.Signed);
         Assert.Equal(RoundTrip(c.Values, c.Signed).Codes, codes);
         Assert.Equal(absmax, host);
+        var refCodes = new byte[c.Values.Length];
+        var refAbsmax = new float[absmax.Length];
+        ReferenceQuantizer.Quantize(c.Values, refCodes, refAbsmax, c.Signed);
+        Assert.Equal(refCodes, codes);
+        Assert.Equal(refAbsmax, absmax);
     }
 
     [Property(MaxTest = 10)]
@@ -146,6 +225,141 @@ public class QuantizedStatesTests(ITestOutputHelper output)
         for (int i = 0; i < Math.Min(B, y.Length); i++) y[i] *= 1000f;
         var (codesY, _, _) = RoundTrip(y, c.Signed);
         Assert.True(codesY.AsSpan(Math.Min(B, y.Length)).SequenceEqual(codes.AsSpan(Math.Min(B, x.Length))));
+    }
+
+    // ---- the table encoder against the reference binary search, bitwise --------------------------
+
+    /// <summary>Every midpoint and its neighbouring floats (the only places where the code changes), every map value,
+    /// the ends and special values, and random bit patterns and uniform values in [−1, 1].</summary>
+    private static List<float> EncoderProbes(bool signed)
+    {
+        var map = BlockwiseQuantizer.Map(signed).ToArray();
+        var probes = new List<float> { 0f, -0f, 1f, -1f, 2f, -2f, 1e30f, -1e30f, float.Epsilon, -float.Epsilon,
+            float.MaxValue, float.MinValue, float.PositiveInfinity, float.NegativeInfinity, float.NaN, -float.NaN };
+        for (int i = 0; i < map.Length; i++)
+        {
+            probes.Add(map[i]);
+            probes.Add(-map[i]);
+            if (i + 1 == map.Length) continue;
+            float mid = 0.5f * (map[i] + map[i + 1]);
+            for (int k = -3; k <= 3; k++)
+            {
+                float p = mid;
+                for (int s = 0; s < Math.Abs(k); s++) p = k < 0 ? MathF.BitDecrement(p) : MathF.BitIncrement(p);
+                probes.Add(p);
+                probes.Add(-p);
+            }
+        }
+        var gen = new Generator(signed ? 11u : 12u);
+        for (int i = 0; i < 200_000; i++)
+        {
+            probes.Add(BitConverter.Int32BitsToSingle((int)(uint)gen.NextUInt64()));              // any float
+            probes.Add(BitConverter.Int32BitsToSingle((int)((uint)gen.NextUInt64() % 0x3F80_0001u)) // [0, 1] by bits
+                       * (gen.NextInt(2) == 0 ? 1f : -1f));
+            probes.Add(2f * gen.NextFloat() - 1f);
+        }
+        return probes;
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Encode_MatchesTheReferenceSearch_Bitwise(bool signed)
+    {
+        var probes = EncoderProbes(signed);
+        foreach (float y in probes)
+        {
+            byte expected = ReferenceQuantizer.Encode(y, signed), got = BlockwiseQuantizer.Encode(y, signed);
+            if (got != expected) Assert.Fail($"Encode({y:R}, bits 0x{BitConverter.SingleToUInt32Bits(y):X8}, {(signed ? "signed" : "unsigned")}) = {got}, reference {expected}");
+        }
+        // The block kernels (vector paths and tails): blocks that start with 1, so absmax is 1 and x / absmax is the
+        // probe itself, followed by the finite probes in [−1, 1]; a length that is not a multiple of the vector width.
+        var finite = probes.Where(p => MathF.Abs(p) <= 1f).ToList();
+        var x = new List<float>();
+        for (int i = 0; i < finite.Count; i++)
+        {
+            if (x.Count % B == 0) x.Add(1f);
+            x.Add(finite[i]);
+        }
+        if (x.Count % 8 == 0) x.Add(0.3f);
+        var xs = x.ToArray();
+        var refCodes = new byte[xs.Length];
+        var refAbsmax = new float[BlockwiseQuantizer.BlockCount(xs.Length)];
+        ReferenceQuantizer.Quantize(xs, refCodes, refAbsmax, signed);
+        var (codes, absmax, _) = RoundTrip(xs, signed);
+        Assert.All(absmax, a => Assert.Equal(1f, a));
+        Assert.Equal(refAbsmax, absmax);
+        for (int i = 0; i < xs.Length; i++)
+            if (codes[i] != refCodes[i]) Assert.Fail($"kernel code of {xs[i]:R} at {i} is {codes[i]}, reference {refCodes[i]}");
+    }
+
+    [Fact]
+    public void Tables_SurviveGarbageCollections()
+    {
+        // The encoder's tables are read through pointers into pinned arrays; they must stay alive and in place when
+        // the GC runs and other pinned arrays take the freed space.
+        var x = BlockwiseQuantizer.Map(true).ToArray().Concat(BlockwiseQuantizer.Map(false).ToArray()).ToArray();
+        var before = RoundTrip(x, true);
+        for (int k = 0; k < 3; k++)
+        {
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();
+            for (int j = 0; j < 64; j++) GC.AllocateArray<int>(1024 + 7 * j, pinned: true).AsSpan().Fill(-1);
+        }
+        var after = RoundTrip(x, true);
+        Assert.Equal(before.Codes, after.Codes);
+        Assert.Equal(before.Back, after.Back);
+        var refCodes = new byte[x.Length];
+        ReferenceQuantizer.Quantize(x, refCodes, new float[1], true);
+        Assert.Equal(refCodes, after.Codes);
+    }
+
+    [Fact]
+    public void EightBitAdam_MatchesTheReferenceBlockRoutine_Bitwise()
+    {
+        // 3 full blocks and a tail of 301 (not a multiple of the vector width); gradients over six decades with
+        // outliers; block 1 gets zero gradients from step 3 on (its moments decay, then stay representable).
+        const int n = 3 * B + 301, steps = 8;
+        int blocks = BlockwiseQuantizer.BlockCount(n);
+        var gen = new Generator(21);
+        var refM = Enumerable.Repeat(BlockwiseQuantizer.SignedZeroCode, n).ToArray();
+        var refV = Enumerable.Repeat(BlockwiseQuantizer.UnsignedZeroCode, n).ToArray();
+        var refMa = new float[blocks];
+        var refVa = new float[blocks];
+        var refD = new float[n];
+        using var mc = Tensor.FromArray(refM.ToArray(), n);
+        using var vc = Tensor.FromArray(refV.ToArray(), n);
+        using var ma = Tensor.Zeros([blocks]);
+        using var va = Tensor.Zeros([blocks]);
+        using var d = Tensor.Empty([n], DType.Float32);
+        for (int t = 1; t <= steps; t++)
+        {
+            var host = new float[n];
+            gen.FillNormal(host, 0f, 1f);
+            for (int i = 0; i < n; i++)
+            {
+                host[i] *= MathF.Pow(10f, -5f + 6f * gen.NextFloat());
+                if (gen.NextInt(700) == 0) host[i] *= 300f;
+                if (t >= 3 && i >= B && i < 2 * B) host[i] = 0f;
+            }
+            var h = new AdamWStepParams(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1f - MathF.Pow(0.9f, t), 1f - MathF.Pow(0.999f, t));
+            using var g = Tensor.FromArray(host, n);
+            CpuBackend.Instance.AdamDirection8bit(g, mc, ma, vc, va, d, h);
+            for (int b = 0; b < blocks; b++)
+            {
+                int start = b * B, len = Math.Min(B, n - start);
+                ReferenceQuantizer.AdamBlock(host.AsSpan(start, len), refM.AsSpan(start, len), ref refMa[b],
+                    refV.AsSpan(start, len), ref refVa[b], refD.AsSpan(start, len), h);
+            }
+            Assert.Equal(refMa, ma.ToArray<float>());
+            Assert.Equal(refVa, va.ToArray<float>());
+            Assert.True(refM.AsSpan().SequenceEqual(mc.ToArray<byte>()), $"step {t}: first-moment codes differ");
+            Assert.True(refV.AsSpan().SequenceEqual(vc.ToArray<byte>()), $"step {t}: second-moment codes differ");
+            var dir = d.ToArray<float>();
+            for (int i = 0; i < n; i++)
+                if (BitConverter.SingleToInt32Bits(dir[i]) != BitConverter.SingleToInt32Bits(refD[i]))
+                    Assert.Fail($"step {t}, element {i}: direction {dir[i]:R}, reference {refD[i]:R}");
+        }
     }
 
     // ---- 8-bit Adam against float32 Adam --------------------------------------------------------
