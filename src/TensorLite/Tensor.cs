@@ -97,23 +97,44 @@ public sealed partial class Tensor : IDisposable
         return t;
     }
 
-    /// <summary>Standard normal samples (times <paramref name="std"/>) from a seeded generator.</summary>
-    public static Tensor RandN(ReadOnlySpan<int> shape, Generator generator, float std = 1f, IBackend? backend = null)
-    {
-        // A planned program never reads the values, and drawing billions of them on the host would be the plan's cost.
-        if ((backend ?? TensorLite.Backend.Default) is Backends.Meta.MetaBackend) return Empty(shape, DType.Float32, backend);
-        var host = new float[ShapeMath.Numel(shape.ToArray())];
-        generator.FillNormal(host, 0f, std);
-        return FromSpan<float>(host, shape, DType.Float32, backend);
-    }
+    /// <summary>Standard normal samples (times <paramref name="std"/>) from a seeded generator, stored as
+    /// <paramref name="dtype"/> (rounded to nearest from float32 draws).</summary>
+    public static Tensor RandN(ReadOnlySpan<int> shape, Generator generator, float std = 1f, IBackend? backend = null,
+        DType dtype = DType.Float32) => Draw(shape, backend, dtype, chunk => generator.FillNormal(chunk, 0f, std));
 
-    /// <summary>Uniform samples in [low, high) from a seeded generator.</summary>
-    public static Tensor Rand(ReadOnlySpan<int> shape, Generator generator, float low = 0f, float high = 1f, IBackend? backend = null)
+    /// <summary>Uniform samples in [low, high) from a seeded generator, stored as <paramref name="dtype"/>.</summary>
+    public static Tensor Rand(ReadOnlySpan<int> shape, Generator generator, float low = 0f, float high = 1f, IBackend? backend = null,
+        DType dtype = DType.Float32) => Draw(shape, backend, dtype, chunk => generator.FillUniform(chunk, low, high));
+
+    /// <summary>
+    /// Fills a new tensor with host-drawn float32 values a chunk at a time, so drawing a 7B model's weights never holds
+    /// more than one chunk on the host, nor a float32 copy of a bf16 weight. Chunks have an even length, so a generator
+    /// that draws pairs (Box–Muller) produces exactly the sequence of one whole-tensor draw.
+    /// </summary>
+    private static Tensor Draw(ReadOnlySpan<int> shape, IBackend? backend, DType dtype, Action<Span<float>> draw)
     {
-        if ((backend ?? TensorLite.Backend.Default) is Backends.Meta.MetaBackend) return Empty(shape, DType.Float32, backend);
-        var host = new float[ShapeMath.Numel(shape.ToArray())];
-        generator.FillUniform(host, low, high);
-        return FromSpan<float>(host, shape, DType.Float32, backend);
+        var t = Empty(shape, dtype, backend);
+        // A planned program never reads the values, and drawing billions of them on the host would be the plan's cost.
+        if (t.Backend is Backends.Meta.MetaBackend) return t;
+        const int Chunk = 1 << 20;
+        var host = new float[Math.Min(Chunk, Math.Max(1, t.Numel))];
+        using var flat = t.Reshape(t.Numel);
+        for (int offset = 0; offset < t.Numel; offset += Chunk)
+        {
+            int length = Math.Min(Chunk, t.Numel - offset);
+            var span = host.AsSpan(0, length);
+            draw(span);
+            using var slice = flat.Narrow(0, offset, length);
+            if (dtype == DType.Float32)
+            {
+                t.Backend.CopyFromHost(MemoryMarshal.AsBytes(span), slice);
+                continue;
+            }
+            using var drawn = FromSpan<float>(span, [length], DType.Float32, t.Backend);
+            using var converted = drawn.To(dtype);
+            t.Backend.Copy(converted, slice);
+        }
+        return t;
     }
 
     public static Tensor Arange(int count, DType dtype = DType.Float32, IBackend? backend = null)

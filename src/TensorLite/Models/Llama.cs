@@ -157,11 +157,12 @@ public sealed class LlamaDecoderLayer : Module
     }
 }
 
-/// <summary>Creates a model's weights in its dtype, one tensor at a time (a bf16 model never holds float32 copies).</summary>
+/// <summary>Creates a model's weights in its dtype, one tensor at a time (a bf16 model never holds float32 copies of its
+/// matrices).</summary>
 internal sealed class WeightInit(Generator? generator, float std, DType dtype)
 {
     public Tensor Normal(int rows, int columns) =>
-        generator == null ? Tensor.Empty([rows, columns], dtype) : Convert(Tensor.RandN([rows, columns], generator, std));
+        generator == null ? Tensor.Empty([rows, columns], dtype) : Tensor.RandN([rows, columns], generator, std, dtype: dtype);
 
     public Tensor Ones(int size) => generator == null ? Tensor.Empty([size], dtype) : Convert(Tensor.Ones([size]));
 

@@ -100,11 +100,21 @@ public sealed class Trainer
         data.Dataset.RequireWindows(options.Seq);
         var model = NewModel(config, options);
         var optimizer = NewOptimizer(model, options);
+        ReleaseInitializationMemory();
         Directory.CreateDirectory(runDir);
         AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
         AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
         File.Delete(Path.Combine(runDir, "metrics.jsonl"));
         return new Trainer(options, runDir, model, optimizer, data, 0, new Generator(options.Seed ^ 0xDA7A), 0);
+    }
+
+    /// <summary>Returns what building the model and loading its checkpoint left behind (cached blocks of the
+    /// temporaries, the managed heap's free space) to the system, so the run's resident memory starts from the weights.</summary>
+    private static void ReleaseInitializationMemory()
+    {
+        CpuMemoryPool.TrimCache();
+        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     /// <summary>The model config a run of <paramref name="options"/> trains, and its tokenizer.</summary>
@@ -163,6 +173,7 @@ public sealed class Trainer
         var model = NewModel(config, options);
         var optimizer = NewOptimizer(model, options);
         var state = Checkpoints.Load(checkpoint, model, optimizer);
+        ReleaseInitializationMemory();
         var data = TrainingData.Build(options, CreateTokenizer(options.Tokenizer), runDir);
         var rng = new Generator(0);
         rng.SetState(state.DataRngState);

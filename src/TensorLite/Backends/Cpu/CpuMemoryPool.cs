@@ -5,11 +5,16 @@ namespace TensorLite.Backends.Cpu;
 /// <summary>
 /// A caching allocator for native CPU memory. Blocks are cached by exact (64-byte rounded) size: a
 /// training step allocates the same shapes every step, so after the first step every allocation is a
-/// cache hit and no memory is requested from the system.
+/// cache hit and no memory is requested from the system. Blocks of <see cref="LargeBlockBytes"/> or more go
+/// straight back to the system instead: at that size the page faults of a fresh block cost little next to the
+/// work done on it, and a cache of them would hold gigabytes at LLaMA-7B scale that other sizes cannot reuse.
 /// </summary>
 public static unsafe class CpuMemoryPool
 {
     private const int Alignment = 64;
+
+    /// <summary>Blocks at least this large are not cached.</summary>
+    public const long LargeBlockBytes = 256L << 20;
     private static readonly object Gate = new();
     private static readonly Dictionary<long, Stack<nint>> Free = new();
     private static long _liveBytes, _peakBytes, _cachedBytes, _systemAllocations;
@@ -54,6 +59,12 @@ public static unsafe class CpuMemoryPool
         if (toSystem)
         {
             // Called from a finalizer: keep the lock-free path and give the memory back to the system.
+            Interlocked.Add(ref _liveBytes, -size);
+            NativeMemory.AlignedFree(pointer);
+            return;
+        }
+        if (size >= LargeBlockBytes)
+        {
             Interlocked.Add(ref _liveBytes, -size);
             NativeMemory.AlignedFree(pointer);
             return;
