@@ -23,8 +23,11 @@ public sealed class PerLayerUpdateTests : IDisposable
         ("frugal", "blocks"), ("frugal", "random"), ("frugal", "columns"),
     ];
 
-    private static TrainingOptions Options(int method, int accum, ulong seed) => new()
+    private static readonly string[] States = ["fp32", "8bit", "factored"];
+
+    private static TrainingOptions Options(int method, int accum, ulong seed, string states = "fp32") => new()
     {
+        States = states,
         Model = "tiny", Seq = 16, Batch = 2, GradAccum = accum, Steps = 3, Warmup = 1, ClipNorm = 0, EvalEvery = 100,
         EvalBatches = 1, CheckpointEvery = 100, SyntheticBytes = 20_000, LearningRate = 3e-3f, Seed = seed,
         Optimizer = Methods[method].Optimizer, Projection = Methods[method].Projection, Rank = 8, UpdateGap = 2,
@@ -37,11 +40,11 @@ public sealed class PerLayerUpdateTests : IDisposable
         return trainer.Model.Parameters().Select(p => p.ToArray()).ToArray();
     }
 
-    [Property(MaxTest = 12)]
-    public void PerLayerUpdates_GiveTheSameParameters_AsTheOrdinaryStep(NonNegativeInt method, bool accumulate, PositiveInt seed)
+    [Property(MaxTest = 16)]
+    public void PerLayerUpdates_GiveTheSameParameters_AsTheOrdinaryStep(NonNegativeInt method, NonNegativeInt states, bool accumulate, PositiveInt seed)
     {
-        var options = Options(method.Get % Methods.Length, accumulate ? 2 : 1, (ulong)seed.Get);
-        string name = $"{method.Get}-{accumulate}-{seed.Get}";
+        var options = Options(method.Get % Methods.Length, accumulate ? 2 : 1, (ulong)seed.Get, States[states.Get % States.Length]);
+        string name = $"{method.Get}-{states.Get}-{accumulate}-{seed.Get}";
         var ordinary = Train(options, name + "-a");
         var perLayer = Train(options with { PerLayer = true }, name + "-b");
         for (int i = 0; i < ordinary.Length; i++) Assert.Equal(ordinary[i], perLayer[i]);
