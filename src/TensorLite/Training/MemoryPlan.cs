@@ -11,18 +11,21 @@ namespace TensorLite.Training;
 /// training steps (forward, backward, optimizer step; per-layer hooks, accumulation, checkpointing and all) on a
 /// <see cref="MetaBackend"/>, which creates every tensor's metadata but no memory and computes nothing, so the
 /// timeline of tensor bytes is the real program's, for any model size, in seconds. Two steps are run because the
-/// optimizer creates its state during the first. Process memory adds <see cref="RuntimeBytes"/> on the CPU (the .NET
-/// runtime, GEMM packing buffers, thread stacks), measured once on this project's CPU machine.
+/// optimizer creates its state during the first. The meta backend also replays the CPU pool's caching policy, which
+/// gives the memory the pool holds at its peak (<see cref="PeakPoolBytes"/>); process memory adds
+/// <see cref="RuntimeBytes"/> (the .NET runtime, managed heap, GEMM packing buffers, thread stacks), measured on this
+/// project's CPU machine.
 /// </summary>
 public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, long ParameterCount, long PeakTensorBytes,
-    MemoryBreakdown AtPeak, MemoryBreakdown Steady)
+    MemoryBreakdown AtPeak, long PeakPoolBytes)
 {
-    /// <summary>Process memory beyond tensors on the CPU backend: measured as peak RSS minus peak tensor bytes of
-    /// training runs on the CPU machine (docs/memory.md).</summary>
+    /// <summary>Process memory beyond the CPU pool: peak RSS minus the pool's peak in training runs on the CPU machine
+    /// (docs/memory.md).</summary>
     public const long RuntimeBytes = 320L << 20;
 
-    /// <summary>Tensors at peak plus the CPU runtime: the predicted peak resident memory of a CPU run.</summary>
-    public long PredictedProcessBytes => PeakTensorBytes + RuntimeBytes;
+    /// <summary>The CPU pool at its peak (live tensors and cached blocks) plus the runtime: the predicted peak resident
+    /// memory of a CPU run.</summary>
+    public long PredictedProcessBytes => Math.Max(PeakPoolBytes, PeakTensorBytes) + RuntimeBytes;
 
     public static MemoryPlan Predict(TrainingOptions options)
     {
@@ -32,9 +35,10 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         using (Backend.Use(meta))
         {
             var trainer = Trainer.ForPlanning(options, config);
+            meta.TrimCache(); // as Trainer.Create releases what building the model left behind
             trainer.RunPlanningSteps(2);
             long parameters = trainer.Model.ParameterCount();
-            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Memory.Live);
+            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.PeakReservedBytes);
         }
     }
 
@@ -105,6 +109,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         foreach (var (category, bytes) in AtPeak.Items())
             sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");
         sb.AppendLine($"  {"tensors",-18}{Format(PeakTensorBytes),12}");
+        sb.AppendLine($"  {"pool cache (CPU)",-18}{Format(Math.Max(0, PeakPoolBytes - PeakTensorBytes)),12}");
         sb.AppendLine($"  {"runtime (CPU)",-18}{Format(RuntimeBytes),12}");
         sb.Append($"  {"predicted peak",-18}{Format(PredictedProcessBytes),12}");
         return sb.ToString();

@@ -90,5 +90,5 @@ public static unsafe class CpuMemoryPool
         }
     }
 
-    private static long RoundUp(long bytes) => Math.Max(Alignment, (bytes + Alignment - 1) / Alignment * Alignment);
+    internal static long RoundUp(long bytes) => Math.Max(Alignment, (bytes + Alignment - 1) / Alignment * Alignment);
 }

@@ -15,11 +15,45 @@ public sealed class MetaBackend : IBackend
 
     public MemoryLedger Memory { get; } = new();
 
-    public Storage Allocate(long byteLength) => new MetaStorage(this, byteLength);
+    private readonly Dictionary<long, int> _cachedBlocks = new();
+    private long _reserved;
 
-    private sealed class MetaStorage(IBackend backend, long byteLength) : Storage(backend, byteLength)
+    /// <summary>The high-water mark of the memory the CPU pool would hold from the system (live blocks plus its cache
+    /// of freed ones), simulated with <see cref="Cpu.CpuMemoryPool"/>'s policy: reuse by exact 64-byte-rounded size,
+    /// no caching of blocks of <see cref="Cpu.CpuMemoryPool.LargeBlockBytes"/> or more.</summary>
+    public long PeakReservedBytes { get; private set; }
+
+    /// <summary>Forgets the simulated cache, as <see cref="Cpu.CpuMemoryPool.TrimCache"/> does.</summary>
+    public void TrimCache()
     {
-        protected override void Free(bool fromFinalizer) { }
+        foreach (var (size, count) in _cachedBlocks) _reserved -= size * count;
+        _cachedBlocks.Clear();
+    }
+
+    public Storage Allocate(long byteLength)
+    {
+        var storage = new MetaStorage(this, byteLength);
+        long size = Cpu.CpuMemoryPool.RoundUp(byteLength);
+        if (_cachedBlocks.TryGetValue(size, out int count) && count > 0) _cachedBlocks[size] = count - 1;
+        else PeakReservedBytes = Math.Max(PeakReservedBytes, _reserved += size);
+        return storage;
+    }
+
+    private void Release(long byteLength)
+    {
+        long size = Cpu.CpuMemoryPool.RoundUp(byteLength);
+        if (size >= Cpu.CpuMemoryPool.LargeBlockBytes) _reserved -= size;
+        else _cachedBlocks[size] = _cachedBlocks.GetValueOrDefault(size) + 1;
+    }
+
+    private sealed class MetaStorage(MetaBackend backend, long byteLength) : Storage(backend, byteLength)
+    {
+        // A storage nobody disposed goes back to the system from its finalizer (as on the CPU), off the planning thread:
+        // leave the simulated cache alone.
+        protected override void Free(bool fromFinalizer)
+        {
+            if (!fromFinalizer) backend.Release(ByteLength);
+        }
     }
 
     // Reads return zeros: losses are 0, norms are 0, selected indices are the first ones.
