@@ -3,6 +3,8 @@
 # meta backend) next to a real two-step `tensorlite train` (peak tensor bytes from the engine's ledger, and the
 # process's peak RSS from /usr/bin/time -v). Prints a markdown table.
 #   bash docs/reproduce/memory.sh "llama_20m llama_60m llama_130m" [seq] [batch]
+#   SETTINGS=$'--optimizer adamw --weights bf16 --per-layer\n--optimizer grass --rank 512 --weights bf16 --per-layer' \
+#     bash docs/reproduce/memory.sh llama_1b 256 1
 set -euo pipefail
 models=${1:-"llama_20m llama_60m llama_130m"}
 seq=${2:-256}
@@ -12,16 +14,21 @@ dotnet build -c Release src/TensorLite.Cli >/dev/null
 cli="dotnet src/TensorLite.Cli/bin/Release/net10.0/TensorLite.Cli.dll"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-settings=(
-  "--optimizer adamw"
-  "--optimizer galore --projection rsvd --rank 128"
-  "--optimizer osd --rank 128"
-  "--optimizer grass --rank 128"
-  "--optimizer frugal"
-  "--optimizer adamw --states 8bit --weights bf16 --per-layer"
-  "--optimizer galore --projection rsvd --rank 128 --states 8bit --weights bf16 --per-layer --checkpoint-layers"
-  "--optimizer adamw --states factored --weights bf16 --per-layer"
-)
+# One setting per line in $SETTINGS overrides the default list.
+if [[ -n "${SETTINGS:-}" ]]; then
+  mapfile -t settings <<< "$SETTINGS"
+else
+  settings=(
+    "--optimizer adamw"
+    "--optimizer galore --projection rsvd --rank 128"
+    "--optimizer osd --rank 128"
+    "--optimizer grass --rank 128"
+    "--optimizer frugal"
+    "--optimizer adamw --states 8bit --weights bf16 --per-layer"
+    "--optimizer galore --projection rsvd --rank 128 --states 8bit --weights bf16 --per-layer --checkpoint-layers"
+    "--optimizer adamw --states factored --weights bf16 --per-layer"
+  )
+fi
 echo "| model | settings | planned tensors | measured tensors | error | planned process | measured peak RSS | error |"
 echo "|---|---|---|---|---|---|---|---|"
 for model in $models; do

@@ -15,7 +15,10 @@ public static class TrainingView
         Console.WriteLine($"model        {o.Model}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, heads {c.NumAttentionHeads}, {trainer.Model.ParameterCount():N0} parameters");
         Console.WriteLine($"data         {data.Description}; unigram entropy {data.UnigramEntropyNats:F3} nats/token" +
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));
-        Console.WriteLine($"optimizer    {OptimizerSummary(o)}; state {trainer.PredictedOptimizerStateBytes / 1048576.0:F2} MiB");
+        Console.WriteLine($"optimizer    {OptimizerSummary(o)}; state {trainer.PredictedOptimizerStateBytes / 1048576.0:F2} MiB" +
+                          (o.States != "fp32" ? $" ({o.States})" : "") + (o.PerLayer ? "; per-layer updates" : ""));
+        if (o.Weights != "fp32")
+            Console.WriteLine($"weights      {o.Weights}" + (o.MasterWeights ? " with float32 masters" : o.StochasticRounding ? ", stochastic rounding" : ", rounded to nearest"));
         Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, lr {o.LearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
                           (trainer.StartStep > 0 ? $", resuming at step {trainer.StartStep}" : ""));
         try

@@ -244,3 +244,79 @@ public sealed class OutOfMemoryTests : IDisposable
         }
     }
 }
+
+/// <summary>bf16 weights with float32 master copies.</summary>
+public sealed class MasterWeightTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("tl-master-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    [Theory]
+    [InlineData("adamw")]
+    [InlineData("galore")]
+    public void MasterWeights_KeepUpdatesSmallerThanHalfABf16Ulp(string optimizer)
+    {
+        // A weight of 1 has a bf16 ulp of 2^-7; steps of ~1e-4 vanish when rounded into bf16 directly but add up in the
+        // float32 master, which the parameter then follows.
+        static (float[] Param, float[]? Master) Train(bool masters, string optimizer)
+        {
+            var w = Tensor.Ones([4, 8], DType.BFloat16).RequireGrad().Persist();
+            var named = new[] { ("w", w) };
+            TensorLite.Optim.Optimizer opt = optimizer == "adamw"
+                ? new TensorLite.Optim.AdamW([w], learningRate: 1e-4f, weightDecay: 0f)
+                : new TensorLite.Optim.Projected.ProjectedOptimizer(named,
+                    TensorLite.Optim.Projected.ProjectedOptions.GaLore(rank: 2, updateGap: 100, scale: 1f, learningRate: 1e-4f));
+            if (masters) opt.EnableMasterWeights();
+            var gen = new Generator(3);
+            for (int step = 0; step < 200; step++)
+            {
+                using var scope = TensorScope.Enter();
+                w.Grad = Tensor.RandN([4, 8], gen).Affine(0.1f, 1f).To(DType.BFloat16).Persist(); // mostly positive
+                opt.Step();
+                w.ZeroGrad();
+            }
+            var master = opt.StateTensors().FirstOrDefault(x => x.Name == "master.0").Tensor;
+            return (w.ToArray(), master?.ToArray());
+        }
+        var (plain, noMaster) = Train(false, optimizer);
+        var (followed, master) = Train(true, optimizer);
+        Assert.Null(noMaster);
+        Assert.All(plain, v => Assert.Equal(1f, v));                                  // every update rounded away
+        Assert.All(master!, v => Assert.InRange(v, 0.95f, 0.9999f));                  // ~200 × 1e-4 accumulated
+        for (int i = 0; i < master!.Length; i++)
+            Assert.Equal(RoundToBf16(master[i]), followed[i]);
+    }
+
+    private static float RoundToBf16(float x)
+    {
+        using var t = Tensor.FromArray([x], 1);
+        using var b = t.To(DType.BFloat16);
+        return b.ToArray()[0];
+    }
+
+    [Fact]
+    public void MasterWeights_ResumeBitwise_AndAreCountedAsWeights()
+    {
+        var options = new TrainingOptions
+        {
+            Model = "tiny", Seq = 16, Batch = 2, Steps = 4, Warmup = 1, EvalEvery = 100, EvalBatches = 1, CheckpointEvery = 2,
+            SyntheticBytes = 20_000, Weights = "bf16", MasterWeights = true, Optimizer = "galore", Rank = 8, UpdateGap = 2,
+        };
+        var straight = Trainer.Create(options, Path.Combine(_root, "a"));
+        straight.Run();
+        var first = Trainer.Create(options, Path.Combine(_root, "b"));
+        using var stop = new CancellationTokenSource();
+        first.Progress += p => { if (p.Step == 2) stop.Cancel(); };
+        first.Run(stop.Token);
+        var resumed = Trainer.Resume(Path.Combine(_root, "b"));
+        resumed.Run();
+        var a = straight.Model.Parameters().Select(p => p.ToArray()).ToArray();
+        var b = resumed.Model.Parameters().Select(p => p.ToArray()).ToArray();
+        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i]);
+
+        long bf16 = straight.Model.Parameters().Sum(p => 2L * p.Numel);
+        var plan = MemoryPlan.Predict(options);
+        Assert.Equal(bf16 * 3, plan.AtPeak.Weights); // bf16 weights + float32 masters
+    }
+}

@@ -34,7 +34,7 @@ public sealed class AdamW : Optimizer
 
     public override long StateBytes => _m.Concat(_v).Sum(t => t == null ? 0L : (long)t.Numel * 4);
 
-    public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
+    protected override IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors()
     {
         for (int i = 0; i < Parameters.Count; i++)
         {
@@ -44,7 +44,7 @@ public sealed class AdamW : Optimizer
         }
     }
 
-    public override void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    protected override void LoadOwnState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
     {
         for (int i = 0; i < Parameters.Count; i++)
         {
@@ -66,14 +66,12 @@ public sealed class AdamW : Optimizer
             1f - MathF.Pow(Beta1, StepCount), 1f - MathF.Pow(Beta2, StepCount));
     }
 
-    public override void StepParameter(int i)
+    protected override void Update(int i, Tensor p, Tensor grad)
     {
-        var p = Parameters[i];
-        if (p.Grad == null) return;
         if (!p.IsContiguous) throw new TensorLiteException($"AdamW updates parameters in place and needs contiguous ones; {p.Describe()} is a strided view.");
         using var noGrad = GradMode.NoGrad();
         _m[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist().Tag(MemoryCategory.OptimizerState);
         _v[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist().Tag(MemoryCategory.OptimizerState);
-        p.Backend.AdamWStep(p, p.Grad, _m[i]!, _v[i]!, _h with { Rounding = RoundingFor(i) });
+        p.Backend.AdamWStep(p, grad, _m[i]!, _v[i]!, _h with { Rounding = RoundingFor(i) });
     }
 }

@@ -44,7 +44,36 @@ public abstract class Optimizer
 
     /// <summary>Updates the parameter at <paramref name="index"/> from its gradient (none: nothing happens), after
     /// <see cref="BeginStep"/>. The gradient is left in place; the caller may free it.</summary>
-    public abstract void StepParameter(int index);
+    public void StepParameter(int index)
+    {
+        var p = Parameters[index];
+        if (p.Grad == null) return;
+        var master = _masters?[index];
+        Update(index, master ?? p, p.Grad);
+        if (master != null) p.Backend.Copy(master, p); // rounded to nearest into the parameter's dtype
+    }
+
+    /// <summary>Applies this optimizer's rule for the parameter at <paramref name="index"/> to <paramref name="target"/>:
+    /// the parameter itself, or its float32 master copy.</summary>
+    protected abstract void Update(int index, Tensor target, Tensor grad);
+
+    private Tensor?[]? _masters;
+
+    /// <summary>Whether non-float32 parameters are updated through float32 master copies.</summary>
+    public bool HasMasterWeights => _masters != null;
+
+    /// <summary>
+    /// Keeps a float32 master copy of every non-float32 (bf16) parameter: updates are applied to the master and the
+    /// parameter receives it rounded to nearest, so updates smaller than half a bf16 ulp accumulate instead of being
+    /// lost. Costs 4 bytes per such parameter (counted as weights). Masters are saved with the optimizer state.
+    /// </summary>
+    public void EnableMasterWeights()
+    {
+        if (_masters != null) return;
+        using var noGrad = Autograd.GradMode.NoGrad();
+        _masters = Parameters.Select(p => p.DType == DType.Float32 ? null
+            : p.To(DType.Float32).Persist().Tag(Memory.MemoryCategory.Weights)).ToArray();
+    }
 
     public void ZeroGrad()
     {
@@ -54,11 +83,34 @@ public abstract class Optimizer
     /// <summary>Bytes of optimizer state held for all parameters.</summary>
     public abstract long StateBytes { get; }
 
-    /// <summary>The state to checkpoint, keyed "{parameter index}.{state name}" (e.g. "3.exp_avg").</summary>
-    public abstract IEnumerable<(string Name, Tensor Tensor)> StateTensors();
+    /// <summary>The state to checkpoint: this optimizer's, keyed "{parameter index}.{state name}" (e.g. "3.exp_avg"),
+    /// and the master weights, keyed "master.{parameter index}".</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> StateTensors()
+    {
+        foreach (var entry in OwnStateTensors()) yield return entry;
+        if (_masters == null) yield break;
+        for (int i = 0; i < _masters.Length; i++)
+            if (_masters[i] is Tensor m) yield return ($"master.{i}", m);
+    }
 
-    /// <summary>Restores state saved by <see cref="StateTensors"/> (values are copied in) and the step count.</summary>
-    public abstract void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount);
+    /// <summary>Restores state saved by <see cref="StateTensors"/> (values are copied in) and the step count. A
+    /// checkpoint without master weights (written without them) starts them from the parameters.</summary>
+    public void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    {
+        LoadOwnState(state, stepCount);
+        if (_masters == null) return;
+        using var noGrad = Autograd.GradMode.NoGrad();
+        for (int i = 0; i < _masters.Length; i++)
+        {
+            if (_masters[i] is not Tensor m) continue;
+            if (state.ContainsKey($"master.{i}")) CopyStateInto(state, $"master.{i}", m);
+            else m.Backend.Copy(Parameters[i], m);
+        }
+    }
+
+    protected abstract IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors();
+
+    protected abstract void LoadOwnState(IReadOnlyDictionary<string, Tensor> state, long stepCount);
 
     /// <summary>Copies a saved tensor into a freshly allocated, persistent state tensor, checking its shape.</summary>
     protected static Tensor RestoreStateTensor(IReadOnlyDictionary<string, Tensor> state, string key, Tensor parameter)

@@ -102,7 +102,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         var sb = new StringBuilder();
         sb.AppendLine($"plan         {o.Model} ({ParameterCount:N0} parameters), {o.Optimizer}" +
                       (o.Optimizer is "galore" or "osd" or "grass" ? $" rank {o.Rank}" : o.Optimizer == "frugal" ? $" density {o.Density}" : "") +
-                      $", states {o.States}, weights {o.Weights}" + (o.PerLayer ? ", per-layer updates" : "") +
+                      $", states {o.States}, weights {o.Weights}" + (o.MasterWeights ? " + fp32 masters" : "") + (o.PerLayer ? ", per-layer updates" : "") +
                       (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +
                       (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : ""));
         sb.AppendLine("at the peak of a training step:");

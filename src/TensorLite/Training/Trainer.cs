@@ -192,6 +192,7 @@ public sealed class Trainer
     {
         var optimizer = NewOptimizerOf(model, o);
         optimizer.StochasticRoundingSeed = o.StochasticRounding ? o.Seed ^ 0x5EED_0F_B16UL : null;
+        if (o.MasterWeights) optimizer.EnableMasterWeights();
         return optimizer;
     }
 

@@ -53,6 +53,8 @@ public sealed record TrainingOptions
     public string Weights { get; init; } = "fp32";
     /// <summary>Round bf16 weight updates stochastically instead of to nearest.</summary>
     public bool StochasticRounding { get; init; }
+    /// <summary>Update bf16 weights through float32 master copies (4 more bytes per parameter).</summary>
+    public bool MasterWeights { get; init; }
     /// <summary>Run each parameter's update inside backward as soon as its gradient is final, then free the gradient.</summary>
     public bool PerLayer { get; init; }
     /// <summary>Bytes of synthetic text to generate when no data files are given.</summary>
@@ -86,6 +88,9 @@ public sealed record TrainingOptions
         if (States is not ("fp32" or "8bit" or "factored")) throw new ArgumentException($"--states must be fp32, 8bit or factored, got '{States}'.");
         if (Weights is not ("fp32" or "bf16")) throw new ArgumentException($"--weights must be fp32 or bf16, got '{Weights}'.");
         if (StochasticRounding && Weights != "bf16") throw new ArgumentException("--stochastic-rounding rounds bf16 weights; it needs --weights bf16.");
+        if (MasterWeights && Weights != "bf16") throw new ArgumentException("--master-weights keeps float32 copies of bf16 weights; it needs --weights bf16.");
+        if (MasterWeights && StochasticRounding)
+            throw new ArgumentException("--master-weights and --stochastic-rounding both keep small updates from being lost; choose one.");
         return this;
     }
 

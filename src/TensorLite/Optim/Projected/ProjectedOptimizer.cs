@@ -124,27 +124,26 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         _stepParams = new AdamWStepParams(LearningRate, 0f, 0f, 0f, Options.WeightDecay, 0f, 0f);
     }
 
-    public override void StepParameter(int index)
+    protected override void Update(int index, Tensor p, Tensor grad)
     {
         var s = _slots[index];
-        var p = s.Parameter;
-        if (p.Grad == null) return;
         if (!p.IsContiguous)
             throw new TensorLiteException($"The projected optimizer updates parameters in place and needs contiguous ones; '{s.Name}' is a strided view.");
         using (GradMode.NoGrad())
         using (MemoryLedger.Categorize(MemoryCategory.Workspace))
         using (TensorScope.Enter())
-            StepSlot(s, p, RoundingFor(index));
+            StepSlot(s, p, grad, RoundingFor(index));
         TagState(s);
     }
 
-    private void StepSlot(Slot s, Tensor p, ParamRounding rounding)
+    /// <summary>One parameter's update, applied to <paramref name="p"/> (the parameter or its float32 master).</summary>
+    private void StepSlot(Slot s, Tensor p, Tensor grad, ParamRounding rounding)
     {
         float lr = _stepParams.LearningRate, wd = _stepParams.WeightDecay;
         float decay = 1f - lr * wd;
         // Projections, moments and residuals are computed in float32 whatever the parameter's (and so the
         // gradient's) dtype; only the final in-place update writes the parameter's dtype.
-        using var g = p.Grad!.DType == DType.Float32 ? p.Grad.ContiguousNoGrad() : p.Grad.To(DType.Float32);
+        using var g = grad.DType == DType.Float32 ? grad.ContiguousNoGrad() : grad.To(DType.Float32);
         if (!s.Projected)
         {
             s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
@@ -219,9 +218,9 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     /// <summary>Every byte <see cref="StateTensors"/> holds: inner moments for R (or the dense parameter), projector
     /// state (bases, indices, online-PCA moments), 24 bytes of counters per projected parameter with a nonzero rank, and
     /// 32 bytes of random-generator state per such parameter. Equals <see cref="PredictStateBytes"/> once every parameter has taken a step.</summary>
-    public override long StateBytes => StateTensors().Sum(x => (long)x.Tensor.Numel * x.Tensor.DType.SizeInBytes());
+    public override long StateBytes => OwnStateTensors().Sum(x => (long)x.Tensor.Numel * x.Tensor.DType.SizeInBytes());
 
-    public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
+    protected override IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors()
     {
         for (int i = 0; i < _slots.Length; i++)
         {
@@ -243,7 +242,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         }
     }
 
-    public override void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    protected override void LoadOwnState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
     {
         using var noGrad = GradMode.NoGrad();
         var withInner = new HashSet<int>();
