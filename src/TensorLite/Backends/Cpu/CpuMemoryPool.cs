@@ -6,8 +6,9 @@ namespace TensorLite.Backends.Cpu;
 /// A caching allocator for native CPU memory. Blocks are cached by exact (64-byte rounded) size: a
 /// training step allocates the same shapes every step, so after the first step every allocation is a
 /// cache hit and no memory is requested from the system. Blocks of <see cref="LargeBlockBytes"/> or more go
-/// straight back to the system instead: at that size the page faults of a fresh block cost little next to the
-/// work done on it, and a cache of them would hold gigabytes at LLaMA-7B scale that other sizes cannot reuse.
+/// straight back to the system instead, and so does any block that would take the cache past
+/// <see cref="CacheLimitBytes"/>: at LLaMA-7B scale an unbounded cache holds gigabytes that other sizes cannot
+/// reuse, while a small model's whole step fits under the limit (so its warm steps still never allocate).
 /// </summary>
 public static unsafe class CpuMemoryPool
 {
@@ -15,6 +16,9 @@ public static unsafe class CpuMemoryPool
 
     /// <summary>Blocks at least this large are not cached.</summary>
     public const long LargeBlockBytes = 256L << 20;
+
+    /// <summary>The most bytes the cache holds.</summary>
+    public const long CacheLimitBytes = 512L << 20;
     private static readonly object Gate = new();
     private static readonly Dictionary<long, Stack<nint>> Free = new();
     private static long _liveBytes, _peakBytes, _cachedBytes, _systemAllocations;
@@ -63,15 +67,14 @@ public static unsafe class CpuMemoryPool
             NativeMemory.AlignedFree(pointer);
             return;
         }
-        if (size >= LargeBlockBytes)
-        {
-            Interlocked.Add(ref _liveBytes, -size);
-            NativeMemory.AlignedFree(pointer);
-            return;
-        }
         lock (Gate)
         {
             _liveBytes -= size;
+            if (!Caches(size, _cachedBytes))
+            {
+                NativeMemory.AlignedFree(pointer);
+                return;
+            }
             if (!Free.TryGetValue(size, out var stack)) Free[size] = stack = new Stack<nint>();
             stack.Push((nint)pointer);
             _cachedBytes += size;
@@ -89,6 +92,9 @@ public static unsafe class CpuMemoryPool
             _cachedBytes = 0;
         }
     }
+
+    /// <summary>Whether a freed block of <paramref name="size"/> is kept, given the bytes cached already.</summary>
+    internal static bool Caches(long size, long cachedBytes) => size < LargeBlockBytes && cachedBytes + size <= CacheLimitBytes;
 
     internal static long RoundUp(long bytes) => Math.Max(Alignment, (bytes + Alignment - 1) / Alignment * Alignment);
 }

@@ -16,17 +16,18 @@ public sealed class MetaBackend : IBackend
     public MemoryLedger Memory { get; } = new();
 
     private readonly Dictionary<long, int> _cachedBlocks = new();
-    private long _reserved;
+    private long _reserved, _cached;
 
     /// <summary>The high-water mark of the memory the CPU pool would hold from the system (live blocks plus its cache
     /// of freed ones), simulated with <see cref="Cpu.CpuMemoryPool"/>'s policy: reuse by exact 64-byte-rounded size,
-    /// no caching of blocks of <see cref="Cpu.CpuMemoryPool.LargeBlockBytes"/> or more.</summary>
+    /// no caching of large blocks or past the cache limit (<see cref="Cpu.CpuMemoryPool.Caches"/>).</summary>
     public long PeakReservedBytes { get; private set; }
 
     /// <summary>Forgets the simulated cache, as <see cref="Cpu.CpuMemoryPool.TrimCache"/> does.</summary>
     public void TrimCache()
     {
-        foreach (var (size, count) in _cachedBlocks) _reserved -= size * count;
+        _reserved -= _cached;
+        _cached = 0;
         _cachedBlocks.Clear();
     }
 
@@ -34,7 +35,11 @@ public sealed class MetaBackend : IBackend
     {
         var storage = new MetaStorage(this, byteLength);
         long size = Cpu.CpuMemoryPool.RoundUp(byteLength);
-        if (_cachedBlocks.TryGetValue(size, out int count) && count > 0) _cachedBlocks[size] = count - 1;
+        if (_cachedBlocks.TryGetValue(size, out int count) && count > 0)
+        {
+            _cachedBlocks[size] = count - 1;
+            _cached -= size;
+        }
         else PeakReservedBytes = Math.Max(PeakReservedBytes, _reserved += size);
         return storage;
     }
@@ -42,8 +47,13 @@ public sealed class MetaBackend : IBackend
     private void Release(long byteLength)
     {
         long size = Cpu.CpuMemoryPool.RoundUp(byteLength);
-        if (size >= Cpu.CpuMemoryPool.LargeBlockBytes) _reserved -= size;
-        else _cachedBlocks[size] = _cachedBlocks.GetValueOrDefault(size) + 1;
+        if (!Cpu.CpuMemoryPool.Caches(size, _cached))
+        {
+            _reserved -= size;
+            return;
+        }
+        _cachedBlocks[size] = _cachedBlocks.GetValueOrDefault(size) + 1;
+        _cached += size;
     }
 
     private sealed class MetaStorage(MetaBackend backend, long byteLength) : Storage(backend, byteLength)
