@@ -75,7 +75,7 @@ public sealed class CliTests : IDisposable
         Assert.StartsWith("error: the run would need", stderr);
         Assert.Contains("optimizer states", stderr);
         Assert.Contains("settings that fit:", stderr);
-        Assert.Contains("--per-layer", stderr);
+        Assert.Contains("--states 8bit", stderr);
         Assert.False(Directory.Exists(never));
     }
 

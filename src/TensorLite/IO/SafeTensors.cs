@@ -92,11 +92,24 @@ public static class SafeTensors
             stream.Write(len);
             stream.Write(json);
             for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
+            // One reusable buffer, a slice of a tensor at a time: writing a 7B checkpoint must not allocate gigabytes
+            // of short-lived host arrays.
+            const int ChunkBytes = 4 << 20;
+            var buffer = new byte[ChunkBytes];
+            using var noGrad = Autograd.GradMode.NoGrad();
             foreach (var (_, t) in list)
             {
-                var bytes = new byte[(long)t.Numel * t.DType.SizeInBytes()];
-                using (var c = t.ContiguousNoGrad()) c.Backend.CopyToHost(c, bytes);
-                stream.Write(bytes);
+                using var c = t.ContiguousNoGrad();
+                using var flat = c.Reshape(c.Numel);
+                int elementSize = c.DType.SizeInBytes(), perChunk = ChunkBytes / elementSize;
+                for (int start = 0; start < c.Numel; start += perChunk)
+                {
+                    int count = Math.Min(perChunk, c.Numel - start);
+                    using var slice = flat.Narrow(0, start, count);
+                    var bytes = buffer.AsSpan(0, count * elementSize);
+                    c.Backend.CopyToHost(slice, bytes);
+                    stream.Write(bytes);
+                }
             }
         });
     }

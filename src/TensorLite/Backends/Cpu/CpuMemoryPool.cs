@@ -21,7 +21,7 @@ public static unsafe class CpuMemoryPool
     public const long CacheLimitBytes = 512L << 20;
     private static readonly object Gate = new();
     private static readonly Dictionary<long, Stack<nint>> Free = new();
-    private static long _liveBytes, _peakBytes, _cachedBytes, _systemAllocations;
+    private static long _liveBytes, _peakBytes, _cachedBytes, _systemAllocations, _peakReservedBytes;
 
     /// <summary>Bytes held by live storages (tensors and their views).</summary>
     public static long LiveBytes => Interlocked.Read(ref _liveBytes);
@@ -31,6 +31,9 @@ public static unsafe class CpuMemoryPool
 
     /// <summary>Bytes kept in the cache for reuse (not live, not yet returned to the system).</summary>
     public static long CachedBytes => Interlocked.Read(ref _cachedBytes);
+
+    /// <summary>The high-water mark of live plus cached bytes: what the pool has held from the system at most.</summary>
+    public static long PeakReservedBytes => Interlocked.Read(ref _peakReservedBytes);
 
     /// <summary>How many times memory was requested from the system (cache misses).</summary>
     public static long SystemAllocations => Interlocked.Read(ref _systemAllocations);
@@ -53,6 +56,7 @@ public static unsafe class CpuMemoryPool
                 return (byte*)stack.Pop();
             }
             _systemAllocations++;
+            _peakReservedBytes = Math.Max(_peakReservedBytes, _liveBytes + _cachedBytes);
         }
         return (byte*)NativeMemory.AlignedAlloc((nuint)size, Alignment);
     }
