@@ -64,17 +64,25 @@ public sealed class PerLayerUpdateTests : IDisposable
     {
         // Clipping by the previous step's norm must survive a resume (the norm is saved in the checkpoint).
         var options = Options(1, 1, 9) with { PerLayer = true, ClipNorm = 0.5f, Steps = 4, CheckpointEvery = 2 };
-        var straight = Trainer.Create(options, Path.Combine(_root, "c-a"));
+        AssertResumeAtStep2IsBitwise(options, _root);
+    }
+
+    /// <summary>Trains <paramref name="options"/> (4 steps, checkpoints every 2) straight through and again stopped at
+    /// step 2 and resumed; the parameters must end bit for bit equal. Returns the straight run.</summary>
+    internal static Trainer AssertResumeAtStep2IsBitwise(TrainingOptions options, string root)
+    {
+        var straight = Trainer.Create(options, Path.Combine(root, "straight"));
         straight.Run();
-        var first = Trainer.Create(options, Path.Combine(_root, "c-b"));
+        var first = Trainer.Create(options, Path.Combine(root, "stopped"));
         using var stop = new CancellationTokenSource();
         first.Progress += p => { if (p.Step == 2) stop.Cancel(); };
         first.Run(stop.Token);
-        var resumed = Trainer.Resume(Path.Combine(_root, "c-b"));
+        var resumed = Trainer.Resume(Path.Combine(root, "stopped"));
         resumed.Run();
         var a = straight.Model.Parameters().Select(p => p.ToArray()).ToArray();
         var b = resumed.Model.Parameters().Select(p => p.ToArray()).ToArray();
         for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i]);
+        return straight;
     }
 }
 
@@ -303,18 +311,7 @@ public sealed class MasterWeightTests : IDisposable
             Model = "tiny", Seq = 16, Batch = 2, Steps = 4, Warmup = 1, EvalEvery = 100, EvalBatches = 1, CheckpointEvery = 2,
             SyntheticBytes = 20_000, Weights = "bf16", MasterWeights = true, Optimizer = "galore", Rank = 8, UpdateGap = 2,
         };
-        var straight = Trainer.Create(options, Path.Combine(_root, "a"));
-        straight.Run();
-        var first = Trainer.Create(options, Path.Combine(_root, "b"));
-        using var stop = new CancellationTokenSource();
-        first.Progress += p => { if (p.Step == 2) stop.Cancel(); };
-        first.Run(stop.Token);
-        var resumed = Trainer.Resume(Path.Combine(_root, "b"));
-        resumed.Run();
-        var a = straight.Model.Parameters().Select(p => p.ToArray()).ToArray();
-        var b = resumed.Model.Parameters().Select(p => p.ToArray()).ToArray();
-        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i]);
-
+        var straight = PerLayerUpdateTests.AssertResumeAtStep2IsBitwise(options, _root);
         long bf16 = straight.Model.Parameters().Sum(p => 2L * p.Numel);
         var plan = MemoryPlan.Predict(options);
         Assert.Equal(bf16 * 3, plan.AtPeak.Weights); // bf16 weights + float32 masters

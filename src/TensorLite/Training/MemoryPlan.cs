@@ -63,7 +63,8 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             var plan = Predict(changed);
             if (plan.PredictedProcessBytes <= budgetBytes) fits.Add((Describe(changed, flag), plan));
         }
-        if (fits.Count > 0) return fits.OrderBy(x => x.Item2.PredictedProcessBytes).Reverse().ToList();
+        // Nearest first: the change that keeps the most memory in use (the least intrusive one that fits).
+        if (fits.Count > 0) return fits.OrderByDescending(x => x.Item2.PredictedProcessBytes).ToList();
         // No single change is enough: combine them in order, repeating the halvings, until the plan fits.
         var current = options;
         var applied = new List<string>();
