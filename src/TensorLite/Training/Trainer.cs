@@ -335,6 +335,16 @@ public sealed class Trainer
         }
         if (o.PerLayer)
         {
+            // A parameter the last micro-batch did not reach still holds gradient from earlier ones: step it now, so
+            // the result is the ordinary step's.
+            var parameters = Optimizer.Parameters;
+            for (int i = 0; i < parameters.Count; i++)
+                if (parameters[i].Grad != null)
+                {
+                    _stepInBackward = true;
+                    try { StepInBackward(i, parameters[i], _named.First(x => ReferenceEquals(x.Parameter, parameters[i])).Name); }
+                    finally { _stepInBackward = false; }
+                }
             double stepNorm = Math.Sqrt(_sumOfSquares);
             _lastGradNorm = stepNorm;
             return (loss, stepNorm);
