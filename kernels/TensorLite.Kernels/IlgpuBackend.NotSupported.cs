@@ -22,20 +22,4 @@ public sealed partial class IlgpuBackend
 
     public void HouseholderQr(Tensor a, Tensor q, Tensor r) => throw Missing(nameof(HouseholderQr));
     public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt) => throw Missing(nameof(Svd));
-
-    public void Softmax(Tensor x, Tensor y, int axis, bool log) => throw Missing(nameof(Softmax));
-    public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, int axis, bool log) => throw Missing(nameof(SoftmaxBackward));
-
-    public int CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor loss) =>
-        throw Missing(nameof(CrossEntropy));
-
-    public void CrossEntropyBackward(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum,
-        Tensor gLoss, int count, Tensor gLogits) => throw Missing(nameof(CrossEntropyBackward));
-
-    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd) => throw Missing(nameof(RmsNorm));
-
-    public void RmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gWeight) =>
-        throw Missing(nameof(RmsNormBackward));
-
-    public void Rope(Tensor x, Tensor cos, Tensor sin, Tensor y, bool inverse) => throw Missing(nameof(Rope));
 }

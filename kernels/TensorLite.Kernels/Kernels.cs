@@ -26,7 +26,7 @@ public struct GemmParams
 /// Only scalar code, <see cref="XMath"/> and plain arithmetic are used inside, so they compile for PTX and run on
 /// the CPU accelerator alike.
 /// </summary>
-public static class Kernels
+public static partial class Kernels
 {
     public const int TileSize = 16;
     private const float GeluC = 0.7978845608f, GeluA = 0.044715f;
@@ -287,6 +287,7 @@ public static class Kernels
                      nameof(Unary), nameof(UnaryBackward), nameof(Binary), nameof(Reduce), nameof(AdamW), nameof(GemmNaive) })
             list.Add((M(name), false));
         list.Add((M(nameof(GemmTiled)), true));
+        list.AddRange(NnKernels());
         return list;
     }
 }
