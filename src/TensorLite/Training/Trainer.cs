@@ -270,6 +270,7 @@ public sealed class Trainer
                     tokens_per_s = Math.Round(tokensPerSecond), tensor_bytes = progress.TensorBytes,
                     peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
                     peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = CpuMemoryPool.PeakReservedBytes,
+                    managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
                 }));
