@@ -8,6 +8,34 @@ public sealed unsafe partial class CpuBackend
 {
     private const int HalfChunk = 512;
 
+    /// <summary>A float32 in-place update of <c>length</c> parameter values from as many operand values, starting at
+    /// element <c>first</c> of the whole tensor (for state arrays indexed alongside).</summary>
+    private delegate void WidenedUpdate(float* param, float* operand, int first, int length);
+
+    /// <summary>
+    /// Runs a float32 update kernel over a parameter and an operand of which at least one is half precision: both are
+    /// widened chunk by chunk (so a nearest-rounded result is exactly round(float32 update)), and a half parameter's
+    /// chunk is written back with <paramref name="rounding"/>. Shared by AdamW and ApplyUpdate.
+    /// </summary>
+    private static void UpdateInWidenedChunks(Tensor param, Tensor operand, long grain, ParamRounding rounding, WidenedUpdate update)
+    {
+        nint pb = (nint)BytePtr(param), ob = (nint)BytePtr(operand);
+        DType pt = param.DType, ot = operand.DType;
+        CpuParallel.For(param.Numel, grain, (start, end) =>
+        {
+            float* pBuf = stackalloc float[HalfChunk];
+            float* oBuf = stackalloc float[HalfChunk];
+            for (int j = start; j < end; j += HalfChunk)
+            {
+                int len = Math.Min(HalfChunk, end - j);
+                float* pf = HalfKernels.AsFloat((byte*)pb + (long)j * pt.SizeInBytes(), pt, pBuf, len);
+                float* of = HalfKernels.AsFloat((byte*)ob + (long)j * ot.SizeInBytes(), ot, oBuf, len);
+                update(pf, of, j, len);
+                if (pt != DType.Float32) HalfKernels.Store(pf, (ushort*)pb + j, pt, len, rounding, j);
+            }
+        });
+    }
+
     private static bool AllFloat32(Tensor a, Tensor b, Tensor y) =>
         a.DType == DType.Float32 && b.DType == DType.Float32 && y.DType == DType.Float32;
 

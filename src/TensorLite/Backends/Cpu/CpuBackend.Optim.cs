@@ -20,22 +20,8 @@ public sealed unsafe partial class CpuBackend
         }
         // Half-precision param and/or grad: the float32 kernel runs on widened chunks (so a nearest-rounded
         // result is exactly round(float32 AdamW)), and the param chunk is written back with h.Rounding.
-        nint pb = (nint)BytePtr(param), gb = (nint)BytePtr(grad);
-        DType pt = param.DType, gt = grad.DType;
-        var rounding = h.Rounding;
-        CpuParallel.For(param.Numel, 8, (start, end) =>
-        {
-            float* pBuf = stackalloc float[HalfChunk];
-            float* gBuf = stackalloc float[HalfChunk];
-            for (int j = start; j < end; j += HalfChunk)
-            {
-                int len = Math.Min(HalfChunk, end - j);
-                float* pf = HalfKernels.AsFloat((byte*)pb + (long)j * pt.SizeInBytes(), pt, pBuf, len);
-                float* gf = HalfKernels.AsFloat((byte*)gb + (long)j * gt.SizeInBytes(), gt, gBuf, len);
-                AdamWRange(pf, gf, (float*)mp + j, (float*)vp + j, 0, len, h);
-                if (pt != DType.Float32) HalfKernels.Store(pf, (ushort*)pb + j, pt, len, rounding, j);
-            }
-        });
+        UpdateInWidenedChunks(param, grad, 8, h.Rounding,
+            (pf, gf, j, len) => AdamWRange(pf, gf, (float*)mp + j, (float*)vp + j, 0, len, h));
     }
 
     private static void AdamWRange(float* p, float* g, float* m, float* v, int start, int end, AdamWStepParams h)

@@ -56,21 +56,7 @@ public sealed unsafe partial class CpuBackend
             CpuParallel.For(param.Numel, 2, (start, end) => ApplyUpdateRange((float*)pp + start, (float*)up + start, end - start, decay, stepSize));
             return;
         }
-        nint pb = (nint)BytePtr(param), ub = (nint)BytePtr(update);
-        DType pt = param.DType, ut = update.DType;
-        CpuParallel.For(param.Numel, 2, (start, end) =>
-        {
-            float* pBuf = stackalloc float[HalfChunk];
-            float* uBuf = stackalloc float[HalfChunk];
-            for (int j = start; j < end; j += HalfChunk)
-            {
-                int len = Math.Min(HalfChunk, end - j);
-                float* pf = HalfKernels.AsFloat((byte*)pb + (long)j * pt.SizeInBytes(), pt, pBuf, len);
-                float* uf = HalfKernels.AsFloat((byte*)ub + (long)j * ut.SizeInBytes(), ut, uBuf, len);
-                ApplyUpdateRange(pf, uf, len, decay, stepSize);
-                if (pt != DType.Float32) HalfKernels.Store(pf, (ushort*)pb + j, pt, len, rounding, j);
-            }
-        });
+        UpdateInWidenedChunks(param, update, 2, rounding, (pf, uf, _, len) => ApplyUpdateRange(pf, uf, len, decay, stepSize));
     }
 
     private static void ApplyUpdateRange(float* p, float* u, int n, float decay, float stepSize)
