@@ -46,15 +46,7 @@ public sealed partial class IlgpuBackend
 
     private static int LastDim(Tensor t) => t.Rank == 0 ? 1 : t.Shape[^1];
 
-    private static (int Outer, int Len, int Inner) SplitAxis(Tensor t, int axis)
-    {
-        var shape = t.Shape;
-        if (shape.Length == 0) return (1, 1, 1);
-        int outer = 1, inner = 1;
-        for (int i = 0; i < axis; i++) outer *= shape[i];
-        for (int i = axis + 1; i < shape.Length; i++) inner *= shape[i];
-        return (outer, shape[axis], inner);
-    }
+    private static (int Outer, int Len, int Inner) SplitAxis(Tensor t, int axis) => ShapeMath.SplitAxis(t.Shape, axis);
 
     // ---- softmax ------------------------------------------------------------------------------------
 

@@ -109,4 +109,15 @@ public static class ShapeMath
         }
         return newDim == -1 ? result : null;
     }
+
+    /// <summary>(product of the dims before, size of, product of the dims after) <paramref name="axis"/>: the shape
+    /// viewed as [outer, len, inner] for kernels that work along one axis. A scalar is (1, 1, 1).</summary>
+    public static (int Outer, int Len, int Inner) SplitAxis(ReadOnlySpan<int> shape, int axis)
+    {
+        if (shape.Length == 0) return (1, 1, 1);
+        int outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= shape[i];
+        for (int i = axis + 1; i < shape.Length; i++) inner *= shape[i];
+        return (outer, shape[axis], inner);
+    }
 }
