@@ -206,20 +206,23 @@ public sealed class Trainer
         return new ProjectedOptimizer(model.NamedParameters(), options);
     }
 
+    /// <summary>The optimizer is built over the model's parameters in NamedParameters order, so parameter i of the
+    /// optimizer is _named[i].</summary>
     private void InstallPerLayerHooks()
     {
         var parameters = Optimizer.Parameters;
-        var names = _named.ToDictionary(x => x.Parameter, x => x.Name, ReferenceEqualityComparer.Instance);
         for (int i = 0; i < parameters.Count; i++)
         {
+            if (!ReferenceEquals(parameters[i], _named[i].Parameter))
+                throw new InvalidOperationException("The optimizer's parameters are not the model's, in order.");
             int index = i;
-            var p = parameters[i];
-            p.RegisterGradHook(_ => StepInBackward(index, p, names.GetValueOrDefault(p) ?? $"parameter {index}"));
+            parameters[i].RegisterGradHook(_ => StepInBackward(index));
         }
     }
 
-    private void StepInBackward(int index, Tensor p, string name)
+    private void StepInBackward(int index)
     {
+        var (name, p) = _named[index];
         if (!_stepInBackward || p.Grad == null) return;
         double norm = GradientClipping.GlobalNorm([p]);
         if (!double.IsFinite(norm)) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
@@ -343,7 +346,7 @@ public sealed class Trainer
                 if (parameters[i].Grad != null)
                 {
                     _stepInBackward = true;
-                    try { StepInBackward(i, parameters[i], _named.First(x => ReferenceEquals(x.Parameter, parameters[i])).Name); }
+                    try { StepInBackward(i); }
                     finally { _stepInBackward = false; }
                 }
             double stepNorm = Math.Sqrt(_sumOfSquares);
