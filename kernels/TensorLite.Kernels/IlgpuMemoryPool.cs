@@ -17,7 +17,7 @@ public sealed class IlgpuMemoryPool : IDisposable
     private readonly object _gate = new();
     private readonly Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> _free = new();
     private readonly ConcurrentQueue<MemoryBuffer1D<byte, Stride1D.Dense>> _orphans = new();
-    private long _liveBytes, _peakBytes, _cachedBytes, _deviceAllocations;
+    private long _liveBytes, _peakBytes, _cachedBytes, _deviceAllocations, _reservedBytes, _peakReservedBytes;
     private bool _disposed;
 
     internal IlgpuMemoryPool(Accelerator accelerator) => _accelerator = accelerator;
@@ -30,6 +30,12 @@ public sealed class IlgpuMemoryPool : IDisposable
 
     /// <summary>Bytes kept in the free lists for reuse.</summary>
     public long CachedBytes => Interlocked.Read(ref _cachedBytes);
+
+    /// <summary>Bytes taken from the device and not yet given back: live plus cached buffers.</summary>
+    public long ReservedBytes => Interlocked.Read(ref _reservedBytes);
+
+    /// <summary>The high-water mark of <see cref="ReservedBytes"/> (never reset): the device memory the run needed.</summary>
+    public long PeakReservedBytes => Interlocked.Read(ref _peakReservedBytes);
 
     /// <summary>How many buffers were requested from the device (cache misses).</summary>
     public long DeviceAllocations => Interlocked.Read(ref _deviceAllocations);
@@ -56,6 +62,8 @@ public sealed class IlgpuMemoryPool : IDisposable
                 return stack.Pop();
             }
             _deviceAllocations++;
+            _reservedBytes += size;
+            if (_reservedBytes > _peakReservedBytes) _peakReservedBytes = _reservedBytes;
             return _accelerator.Allocate1D<byte>(size);
         }
     }
@@ -72,7 +80,7 @@ public sealed class IlgpuMemoryPool : IDisposable
         lock (_gate)
         {
             _liveBytes -= buffer.Length;
-            if (_disposed) { buffer.Dispose(); return; }
+            if (_disposed) { _reservedBytes -= buffer.Length; buffer.Dispose(); return; }
             _cachedBytes += buffer.Length;
             PushFree(buffer);
         }
@@ -93,6 +101,7 @@ public sealed class IlgpuMemoryPool : IDisposable
             foreach (var stack in _free.Values)
                 while (stack.Count > 0) stack.Pop().Dispose();
             _free.Clear();
+            _reservedBytes -= _cachedBytes;
             _cachedBytes = 0;
         }
     }

@@ -11,7 +11,7 @@ public static class CliErrors
         {
             return body();
         }
-        catch (Exception e) when (e is TensorLiteException or ArgumentException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is TensorLiteException or ArgumentException or IOException or UnauthorizedAccessException or NotSupportedException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return UserError;

@@ -5,6 +5,9 @@ namespace TensorLite.Cli;
 /// <summary>The `tensorlite` command tree and its entry point (also called by the tests).</summary>
 public static class TensorLiteCli
 {
+    // --device cuda / ilgpu-cpu resolve to the ILGPU backends; the core library knows only the CPU.
+    static TensorLiteCli() => Kernels.IlgpuDevices.Register();
+
     public static RootCommand CreateRoot()
     {
         var root = new RootCommand("TensorLite: memory-efficient LLM training in pure .NET.");

@@ -23,7 +23,7 @@ public static class TrainCommand
             Trainer trainer;
             if (resumeDir != null)
             {
-                trainer = Trainer.Resume(resumeDir, binder.ExplicitSteps(r));
+                trainer = Trainer.Resume(resumeDir, binder.ExplicitSteps(r), binder.ExplicitDevice(r));
             }
             else
             {

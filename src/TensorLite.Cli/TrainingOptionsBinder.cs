@@ -41,16 +41,20 @@ public sealed class TrainingOptionsBinder
     private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (activations stay fp32).", DefaultValueFactory = _ => Defaults.Weights };
     private readonly Option<bool> stochastic = new("--stochastic-rounding") { Description = "Round bf16 weight updates stochastically (needs --weights bf16)." };
     private readonly Option<bool> masters = new("--master-weights") { Description = "Update bf16 weights through float32 master copies (needs --weights bf16)." };
+    private readonly Option<string> device = new("--device") { Description = "cpu, cuda, auto (cuda when a device is visible, else cpu) or ilgpu-cpu (the GPU kernels on ILGPU's CPU emulator, slow; for checking kernels).", DefaultValueFactory = _ => Defaults.Device };
     private readonly Option<bool> perLayer = new("--per-layer") { Description = "Update each parameter during backward as soon as its gradient is final, then free the gradient; clipping uses the previous step's norm." };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, states, weights, stochastic, masters, perLayer })
+        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, states, weights, stochastic, masters, perLayer, device })
             command.Options.Add(option);
     }
 
     /// <summary>Whether the user gave <see cref="TrainingOptions.Steps"/> explicitly (resume may extend a run).</summary>
     public int? ExplicitSteps(ParseResult r) => r.GetResult(steps) is { Implicit: false } ? r.GetValue(steps) : null;
+
+    /// <summary>The --device the user gave explicitly (resume may move a run to another device).</summary>
+    public string? ExplicitDevice(ParseResult r) => r.GetResult(device) is { Implicit: false } ? r.GetValue(device) : null;
 
     public TrainingOptions Read(ParseResult r) => new()
     {
@@ -64,6 +68,6 @@ public sealed class TrainingOptionsBinder
         Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
         States = r.GetValue(states)!, Weights = r.GetValue(weights)!, StochasticRounding = r.GetValue(stochastic),
-        PerLayer = r.GetValue(perLayer), MasterWeights = r.GetValue(masters),
+        PerLayer = r.GetValue(perLayer), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
     };
 }

@@ -12,6 +12,7 @@ public static class TrainingView
         var data = trainer.Data;
         var c = trainer.Model.Config;
         Console.WriteLine($"run folder   {Path.GetFullPath(trainer.RunDir)}");
+        Console.WriteLine($"device       {trainer.DeviceNote}");
         Console.WriteLine($"model        {o.Model}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, heads {c.NumAttentionHeads}, {trainer.Model.ParameterCount():N0} parameters");
         Console.WriteLine($"data         {data.Description}; unigram entropy {data.UnigramEntropyNats:F3} nats/token" +
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));
@@ -32,7 +33,8 @@ public static class TrainingView
         }
         Console.WriteLine("peak memory  " + string.Join(", ", trainer.Memory.AtPeak.Items().Where(x => x.Bytes > 0)
             .Select(x => $"{MemoryPlan.CategoryName(x.Category)} {MemoryPlan.Format(x.Bytes)}")) +
-            $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}");
+            $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +
+            (trainer.Device is IDeviceAllocator a ? $", device allocator {MemoryPlan.Format(a.PeakReservedBytes)}" : ""));
         float val = trainer.LastValidationLoss ?? float.NaN;
         Console.WriteLine($"done: validation loss {val:F4} nats/token (perplexity {Math.Exp(val):F2})" +
                           (data.EntropyFloorNats is double floor ? $"; floor {floor:F3}, unigram {data.UnigramEntropyNats:F3}" : "") +
@@ -52,7 +54,8 @@ public static class TrainingView
     private static string Line(TrainProgress p) =>
         $"step {p.Step,6}/{p.TotalSteps}  loss {p.Loss,7:F4}  " + (p.ValidationLoss is float v ? $"val {v,7:F4}  " : new string(' ', 14)) +
         $"lr {p.LearningRate,9:E2}  |g| {p.GradNorm,6:F2}  {p.TokensPerSecond,7:F0} tok/s  " +
-        $"elapsed {p.Elapsed:mm\\:ss}  eta {p.Remaining:mm\\:ss}  mem {Mib(p.TensorBytes)}/{Mib(p.PeakTensorBytes)} peak, rss {Mib(p.ProcessBytes)}";
+        $"elapsed {p.Elapsed:mm\\:ss}  eta {p.Remaining:mm\\:ss}  mem {Mib(p.TensorBytes)}/{Mib(p.PeakTensorBytes)} peak, rss {Mib(p.ProcessBytes)}" +
+        (p.DeviceReservedBytes is long d ? $", device {Mib(d)}" : "");
 
     private static string Mib(long bytes) => $"{bytes / 1048576.0:F0}MiB";
 

@@ -52,6 +52,7 @@ public sealed class CliTests : IDisposable
             ["train", "--memory-budget", "lots", "--out", never],
             ["plan", "--states", "4bit"],
             ["plan", "--memory-budget", "-1GB"],
+            ["train", "--device", "tpu", "--out", never],
         })
         {
             var (code, stderr) = Run(args);
@@ -61,6 +62,24 @@ public sealed class CliTests : IDisposable
             Assert.StartsWith("error: ", lines[0]);
         }
         Assert.False(Directory.Exists(never));
+    }
+
+    [Fact]
+    public void DeviceCuda_WithoutACudaDevice_IsRefusedBeforeAnythingIsCreated_AndAutoFallsBackToTheCpu()
+    {
+        var never = Path.Combine(_root, "never");
+        var (code, stderr) = Run("train", "--device", "cuda", "--model", "tiny", "--out", never);
+        var auto = Devices.Resolve("auto", out string note);
+        if (auto.Name == "ilgpu-cuda")
+        {
+            Assert.StartsWith("auto → cuda", note); // a machine with a GPU: cuda resolves, nothing to refuse
+            return;
+        }
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: --device cuda: No CUDA device is visible", stderr);
+        Assert.False(Directory.Exists(never));
+        Assert.Same(Backend.Cpu, auto);
+        Assert.StartsWith("auto → cpu (No CUDA device", note);
     }
 
     [Fact]

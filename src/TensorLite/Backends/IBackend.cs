@@ -28,6 +28,9 @@ public partial interface IBackend
 {
     string Name { get; }
 
+    /// <summary>What computes, in words (shown when a run starts).</summary>
+    string Description => Name;
+
     /// <summary>Live and peak bytes of this backend's tensors, by category.</summary>
     Memory.MemoryLedger Memory { get; }
 

@@ -15,7 +15,7 @@ namespace TensorLite.Training;
 public sealed record TrainProgress(
     long Step, long TotalSteps, float Loss, float? ValidationLoss, double TokensPerSecond, float LearningRate,
     double GradNorm, TimeSpan Elapsed, TimeSpan Remaining, long TensorBytes, long PeakTensorBytes, long ProcessBytes,
-    MemoryBreakdown Memory, MemoryBreakdown MemoryAtPeak);
+    MemoryBreakdown Memory, MemoryBreakdown MemoryAtPeak, long? DeviceReservedBytes = null);
 
 /// <summary>Training stopped because a value became NaN or infinite; the message names the step and the tensor.</summary>
 public sealed class TrainingDivergedException(string message) : TensorLiteException(message);
@@ -39,9 +39,10 @@ public sealed class Trainer
     private double? _lastGradNorm;
     private long _currentStep;
 
-    private Trainer(TrainingOptions options, string runDir, LlamaModel model, Optimizer optimizer, TrainingData data,
+    private Trainer(IBackend device, TrainingOptions options, string runDir, LlamaModel model, Optimizer optimizer, TrainingData data,
         long startStep, Generator dataRng, long tokensSeen, double? lastGradNorm = null)
     {
+        Device = device;
         _lastGradNorm = lastGradNorm;
         _tokensSeen = tokensSeen;
         Options = options;
@@ -54,6 +55,12 @@ public sealed class Trainer
         _named = model.NamedParameters().ToList();
         if (options.PerLayer) InstallPerLayerHooks();
     }
+
+    /// <summary>The backend the model, its optimizer state and every batch live on.</summary>
+    public IBackend Device { get; }
+
+    /// <summary>Which device runs and, for --device auto, why (shown when the run starts).</summary>
+    public string DeviceNote { get; private init; } = "";
 
     /// <summary>The ledger of the backend the model lives on.</summary>
     public MemoryLedger Memory => Model.EmbedTokens.Backend.Memory;
@@ -98,14 +105,20 @@ public sealed class Trainer
         // touched, so a refused run leaves nothing behind.
         var data = TrainingData.Build(options, tokenizer, runDir);
         data.Dataset.RequireWindows(options.Seq);
-        var model = NewModel(config, options);
-        var optimizer = NewOptimizer(model, options);
+        var device = Devices.Resolve(options.Device, out string deviceNote);
+        LlamaModel model;
+        Optimizer optimizer;
+        using (Backend.Use(device))
+        {
+            model = NewModel(config, options);
+            optimizer = NewOptimizer(model, options);
+        }
         ReleaseInitializationMemory();
         Directory.CreateDirectory(runDir);
         AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
         AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
         File.Delete(Path.Combine(runDir, "metrics.jsonl"));
-        return new Trainer(options, runDir, model, optimizer, data, 0, new Generator(options.Seed ^ 0xDA7A), 0);
+        return new Trainer(device, options, runDir, model, optimizer, data, 0, new Generator(options.Seed ^ 0xDA7A), 0) { DeviceNote = deviceNote };
     }
 
     /// <summary>Returns what building the model and loading its checkpoint left behind (cached blocks of the
@@ -143,7 +156,7 @@ public sealed class Trainer
         var model = NewModel(config, options, initialize: false);
         var optimizer = NewOptimizer(model, options);
         var data = new TrainingData(new TokenDataset(new int[20 * (options.Seq + 1)], config.VocabSize), "planning", 0, null);
-        return new Trainer(options, "", model, optimizer, data, 0, new Generator(0), 0);
+        return new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
     }
 
     /// <summary>Runs training steps exactly as <see cref="Run"/> does, without evaluation, metrics or checkpoints.</summary>
@@ -152,32 +165,41 @@ public sealed class Trainer
         for (int step = 0; step < steps; step++) TrainStep(step, Options.LearningRate);
     }
 
-    /// <summary>Continues a run from its newest checkpoint; <paramref name="steps"/> may extend the total.</summary>
-    public static Trainer Resume(string runDir, int? steps = null)
+    /// <summary>Continues a run from its newest checkpoint; <paramref name="steps"/> may extend the total and
+    /// <paramref name="deviceName"/> move it to another device (checkpoints do not depend on where they were written).</summary>
+    public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null)
     {
-        var trainer = Open(runDir, steps);
+        var trainer = Open(runDir, steps, deviceName);
         TruncateMetrics(Path.Combine(runDir, "metrics.jsonl"), trainer.StartStep);
         return trainer;
     }
 
     /// <summary>Loads a run's newest checkpoint without changing anything in its folder (for eval and generate).</summary>
-    public static Trainer Open(string runDir, int? steps = null)
+    public static Trainer Open(string runDir, int? steps = null, string? deviceName = null)
     {
         string trainJson = Path.Combine(runDir, "train.json");
         if (!File.Exists(trainJson)) throw new TensorLiteException($"'{runDir}' is not a run folder (no train.json).");
         var options = TrainingOptions.FromJson(File.ReadAllText(trainJson), trainJson);
         if (steps is int s) options = options with { Steps = s };
+        if (deviceName != null) options = options with { Device = deviceName };
         options.Validate();
         var config = LlamaConfig.Load(Path.Combine(runDir, "config.json"));
         string checkpoint = Checkpoints.Latest(runDir) ?? throw new TensorLiteException($"'{runDir}' has no checkpoint yet.");
-        var model = NewModel(config, options);
-        var optimizer = NewOptimizer(model, options);
-        var state = Checkpoints.Load(checkpoint, model, optimizer);
+        var device = Devices.Resolve(options.Device, out string deviceNote);
+        LlamaModel model;
+        Optimizer optimizer;
+        TrainingState state;
+        using (Backend.Use(device))
+        {
+            model = NewModel(config, options);
+            optimizer = NewOptimizer(model, options);
+            state = Checkpoints.Load(checkpoint, model, optimizer);
+        }
         ReleaseInitializationMemory();
         var data = TrainingData.Build(options, CreateTokenizer(options.Tokenizer), runDir);
         var rng = new Generator(0);
         rng.SetState(state.DataRngState);
-        return new Trainer(options, runDir, model, optimizer, data, state.Step, rng, state.TokensSeen, state.LastGradNorm);
+        return new Trainer(device, options, runDir, model, optimizer, data, state.Step, rng, state.TokensSeen, state.LastGradNorm) { DeviceNote = deviceNote };
     }
 
     internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true) =>
@@ -265,8 +287,9 @@ public sealed class Trainer
                 double tokensPerSecond = (step - StartStep) * tokensPerStep / clock.Elapsed.TotalSeconds;
                 var remaining = TimeSpan.FromSeconds((o.Steps - step) * tokensPerStep / Math.Max(1, tokensPerSecond));
                 var ledger = Memory;
+                var allocator = Device as IDeviceAllocator;
                 var progress = new TrainProgress(step, o.Steps, loss, val, tokensPerSecond, lr, norm, clock.Elapsed, remaining,
-                    ledger.LiveBytes, ledger.PeakBytes, Environment.WorkingSet, ledger.Live, ledger.AtPeak);
+                    ledger.LiveBytes, ledger.PeakBytes, Environment.WorkingSet, ledger.Live, ledger.AtPeak, allocator?.ReservedBytes);
                 metrics.WriteLine(JsonSerializer.Serialize(new
                 {
                     step, loss, val_loss = val, lr, grad_norm = norm, tokens = _tokensSeen,
@@ -274,6 +297,7 @@ public sealed class Trainer
                     peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
                     peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = CpuMemoryPool.PeakReservedBytes,
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
+                    device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
                 }));
@@ -301,6 +325,7 @@ public sealed class Trainer
 
     private (float Loss, double Norm) TrainStep(long step, float lr)
     {
+        using var onDevice = Backend.Use(Device);
         var o = Options;
         float loss = 0;
         _currentStep = step;
@@ -316,7 +341,7 @@ public sealed class Trainer
             }
             _stepInBackward = stepNow;
             using var scope = TensorScope.Enter();
-            var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng);
+            var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng, Device);
             var l = Model.Loss(x, y);
             float value = l.Item();
             if (!float.IsFinite(value))
@@ -374,12 +399,13 @@ public sealed class Trainer
     public float Evaluate(int batches)
     {
         using var noGrad = GradMode.NoGrad();
+        using var onDevice = Backend.Use(Device);
         var rng = new Generator(Options.Seed ^ 0xE7A1);
         double sum = 0;
         for (int i = 0; i < batches; i++)
         {
             using var scope = TensorScope.Enter();
-            var (x, y) = Data.Dataset.SampleBatch(true, Options.Batch, Options.Seq, rng);
+            var (x, y) = Data.Dataset.SampleBatch(true, Options.Batch, Options.Seq, rng, Device);
             sum += Model.Loss(x, y).Item();
         }
         return (float)(sum / batches);

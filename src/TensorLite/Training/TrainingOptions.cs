@@ -57,6 +57,9 @@ public sealed record TrainingOptions
     public bool MasterWeights { get; init; }
     /// <summary>Run each parameter's update inside backward as soon as its gradient is final, then free the gradient.</summary>
     public bool PerLayer { get; init; }
+    /// <summary>Where the run computes: cpu, cuda, auto (cuda when present, else cpu) or ilgpu-cpu (the GPU kernels on
+    /// ILGPU's CPU accelerator, for checking them). See <see cref="Devices"/>.</summary>
+    public string Device { get; init; } = "cpu";
     /// <summary>Bytes of synthetic text to generate when no data files are given.</summary>
     public int SyntheticBytes { get; init; } = 2_000_000;
 
@@ -86,6 +89,7 @@ public sealed record TrainingOptions
         if (ClipNorm < 0) throw new ArgumentException($"--clip must be non-negative, got {ClipNorm}.");
         if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be non-negative, got {WeightDecay}.");
         if (States is not ("fp32" or "8bit" or "factored")) throw new ArgumentException($"--states must be fp32, 8bit or factored, got '{States}'.");
+        if (!Devices.Names.Contains(Device)) throw new ArgumentException($"--device must be one of {string.Join(", ", Devices.Names)}, got '{Device}'.");
         if (Weights is not ("fp32" or "bf16")) throw new ArgumentException($"--weights must be fp32 or bf16, got '{Weights}'.");
         if (StochasticRounding && Weights != "bf16") throw new ArgumentException("--stochastic-rounding rounds bf16 weights; it needs --weights bf16.");
         if (MasterWeights && Weights != "bf16") throw new ArgumentException("--master-weights keeps float32 copies of bf16 weights; it needs --weights bf16.");

@@ -12,6 +12,7 @@ public sealed unsafe partial class CpuBackend : IBackend
     private CpuBackend() { }
 
     public string Name => "cpu";
+    public string Description => $"managed CPU backend, {CpuParallel.Threads} threads";
 
     public Memory.MemoryLedger Memory { get; } = new();
 

@@ -12,6 +12,7 @@ namespace TensorLite.Backends.Meta;
 public sealed class MetaBackend : IBackend
 {
     public string Name => "meta";
+    public string Description => "meta backend: shapes and byte counts only, nothing computed";
 
     public MemoryLedger Memory { get; } = new();
 
