@@ -5,4 +5,5 @@ public sealed partial class IlgpuBackend : IDeviceAllocator
 {
     public long ReservedBytes => Pool.ReservedBytes;
     public long PeakReservedBytes => Pool.PeakReservedBytes;
+    public void TrimCache() => Pool.TrimCache();
 }

@@ -1,18 +1,21 @@
 using System.Collections.Concurrent;
 using ILGPU;
 using ILGPU.Runtime;
+using TensorLite.Memory;
 
 namespace TensorLite.Kernels;
 
 /// <summary>
-/// A caching device allocator: buffers are kept in exact-size free lists (sizes rounded up to 256 bytes), so a
-/// training step that allocates the same shapes every step stops asking the driver for memory after the first.
-/// Buffers released from a finalizer are queued and taken back on the next <see cref="Rent"/>, so device memory
-/// is never touched from the finalizer thread.
+/// A caching device allocator following <see cref="BlockCachePolicy.Device"/>: buffers are kept in exact-size free lists
+/// (sizes rounded up to 256 bytes), so a training step that allocates the same shapes every step stops asking the
+/// driver for memory after the first. When the device is out of memory the cache is given back and the allocation
+/// retried once; if it still fails, an <see cref="OutOfMemoryException"/> reaches the trainer, which names the step and
+/// the category that grew. Buffers released from a finalizer are queued and taken back on the next
+/// <see cref="Rent"/>, so device memory is never touched from the finalizer thread.
 /// </summary>
 public sealed class IlgpuMemoryPool : IDisposable
 {
-    private const long Granule = 256;
+    private static readonly BlockCachePolicy Policy = BlockCachePolicy.Device;
     private readonly Accelerator _accelerator;
     private readonly object _gate = new();
     private readonly Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> _free = new();
@@ -40,8 +43,6 @@ public sealed class IlgpuMemoryPool : IDisposable
     /// <summary>How many buffers were requested from the device (cache misses).</summary>
     public long DeviceAllocations => Interlocked.Read(ref _deviceAllocations);
 
-    public static long RoundUp(long bytes) => Math.Max(Granule, (bytes + Granule - 1) / Granule * Granule);
-
     public void ResetPeak()
     {
         lock (_gate) _peakBytes = _liveBytes;
@@ -49,7 +50,7 @@ public sealed class IlgpuMemoryPool : IDisposable
 
     internal MemoryBuffer1D<byte, Stride1D.Dense> Rent(long byteLength)
     {
-        long size = RoundUp(byteLength);
+        long size = Policy.RoundUp(byteLength);
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -61,12 +62,37 @@ public sealed class IlgpuMemoryPool : IDisposable
                 _cachedBytes -= size;
                 return stack.Pop();
             }
+            var buffer = AllocateOnDevice(size);
             _deviceAllocations++;
             _reservedBytes += size;
             if (_reservedBytes > _peakReservedBytes) _peakReservedBytes = _reservedBytes;
-            return _accelerator.Allocate1D<byte>(size);
+            return buffer;
         }
     }
+
+    private MemoryBuffer1D<byte, Stride1D.Dense> AllocateOnDevice(long size)
+    {
+        try
+        {
+            return _accelerator.Allocate1D<byte>(size);
+        }
+        catch (Exception e) when (e is AcceleratorException or OutOfMemoryException)
+        {
+            if (_cachedBytes == 0) throw OutOfDeviceMemory(size, e);
+        }
+        TrimCacheLocked(); // what other sizes left behind may be exactly what this one needs
+        try
+        {
+            return _accelerator.Allocate1D<byte>(size);
+        }
+        catch (Exception e) when (e is AcceleratorException or OutOfMemoryException)
+        {
+            throw OutOfDeviceMemory(size, e);
+        }
+    }
+
+    private OutOfMemoryException OutOfDeviceMemory(long size, Exception cause) =>
+        new($"The device could not provide {size:N0} more bytes ({_reservedBytes:N0} held by this pool).", cause);
 
     internal void Return(MemoryBuffer1D<byte, Stride1D.Dense> buffer, bool fromFinalizer)
     {
@@ -95,15 +121,17 @@ public sealed class IlgpuMemoryPool : IDisposable
     /// <summary>Gives every cached buffer back to the device.</summary>
     public void TrimCache()
     {
-        lock (_gate)
-        {
-            while (_orphans.TryDequeue(out var orphan)) orphan.Dispose();
-            foreach (var stack in _free.Values)
-                while (stack.Count > 0) stack.Pop().Dispose();
-            _free.Clear();
-            _reservedBytes -= _cachedBytes;
-            _cachedBytes = 0;
-        }
+        lock (_gate) TrimCacheLocked();
+    }
+
+    private void TrimCacheLocked()
+    {
+        while (_orphans.TryDequeue(out var orphan)) orphan.Dispose();
+        foreach (var stack in _free.Values)
+            while (stack.Count > 0) stack.Pop().Dispose();
+        _free.Clear();
+        _reservedBytes -= _cachedBytes;
+        _cachedBytes = 0;
     }
 
     public void Dispose()

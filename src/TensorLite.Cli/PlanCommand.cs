@@ -21,12 +21,12 @@ public static class PlanCommand
             Console.Out.Flush();
             if (r.GetValue(budget) is not string text) return 0;
             long limit = MemoryPlan.ParseBytes(text);
-            if (plan.PredictedProcessBytes <= limit)
+            if (plan.PredictedPeakBytes <= limit)
             {
-                Console.WriteLine($"fits the budget of {MemoryPlan.Format(limit)} ({MemoryPlan.Format(limit - plan.PredictedProcessBytes)} to spare)");
+                Console.WriteLine($"fits the budget of {MemoryPlan.Format(limit)} ({MemoryPlan.Format(limit - plan.PredictedPeakBytes)} to spare)");
                 return 0;
             }
-            Console.Error.WriteLine($"error: the plan needs {MemoryPlan.Format(plan.PredictedProcessBytes)}, over the budget of {MemoryPlan.Format(limit)}.");
+            Console.Error.WriteLine($"error: the plan needs {MemoryPlan.Format(plan.PredictedPeakBytes)}, over the budget of {MemoryPlan.Format(limit)}.");
             PrintAlternatives(options, limit);
             return CliErrors.UserError;
         });
@@ -38,8 +38,8 @@ public static class PlanCommand
     public static int? RefuseOverBudget(TrainingOptions options, long limit)
     {
         var plan = MemoryPlan.Predict(options);
-        if (plan.PredictedProcessBytes <= limit) return null;
-        Console.Error.WriteLine($"error: the run would need {MemoryPlan.Format(plan.PredictedProcessBytes)}, over --memory-budget {MemoryPlan.Format(limit)}; nothing was started.");
+        if (plan.PredictedPeakBytes <= limit) return null;
+        Console.Error.WriteLine($"error: the run would need {MemoryPlan.Format(plan.PredictedPeakBytes)}, over --memory-budget {MemoryPlan.Format(limit)}; nothing was started.");
         Console.Error.WriteLine(plan.Render());
         PrintAlternatives(options, limit);
         return CliErrors.UserError;
@@ -55,6 +55,6 @@ public static class PlanCommand
         }
         Console.Error.WriteLine("settings that fit:");
         foreach (var (change, plan) in alternatives)
-            Console.Error.WriteLine($"  {change,-48} {MemoryPlan.Format(plan.PredictedProcessBytes)}");
+            Console.Error.WriteLine($"  {change,-48} {MemoryPlan.Format(plan.PredictedPeakBytes)}");
     }
 }

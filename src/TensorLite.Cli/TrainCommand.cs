@@ -34,7 +34,7 @@ public static class TrainCommand
                 if (limit is long l && PlanCommand.RefuseOverBudget(options, l) is int refused) return refused;
                 string dir = r.GetValue(outDir) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"));
                 trainer = Trainer.Create(options, dir);
-                if (limit is long bytes) trainer.Memory.LimitBytes = bytes - MemoryPlan.RuntimeBytes;
+                if (limit is long bytes) trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? bytes : bytes - MemoryPlan.RuntimeBytes;
             }
             return TrainingView.Run(trainer);
         });

@@ -1,3 +1,4 @@
+using TensorLite.Memory;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Backends.EntryPoints;
@@ -288,7 +289,7 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
         pool.ResetPeak();
         var t1 = Tensor.Empty([1000], DType.Float32, _gpu);
         var t2 = Tensor.Empty([10], DType.Float32, _gpu);
-        long size1 = IlgpuMemoryPool.RoundUp(4000), size2 = IlgpuMemoryPool.RoundUp(40);
+        long size1 = BlockCachePolicy.Device.RoundUp(4000), size2 = BlockCachePolicy.Device.RoundUp(40);
         Assert.Equal(live0 + size1 + size2, pool.LiveBytes);
         t1.Dispose();
         t2.Dispose();

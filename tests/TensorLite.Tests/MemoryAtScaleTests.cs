@@ -197,10 +197,10 @@ public sealed class MemoryPlanTests : IDisposable
     {
         var options = new TrainingOptions { Model = "llama_20m", Seq = 256, Batch = 4 };
         var plan = MemoryPlan.Predict(options);
-        long budget = plan.PredictedProcessBytes - plan.AtPeak.Gradients / 2;
+        long budget = plan.PredictedPeakBytes - plan.AtPeak.Gradients / 2;
         var alternatives = MemoryPlan.Alternatives(options, budget);
         Assert.NotEmpty(alternatives);
-        Assert.All(alternatives, a => Assert.True(a.Plan.PredictedProcessBytes <= budget, a.Change));
+        Assert.All(alternatives, a => Assert.True(a.Plan.PredictedPeakBytes <= budget, a.Change));
         Assert.Contains(alternatives, a => a.Change == "--per-layer");
     }
 }

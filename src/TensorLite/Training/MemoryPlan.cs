@@ -12,35 +12,47 @@ namespace TensorLite.Training;
 /// <see cref="MetaBackend"/>, which creates every tensor's metadata but no memory and computes nothing, so the
 /// timeline of tensor bytes is the real program's, for any model size, in seconds. Two steps are run because the
 /// optimizer creates its state during the first. The meta backend also replays the CPU pool's caching policy, which
-/// gives the memory the pool holds at its peak (<see cref="PeakPoolBytes"/>); process memory adds
-/// <see cref="RuntimeBytes"/> (the .NET runtime, managed heap, GEMM packing buffers, thread stacks), measured on this
-/// project's CPU machine.
+/// gives the memory the pool holds at its peak (<see cref="PeakPoolBytes"/>) — the CPU pool's, or for a GPU run the device
+/// pool's (<see cref="BlockCachePolicy"/>); on the CPU, process memory adds <see cref="RuntimeBytes"/> (the .NET runtime,
+/// managed heap, GEMM packing buffers, thread stacks), measured on this project's CPU machine.
 /// </summary>
 public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, long ParameterCount, long PeakTensorBytes,
-    MemoryBreakdown AtPeak, long PeakPoolBytes)
+    MemoryBreakdown AtPeak, BlockCachePolicy Allocator, long PeakPoolBytes)
 {
     /// <summary>Process memory beyond the CPU pool: peak RSS minus the pool's peak, 107–109 MiB in llama_20m runs on the
     /// CPU machine (docs/memory.md).</summary>
     public const long RuntimeBytes = 112L << 20;
 
-    /// <summary>The CPU pool at its peak (live tensors and cached blocks) plus the runtime: the predicted peak resident
-    /// memory of a CPU run.</summary>
-    public long PredictedProcessBytes => Math.Max(PeakPoolBytes, PeakTensorBytes) + RuntimeBytes;
+    /// <summary>Whether the run's tensors live in GPU memory (the plan then predicts the device pool, not the process).</summary>
+    public bool OnGpu => Allocator == BlockCachePolicy.Device;
+
+    /// <summary>On the CPU, the pool at its peak (live tensors and cached blocks) plus the runtime: the predicted peak
+    /// resident memory of the process. On a GPU, the device pool at its peak; the CUDA context (a few hundred MiB,
+    /// driver-dependent) comes on top and is not predicted.</summary>
+    public long PredictedPeakBytes => Math.Max(PeakPoolBytes, PeakTensorBytes) + (OnGpu ? 0 : RuntimeBytes);
 
     public static MemoryPlan Predict(TrainingOptions options)
     {
         options.Validate();
         var (config, _) = Trainer.ResolveConfig(options);
-        var meta = new MetaBackend();
+        var meta = new MetaBackend { Policy = AllocatorOf(options.Device) };
         using (Backend.Use(meta))
         {
             var trainer = Trainer.ForPlanning(options, config);
             meta.TrimCache(); // as Trainer.Create releases what building the model left behind
             trainer.RunPlanningSteps(2);
             long parameters = trainer.Model.ParameterCount();
-            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.PeakReservedBytes);
+            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Policy, meta.PeakReservedBytes);
         }
     }
+
+    /// <summary>The allocator a run on <paramref name="device"/> uses (auto: whichever device it resolves to here).</summary>
+    private static BlockCachePolicy AllocatorOf(string device) => device switch
+    {
+        "cpu" => BlockCachePolicy.Cpu,
+        "auto" => Devices.Resolve("auto", out _) is IDeviceAllocator ? BlockCachePolicy.Device : BlockCachePolicy.Cpu,
+        _ => BlockCachePolicy.Device,
+    };
 
     /// <summary>Settings near <paramref name="options"/> that fit <paramref name="budgetBytes"/> (predicted process
     /// bytes): each single change that fits, or else the changes applied one after another until the plan fits.</summary>
@@ -61,10 +73,10 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         {
             if (apply(options) is not TrainingOptions changed) continue;
             var plan = Predict(changed);
-            if (plan.PredictedProcessBytes <= budgetBytes) fits.Add((Describe(changed, flag), plan));
+            if (plan.PredictedPeakBytes <= budgetBytes) fits.Add((Describe(changed, flag), plan));
         }
         // Nearest first: the change that keeps the most memory in use (the least intrusive one that fits).
-        if (fits.Count > 0) return fits.OrderByDescending(x => x.Item2.PredictedProcessBytes).ToList();
+        if (fits.Count > 0) return fits.OrderByDescending(x => x.Item2.PredictedPeakBytes).ToList();
         // No single change is enough: combine them in order, repeating the halvings, until the plan fits.
         var current = options;
         var applied = new List<string>();
@@ -78,7 +90,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                 applied.Add(flag);
                 changedAny = true;
                 var plan = Predict(current);
-                if (plan.PredictedProcessBytes <= budgetBytes) return [(Describe(current, string.Join(" + ", applied.Distinct())), plan)];
+                if (plan.PredictedPeakBytes <= budgetBytes) return [(Describe(current, string.Join(" + ", applied.Distinct())), plan)];
             }
             if (!changedAny) break;
         }
@@ -105,14 +117,19 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                       (o.Optimizer is "galore" or "osd" or "grass" ? $" rank {o.Rank}" : o.Optimizer == "frugal" ? $" density {o.Density}" : "") +
                       $", states {o.States}, weights {o.Weights}" + (o.MasterWeights ? " + fp32 masters" : "") + (o.PerLayer ? ", per-layer updates" : "") +
                       (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +
-                      (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : ""));
+                      (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : ""));
         sb.AppendLine("at the peak of a training step:");
         foreach (var (category, bytes) in AtPeak.Items())
             sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");
         sb.AppendLine($"  {"tensors",-18}{Format(PeakTensorBytes),12}");
-        sb.AppendLine($"  {"pool cache (CPU)",-18}{Format(Math.Max(0, PeakPoolBytes - PeakTensorBytes)),12}");
+        sb.AppendLine($"  {(OnGpu ? "pool cache (GPU)" : "pool cache (CPU)"),-18}{Format(Math.Max(0, PeakPoolBytes - PeakTensorBytes)),12}");
+        if (OnGpu)
+        {
+            sb.Append($"  {"predicted peak",-18}{Format(PredictedPeakBytes),12}   of device memory, plus the CUDA context");
+            return sb.ToString();
+        }
         sb.AppendLine($"  {"runtime (CPU)",-18}{Format(RuntimeBytes),12}");
-        sb.Append($"  {"predicted peak",-18}{Format(PredictedProcessBytes),12}");
+        sb.Append($"  {"predicted peak",-18}{Format(PredictedPeakBytes),12}");
         return sb.ToString();
     }
 

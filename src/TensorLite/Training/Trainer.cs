@@ -113,7 +113,7 @@ public sealed class Trainer
             model = NewModel(config, options);
             optimizer = NewOptimizer(model, options);
         }
-        ReleaseInitializationMemory();
+        ReleaseInitializationMemory(device);
         Directory.CreateDirectory(runDir);
         AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
         AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
@@ -123,9 +123,10 @@ public sealed class Trainer
 
     /// <summary>Returns what building the model and loading its checkpoint left behind (cached blocks of the
     /// temporaries, the managed heap's free space) to the system, so the run's resident memory starts from the weights.</summary>
-    private static void ReleaseInitializationMemory()
+    private static void ReleaseInitializationMemory(IBackend device)
     {
         CpuMemoryPool.TrimCache();
+        (device as IDeviceAllocator)?.TrimCache();
         System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
@@ -195,7 +196,7 @@ public sealed class Trainer
             optimizer = NewOptimizer(model, options);
             state = Checkpoints.Load(checkpoint, model, optimizer);
         }
-        ReleaseInitializationMemory();
+        ReleaseInitializationMemory(device);
         var data = TrainingData.Build(options, CreateTokenizer(options.Tokenizer), runDir);
         var rng = new Generator(0);
         rng.SetState(state.DataRngState);

@@ -1,26 +1,19 @@
 using System.Runtime.InteropServices;
+using TensorLite.Memory;
 
 namespace TensorLite.Backends.Cpu;
 
 /// <summary>
-/// A caching allocator for native CPU memory. Blocks are cached by exact (64-byte rounded) size: a
-/// training step allocates the same shapes every step, so after the first step every allocation is a
-/// cache hit and no memory is requested from the system. Blocks of <see cref="LargeBlockBytes"/> or more go
-/// straight back to the system instead, and so does any block that would take the cache past
-/// <see cref="CacheLimitBytes"/>: at LLaMA-7B scale an unbounded cache holds gigabytes that other sizes cannot
-/// reuse, while a small model's whole step fits under the limit (so its warm steps still never allocate).
+/// A caching allocator for native CPU memory, following <see cref="BlockCachePolicy.Cpu"/>: blocks are cached by exact
+/// (64-byte rounded) size, so after a training step's first allocations every later one is a cache hit and no memory
+/// is requested from the system, while large blocks and anything past the cache limit go straight back.
 /// </summary>
 public static unsafe class CpuMemoryPool
 {
-    private const int Alignment = 64;
+    private static readonly BlockCachePolicy Policy = BlockCachePolicy.Cpu;
 
     static CpuMemoryPool() => NativeHeap.ReturnLargeBlocksToTheSystem();
 
-    /// <summary>Blocks at least this large are not cached.</summary>
-    public const long LargeBlockBytes = 256L << 20;
-
-    /// <summary>The most bytes the cache holds.</summary>
-    public const long CacheLimitBytes = 512L << 20;
     private static readonly object Gate = new();
     private static readonly Dictionary<long, Stack<nint>> Free = new();
     private static long _liveBytes, _peakBytes, _cachedBytes, _systemAllocations, _peakReservedBytes;
@@ -47,7 +40,7 @@ public static unsafe class CpuMemoryPool
 
     internal static byte* Rent(long byteLength)
     {
-        long size = RoundUp(byteLength);
+        long size = Policy.RoundUp(byteLength);
         lock (Gate)
         {
             _liveBytes += size;
@@ -60,12 +53,12 @@ public static unsafe class CpuMemoryPool
             _systemAllocations++;
             _peakReservedBytes = Math.Max(_peakReservedBytes, _liveBytes + _cachedBytes);
         }
-        return (byte*)NativeMemory.AlignedAlloc((nuint)size, Alignment);
+        return (byte*)NativeMemory.AlignedAlloc((nuint)size, (nuint)Policy.Granule);
     }
 
     internal static void Return(byte* pointer, long byteLength, bool toSystem)
     {
-        long size = RoundUp(byteLength);
+        long size = Policy.RoundUp(byteLength);
         if (toSystem)
         {
             // Called from a finalizer: keep the lock-free path and give the memory back to the system.
@@ -76,7 +69,7 @@ public static unsafe class CpuMemoryPool
         lock (Gate)
         {
             _liveBytes -= size;
-            if (!Caches(size, _cachedBytes))
+            if (!Policy.Caches(size, _cachedBytes))
             {
                 NativeMemory.AlignedFree(pointer);
                 return;
@@ -99,10 +92,6 @@ public static unsafe class CpuMemoryPool
         }
     }
 
-    /// <summary>Whether a freed block of <paramref name="size"/> is kept, given the bytes cached already.</summary>
-    internal static bool Caches(long size, long cachedBytes) => size < LargeBlockBytes && cachedBytes + size <= CacheLimitBytes;
-
-    internal static long RoundUp(long bytes) => Math.Max(Alignment, (bytes + Alignment - 1) / Alignment * Alignment);
 }
 
 /// <summary>

@@ -19,12 +19,14 @@ public sealed class MetaBackend : IBackend
     private readonly Dictionary<long, int> _cachedBlocks = new();
     private long _reserved, _cached;
 
-    /// <summary>The high-water mark of the memory the CPU pool would hold from the system (live blocks plus its cache
-    /// of freed ones), simulated with <see cref="Cpu.CpuMemoryPool"/>'s policy: reuse by exact 64-byte-rounded size,
-    /// no caching of large blocks or past the cache limit (<see cref="Cpu.CpuMemoryPool.Caches"/>).</summary>
+    /// <summary>The allocator whose caching this backend replays (the CPU pool unless a plan is for the GPU).</summary>
+    public BlockCachePolicy Policy { get; init; } = BlockCachePolicy.Cpu;
+
+    /// <summary>The high-water mark of the memory the allocator would hold (live blocks plus its cache of freed ones),
+    /// simulated with <see cref="Policy"/>: reuse by exact rounded size, caching as the policy allows.</summary>
     public long PeakReservedBytes { get; private set; }
 
-    /// <summary>Forgets the simulated cache, as <see cref="Cpu.CpuMemoryPool.TrimCache"/> does.</summary>
+    /// <summary>Forgets the simulated cache, as the allocators' TrimCache does.</summary>
     public void TrimCache()
     {
         _reserved -= _cached;
@@ -35,7 +37,7 @@ public sealed class MetaBackend : IBackend
     public Storage Allocate(long byteLength)
     {
         var storage = new MetaStorage(this, byteLength);
-        long size = Cpu.CpuMemoryPool.RoundUp(byteLength);
+        long size = Policy.RoundUp(byteLength);
         if (_cachedBlocks.TryGetValue(size, out int count) && count > 0)
         {
             _cachedBlocks[size] = count - 1;
@@ -47,8 +49,8 @@ public sealed class MetaBackend : IBackend
 
     private void Release(long byteLength)
     {
-        long size = Cpu.CpuMemoryPool.RoundUp(byteLength);
-        if (!Cpu.CpuMemoryPool.Caches(size, _cached))
+        long size = Policy.RoundUp(byteLength);
+        if (!Policy.Caches(size, _cached))
         {
             _reserved -= size;
             return;
