@@ -127,7 +127,11 @@ public sealed class IlgpuIndexingTests(IlgpuCpuFixture fixture) : IClassFixture<
         Func<Tensor, Tensor, Tensor>[] ops =
         [
             (w, i) => Tensor.Embedding(w, i),
-            (w, i) => w.IndexSelect(1, i.Reshape(i.Numel)),
+            (w, i) =>
+            {
+                using var flat = i.Reshape(i.Numel);
+                return w.IndexSelect(1, flat);
+            },
             (w, i) => w.Gather(0, i),
         ];
         foreach (var op in ops)
