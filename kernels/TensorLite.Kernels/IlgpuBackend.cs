@@ -71,6 +71,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _gemmNaive = a.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmNaive);
         _gemmTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmTiled);
         _nn = new NnKernelSet(a);
+        _index = new IndexKernelSet(a);
     }
 
     /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator
@@ -202,7 +203,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
             case (DType.Float32, DType.Float16): _f32ToF16(n, View<float>(source), View<ushort>(destination), l); return;
             case (DType.Float16, DType.Float32): _f16ToF32(n, View<ushort>(source), View<float>(destination), l); return;
         }
-        throw new NotSupportedException($"Copy from {st.Name()} to {dt.Name()} has no ILGPU kernel yet");
+        CopyConverting(source, destination, l);   // every other pair (integer dtypes, bf16 <-> f16): IlgpuBackend.Indexing.cs
     }
 
     // ---- element-wise -------------------------------------------------------------------------------

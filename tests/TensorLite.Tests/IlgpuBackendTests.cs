@@ -332,10 +332,13 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [Fact]
     public void OpsWithoutKernel_ThrowNotSupported()
     {
-        using var x = Make(_gpu, [1f, 2f], 1, 2);
-        using var y = Tensor.Empty([1, 2], DType.Float32, _gpu);
-        var e = Assert.Throws<NotSupportedException>(() => _gpu.Dropout(x, y, 0.5f, 1));
-        Assert.Equal("Dropout has no ILGPU kernel yet", e.Message);
+        // Dropout, the member used here before, has a kernel now. A view that does not collapse to the kernels'
+        // six strided dimensions is a limit that stays: seven reversed dims cannot be merged.
+        using var x = Tensor.Zeros([2, 2, 2, 2, 2, 2, 2], DType.Float32, _gpu);
+        using var reversed = x.Permute(6, 5, 4, 3, 2, 1, 0);
+        using var y = Tensor.Empty([2, 2, 2, 2, 2, 2, 2], DType.Float32, _gpu);
+        var e = Assert.Throws<NotSupportedException>(() => _gpu.Copy(reversed, y));
+        Assert.Contains("have no ILGPU kernel yet", e.Message);
     }
 
     [Theory]
