@@ -119,7 +119,7 @@ public static partial class Kernels
     // ---- dtype-converting copy ----------------------------------------------------------------------
 
     /// <summary>Strided copy between any two dtypes, exactly as the CPU backend's generic path: the source element is
-    /// read as a float32 (see <see cref="ReadElement"/>), float targets round it to their format, integer targets
+    /// read as a double (see <see cref="ReadElement"/>), float targets round it to their format, integer targets
     /// round half to even and saturate (NaN → 0). Views are bytes at the tensors' offsets; the layout's strides count
     /// elements of each dtype.</summary>
     public static void CopyConvert(Index1D i, ArrayView<byte> src, ArrayView<byte> dst, StridedLayout l, int srcType, int dstType)
@@ -128,11 +128,9 @@ public static partial class Kernels
         WriteElement(dst, d, (DType)dstType, ReadElement(src, s, (DType)srcType));
     }
 
-    /// <summary>The element as a float32. The CPU backend's reader is a switch expression whose arms are float, sbyte,
-    /// byte, int and long, so its natural type is float: integers above 2^24 in magnitude round to float32 there
-    /// (int32 16777217 copies to int64 as 16777216). Kept identical here so both backends agree; reading through
-    /// a double would need the same change in CpuBackend.Read.</summary>
-    private static float ReadElement(ArrayView<byte> v, int i, DType type)
+    /// <summary>The element as a double, as the CPU backend reads it: exact for every float and int32 and for int64 up to
+    /// 2^53, so integer-to-integer copies keep their values.</summary>
+    private static double ReadElement(ArrayView<byte> v, int i, DType type)
     {
         switch (type)
         {

@@ -554,4 +554,18 @@ public sealed class IlgpuIndexingTests(IlgpuCpuFixture fixture) : IClassFixture<
             Assert.Contains(name, names);
         Assert.Equal(4, names.Count(n => n == "IndexSelectElements"));
     }
+
+    [Fact]
+    public void Copy_IntegersBeyondFloat32Precision_KeepTheirValuesOnBothBackends()
+    {
+        var ints = new[] { 16_777_217, -16_777_219, int.MaxValue, int.MinValue };
+        foreach (var be in new IBackend[] { Backend.Cpu, _gpu })
+        {
+            using var s = Tensor.FromSpan<int>(ints, [4], DType.Int32, be);
+            using var wide = s.To(DType.Int64);
+            Assert.Equal(ints.Select(v => (long)v), wide.ToArray<long>());
+            using var back = wide.To(DType.Int32);
+            Assert.Equal(ints, back.ToArray<int>());
+        }
+    }
 }

@@ -114,9 +114,11 @@ public sealed unsafe partial class CpuBackend : IBackend
         for (int i = 0; i < n; i++) dst[(long)i * dstStride] = src[(long)i * srcStride];
     }
 
+    // Every arm is widened to double on purpose: a switch whose arms are float, int and long has the natural type float,
+    // which would round integers above 2^24 (int32 16777217 would copy to int64 as 16777216).
     private static double Read(byte* p, DType t) => t switch
     {
-        DType.Float32 => *(float*)p,
+        DType.Float32 => (double)*(float*)p,
         DType.BFloat16 => HalfPrecision.BFloat16ToFloat(*(ushort*)p),
         DType.Float16 => HalfPrecision.Float16ToFloat(*(ushort*)p),
         DType.Int8 => *(sbyte*)p,
