@@ -13,6 +13,8 @@ using TensorLite.Perf;
 //   llama-step [batch] [steps] [model] [seq] [--tl-only] [--profile-steps=N]
 //                      a full LLaMA training step (AdamW) vs the same model in libtorch, interleaved
 //   q8 [sizes] [reps]  fp32 AdamDirection vs AdamDirection8bit vs block-wise quantize/dequantize (Stopwatch medians)
+//   gpu-check | gpu-bench | gpu-7b [--device cuda] [--smoke] [--out f.json]
+//                      the GPU backend vs the CPU backend, GEMM/training speed, the 7B step's device peak (GpuBench.cs)
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -46,6 +48,9 @@ switch (mode)
         break;
     case "q8":
         QuantBench.Run(args);
+        break;
+    case "gpu-check" or "gpu-bench" or "gpu-7b":
+        GpuBench.Run(args);
         break;
     case "llama-step":
         LlamaStep.Run(args);
