@@ -6,12 +6,6 @@ public sealed partial class IlgpuBackend
 {
     private static NotSupportedException Missing(string op) => new($"{op} has no ILGPU kernel yet");
 
-    public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale) =>
-        throw Missing(nameof(CausalAttentionForward));
-
-    public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
-        Tensor dq, Tensor dk, Tensor dv, float scale) => throw Missing(nameof(CausalAttentionBackward));
-
     public long FindIndexOutOfRange(Tensor index, long size, out long value) => throw Missing(nameof(FindIndexOutOfRange));
     public void IndexSelect(Tensor x, int axis, Tensor index, Tensor y) => throw Missing(nameof(IndexSelect));
     public void IndexAdd(Tensor y, int axis, Tensor index, Tensor src) => throw Missing(nameof(IndexAdd));

@@ -71,6 +71,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _gemmNaive = a.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmNaive);
         _gemmTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmTiled);
         _nn = new NnKernelSet(a);
+        _attention = new AttentionKernelSet(a);
     }
 
     /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator

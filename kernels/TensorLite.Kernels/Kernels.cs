@@ -288,6 +288,7 @@ public static partial class Kernels
             list.Add((M(name), false));
         list.Add((M(nameof(GemmTiled)), true));
         list.AddRange(NnKernels());
+        list.AddRange(AttentionKernels());
         return list;
     }
 }

@@ -1,0 +1,162 @@
+using TensorLite.Backends.Cpu;
+using TensorLite.Kernels;
+using Xunit;
+
+namespace TensorLite.Tests;
+
+/// <summary>The ILGPU causal-attention kernels (forward o and lse, backward dq, dk, dv) against the CPU backend, on
+/// ILGPU's CPU accelerator. Sequence lengths 1, odd, and not multiples of the 16-row tile; head dims from 1 to 256
+/// (both tile sizes); grouped-query attention with 2 and 4 query heads per kv head.</summary>
+public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuCpuFixture>
+{
+    private readonly IlgpuBackend _gpu = fixture.Backend;
+    private static readonly IBackend Cpu = CpuBackend.Instance;
+
+    private static float[] Data(int n, int seed, float low = -2f, float high = 2f)
+    {
+        var rng = new Random(seed);
+        var d = new float[n];
+        for (int i = 0; i < n; i++) d[i] = low + (float)rng.NextDouble() * (high - low);
+        return d;
+    }
+
+    private static Tensor Make(IBackend be, float[] data, params int[] shape) => Tensor.FromSpan<float>(data, shape, DType.Float32, be);
+
+    private static void AssertClose(float[] expected, float[] actual, float tol, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float e = expected[i], a = actual[i];
+            Assert.True(Math.Abs(e - a) <= tol * (1f + Math.Abs(e)), $"{what}[{i}]: expected {e}, got {a}");
+        }
+    }
+
+    /// <summary>Forward then backward through the backend members; returns o, lse, dq, dk, dv.</summary>
+    private static float[][] RunMembers(IBackend be, int batch, int heads, int kvHeads, int seq, int d, int seed)
+    {
+        int[] qShape = [batch, heads, seq, d], kvShape = [batch, kvHeads, seq, d];
+        int nq = batch * heads * seq * d, nkv = batch * kvHeads * seq * d;
+        float scale = 1.3f / MathF.Sqrt(d);
+        using var q = Make(be, Data(nq, seed), qShape);
+        using var k = Make(be, Data(nkv, seed + 1), kvShape);
+        using var v = Make(be, Data(nkv, seed + 2), kvShape);
+        using var dO = Make(be, Data(nq, seed + 3, -1f, 1f), qShape);
+        using var o = Tensor.Empty(qShape, DType.Float32, be);
+        using var lse = Tensor.Empty([batch, heads, seq], DType.Float32, be);
+        using var dq = Tensor.Empty(qShape, DType.Float32, be);
+        using var dk = Tensor.Empty(kvShape, DType.Float32, be);
+        using var dv = Tensor.Empty(kvShape, DType.Float32, be);
+        be.CausalAttentionForward(q, k, v, o, lse, scale);
+        be.CausalAttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, scale);
+        return [o.ToArray(), lse.ToArray(), dq.ToArray(), dk.ToArray(), dv.ToArray()];
+    }
+
+    public static TheoryData<int, int, int, int> Cases() => new()
+    {
+        // seq, head_dim, heads, kv heads (batch 2 throughout)
+        { 1, 8, 2, 2 },     // a single position: one key, probability 1
+        { 5, 8, 2, 2 },     // shorter than a tile
+        { 17, 8, 2, 2 },    // one past a tile
+        { 33, 8, 2, 2 },    // three tiles, the last with one row
+        { 17, 1, 2, 2 },
+        { 17, 24, 2, 2 },   // head dim not a multiple of the tile
+        { 33, 64, 2, 2 },
+        { 17, 8, 4, 2 },    // grouped-query: two query heads per kv head
+        { 33, 24, 4, 1 },   // all four query heads share one kv head
+        { 5, 64, 4, 2 },
+        { 1, 24, 4, 1 },
+        { 17, 160, 2, 1 },  // head dim above 128: 8-row tiles
+        { 9, 256, 4, 2 },   // the largest head dim
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void ForwardAndBackward_MatchCpu(int seq, int d, int heads, int kvHeads)
+    {
+        const int batch = 2;
+        int seed = seq * 1000 + d * 10 + heads + kvHeads;
+        var expected = RunMembers(Cpu, batch, heads, kvHeads, seq, d, seed);
+        var actual = RunMembers(_gpu, batch, heads, kvHeads, seq, d, seed);
+        string[] names = ["o", "lse", "dq", "dk", "dv"];
+        for (int i = 0; i < names.Length; i++) AssertClose(expected[i], actual[i], i < 2 ? 2e-5f : 1e-4f, names[i]);
+    }
+
+    [Fact]
+    public void Backward_IsDeterministic()
+    {
+        var first = RunMembers(_gpu, 2, 4, 2, 20, 8, 5);
+        var second = RunMembers(_gpu, 2, 4, 2, 20, 8, 5);
+        for (int i = 0; i < first.Length; i++) Assert.Equal(first[i], second[i]);
+    }
+
+    /// <summary>The public op through autograd with every tensor on ILGPU: strided [B, T, H, D] views (as the model
+    /// passes them), grouped-query heads and a weighted sum as the loss; output and all three gradients match.</summary>
+    [Fact]
+    public void EndToEnd_CausalAttentionOp_ThroughAutograd_MatchesCpu()
+    {
+        const int batch = 2, seq = 19, heads = 4, kvHeads = 2, d = 12;
+        var qData = Data(batch * seq * heads * d, 40);
+        var kData = Data(batch * seq * kvHeads * d, 41);
+        var vData = Data(batch * seq * kvHeads * d, 42);
+        var wData = Data(batch * heads * seq * d, 43, -1f, 1f);
+        (float[] O, float[] Dq, float[] Dk, float[] Dv) Run(IBackend be)
+        {
+            using var qs = Make(be, qData, batch, seq, heads, d);
+            using var ks = Make(be, kData, batch, seq, kvHeads, d);
+            using var vs = Make(be, vData, batch, seq, kvHeads, d);
+            using var w = Make(be, wData, batch, heads, seq, d);
+            qs.RequiresGrad = ks.RequiresGrad = vs.RequiresGrad = true;
+            using var q = qs.Transpose(1, 2);
+            using var k = ks.Transpose(1, 2);
+            using var v = vs.Transpose(1, 2);
+            using var o = Tensor.CausalAttention(q, k, v);
+            using var weighted = o * w;
+            using var loss = weighted.Sum();
+            loss.Backward();
+            var result = (o.ToArray(), qs.Grad!.ToArray(), ks.Grad!.ToArray(), vs.Grad!.ToArray());
+            qs.Grad.Dispose(); ks.Grad.Dispose(); vs.Grad.Dispose();
+            return result;
+        }
+        var cpu = Run(Cpu);
+        var gpu = Run(_gpu);
+        AssertClose(cpu.O, gpu.O, 2e-5f, "o");
+        AssertClose(cpu.Dq, gpu.Dq, 1e-4f, "dq");
+        AssertClose(cpu.Dk, gpu.Dk, 1e-4f, "dk");
+        AssertClose(cpu.Dv, gpu.Dv, 1e-4f, "dv");
+    }
+
+    [Fact]
+    public void HeadDimAboveTheLimit_Throws()
+    {
+        int d = Kernels.Kernels.AttentionMaxHeadDim + 1;
+        using var q = Tensor.Zeros([1, 1, 2, d], DType.Float32, _gpu);
+        using var o = Tensor.Empty([1, 1, 2, d], DType.Float32, _gpu);
+        using var lse = Tensor.Empty([1, 1, 2], DType.Float32, _gpu);
+        var e = Assert.Throws<NotSupportedException>(() => _gpu.CausalAttentionForward(q, q, q, o, lse, 1f));
+        Assert.Contains("head_dim", e.Message);
+    }
+
+    [Fact]
+    public void NonFloat32OrStridedOperands_Throw()
+    {
+        using var q = Tensor.Zeros([1, 2, 3, 4], DType.Float32, _gpu);
+        using var o = Tensor.Empty([1, 2, 3, 4], DType.Float32, _gpu);
+        using var lse = Tensor.Empty([1, 2, 3], DType.Float32, _gpu);
+        using var half = Tensor.Zeros([1, 2, 3, 4], DType.BFloat16, _gpu);
+        Assert.Throws<NotSupportedException>(() => _gpu.CausalAttentionForward(half, half, half, o, lse, 1f));
+        using var strided = Tensor.Zeros([1, 3, 2, 4], DType.Float32, _gpu);
+        using var view = strided.Transpose(1, 2);
+        var e = Assert.Throws<NotSupportedException>(() => _gpu.CausalAttentionForward(view, q, q, o, lse, 1f));
+        Assert.Contains("contiguous", e.Message);
+    }
+
+    [Fact]
+    public void AttentionKernels_AreListedForThePtxCheck()
+    {
+        var names = Kernels.Kernels.All().Select(k => (k.Method.Name, k.ExplicitlyGrouped)).ToHashSet();
+        foreach (var name in new[] { "AttentionForward", "AttentionBackwardQuery", "AttentionBackwardKeyValue" })
+            Assert.Contains((name, true), names);
+        Assert.Contains(("AttentionRowDots", false), names);
+    }
+}
