@@ -53,6 +53,12 @@ public static partial class Kernels
     /// <summary>Rows per tile for head dimension <paramref name="headDim"/> (≤ <see cref="AttentionMaxHeadDim"/>).</summary>
     public static int AttentionTile(int headDim) => headDim <= 128 ? AttentionMaxTile : 8;
 
+    /// <summary>Whether tiles of <paramref name="tile"/> rows fit the kernels' fixed buffers for this head dim: the
+    /// score tiles, a staged tile of padded rows and each thread's share of an output row.</summary>
+    public static bool AttentionTileFits(int tile, int headDim) =>
+        tile >= 1 && tile <= AttentionMaxTile && tile * (headDim + 1) <= AttentionTileFloats
+        && (headDim + tile - 1) / tile <= AttentionAccPerThread;
+
     /// <summary>Copies rows [row0, row0 + tile) of one head ([seq, d] at headBase) into a padded tile (stride d + 1),
     /// zeros past the end of the sequence. Consecutive threads read consecutive floats.</summary>
     private static void StageRows(ArrayView<float> src, long headBase, int row0, int seq, int d, int tile,
@@ -87,7 +93,7 @@ public static partial class Kernels
         var kTile = SharedMemory.Allocate<float>(AttentionTileFloats);
         var vTile = SharedMemory.Allocate<float>(AttentionTileFloats);
         var scores = SharedMemory.Allocate<float>(AttentionMaxTile * AttentionMaxTile);
-        var probs = SharedMemory.Allocate<float>(AttentionMaxTile * AttentionMaxTile);
+        var probs = LocalMemory.Allocate<float>(AttentionMaxTile);   // this row's probabilities in the key tile
         var acc = LocalMemory.Allocate<float>(AttentionAccPerThread);
 
         int tile = p.Tile, d = p.HeadDim, ld = d + 1, seq = p.Seq;
@@ -105,7 +111,7 @@ public static partial class Kernels
         int keyEnd = XMath.Min(seq, q0 + tile);   // later keys are above the diagonal for every row of the tile
         for (int k0 = 0; k0 < keyEnd; k0 += tile)
         {
-            Group.Barrier();   // the previous step's readers of kTile, vTile and probs are done
+            Group.Barrier();   // the previous step's readers of kTile, vTile and scores are done
             StageRows(k, kvBase, k0, seq, d, tile, kTile, tid, threads);
             StageRows(v, kvBase, k0, seq, d, tile, vTile, tid, threads);
             Group.Barrier();
@@ -116,23 +122,27 @@ public static partial class Kernels
             scores[y * tile + x] = s;
             Group.Barrier();
 
-            // A valid row sees key k0 ≤ q0 ≤ query in every visited tile, so its tile max is finite; rows past the
-            // end of the sequence keep zeros (and are never written).
+            // Every thread of a row derives the row's statistics and probabilities itself (Tile exps each) rather
+            // than sharing them through shared memory, which would cost another barrier per step. A valid row sees
+            // key k0 ≤ q0 ≤ query in every visited tile, so its tile max is finite; rows past the end of the
+            // sequence keep zeros (and are never written).
             float tileMax = float.NegativeInfinity;
             for (int j = 0; j < tile; j++) tileMax = XMath.Max(tileMax, scores[y * tile + j]);
             float mNew = XMath.Max(m, tileMax);
             float rescale = rowValid ? XMath.Exp(m - mNew) : 0f;
-            probs[y * tile + x] = rowValid ? XMath.Exp(s - mNew) : 0f;
-            Group.Barrier();
-
             float rowSum = 0f;
-            for (int j = 0; j < tile; j++) rowSum += probs[y * tile + j];
+            for (int j = 0; j < tile; j++)
+            {
+                float pj = rowValid ? XMath.Exp(scores[y * tile + j] - mNew) : 0f;
+                probs[j] = pj;
+                rowSum += pj;
+            }
             l = l * rescale + rowSum;
             m = mNew;
             for (int i = 0, col = x; col < d; i++, col += tile)
             {
                 float a = acc[i] * rescale;
-                for (int j = 0; j < tile; j++) a += probs[y * tile + j] * vTile[j * ld + col];
+                for (int j = 0; j < tile; j++) a += probs[j] * vTile[j * ld + col];
                 acc[i] = a;
             }
         }

@@ -25,8 +25,16 @@ public sealed partial class IlgpuBackend
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(Kernels.AttentionBackwardKeyValue);
     }
 
+    /// <summary>
+    /// Rows per attention tile (query and key tiles alike); null (the default) picks 16 for head_dim ≤ 128 and 8 up
+    /// to 256. Any size from 1 to 16 that fits the head dim gives the same results: tests use small tiles because a
+    /// Tile × Tile group synchronized by barriers is slow to emulate on the CPU accelerator, and small tiles also
+    /// put more tile edges into a short sequence.
+    /// </summary>
+    public int? AttentionTileRows { get; set; }
+
     /// <summary>Checks dtypes, layout and shapes and derives the launch parameters.</summary>
-    private static AttentionParams AttentionSetup(string op, Tensor q, Tensor k, float scale, params Tensor[] all)
+    private AttentionParams AttentionSetup(string op, Tensor q, Tensor k, float scale, params Tensor[] all)
     {
         RequireFloat32(op, all);
         foreach (var t in all)
@@ -40,7 +48,9 @@ public sealed partial class IlgpuBackend
         if (d > Kernels.AttentionMaxHeadDim)
             throw new NotSupportedException(
                 $"{op} on ILGPU supports head_dim up to {Kernels.AttentionMaxHeadDim} (shared-memory tiles are sized for it), got {d}.");
-        int tile = Kernels.AttentionTile(d);
+        int tile = AttentionTileRows ?? Kernels.AttentionTile(d);
+        if (!Kernels.AttentionTileFits(tile, d))
+            throw new NotSupportedException($"{op}: attention tiles of {tile} rows do not fit head_dim {d} (AttentionTileRows).");
         return new AttentionParams
         {
             Heads = heads, KvHeads = kvHeads, Seq = seq, HeadDim = d,

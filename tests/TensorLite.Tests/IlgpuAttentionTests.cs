@@ -52,32 +52,44 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
         return [o.ToArray(), lse.ToArray(), dq.ToArray(), dk.ToArray(), dv.ToArray()];
     }
 
-    public static TheoryData<int, int, int, int> Cases() => new()
+    /// <summary>Runs <paramref name="body"/> with the ILGPU backend's attention tiles set to <paramref name="tile"/> rows
+    /// (null: the default by head dim).</summary>
+    private T WithTile<T>(int? tile, Func<T> body)
     {
-        // seq, head_dim, heads, kv heads (batch 2 throughout)
-        { 1, 8, 2, 2 },     // a single position: one key, probability 1
-        { 5, 8, 2, 2 },     // shorter than a tile
-        { 17, 8, 2, 2 },    // one past a tile
-        { 33, 8, 2, 2 },    // three tiles, the last with one row
-        { 17, 1, 2, 2 },
-        { 17, 24, 2, 2 },   // head dim not a multiple of the tile
-        { 33, 64, 2, 2 },
-        { 17, 8, 4, 2 },    // grouped-query: two query heads per kv head
-        { 33, 24, 4, 1 },   // all four query heads share one kv head
-        { 5, 64, 4, 2 },
-        { 1, 24, 4, 1 },
-        { 17, 160, 2, 1 },  // head dim above 128: 8-row tiles
-        { 9, 256, 4, 2 },   // the largest head dim
+        _gpu.AttentionTileRows = tile;
+        try { return body(); }
+        finally { _gpu.AttentionTileRows = null; }
+    }
+
+    public static TheoryData<int, int, int, int, int?> Cases() => new()
+    {
+        // seq, head_dim, heads, kv heads, tile rows (batch 2 throughout). Small tiles keep the CPU accelerator fast
+        // and put several tile edges into short sequences; the last rows use the tiles CUDA gets.
+        { 1, 8, 2, 2, 4 },       // a single position: one key, probability 1
+        { 5, 8, 2, 2, 4 },       // one full tile and a one-row tile
+        { 17, 8, 2, 2, 4 },
+        { 33, 8, 2, 2, 4 },
+        { 17, 1, 2, 2, 4 },
+        { 17, 24, 2, 2, 3 },     // a tile size that is not a power of two
+        { 33, 64, 2, 2, 4 },
+        { 17, 8, 4, 2, 4 },      // grouped-query: two query heads per kv head
+        { 33, 24, 4, 1, 4 },     // all four query heads share one kv head
+        { 5, 64, 4, 2, 4 },
+        { 1, 24, 4, 1, 4 },
+        { 17, 24, 2, 1, null },  // 16-row tiles (head dim ≤ 128): a full tile and a one-row tile
+        { 5, 64, 2, 1, null },   // 16-row tile, mostly past the end of the sequence
+        { 9, 160, 2, 1, null },  // 8-row tiles (head dim above 128): a full tile and a one-row tile
+        { 9, 256, 4, 2, null },  // the largest head dim
     };
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void ForwardAndBackward_MatchCpu(int seq, int d, int heads, int kvHeads)
+    public void ForwardAndBackward_MatchCpu(int seq, int d, int heads, int kvHeads, int? tile)
     {
         const int batch = 2;
         int seed = seq * 1000 + d * 10 + heads + kvHeads;
         var expected = RunMembers(Cpu, batch, heads, kvHeads, seq, d, seed);
-        var actual = RunMembers(_gpu, batch, heads, kvHeads, seq, d, seed);
+        var actual = WithTile(tile, () => RunMembers(_gpu, batch, heads, kvHeads, seq, d, seed));
         string[] names = ["o", "lse", "dq", "dk", "dv"];
         for (int i = 0; i < names.Length; i++) AssertClose(expected[i], actual[i], i < 2 ? 2e-5f : 1e-4f, names[i]);
     }
@@ -85,8 +97,8 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
     [Fact]
     public void Backward_IsDeterministic()
     {
-        var first = RunMembers(_gpu, 2, 4, 2, 20, 8, 5);
-        var second = RunMembers(_gpu, 2, 4, 2, 20, 8, 5);
+        var first = WithTile(4, () => RunMembers(_gpu, 2, 4, 2, 10, 8, 5));
+        var second = WithTile(4, () => RunMembers(_gpu, 2, 4, 2, 10, 8, 5));
         for (int i = 0; i < first.Length; i++) Assert.Equal(first[i], second[i]);
     }
 
@@ -119,7 +131,7 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
             return result;
         }
         var cpu = Run(Cpu);
-        var gpu = Run(_gpu);
+        var gpu = WithTile(4, () => Run(_gpu));
         AssertClose(cpu.O, gpu.O, 2e-5f, "o");
         AssertClose(cpu.Dq, gpu.Dq, 1e-4f, "dq");
         AssertClose(cpu.Dk, gpu.Dk, 1e-4f, "dk");
@@ -135,6 +147,11 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
         using var lse = Tensor.Empty([1, 1, 2], DType.Float32, _gpu);
         var e = Assert.Throws<NotSupportedException>(() => _gpu.CausalAttentionForward(q, q, q, o, lse, 1f));
         Assert.Contains("head_dim", e.Message);
+
+        // 16-row tiles of head_dim 200 would overflow the staged tile buffer.
+        using var q200 = Tensor.Zeros([1, 1, 2, 200], DType.Float32, _gpu);
+        using var o200 = Tensor.Empty([1, 1, 2, 200], DType.Float32, _gpu);
+        Assert.Throws<NotSupportedException>(() => WithTile(16, () => { _gpu.CausalAttentionForward(q200, q200, q200, o200, lse, 1f); return 0; }));
     }
 
     [Fact]
