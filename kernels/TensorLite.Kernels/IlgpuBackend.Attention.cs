@@ -33,9 +33,11 @@ public sealed partial class IlgpuBackend
     /// </summary>
     public int? AttentionTileRows { get; set; }
 
-    /// <summary>Checks dtypes, layout and shapes and derives the launch parameters.</summary>
-    private AttentionParams AttentionSetup(string op, Tensor q, Tensor k, float scale, params Tensor[] all)
+    /// <summary>Checks dtypes, layout and shapes (a wrong-sized output would be written out of bounds on the
+    /// device, silently) and derives the launch parameters. likeQ: tensors shaped as q; likeK: shaped as k.</summary>
+    private AttentionParams AttentionSetup(string op, Tensor q, Tensor k, Tensor lse, float scale, Tensor[] likeQ, Tensor[] likeK)
     {
+        Tensor[] all = [q, k, lse, .. likeQ, .. likeK];
         RequireFloat32(op, all);
         foreach (var t in all)
             if (!t.IsContiguous)
@@ -45,6 +47,12 @@ public sealed partial class IlgpuBackend
         int heads = q.Shape[1], kvHeads = k.Shape[1], seq = q.Shape[2], d = q.Shape[3];
         if (k.Shape[0] != q.Shape[0] || k.Shape[2] != seq || k.Shape[3] != d || kvHeads == 0 || heads % kvHeads != 0)
             throw new ArgumentException($"{op}: q {q.Describe()} does not match k {k.Describe()} (same batch, seq and head_dim; kv heads must divide heads).");
+        foreach (var (group, like) in new[] { (likeQ, q), (likeK, k) })
+            foreach (var t in group)
+                if (!ShapeMath.SameShape(t.Shape, like.Shape))
+                    throw new ArgumentException($"{op}: {t.Describe()} must have the shape {ShapeMath.Format(like.Shape)}.");
+        if (!ShapeMath.SameShape(lse.Shape, q.Shape[..3]))
+            throw new ArgumentException($"{op}: lse {lse.Describe()} must be {ShapeMath.Format(q.Shape[..3])}.");
         if (d > Kernels.AttentionMaxHeadDim)
             throw new NotSupportedException(
                 $"{op} on ILGPU supports head_dim up to {Kernels.AttentionMaxHeadDim} (shared-memory tiles are sized for it), got {d}.");
@@ -64,9 +72,9 @@ public sealed partial class IlgpuBackend
 
     public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale)
     {
-        var p = AttentionSetup(nameof(CausalAttentionForward), q, k, scale, q, k, v, o, lse);
+        var p = AttentionSetup(nameof(CausalAttentionForward), q, k, lse, scale, [o], [v]);
         int batch = q.Shape[0];
-        // With head_dim 0 the scores are all 0 and lse is still log(visible keys), as on the CPU backend.
+        // head_dim 0 still launches: every score is 0, so lse = log(visible keys) and o is empty.
         if (batch == 0 || p.Heads == 0 || p.Seq == 0) return;
         _attention.Forward(AttentionLaunch(batch, p.Heads, p), View<float>(q), View<float>(k), View<float>(v),
             View<float>(o), View<float>(lse), p);
@@ -75,7 +83,7 @@ public sealed partial class IlgpuBackend
     public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
         Tensor dq, Tensor dk, Tensor dv, float scale)
     {
-        var p = AttentionSetup(nameof(CausalAttentionBackward), q, k, scale, q, k, v, o, lse, dO, dq, dk, dv);
+        var p = AttentionSetup(nameof(CausalAttentionBackward), q, k, lse, scale, [o, dO, dq], [v, dk, dv]);
         int batch = q.Shape[0];
         if (batch == 0 || p.Heads == 0 || p.Seq == 0 || p.HeadDim == 0) return;
         using var dots = Tensor.Empty(lse.Shape, DType.Float32, this);

@@ -155,7 +155,7 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
     }
 
     [Fact]
-    public void NonFloat32OrStridedOperands_Throw()
+    public void NonFloat32_Strided_OrMisshapedOperands_Throw()
     {
         using var q = Tensor.Zeros([1, 2, 3, 4], DType.Float32, _gpu);
         using var o = Tensor.Empty([1, 2, 3, 4], DType.Float32, _gpu);
@@ -166,6 +166,10 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
         using var view = strided.Transpose(1, 2);
         var e = Assert.Throws<NotSupportedException>(() => _gpu.CausalAttentionForward(view, q, q, o, lse, 1f));
         Assert.Contains("contiguous", e.Message);
+        using var shortOut = Tensor.Empty([1, 2, 2, 4], DType.Float32, _gpu);
+        Assert.Throws<ArgumentException>(() => _gpu.CausalAttentionForward(q, q, q, shortOut, lse, 1f));
+        using var shortLse = Tensor.Empty([1, 2, 2], DType.Float32, _gpu);
+        Assert.Throws<ArgumentException>(() => _gpu.CausalAttentionForward(q, q, q, o, shortLse, 1f));
     }
 
     [Fact]
