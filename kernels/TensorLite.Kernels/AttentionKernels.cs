@@ -25,9 +25,10 @@ public struct AttentionParams
 // only holds staged input tiles and the Tile × Tile score tiles.
 //
 // Shared memory: every staged tile buffer has the same fixed size, AttentionTileFloats = 16 × 129 floats, with rows
-// padded to D + 1 floats (an odd stride, so the threads of a warp that read row X at the same column hit different
-// banks). The host picks Tile = 16 for D ≤ 128 and Tile = 8 for 128 < D ≤ 256 so the tile fits; four buffers plus
-// the score tiles stay under 36 KB, below the 48 KB of static shared memory a CUDA block may use.
+// padded to D + 1 floats (odd for the usual even D, so the threads of a warp that read row X at the same column hit
+// different banks). The host picks Tile = 16 for D ≤ 128 and Tile = 8 for 128 < D ≤ 256 so the tile fits (or any
+// smaller tile it is told to); at most four buffers plus the score tiles stay under 36 KB, below the 48 KB of static
+// shared memory a CUDA block may use.
 //
 // Causality: tiles are aligned on both sides (same Tile), so a query tile only visits key tiles up to its own index
 // and a key tile only query tiles from its own index on; inside the diagonal tile, key > query is masked per
