@@ -6,12 +6,6 @@ public sealed partial class IlgpuBackend
 {
     private static NotSupportedException Missing(string op) => new($"{op} has no ILGPU kernel yet");
 
-    public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale) =>
-        throw Missing(nameof(CausalAttentionForward));
-
-    public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
-        Tensor dq, Tensor dk, Tensor dv, float scale) => throw Missing(nameof(CausalAttentionBackward));
-
     public void HouseholderQr(Tensor a, Tensor q, Tensor r) => throw Missing(nameof(HouseholderQr));
     public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt) => throw Missing(nameof(Svd));
 }

@@ -72,6 +72,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _gemmTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmTiled);
         _nn = new NnKernelSet(a);
         _index = new IndexKernelSet(a);
+        _attention = new AttentionKernelSet(a);
     }
 
     /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator

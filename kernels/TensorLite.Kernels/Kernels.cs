@@ -289,6 +289,7 @@ public static partial class Kernels
         list.Add((M(nameof(GemmTiled)), true));
         list.AddRange(NnKernels());
         list.AddRange(IndexingKernels());
+        list.AddRange(AttentionKernels());
         return list;
     }
 }
