@@ -20,6 +20,10 @@ public sealed class IlgpuMemoryPool : IDisposable
     private readonly object _gate = new();
     private readonly Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> _free = new();
     private readonly ConcurrentQueue<MemoryBuffer1D<byte, Stride1D.Dense>> _orphans = new();
+    // Every rented buffer stays referenced here until it is back in the free lists. When a forgotten tensor becomes
+    // garbage, its storage and the ILGPU buffer become unreachable together and the GC may finalize the buffer (freeing
+    // its memory) before the storage's finalizer hands it back; holding it here keeps an orphan usable.
+    private readonly HashSet<MemoryBuffer1D<byte, Stride1D.Dense>> _rented = new(ReferenceEqualityComparer.Instance);
     private long _liveBytes, _peakBytes, _cachedBytes, _deviceAllocations, _reservedBytes, _peakReservedBytes;
     private bool _disposed;
 
@@ -54,15 +58,22 @@ public sealed class IlgpuMemoryPool : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            while (_orphans.TryDequeue(out var orphan)) PushFree(orphan);
+            while (_orphans.TryDequeue(out var orphan))
+            {
+                _rented.Remove(orphan);
+                PushFree(orphan);
+            }
             _liveBytes += size;
             if (_liveBytes > _peakBytes) _peakBytes = _liveBytes;
             if (_free.TryGetValue(size, out var stack) && stack.Count > 0)
             {
                 _cachedBytes -= size;
-                return stack.Pop();
+                var cached = stack.Pop();
+                _rented.Add(cached);
+                return cached;
             }
             var buffer = AllocateOnDevice(size);
+            _rented.Add(buffer);
             _deviceAllocations++;
             _reservedBytes += size;
             if (_reservedBytes > _peakReservedBytes) _peakReservedBytes = _reservedBytes;
@@ -105,6 +116,7 @@ public sealed class IlgpuMemoryPool : IDisposable
         }
         lock (_gate)
         {
+            _rented.Remove(buffer);
             _liveBytes -= buffer.Length;
             if (_disposed) { _reservedBytes -= buffer.Length; buffer.Dispose(); return; }
             _cachedBytes += buffer.Length;
@@ -126,7 +138,11 @@ public sealed class IlgpuMemoryPool : IDisposable
 
     private void TrimCacheLocked()
     {
-        while (_orphans.TryDequeue(out var orphan)) orphan.Dispose();
+        while (_orphans.TryDequeue(out var orphan))
+        {
+            _rented.Remove(orphan);
+            orphan.Dispose();
+        }
         foreach (var stack in _free.Values)
             while (stack.Count > 0) stack.Pop().Dispose();
         _free.Clear();

@@ -52,4 +52,28 @@ public sealed class DeviceTests
         Assert.False(BlockCachePolicy.Cpu.Caches(1L << 20, 512L << 20));
         Assert.True(BlockCachePolicy.Cpu.Caches(1L << 20, 100L << 20));
     }
+
+    [Fact]
+    public void DeviceBuffersOfForgottenTensors_ComeBackUsable_AfterTheGarbageCollectorFinalizedThem()
+    {
+        using var backend = IlgpuBackend.Create(DeviceKind.Cpu);
+        static void Forget(IBackend b)
+        {
+            for (int i = 0; i < 50; i++) Tensor.Zeros([1000], DType.Float32, b);
+        }
+        Forget(backend);
+        for (int round = 0; round < 3; round++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        long allocations = backend.Pool.DeviceAllocations;
+        var values = Enumerable.Range(0, 1000).Select(i => (float)i).ToArray();
+        for (int i = 0; i < 50; i++)
+        {
+            using var t = Tensor.FromSpan<float>(values, [1000], DType.Float32, backend);
+            Assert.Equal(values, t.ToArray());
+        }
+        Assert.Equal(allocations, backend.Pool.DeviceAllocations); // served by the finalized tensors' buffers
+    }
 }
