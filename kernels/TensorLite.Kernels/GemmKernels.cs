@@ -189,13 +189,15 @@ public static class GemmKernels
     /// as [row][k] and the b block as [column][k] in shared memory, two halves per 32-bit word (the register format of
     /// the mma fragments), so every fragment register is one shared-memory word. Outside the matrix zeros are staged,
     /// so any shape works. On CUDA the product is one inline PTX mma.sync per tile; elsewhere
-    /// (<see cref="CudaAsm.IsSupported"/> false) <see cref="MmaEmulated"/> computes the same product from the same
-    /// fragment registers with warp shuffles, which needs a warp size of 32. Grid: (⌈n/64⌉, ⌈m/64⌉, min(batch, 65535)).
+    /// (<see cref="CudaAsm.IsSupported"/> false) <see cref="MmaStepEmulated"/> computes the same products from the same
+    /// fragment registers, exchanged through shared memory. Grid: (⌈n/64⌉, ⌈m/64⌉, min(batch, 65535)).
     /// </summary>
     public static void GemmTensorCore(ArrayView<ushort> a, ArrayView<ushort> b, GemmOperand c, GemmParams p, int f16)
     {
         var tileA = SharedMemory.Allocate<uint>(MmaBlockTile * MmaWordsPerLine);
         var tileB = SharedMemory.Allocate<uint>(MmaBlockTile * MmaWordsPerLine);
+        // Used by the emulated path only (ILGPU does not fold CudaAsm.IsSupported before allocating); 8 KiB.
+        var exchange = SharedMemory.Allocate<uint>(MmaThreads * MmaFragmentWords);
         int tid = Group.IdxX, warp = tid / 32, lane = tid % 32;
         int group = lane / 4, pair = lane % 4;            // the PTX ISA's groupID and threadID_in_group
         int warpRow = warp / 2 * 32, warpCol = warp % 2 * 32;
@@ -237,14 +239,21 @@ public static class GemmKernels
                     var a1 = new MmaFragmentA(tileA[ra1], tileA[ra1 + 8 * MmaWordsPerLine], tileA[ra1 + 4], tileA[ra1 + 8 * MmaWordsPerLine + 4]);
                     // B fragment of the n8 tile starting at column c: column c + group, k words pair and pair + 4.
                     int rb = (warpCol + group) * MmaWordsPerLine + ks + pair;
-                    uint b00 = tileB[rb], b01 = tileB[rb + 4];
-                    uint b10 = tileB[rb + 8 * MmaWordsPerLine], b11 = tileB[rb + 8 * MmaWordsPerLine + 4];
-                    uint b20 = tileB[rb + 16 * MmaWordsPerLine], b21 = tileB[rb + 16 * MmaWordsPerLine + 4];
-                    uint b30 = tileB[rb + 24 * MmaWordsPerLine], b31 = tileB[rb + 24 * MmaWordsPerLine + 4];
-                    Mma(ref acc.T00, a0, b00, b01, f16); Mma(ref acc.T01, a0, b10, b11, f16);
-                    Mma(ref acc.T02, a0, b20, b21, f16); Mma(ref acc.T03, a0, b30, b31, f16);
-                    Mma(ref acc.T10, a1, b00, b01, f16); Mma(ref acc.T11, a1, b10, b11, f16);
-                    Mma(ref acc.T12, a1, b20, b21, f16); Mma(ref acc.T13, a1, b30, b31, f16);
+                    var b0 = new MmaFragmentB(tileB[rb], tileB[rb + 4]);
+                    var b1 = new MmaFragmentB(tileB[rb + 8 * MmaWordsPerLine], tileB[rb + 8 * MmaWordsPerLine + 4]);
+                    var b2 = new MmaFragmentB(tileB[rb + 16 * MmaWordsPerLine], tileB[rb + 16 * MmaWordsPerLine + 4]);
+                    var b3 = new MmaFragmentB(tileB[rb + 24 * MmaWordsPerLine], tileB[rb + 24 * MmaWordsPerLine + 4]);
+                    if (CudaAsm.IsSupported)
+                    {
+                        Mma(ref acc.T00, a0, b0, f16); Mma(ref acc.T01, a0, b1, f16);
+                        Mma(ref acc.T02, a0, b2, f16); Mma(ref acc.T03, a0, b3, f16);
+                        Mma(ref acc.T10, a1, b0, f16); Mma(ref acc.T11, a1, b1, f16);
+                        Mma(ref acc.T12, a1, b2, f16); Mma(ref acc.T13, a1, b3, f16);
+                    }
+                    else
+                    {
+                        MmaStepEmulated(ref acc, a0, a1, b0, b1, b2, b3, exchange, f16);
+                    }
                 }
                 Group.Barrier();
             }
@@ -273,65 +282,97 @@ public static class GemmKernels
         }
     }
 
-    /// <summary>tile += a·b for one m16n8k16 step: inline PTX on CUDA, the shuffle emulation elsewhere.</summary>
-    private static void Mma(ref MmaTile tile, MmaFragmentA a, uint b0, uint b1, int f16)
+    /// <summary>tile += a·b for one m16n8k16 step on tensor cores (inline PTX; CUDA only).</summary>
+    private static void Mma(ref MmaTile tile, MmaFragmentA a, MmaFragmentB b, int f16)
     {
-        if (CudaAsm.IsSupported)
-        {
-            Ref<float> d0 = tile.D0, d1 = tile.D1, d2 = tile.D2, d3 = tile.D3;
-            Input<uint> a0 = a.R0, a1 = a.R1, a2 = a.R2, a3 = a.R3, i0 = b0, i1 = b1;
-            if (f16 == 0)
-                CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-                    ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref i0, ref i1);
-            else
-                CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-                    ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref i0, ref i1);
-            tile.D0 = d0.Value; tile.D1 = d1.Value; tile.D2 = d2.Value; tile.D3 = d3.Value;
-        }
+        Ref<float> d0 = tile.D0, d1 = tile.D1, d2 = tile.D2, d3 = tile.D3;
+        Input<uint> a0 = a.R0, a1 = a.R1, a2 = a.R2, a3 = a.R3, b0 = b.R0, b1 = b.R1;
+        if (f16 == 0)
+            CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
+                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
         else
-        {
-            MmaEmulated(ref tile, a, b0, b1, f16);
-        }
+            CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
+                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
+        tile.D0 = d0.Value; tile.D1 = d1.Value; tile.D2 = d2.Value; tile.D3 = d3.Value;
     }
+
+    /// <summary>32-bit words one lane publishes per k16 step in the emulation: two A fragments (4 each), four B (2 each).</summary>
+    private const int MmaFragmentWords = 16;
 
     /// <summary>
-    /// What mma.sync.m16n8k16.row.col computes, from the same per-lane fragment registers, for accelerators without
-    /// tensor cores (warp size 32). Lane (group g, pair t) holds D rows g and g + 8, columns 2t and 2t + 1; it needs
-    /// rows g and g + 8 of A (held by lanes 4g..4g+3) and columns 2t, 2t + 1 of B (held by lanes 4·2t.. and
-    /// 4·(2t+1)..), fetched word by word with shuffles. Every lane takes part in every shuffle, as shuffles require.
-    /// Products are summed in k order in float32 (the hardware's internal order and precision are unspecified).
+    /// What the eight mma.sync.m16n8k16.row.col of one k16 step compute, for accelerators without tensor cores, from
+    /// the same per-lane fragment registers: every lane publishes its registers to shared memory, then each lane
+    /// computes its own accumulators (rows g and g + 8, columns 2t and 2t + 1 of each m16n8 tile) reading A and B
+    /// elements from whichever lane the PTX ISA fragment layout says holds them (<see cref="AElement"/>,
+    /// <see cref="BElement"/>). Sums run in k order in float32 (the hardware's internal order is unspecified).
+    /// Called by every thread of the group (uniform control flow around its barriers).
     /// </summary>
-    private static void MmaEmulated(ref MmaTile tile, MmaFragmentA a, uint b0, uint b1, int f16)
+    private static void MmaStepEmulated(ref MmaAccumulators acc, MmaFragmentA a0, MmaFragmentA a1,
+        MmaFragmentB b0, MmaFragmentB b1, MmaFragmentB b2, MmaFragmentB b3, ArrayView<uint> exchange, int f16)
     {
-        int lane = Warp.LaneIdx, g = lane / 4, t = lane % 4;
-        float d0 = tile.D0, d1 = tile.D1, d2 = tile.D2, d3 = tile.D3;
-        for (int q = 0; q < 4; q++)
-        {
-            // A row g: k 2q, 2q+1 in R0 and k 2q+8, 2q+9 in R2 of lane 4g + q; row g + 8 likewise in R1 and R3.
-            uint aRow0Lo = Warp.Shuffle(a.R0, 4 * g + q), aRow0Hi = Warp.Shuffle(a.R2, 4 * g + q);
-            uint aRow8Lo = Warp.Shuffle(a.R1, 4 * g + q), aRow8Hi = Warp.Shuffle(a.R3, 4 * g + q);
-            // B column n: k 2q, 2q+1 in b0 and k 2q+8, 2q+9 in b1 of lane 4n + q.
-            uint bCol0Lo = Warp.Shuffle(b0, 8 * t + q), bCol0Hi = Warp.Shuffle(b1, 8 * t + q);
-            uint bCol1Lo = Warp.Shuffle(b0, 8 * t + 4 + q), bCol1Hi = Warp.Shuffle(b1, 8 * t + 4 + q);
-            d0 += Dot2(aRow0Lo, bCol0Lo, f16) + Dot2(aRow0Hi, bCol0Hi, f16);
-            d1 += Dot2(aRow0Lo, bCol1Lo, f16) + Dot2(aRow0Hi, bCol1Hi, f16);
-            d2 += Dot2(aRow8Lo, bCol0Lo, f16) + Dot2(aRow8Hi, bCol0Hi, f16);
-            d3 += Dot2(aRow8Lo, bCol1Lo, f16) + Dot2(aRow8Hi, bCol1Hi, f16);
-        }
-        tile.D0 = d0; tile.D1 = d1; tile.D2 = d2; tile.D3 = d3;
+        int tid = Group.IdxX, lane = tid % 32;
+        var warp = exchange.SubView(tid / 32 * 32 * MmaFragmentWords, 32 * MmaFragmentWords);
+        int mine = lane * MmaFragmentWords;
+        warp[mine] = a0.R0; warp[mine + 1] = a0.R1; warp[mine + 2] = a0.R2; warp[mine + 3] = a0.R3;
+        warp[mine + 4] = a1.R0; warp[mine + 5] = a1.R1; warp[mine + 6] = a1.R2; warp[mine + 7] = a1.R3;
+        warp[mine + 8] = b0.R0; warp[mine + 9] = b0.R1; warp[mine + 10] = b1.R0; warp[mine + 11] = b1.R1;
+        warp[mine + 12] = b2.R0; warp[mine + 13] = b2.R1; warp[mine + 14] = b3.R0; warp[mine + 15] = b3.R1;
+        Group.Barrier();
+        EmulateTile(ref acc.T00, warp, 0, 8, f16); EmulateTile(ref acc.T01, warp, 0, 10, f16);
+        EmulateTile(ref acc.T02, warp, 0, 12, f16); EmulateTile(ref acc.T03, warp, 0, 14, f16);
+        EmulateTile(ref acc.T10, warp, 4, 8, f16); EmulateTile(ref acc.T11, warp, 4, 10, f16);
+        EmulateTile(ref acc.T12, warp, 4, 12, f16); EmulateTile(ref acc.T13, warp, 4, 14, f16);
+        Group.Barrier();   // the next step overwrites the exchange
     }
 
-    /// <summary>Dot product of two words of two halves each (low half = lower k), widened to float32.</summary>
-    private static float Dot2(uint x, uint y, int f16) =>
-        Widen(x & 0xFFFFu, f16) * Widen(y & 0xFFFFu, f16) + Widen(x >> 16, f16) * Widen(y >> 16, f16);
+    /// <summary>One m16n8k16 tile of the emulation: the A fragment starts at word <paramref name="aSlot"/> of each
+    /// lane's published registers, the B fragment at <paramref name="bSlot"/>.</summary>
+    private static void EmulateTile(ref MmaTile tile, ArrayView<uint> warp, int aSlot, int bSlot, int f16)
+    {
+        int lane = Group.IdxX % 32, g = lane / 4, t = lane % 4;
+        for (int k = 0; k < 16; k++)
+        {
+            float aTop = AElement(warp, aSlot, g, k, f16), aBottom = AElement(warp, aSlot, g + 8, k, f16);
+            float bLeft = BElement(warp, bSlot, k, 2 * t, f16), bRight = BElement(warp, bSlot, k, 2 * t + 1, f16);
+            tile.D0 += aTop * bLeft;
+            tile.D1 += aTop * bRight;
+            tile.D2 += aBottom * bLeft;
+            tile.D3 += aBottom * bRight;
+        }
+    }
 
-    private static float Widen(uint bits, int f16) =>
-        f16 != 0 ? Kernels.HalfBitsToFloat((ushort)bits) : Interop.IntAsFloat(bits << 16);
+    /// <summary>A[row][k] of a 16×16 A fragment (PTX ISA, .m16n8k16 .bf16/.f16): held by lane 4·(row mod 8) + (k mod 8)/2,
+    /// register (row ≥ 8) + 2·(k ≥ 8), low half for even k.</summary>
+    private static float AElement(ArrayView<uint> warp, int slot, int row, int k, int f16)
+    {
+        int lane = 4 * (row % 8) + k % 8 / 2, register = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
+        return HalfOf(warp[lane * MmaFragmentWords + slot + register], k % 2, f16);
+    }
+
+    /// <summary>B[k][col] of a 16×8 B fragment: held by lane 4·col + (k mod 8)/2, register (k ≥ 8), low half for even k.</summary>
+    private static float BElement(ArrayView<uint> warp, int slot, int k, int col, int f16)
+    {
+        int lane = 4 * col + k % 8 / 2, register = k >= 8 ? 1 : 0;
+        return HalfOf(warp[lane * MmaFragmentWords + slot + register], k % 2, f16);
+    }
+
+    /// <summary>The low (0) or high (1) 16-bit value of a register, widened to float32.</summary>
+    private static float HalfOf(uint word, int high, int f16)
+    {
+        uint bits = high != 0 ? word >> 16 : word & 0xFFFFu;
+        return f16 != 0 ? Kernels.HalfBitsToFloat((ushort)bits) : Interop.IntAsFloat(bits << 16);
+    }
 
     /// <summary>The four 32-bit registers of an m16n8k16 A fragment.</summary>
     private readonly struct MmaFragmentA(uint r0, uint r1, uint r2, uint r3)
     {
         public readonly uint R0 = r0, R1 = r1, R2 = r2, R3 = r3;
+    }
+
+    /// <summary>The two 32-bit registers of an m16n8k16 B fragment.</summary>
+    private readonly struct MmaFragmentB(uint r0, uint r1)
+    {
+        public readonly uint R0 = r0, R1 = r1;
     }
 
     /// <summary>A thread's four float32 accumulators of one m16n8 tile.</summary>

@@ -42,12 +42,12 @@ public sealed partial class IlgpuBackend
 
     /// <summary>
     /// Tests only: route bf16×bf16 and f16×f16 products through the tensor-core kernel on the CPU accelerator, where
-    /// its fragment logic runs the warp-shuffle emulation of mma.sync. Needs a warp size of 32 (<see cref="CreateCpu"/>).
+    /// its fragment logic runs the emulation of mma.sync (<see cref="GemmKernels.GemmTensorCore"/>).
     /// </summary>
     internal void EmulateTensorCores()
     {
-        if (Kind != DeviceKind.Cpu || _accelerator.WarpSize != 32)
-            throw new InvalidOperationException("Tensor-core emulation needs the CPU accelerator with a warp size of 32.");
+        if (Kind != DeviceKind.Cpu || _accelerator.MaxNumThreadsPerGroup < GemmKernels.MmaThreads)
+            throw new InvalidOperationException($"Tensor-core emulation needs the CPU accelerator with groups of {GemmKernels.MmaThreads} threads.");
         _emulateTensorCores = true;
     }
 
@@ -63,7 +63,10 @@ public sealed partial class IlgpuBackend
     {
         int rank = c.Rank;
         long work = (long)c.Shape[rank - 2] * c.Shape[rank - 1] * a.Shape[rank - 1];
-        if (work <= NaiveGemmMaxWork) return nameof(GemmKernels.GemmNaive);
+        long batch = 1;
+        for (int i = 0; i < rank - 2; i++) batch *= c.Shape[i];
+        // The naive kernel puts the batch on the grid's z axis, which CUDA caps at 65535; the block kernels loop.
+        if (work <= NaiveGemmMaxWork && batch <= MaxGridZ) return nameof(GemmKernels.GemmNaive);
         return TensorCoreFormat(a, b) >= 0 ? nameof(GemmKernels.GemmTensorCore) : nameof(GemmKernels.GemmBlocked);
     }
 
@@ -113,8 +116,11 @@ public sealed partial class IlgpuBackend
 
     /// <summary>One group per tile × tile block of c; the batch goes to z, capped at CUDA's 65535 (groups loop over
     /// the rest).</summary>
-    private static KernelConfig BlockLaunch(int m, int n, int batch, int tile, Index3D group) =>
-        new(new Index3D((n + tile - 1) / tile, (m + tile - 1) / tile, Math.Min(batch, 65535)), group);
+    private KernelConfig BlockLaunch(int m, int n, int batch, int tile, Index3D group) =>
+        new(new Index3D((n + tile - 1) / tile, (m + tile - 1) / tile, Math.Min(batch, MaxGridZ)), group);
+
+    /// <summary>Most groups along the grid's z axis (CUDA's limit); tests lower it to exercise the batch loop.</summary>
+    internal int MaxGridZ { get; set; } = 65535;
 
     private GemmOperand Operand(Tensor t) => t.DType switch
     {
