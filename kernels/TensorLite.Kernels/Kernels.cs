@@ -12,7 +12,7 @@ public struct AdamWKernelParams
 
 /// <summary>
 /// The ILGPU kernels: static methods over <see cref="ArrayView{T}"/>. Element-wise kernels are implicitly grouped
-/// (one thread per element); the tiled GEMM is explicitly grouped with <see cref="TileSize"/>² threads per group.
+/// (one thread per element); the GEMM kernels are in <see cref="GemmKernels"/>. <see cref="TileSize"/>² is the CPU device's group size.
 /// Only scalar code, <see cref="XMath"/> and plain arithmetic are used inside, so they compile for PTX and run on
 /// the CPU accelerator alike.
 /// </summary>
