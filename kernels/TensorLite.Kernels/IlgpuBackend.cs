@@ -37,8 +37,6 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int> _binary;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _reduce;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelParams> _adamW;
-    private readonly Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> _gemmNaive;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> _gemmTiled;
 
     private IlgpuBackend(Context context, Accelerator accelerator)
     {
@@ -68,11 +66,10 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _binary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(Kernels.Binary);
         _reduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Reduce);
         _adamW = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelParams>(Kernels.AdamW);
-        _gemmNaive = a.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmNaive);
-        _gemmTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmTiled);
         _nn = new NnKernelSet(a);
         _index = new IndexKernelSet(a);
         _attention = new AttentionKernelSet(a);
+        _gemm = new GemmKernelSet(a);
     }
 
     /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator
@@ -113,9 +110,6 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
     public IlgpuMemoryPool Pool { get; }
 
     public Accelerator Accelerator => _accelerator;
-
-    /// <summary>Problems with m·n·k at most this use the one-thread-per-output GEMM instead of the tiled one.</summary>
-    public long NaiveGemmMaxWork { get; set; } = 4096;
 
     public void Synchronize() => _accelerator.Synchronize();
 
@@ -247,35 +241,6 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         for (int i = axis + 1; i < shape.Length; i++) inner *= shape[i];
         if (outer * inner == 0) return;
         _reduce(outer * inner, View<float>(x), View<float>(y), len, inner, op == ReduceOp.Sum ? 0 : 1);
-    }
-
-    // ---- GEMM ---------------------------------------------------------------------------------------
-
-    public void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta)
-    {
-        RequireFloat32("matmul", a, b, c);
-        int rank = c.Rank;
-        int m = c.Shape[rank - 2], n = c.Shape[rank - 1], k = a.Shape[rank - 1];
-        int batchRank = rank - 2, batch = 1;
-        for (int i = 0; i < batchRank; i++) batch *= c.Shape[i];
-        if (m == 0 || n == 0 || batch == 0) return;
-        var p = new GemmParams
-        {
-            M = m, N = n, K = k,
-            ARow = a.Strides[rank - 2], ACol = a.Strides[rank - 1],
-            BRow = b.Strides[rank - 2], BCol = b.Strides[rank - 1],
-            CRow = c.Strides[rank - 2], CCol = c.Strides[rank - 1],
-            Alpha = alpha, Beta = beta,
-            Batch = StridedLayout.Create(c.Shape[..batchRank], a.Strides[..batchRank], b.Strides[..batchRank], c.Strides[..batchRank]),
-        };
-        if ((long)m * n * k <= NaiveGemmMaxWork)
-        {
-            _gemmNaive(new Index3D(n, m, batch), View<float>(a), View<float>(b), View<float>(c), p);
-            return;
-        }
-        const int t = Kernels.TileSize;
-        var grid = new Index3D((n + t - 1) / t, (m + t - 1) / t, batch);
-        _gemmTiled(new KernelConfig(grid, new Index3D(t, t, 1)), View<float>(a), View<float>(b), View<float>(c), p);
     }
 
     // ---- optimizer ----------------------------------------------------------------------------------

@@ -10,19 +10,9 @@ public struct AdamWKernelParams
     public float Beta1, Beta2, OneMinusBeta1, OneMinusBeta2, Decay, StepSize, InvSqrtBc2, Eps;
 }
 
-/// <summary>Sizes, operand strides and scalars of one (batched) GEMM launch: c = alpha·a·b + beta·c.</summary>
-public struct GemmParams
-{
-    public int M, N, K;
-    public int ARow, ACol, BRow, BCol, CRow, CCol;
-    public float Alpha, Beta;
-    /// <summary>Batch shape with the batch strides of a (A*), b (B*) and c (C*).</summary>
-    public StridedLayout Batch;
-}
-
 /// <summary>
 /// The ILGPU kernels: static methods over <see cref="ArrayView{T}"/>. Element-wise kernels are implicitly grouped
-/// (one thread per element); the tiled GEMM is explicitly grouped with <see cref="TileSize"/>² threads per group.
+/// (one thread per element); the GEMM kernels are in <see cref="GemmKernels"/>. <see cref="TileSize"/>² is the CPU device's group size.
 /// Only scalar code, <see cref="XMath"/> and plain arithmetic are used inside, so they compile for PTX and run on
 /// the CPU accelerator alike.
 /// </summary>
@@ -227,50 +217,6 @@ public static partial class Kernels
         p[i] = h.Decay * p[i] - h.StepSize * mi / (XMath.Sqrt(vi) * h.InvSqrtBc2 + h.Eps);
     }
 
-    // ---- GEMM ---------------------------------------------------------------------------------------
-
-    /// <summary>One thread per element of c (x = column, y = row, z = batch); for tiny problems.</summary>
-    public static void GemmNaive(Index3D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmParams p)
-    {
-        int col = i.X, row = i.Y;
-        p.Batch.Offsets(i.Z, out int oa, out int ob, out int oc);
-        float acc = 0f;
-        for (int k = 0; k < p.K; k++)
-            acc += a[oa + row * p.ARow + k * p.ACol] * b[ob + k * p.BRow + col * p.BCol];
-        int ci = oc + row * p.CRow + col * p.CCol;
-        c[ci] = p.Beta == 0f ? p.Alpha * acc : p.Alpha * acc + p.Beta * c[ci];
-    }
-
-    /// <summary>
-    /// Shared-memory tiled GEMM: each group of TileSize×TileSize threads computes one tile of c, stepping through k
-    /// one tile at a time with both operand tiles staged in shared memory. Operands are addressed through row and
-    /// column strides, so transposed views need no copy. Grid: (ceil(n/T), ceil(m/T), batch).
-    /// </summary>
-    public static void GemmTiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmParams p)
-    {
-        var tileA = SharedMemory.Allocate<float>(TileSize * TileSize);
-        var tileB = SharedMemory.Allocate<float>(TileSize * TileSize);
-        int tx = Group.IdxX, ty = Group.IdxY;
-        int col = Grid.IdxX * TileSize + tx, row = Grid.IdxY * TileSize + ty;
-        p.Batch.Offsets(Grid.IdxZ, out int oa, out int ob, out int oc);
-        float acc = 0f;
-        for (int k0 = 0; k0 < p.K; k0 += TileSize)
-        {
-            int ka = k0 + tx, kb = k0 + ty;
-            tileA[ty * TileSize + tx] = row < p.M && ka < p.K ? a[oa + row * p.ARow + ka * p.ACol] : 0f;
-            tileB[ty * TileSize + tx] = kb < p.K && col < p.N ? b[ob + kb * p.BRow + col * p.BCol] : 0f;
-            Group.Barrier();
-            for (int kk = 0; kk < TileSize; kk++)
-                acc += tileA[ty * TileSize + kk] * tileB[kk * TileSize + tx];
-            Group.Barrier();
-        }
-        if (row < p.M && col < p.N)
-        {
-            int ci = oc + row * p.CRow + col * p.CCol;
-            c[ci] = p.Beta == 0f ? p.Alpha * acc : p.Alpha * acc + p.Beta * c[ci];
-        }
-    }
-
     /// <summary>Every kernel method (generic ones instantiated as the backend loads them) and whether it is
     /// explicitly grouped; the PTX test compiles each of these.</summary>
     public static IReadOnlyList<(MethodInfo Method, bool ExplicitlyGrouped)> All()
@@ -284,12 +230,12 @@ public static partial class Kernels
             list.Add((M(nameof(CopyStrided)).MakeGenericMethod(t), false));
         }
         foreach (var name in new[] { nameof(CopyF32ToBF16), nameof(CopyBF16ToF32), nameof(CopyF32ToF16), nameof(CopyF16ToF32),
-                     nameof(Unary), nameof(UnaryBackward), nameof(Binary), nameof(Reduce), nameof(AdamW), nameof(GemmNaive) })
+                     nameof(Unary), nameof(UnaryBackward), nameof(Binary), nameof(Reduce), nameof(AdamW) })
             list.Add((M(name), false));
-        list.Add((M(nameof(GemmTiled)), true));
         list.AddRange(NnKernels());
         list.AddRange(IndexingKernels());
         list.AddRange(AttentionKernels());
+        list.AddRange(GemmKernels.All());
         return list;
     }
 }
