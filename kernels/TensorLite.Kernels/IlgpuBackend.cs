@@ -36,7 +36,6 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float> _unaryBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int> _binary;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _reduce;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelParams> _adamW;
     private readonly Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> _gemmNaive;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> _gemmTiled;
 
@@ -67,10 +66,10 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _unaryBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(Kernels.UnaryBackward);
         _binary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(Kernels.Binary);
         _reduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Reduce);
-        _adamW = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelParams>(Kernels.AdamW);
         _gemmNaive = a.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmNaive);
         _gemmTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(Kernels.GemmTiled);
         _nn = new NnKernelSet(a);
+        _optim = new OptimKernelSet(a);
     }
 
     /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator
@@ -274,20 +273,5 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         const int t = Kernels.TileSize;
         var grid = new Index3D((n + t - 1) / t, (m + t - 1) / t, batch);
         _gemmTiled(new KernelConfig(grid, new Index3D(t, t, 1)), View<float>(a), View<float>(b), View<float>(c), p);
-    }
-
-    // ---- optimizer ----------------------------------------------------------------------------------
-
-    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h)
-    {
-        RequireFloat32("AdamWStep", param, grad, m, v);
-        if (param.Numel == 0) return;
-        var kp = new AdamWKernelParams
-        {
-            Beta1 = h.Beta1, Beta2 = h.Beta2, OneMinusBeta1 = 1f - h.Beta1, OneMinusBeta2 = 1f - h.Beta2,
-            Decay = 1f - h.LearningRate * h.WeightDecay, StepSize = h.LearningRate / h.BiasCorrection1,
-            InvSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2), Eps = h.Eps,
-        };
-        _adamW(param.Numel, View<float>(param), View<float>(grad), View<float>(m), View<float>(v), kp);
     }
 }

@@ -4,12 +4,6 @@ using ILGPU.Algorithms;
 
 namespace TensorLite.Kernels;
 
-/// <summary>Hyper-parameters of the AdamW kernel, precomputed on the host.</summary>
-public struct AdamWKernelParams
-{
-    public float Beta1, Beta2, OneMinusBeta1, OneMinusBeta2, Decay, StepSize, InvSqrtBc2, Eps;
-}
-
 /// <summary>Sizes, operand strides and scalars of one (batched) GEMM launch: c = alpha·a·b + beta·c.</summary>
 public struct GemmParams
 {
@@ -215,18 +209,6 @@ public static partial class Kernels
         y[i] = acc;
     }
 
-    // ---- optimizer ----------------------------------------------------------------------------------
-
-    public static void AdamW(Index1D i, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamWKernelParams h)
-    {
-        float gi = g[i];
-        float mi = h.Beta1 * m[i] + h.OneMinusBeta1 * gi;
-        float vi = h.Beta2 * v[i] + h.OneMinusBeta2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = h.Decay * p[i] - h.StepSize * mi / (XMath.Sqrt(vi) * h.InvSqrtBc2 + h.Eps);
-    }
-
     // ---- GEMM ---------------------------------------------------------------------------------------
 
     /// <summary>One thread per element of c (x = column, y = row, z = batch); for tiny problems.</summary>
@@ -284,10 +266,11 @@ public static partial class Kernels
             list.Add((M(nameof(CopyStrided)).MakeGenericMethod(t), false));
         }
         foreach (var name in new[] { nameof(CopyF32ToBF16), nameof(CopyBF16ToF32), nameof(CopyF32ToF16), nameof(CopyF16ToF32),
-                     nameof(Unary), nameof(UnaryBackward), nameof(Binary), nameof(Reduce), nameof(AdamW), nameof(GemmNaive) })
+                     nameof(Unary), nameof(UnaryBackward), nameof(Binary), nameof(Reduce), nameof(GemmNaive) })
             list.Add((M(name), false));
         list.Add((M(nameof(GemmTiled)), true));
         list.AddRange(NnKernels());
+        list.AddRange(OptimKernels());
         return list;
     }
 }
