@@ -48,6 +48,17 @@ public sealed partial class IlgpuBackend
         public ArrayView<float> Tables => CodeTables.View;
     }
 
+    /// <summary>Groups of the first sum-of-squares stage at most (1 … <see cref="Kernels.MaxSumPartials"/>); with more
+    /// elements than their threads, each thread strides through several. Settable so tests reach that case cheaply.</summary>
+    public int SumOfSquaresMaxGroups
+    {
+        get => _sumOfSquaresMaxGroups;
+        set => _sumOfSquaresMaxGroups = value is >= 1 and <= Kernels.MaxSumPartials
+            ? value : throw new ArgumentOutOfRangeException(nameof(value), $"1 … {Kernels.MaxSumPartials} groups.");
+    }
+
+    private int _sumOfSquaresMaxGroups = Kernels.MaxSumPartials;
+
     private static KernelConfig OptimGroups(int groups) => new(new Index1D(groups), new Index1D(Kernels.OptimGroupSize));
 
     /// <summary>The kernel constants of an Adam step, computed as the CPU backend computes them.</summary>
@@ -121,7 +132,7 @@ public sealed partial class IlgpuBackend
         int n = x.Numel;
         if (n == 0) return 0;
         const int g = Kernels.OptimGroupSize;
-        int groups = (int)Math.Min((n + (long)g - 1) / g, Kernels.MaxSumPartials);
+        int groups = (int)Math.Min((n + (long)g - 1) / g, SumOfSquaresMaxGroups);
         var scratch = _optim.SumScratch.View.AsContiguous();
         var partials = scratch.SubView(0, Kernels.MaxSumPartials);
         var total = scratch.SubView(Kernels.MaxSumPartials, 1);
