@@ -17,6 +17,11 @@ public sealed class IlgpuMemoryPool : IDisposable
     private readonly object _gate = new();
     private readonly Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> _free = new();
     private readonly ConcurrentQueue<MemoryBuffer1D<byte, Stride1D.Dense>> _orphans = new();
+    // Every buffer this pool allocated and has not freed. ILGPU buffers have finalizers of their own: without this
+    // reference, a storage that was never disposed would become unreachable together with its buffer, and the GC
+    // would free the device memory in the same cycle in which the storage's finalizer queues the buffer for reuse
+    // (the next tensor of that size would then be written through a freed pointer).
+    private readonly HashSet<MemoryBuffer1D<byte, Stride1D.Dense>> _owned = new(ReferenceEqualityComparer.Instance);
     private long _liveBytes, _peakBytes, _cachedBytes, _deviceAllocations;
     private bool _disposed;
 
@@ -56,7 +61,9 @@ public sealed class IlgpuMemoryPool : IDisposable
                 return stack.Pop();
             }
             _deviceAllocations++;
-            return _accelerator.Allocate1D<byte>(size);
+            var buffer = _accelerator.Allocate1D<byte>(size);
+            _owned.Add(buffer);
+            return buffer;
         }
     }
 
@@ -72,7 +79,7 @@ public sealed class IlgpuMemoryPool : IDisposable
         lock (_gate)
         {
             _liveBytes -= buffer.Length;
-            if (_disposed) { buffer.Dispose(); return; }
+            if (_disposed) { Free(buffer); return; }
             _cachedBytes += buffer.Length;
             PushFree(buffer);
         }
@@ -89,12 +96,18 @@ public sealed class IlgpuMemoryPool : IDisposable
     {
         lock (_gate)
         {
-            while (_orphans.TryDequeue(out var orphan)) orphan.Dispose();
+            while (_orphans.TryDequeue(out var orphan)) Free(orphan);
             foreach (var stack in _free.Values)
-                while (stack.Count > 0) stack.Pop().Dispose();
+                while (stack.Count > 0) Free(stack.Pop());
             _free.Clear();
             _cachedBytes = 0;
         }
+    }
+
+    private void Free(MemoryBuffer1D<byte, Stride1D.Dense> buffer)
+    {
+        _owned.Remove(buffer);
+        buffer.Dispose();
     }
 
     public void Dispose()
