@@ -131,8 +131,8 @@ public sealed partial class IlgpuBackend
         int format = FormatOf(x, "sum_of_squares");
         int n = x.Numel;
         if (n == 0) return 0;
-        const int g = Kernels.OptimGroupSize;
-        int groups = (int)Math.Min((n + (long)g - 1) / g, SumOfSquaresMaxGroups);
+        const int perGroup = Kernels.OptimGroupSize * Kernels.SumElementsPerThread;
+        int groups = (int)Math.Min((n + (long)perGroup - 1) / perGroup, SumOfSquaresMaxGroups);
         var scratch = _optim.SumScratch.View.AsContiguous();
         var partials = scratch.SubView(0, Kernels.MaxSumPartials);
         var total = scratch.SubView(Kernels.MaxSumPartials, 1);

@@ -1,6 +1,7 @@
 using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
+using ILGPU.Runtime.Cuda;
 using TensorLite.Optim.Projected;
 
 namespace TensorLite.Kernels;
@@ -66,6 +67,28 @@ public static partial class Kernels
     /// <summary>Groups of the first sum-of-squares stage at most (each thread then strides through the tensor).</summary>
     public const int MaxSumPartials = 1024;
 
+    /// <summary>Elements each sum-of-squares thread reads at least before its group reduces (fewer groups, so fewer
+    /// barriers and partials, for tensors below MaxSumPartials·OptimGroupSize·this).</summary>
+    public const int SumElementsPerThread = 16;
+
+    // ---- rounding like the CPU backend --------------------------------------------------------------
+
+    /// <summary>
+    /// a·b, rounded by itself. ptxas contracts a plain mul.f32 feeding an add into one FMA (a single rounding),
+    /// which the CPU backend never does; a mul.rn.f32 is never contracted. Every product that feeds an addition
+    /// goes through here, so a GPU rounds each operation as the CPU backend does. The CPU accelerator runs the
+    /// managed branch (already separately rounded).
+    /// </summary>
+    private static float Mul(float a, float b)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("mul.rn.f32 %0, %1, %2;", out float product, a, b);
+            return product;
+        }
+        return a * b;
+    }
+
     // ---- element formats ----------------------------------------------------------------------------
 
     private static float LoadAsFloat(ArrayView<byte> bytes, int format, int i)
@@ -114,12 +137,12 @@ public static partial class Kernels
         AdamKernelParams h, ParamUpdateFormat f)
     {
         float gi = LoadAsFloat(g, f.Operand, i);
-        float mi = h.Beta1 * m[i] + h.OneMinusBeta1 * gi;
-        float vi = h.Beta2 * v[i] + h.OneMinusBeta2 * gi * gi;
+        float mi = Mul(h.Beta1, m[i]) + Mul(h.OneMinusBeta1, gi);
+        float vi = Mul(h.Beta2, v[i]) + Mul(h.OneMinusBeta2 * gi, gi);
         m[i] = mi;
         v[i] = vi;
         float pi = LoadAsFloat(p, f.Param, i);
-        StoreParam(p, f, i, h.Decay * pi - h.StepSize * mi / (XMath.Sqrt(vi) * h.InvSqrtBc2 + h.Eps));
+        StoreParam(p, f, i, Mul(h.Decay, pi) - h.StepSize * mi / (Mul(XMath.Sqrt(vi), h.InvSqrtBc2) + h.Eps));
     }
 
     /// <summary>The Adam direction of one float32 element, moments updated in place.</summary>
@@ -127,18 +150,18 @@ public static partial class Kernels
         AdamKernelParams h)
     {
         float gi = g[i];
-        float mi = h.Beta1 * m[i] + h.OneMinusBeta1 * gi;
-        float vi = h.Beta2 * v[i] + h.OneMinusBeta2 * gi * gi;
+        float mi = Mul(h.Beta1, m[i]) + Mul(h.OneMinusBeta1, gi);
+        float vi = Mul(h.Beta2, v[i]) + Mul(h.OneMinusBeta2 * gi, gi);
         m[i] = mi;
         v[i] = vi;
-        d[i] = h.InvBc1 * mi / (XMath.Sqrt(vi) * h.InvSqrtBc2 + h.Eps);
+        d[i] = h.InvBc1 * mi / (Mul(XMath.Sqrt(vi), h.InvSqrtBc2) + h.Eps);
     }
 
     /// <summary>param ← decay·param − stepSize·update for one element of any formats.</summary>
     public static void ApplyUpdate(Index1D i, ArrayView<byte> p, ArrayView<byte> u, ParamUpdateFormat f, float decay, float stepSize)
     {
         float pi = LoadAsFloat(p, f.Param, i), ui = LoadAsFloat(u, f.Operand, i);
-        StoreParam(p, f, i, decay * pi - stepSize * ui);
+        StoreParam(p, f, i, Mul(decay, pi) - Mul(stepSize, ui));
     }
 
     // ---- sum of squares -----------------------------------------------------------------------------
@@ -263,11 +286,11 @@ public static partial class Kernels
         {
             int i = start + k;
             float gi = g[i];
-            float mi = h.Beta1 * (tables[CodeTables.SignedMap + mCodes[i]] * ma) + h.OneMinusBeta1 * gi;
-            float vi = h.Beta2 * (tables[CodeTables.UnsignedMap + vCodes[i]] * va) + h.OneMinusBeta2 * gi * gi;
+            float mi = Mul(h.Beta1, tables[CodeTables.SignedMap + mCodes[i]] * ma) + Mul(h.OneMinusBeta1, gi);
+            float vi = Mul(h.Beta2, tables[CodeTables.UnsignedMap + vCodes[i]] * va) + Mul(h.OneMinusBeta2 * gi, gi);
             mValues[k] = mi;
             vValues[k] = vi;
-            d[i] = h.InvBc1 * mi / (XMath.Sqrt(vi) * h.InvSqrtBc2 + h.Eps);
+            d[i] = h.InvBc1 * mi / (Mul(XMath.Sqrt(vi), h.InvSqrtBc2) + h.Eps);
             maxM = XMath.Max(maxM, XMath.Abs(mi));
             maxV = XMath.Max(maxV, vi);
         }
