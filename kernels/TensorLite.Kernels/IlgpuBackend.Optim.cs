@@ -88,11 +88,11 @@ public sealed partial class IlgpuBackend
         Key1 = (uint)(rounding.Seed >> 32),
     };
 
-    private static void RequireFloat32Moments(string op, params Tensor[] tensors)
+    private static void RequireFloat32Operands(string op, Tensor[] tensors)
     {
         foreach (var t in tensors)
             if (t.DType != DType.Float32)
-                throw new DTypeMismatchException($"{op} needs float32 moments and directions, got {t.Describe()}.");
+                throw new DTypeMismatchException($"{op} reads and writes float32 tensors, got {t.Describe()}.");
     }
 
     // ---- AdamW and the projected optimizers' kernels ------------------------------------------------
@@ -108,7 +108,7 @@ public sealed partial class IlgpuBackend
 
     public void AdamDirection(Tensor grad, Tensor m, Tensor v, Tensor direction, AdamWStepParams h)
     {
-        RequireFloat32Moments("AdamDirection", grad, m, v, direction);
+        RequireFloat32Operands("AdamDirection", [grad, m, v, direction]);
         if (grad.Numel == 0) return;
         _optim.AdamDirection(grad.Numel, View<float>(grad), View<float>(m), View<float>(v), View<float>(direction), AdamParams(h));
     }
