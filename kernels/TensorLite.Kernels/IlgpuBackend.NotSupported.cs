@@ -1,7 +1,6 @@
 namespace TensorLite.Kernels;
 
-// IBackend members that have no ILGPU kernel yet (docs/gpu.md lists them). AdamDirection and ApplyUpdate keep the
-// interface's default implementations, which are built from the implemented element-wise ops.
+// IBackend members that have no ILGPU kernel yet (docs/gpu.md lists them).
 public sealed partial class IlgpuBackend
 {
     private static NotSupportedException Missing(string op) => new($"{op} has no ILGPU kernel yet");

@@ -36,7 +36,6 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float> _unaryBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int> _binary;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _reduce;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelParams> _adamW;
 
     private IlgpuBackend(Context context, Accelerator accelerator)
     {
@@ -65,11 +64,11 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _unaryBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(Kernels.UnaryBackward);
         _binary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(Kernels.Binary);
         _reduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Reduce);
-        _adamW = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelParams>(Kernels.AdamW);
         _nn = new NnKernelSet(a);
         _index = new IndexKernelSet(a);
         _attention = new AttentionKernelSet(a);
         _gemm = new GemmKernelSet(a);
+        _optim = new OptimKernelSet(a);
     }
 
     /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator
@@ -243,18 +242,4 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _reduce(outer * inner, View<float>(x), View<float>(y), len, inner, op == ReduceOp.Sum ? 0 : 1);
     }
 
-    // ---- optimizer ----------------------------------------------------------------------------------
-
-    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h)
-    {
-        RequireFloat32("AdamWStep", param, grad, m, v);
-        if (param.Numel == 0) return;
-        var kp = new AdamWKernelParams
-        {
-            Beta1 = h.Beta1, Beta2 = h.Beta2, OneMinusBeta1 = 1f - h.Beta1, OneMinusBeta2 = 1f - h.Beta2,
-            Decay = 1f - h.LearningRate * h.WeightDecay, StepSize = h.LearningRate / h.BiasCorrection1,
-            InvSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2), Eps = h.Eps,
-        };
-        _adamW(param.Numel, View<float>(param), View<float>(grad), View<float>(m), View<float>(v), kp);
-    }
 }

@@ -109,13 +109,6 @@ public static partial class Kernels
     }
 
     /// <summary>The murmur3 32-bit finalizer.</summary>
-    private static uint Mix32(uint h)
-    {
-        h = (h ^ (h >> 16)) * 0x85EBCA6Bu;
-        h = (h ^ (h >> 13)) * 0xC2B2AE35u;
-        return h ^ (h >> 16);
-    }
-
     // ---- dtype-converting copy ----------------------------------------------------------------------
 
     /// <summary>Strided copy between any two dtypes, exactly as the CPU backend's generic path: the source element is

@@ -4,12 +4,6 @@ using ILGPU.Algorithms;
 
 namespace TensorLite.Kernels;
 
-/// <summary>Hyper-parameters of the AdamW kernel, precomputed on the host.</summary>
-public struct AdamWKernelParams
-{
-    public float Beta1, Beta2, OneMinusBeta1, OneMinusBeta2, Decay, StepSize, InvSqrtBc2, Eps;
-}
-
 /// <summary>
 /// The ILGPU kernels: static methods over <see cref="ArrayView{T}"/>. Element-wise kernels are implicitly grouped
 /// (one thread per element); the GEMM kernels are in <see cref="GemmKernels"/>. <see cref="TileSize"/>² is the CPU device's group size.
@@ -99,6 +93,15 @@ public static partial class Kernels
         if ((bits & 0x7FFF_FFFFu) > 0x7F80_0000u) return (ushort)((bits >> 16) | 0x0040u);
         uint bias = 0x7FFFu + ((bits >> 16) & 1u);
         return (ushort)((bits + bias) >> 16);
+    }
+
+    /// <summary>The murmur3 finalizer: the CPU backend's hash behind dropout masks and stochastic rounding, so both
+    /// backends draw the same bits from (seed, element index).</summary>
+    internal static uint Mix32(uint h)
+    {
+        h = (h ^ (h >> 16)) * 0x85EBCA6Bu;
+        h = (h ^ (h >> 13)) * 0xC2B2AE35u;
+        return h ^ (h >> 16);
     }
 
     // ---- element-wise -------------------------------------------------------------------------------
@@ -205,17 +208,6 @@ public static partial class Kernels
         y[i] = acc;
     }
 
-    // ---- optimizer ----------------------------------------------------------------------------------
-
-    public static void AdamW(Index1D i, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamWKernelParams h)
-    {
-        float gi = g[i];
-        float mi = h.Beta1 * m[i] + h.OneMinusBeta1 * gi;
-        float vi = h.Beta2 * v[i] + h.OneMinusBeta2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = h.Decay * p[i] - h.StepSize * mi / (XMath.Sqrt(vi) * h.InvSqrtBc2 + h.Eps);
-    }
 
     /// <summary>Every kernel method (generic ones instantiated as the backend loads them) and whether it is
     /// explicitly grouped; the PTX test compiles each of these.</summary>
@@ -230,12 +222,13 @@ public static partial class Kernels
             list.Add((M(nameof(CopyStrided)).MakeGenericMethod(t), false));
         }
         foreach (var name in new[] { nameof(CopyF32ToBF16), nameof(CopyBF16ToF32), nameof(CopyF32ToF16), nameof(CopyF16ToF32),
-                     nameof(Unary), nameof(UnaryBackward), nameof(Binary), nameof(Reduce), nameof(AdamW) })
+                     nameof(Unary), nameof(UnaryBackward), nameof(Binary), nameof(Reduce) })
             list.Add((M(name), false));
         list.AddRange(NnKernels());
         list.AddRange(IndexingKernels());
         list.AddRange(AttentionKernels());
         list.AddRange(GemmKernels.All());
+        list.AddRange(OptimKernels());
         return list;
     }
 }

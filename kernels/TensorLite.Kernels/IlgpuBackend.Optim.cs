@@ -1,0 +1,172 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace TensorLite.Kernels;
+
+// The optimizer members (IBackend.Optim.cs, .Projected.cs, .Quantized.cs) over the kernels in OptimKernels.cs: fused
+// AdamW for float32, bfloat16 and float16 parameters, the Adam direction, the projected optimizers' parameter update,
+// Σ x² and the block-wise 8-bit states. Inputs are contiguous, as the contracts require.
+public sealed partial class IlgpuBackend
+{
+    private readonly OptimKernelSet _optim;
+
+    /// <summary>The optimizer kernel delegates, loaded once when the backend is created, and two small device buffers:
+    /// the 8-bit code tables (written once) and the sum-of-squares partials.</summary>
+    private sealed class OptimKernelSet(Accelerator a)
+    {
+        public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, AdamKernelParams, ParamUpdateFormat> AdamW =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, AdamKernelParams, ParamUpdateFormat>(Kernels.AdamW);
+
+        public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamKernelParams> AdamDirection =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamKernelParams>(Kernels.AdamDirection);
+
+        public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ParamUpdateFormat, float, float> ApplyUpdate =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ParamUpdateFormat, float, float>(Kernels.ApplyUpdate);
+
+        public readonly Action<KernelConfig, ArrayView<byte>, int, int, ArrayView<double>> SumOfSquaresPartials =
+            a.LoadStreamKernel<ArrayView<byte>, int, int, ArrayView<double>>(Kernels.SumOfSquaresPartials);
+
+        public readonly Action<KernelConfig, ArrayView<double>, int, ArrayView<double>> SumPartials =
+            a.LoadStreamKernel<ArrayView<double>, int, ArrayView<double>>(Kernels.SumPartials);
+
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, ArrayView<float>, int> Quantize =
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, ArrayView<float>, int>(Kernels.QuantizeBlocks);
+
+        public readonly Action<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> Dequantize =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(Kernels.DequantizeBlocks);
+
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>> Adam8bit =
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>>(Kernels.AdamBlocks8bit);
+
+        /// <summary>Both code maps and their midpoints (<see cref="TensorLite.Kernels.CodeTables"/>).</summary>
+        public readonly MemoryBuffer1D<float, Stride1D.Dense> CodeTables = a.Allocate1D(TensorLite.Kernels.CodeTables.Build());
+
+        /// <summary><see cref="Kernels.MaxSumPartials"/> partial sums, then the total. Shared by every call: launches run
+        /// in order on the one stream and the total is read back before the next call can start.</summary>
+        public readonly MemoryBuffer1D<double, Stride1D.Dense> SumScratch = a.Allocate1D<double>(Kernels.MaxSumPartials + 1);
+
+        public ArrayView<float> Tables => CodeTables.View;
+    }
+
+    /// <summary>Groups of the first sum-of-squares stage at most (1 … <see cref="Kernels.MaxSumPartials"/>); with more
+    /// elements than their threads, each thread strides through several. Settable so tests reach that case cheaply.</summary>
+    public int SumOfSquaresMaxGroups
+    {
+        get => _sumOfSquaresMaxGroups;
+        set => _sumOfSquaresMaxGroups = value is >= 1 and <= Kernels.MaxSumPartials
+            ? value : throw new ArgumentOutOfRangeException(nameof(value), $"1 … {Kernels.MaxSumPartials} groups.");
+    }
+
+    private int _sumOfSquaresMaxGroups = Kernels.MaxSumPartials;
+
+    private static KernelConfig OptimGroups(int groups) => new(new Index1D(groups), new Index1D(Kernels.OptimGroupSize));
+
+    /// <summary>The kernel constants of an Adam step, computed as the CPU backend computes them.</summary>
+    private static AdamKernelParams AdamParams(AdamWStepParams h) => new()
+    {
+        Beta1 = h.Beta1, Beta2 = h.Beta2, OneMinusBeta1 = 1f - h.Beta1, OneMinusBeta2 = 1f - h.Beta2,
+        Decay = 1f - h.LearningRate * h.WeightDecay, StepSize = h.LearningRate / h.BiasCorrection1,
+        InvBc1 = 1f / h.BiasCorrection1, InvSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2), Eps = h.Eps,
+    };
+
+    private static int FormatOf(Tensor t, string op) => t.DType switch
+    {
+        DType.Float32 => FloatFormat.Float32,
+        DType.BFloat16 => FloatFormat.BFloat16,
+        DType.Float16 => FloatFormat.Float16,
+        _ => throw new DTypeMismatchException($"{op}: the ILGPU kernel reads float32, bfloat16 or float16, got {t.Describe()}."),
+    };
+
+    /// <summary>Formats of a parameter and its operand; stochastic rounding applies to bfloat16 parameters only (float16
+    /// is always rounded to nearest, as on the CPU backend).</summary>
+    private static ParamUpdateFormat UpdateFormat(Tensor param, Tensor operand, ParamRounding rounding, string op) => new()
+    {
+        Param = FormatOf(param, op),
+        Operand = FormatOf(operand, op),
+        Stochastic = rounding.Mode == ParamRoundingMode.Stochastic && param.DType == DType.BFloat16 ? 1 : 0,
+        Key0 = (uint)rounding.Seed,
+        Key1 = (uint)(rounding.Seed >> 32),
+    };
+
+    private static void RequireFloat32Operands(string op, Tensor[] tensors)
+    {
+        foreach (var t in tensors)
+            if (t.DType != DType.Float32)
+                throw new DTypeMismatchException($"{op} reads and writes float32 tensors, got {t.Describe()}.");
+    }
+
+    // ---- AdamW and the projected optimizers' kernels ------------------------------------------------
+
+    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h)
+    {
+        if (m.DType != DType.Float32 || v.DType != DType.Float32)
+            throw new DTypeMismatchException($"AdamW moments must be float32, got {m.Describe()} and {v.Describe()}.");
+        var format = UpdateFormat(param, grad, h.Rounding, "adamw");
+        if (param.Numel == 0) return;
+        _optim.AdamW(param.Numel, Bytes(param), Bytes(grad), View<float>(m), View<float>(v), AdamParams(h), format);
+    }
+
+    public void AdamDirection(Tensor grad, Tensor m, Tensor v, Tensor direction, AdamWStepParams h)
+    {
+        RequireFloat32Operands("AdamDirection", [grad, m, v, direction]);
+        if (grad.Numel == 0) return;
+        _optim.AdamDirection(grad.Numel, View<float>(grad), View<float>(m), View<float>(v), View<float>(direction), AdamParams(h));
+    }
+
+    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize) =>
+        ApplyUpdate(param, update, decay, stepSize, ParamRounding.Nearest);
+
+    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize, ParamRounding rounding)
+    {
+        var format = UpdateFormat(param, update, rounding, "apply_update");
+        if (param.Numel == 0) return;
+        _optim.ApplyUpdate(param.Numel, Bytes(param), Bytes(update), format, decay, stepSize);
+    }
+
+    // ---- Σ x² ---------------------------------------------------------------------------------------
+
+    /// <summary>Two launches (per-group partials, then one group adds them) and one read-back of the double total.</summary>
+    public double SumOfSquares(Tensor x)
+    {
+        int format = FormatOf(x, "sum_of_squares");
+        int n = x.Numel;
+        if (n == 0) return 0;
+        const int perGroup = Kernels.OptimGroupSize * Kernels.SumElementsPerThread;
+        int groups = (int)Math.Min((n + (long)perGroup - 1) / perGroup, SumOfSquaresMaxGroups);
+        var scratch = _optim.SumScratch.View.AsContiguous();
+        var partials = scratch.SubView(0, Kernels.MaxSumPartials);
+        var total = scratch.SubView(Kernels.MaxSumPartials, 1);
+        _optim.SumOfSquaresPartials(OptimGroups(groups), Bytes(x), format, n, partials);
+        _optim.SumPartials(OptimGroups(1), partials, groups, total);
+        _accelerator.Synchronize();
+        double result = 0;
+        total.CopyToCPU(ref result, 1);
+        return result;
+    }
+
+    // ---- block-wise 8-bit states --------------------------------------------------------------------
+
+    public void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed)
+    {
+        QuantizedChecks.Check(x, codes, absmax);
+        if (x.Numel == 0) return;
+        _optim.Quantize(OptimGroups(absmax.Numel), View<float>(x), View<byte>(codes), View<float>(absmax), x.Numel,
+            _optim.Tables, signed ? CodeTables.SignedMidpoints : CodeTables.UnsignedMidpoints);
+    }
+
+    public void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed)
+    {
+        QuantizedChecks.Check(x, codes, absmax);
+        if (x.Numel == 0) return;
+        _optim.Dequantize(x.Numel, View<byte>(codes), View<float>(absmax), View<float>(x), _optim.Tables,
+            signed ? CodeTables.SignedMap : CodeTables.UnsignedMap);
+    }
+
+    public void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction, AdamWStepParams h)
+    {
+        QuantizedChecks.CheckAdam(grad, mCodes, mAbsmax, vCodes, vAbsmax, direction);
+        if (grad.Numel == 0) return;
+        _optim.Adam8bit(OptimGroups(mAbsmax.Numel), View<float>(grad), View<byte>(mCodes), View<float>(mAbsmax),
+            View<byte>(vCodes), View<float>(vAbsmax), View<float>(direction), grad.Numel, AdamParams(h), _optim.Tables);
+    }
+}
