@@ -242,3 +242,44 @@ public sealed class Bf16ActivationPlanTests : IDisposable
         Assert.InRange(plan.PeakTensorBytes, measured * 0.95, measured * 1.05);
     }
 }
+
+/// <summary>The op-boundary conversion needs no new backend member: bf16 activations through RoPE, RMSNorm, softmax and
+/// cross-entropy run on the ILGPU backend (CPU accelerator) with its float32 kernels and match the CPU backend.</summary>
+public sealed class IlgpuBf16ActivationTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuCpuFixture>
+{
+    [Fact]
+    public void RopeRmsNormSoftmaxCrossEntropy_OnBf16Activations_MatchTheCpuBackend()
+    {
+        var rng = new Random(5);
+        var x = Enumerable.Range(0, 2 * 3 * 5 * 8).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var w = Enumerable.Range(0, 8).Select(_ => (float)(rng.NextDouble() + 0.5)).ToArray();
+        int[] targets = [3, -100, 0, 6, 2, 2, 7, 5, 1, 4, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3];
+        (float Loss, float[] Gx, float[] Gw) Run(IBackend be)
+        {
+            using var x32 = Tensor.FromSpan<float>(x, [2, 3, 5, 8], DType.Float32, be);
+            using var xt = x32.To(DType.BFloat16).RequireGrad();
+            using var wt = Tensor.FromSpan<float>(w, [8], DType.Float32, be).RequireGrad();
+            using var ids = Tensor.FromSpan<int>(targets, [30], DType.Int32, be);
+            using var rotated = xt.Transpose(1, 2).Rope();  // a non-contiguous bf16 view
+            using var normed = rotated.RmsNorm(wt, 1e-5f);  // bf16 activations, float32 weight
+            using var probs = normed.Softmax(1);            // along a non-last axis
+            using var logits = probs.Reshape(30, 8);
+            using var loss = Tensor.CrossEntropy(logits, ids);
+            Assert.Equal(DType.BFloat16, logits.DType);
+            loss.Backward();
+            Assert.Equal(DType.BFloat16, xt.Grad!.DType);
+            Assert.Equal(DType.Float32, wt.Grad!.DType);
+            return (loss.Item(), xt.Grad.ToArray(), wt.Grad.ToArray());
+        }
+        var cpu = Run(TensorLite.Backends.Cpu.CpuBackend.Instance);
+        var gpu = Run(fixture.Backend);
+        Assert.True(Math.Abs(cpu.Loss - gpu.Loss) <= 1e-3 * Math.Abs(cpu.Loss), $"loss {cpu.Loss} vs {gpu.Loss}");
+        // The kernels sum in different orders, so a value may land on the neighbouring bf16: compare within bf16 precision.
+        foreach (var (expected, actual, name) in new[] { (cpu.Gx, gpu.Gx, "dx"), (cpu.Gw, gpu.Gw, "dw") })
+        {
+            double scale = expected.Max(v => Math.Abs((double)v));
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 0.01 * (Math.Abs(expected[i]) + scale), $"{name}[{i}]: {actual[i]} vs cpu {expected[i]}");
+        }
+    }
+}
