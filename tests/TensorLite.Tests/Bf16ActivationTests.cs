@@ -181,7 +181,8 @@ public sealed class Bf16ActivationTests : IDisposable
         var fp32Loss = fp32.Run();
         var bf16 = Trainer.Create(Tiny("bf16", "bf16"), Path.Combine(_root, "bf16"));
         var bf16Loss = bf16.Run();
-        // The loss falls from ln 256 = 5.55 to about 2.5 in 40 steps; bf16 weights and activations stay within 2% of it.
+        // The loss falls from ln 256 = 5.55 to about 2.81 in 40 steps; bf16 weights and activations land within 0.4% of it
+        // (docs/memory.md), and 2% is allowed.
         Assert.True(fp32Loss < 3.5, $"float32 run did not learn: {fp32Loss}");
         Assert.True(Math.Abs(bf16Loss - fp32Loss) <= 0.02 * fp32Loss, $"bf16 {bf16Loss} vs float32 {fp32Loss}");
         Assert.NotEqual(fp32Loss, bf16Loss); // the bf16 path really ran
