@@ -170,7 +170,7 @@ public sealed class Bf16ActivationTests : IDisposable
 
     private static TrainingOptions Tiny(string weights, string activations) => new()
     {
-        Model = "tiny", Seq = 32, Batch = 4, Steps = 40, Warmup = 4, EvalEvery = 100, EvalBatches = 2, CheckpointEvery = 100,
+        Model = "tiny", Seq = 32, Batch = 4, Steps = 30, Warmup = 4, EvalEvery = 100, EvalBatches = 2, CheckpointEvery = 100,
         SyntheticBytes = 30_000, LearningRate = 3e-3f, Weights = weights, Activations = activations,
     };
 
@@ -181,7 +181,7 @@ public sealed class Bf16ActivationTests : IDisposable
         var fp32Loss = fp32.Run();
         var bf16 = Trainer.Create(Tiny("bf16", "bf16"), Path.Combine(_root, "bf16"));
         var bf16Loss = bf16.Run();
-        // The loss falls from ln 256 = 5.55 to about 2.81 in 40 steps; bf16 weights and activations land within 0.4% of it
+        // The loss falls from ln 256 = 5.55 to about 2.89 in 30 steps; bf16 weights and activations land within 0.5% of it
         // (docs/memory.md), and 2% is allowed.
         Assert.True(fp32Loss < 3.5, $"float32 run did not learn: {fp32Loss}");
         Assert.True(Math.Abs(bf16Loss - fp32Loss) <= 0.02 * fp32Loss, $"bf16 {bf16Loss} vs float32 {fp32Loss}");
@@ -252,19 +252,20 @@ public sealed class IlgpuBf16ActivationTests(IlgpuCpuFixture fixture) : IClassFi
     public void RopeRmsNormSoftmaxCrossEntropy_OnBf16Activations_MatchTheCpuBackend()
     {
         var rng = new Random(5);
-        var x = Enumerable.Range(0, 2 * 3 * 5 * 8).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
-        var w = Enumerable.Range(0, 8).Select(_ => (float)(rng.NextDouble() + 0.5)).ToArray();
-        int[] targets = [3, -100, 0, 6, 2, 2, 7, 5, 1, 4, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3];
+        // Small: the row kernels' shared-memory barriers are slow on the CPU accelerator.
+        var x = Enumerable.Range(0, 1 * 3 * 2 * 4).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var w = Enumerable.Range(0, 4).Select(_ => (float)(rng.NextDouble() + 0.5)).ToArray();
+        int[] targets = [3, -100, 0, 2, 1, 3];
         (float Loss, float[] Gx, float[] Gw) Run(IBackend be)
         {
-            using var x32 = Tensor.FromSpan<float>(x, [2, 3, 5, 8], DType.Float32, be);
+            using var x32 = Tensor.FromSpan<float>(x, [1, 3, 2, 4], DType.Float32, be);
             using var xt = x32.To(DType.BFloat16).RequireGrad();
-            using var wt = Tensor.FromSpan<float>(w, [8], DType.Float32, be).RequireGrad();
-            using var ids = Tensor.FromSpan<int>(targets, [30], DType.Int32, be);
+            using var wt = Tensor.FromSpan<float>(w, [4], DType.Float32, be).RequireGrad();
+            using var ids = Tensor.FromSpan<int>(targets, [6], DType.Int32, be);
             using var rotated = xt.Transpose(1, 2).Rope();  // a non-contiguous bf16 view
             using var normed = rotated.RmsNorm(wt, 1e-5f);  // bf16 activations, float32 weight
             using var probs = normed.Softmax(1);            // along a non-last axis
-            using var logits = probs.Reshape(30, 8);
+            using var logits = probs.Reshape(6, 4);
             using var loss = Tensor.CrossEntropy(logits, ids);
             Assert.Equal(DType.BFloat16, logits.DType);
             loss.Backward();
