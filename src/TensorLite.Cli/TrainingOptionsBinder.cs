@@ -38,7 +38,8 @@ public sealed class TrainingOptionsBinder
     private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd|range; grass: topnorm|norm|norm2|uniform; frugal: blocks|columns|random|svd|rsvd; osd: adam|sgd[+qr]." };
     private readonly Option<string?> residual = new Option<string?>("--residual") { Description = "FRUGAL: signsgd|sgd for the state-free part." };
     private readonly Option<string> states = new("--states") { Description = "Optimizer state precision: fp32, 8bit (block-wise quantized AdamW moments) or factored (Adafactor).", DefaultValueFactory = _ => Defaults.States };
-    private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (activations stay fp32).", DefaultValueFactory = _ => Defaults.Weights };
+    private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (GEMMs accumulate in fp32).", DefaultValueFactory = _ => Defaults.Weights };
+    private readonly Option<string> activations = new("--activations") { Description = "Activation dtype: fp32 or bf16 (ops compute in fp32; logits and loss stay fp32).", DefaultValueFactory = _ => Defaults.Activations };
     private readonly Option<bool> stochastic = new("--stochastic-rounding") { Description = "Round bf16 weight updates stochastically (needs --weights bf16)." };
     private readonly Option<bool> masters = new("--master-weights") { Description = "Update bf16 weights through float32 master copies (needs --weights bf16)." };
     private readonly Option<string> device = new("--device") { Description = "cpu, cuda, auto (cuda when a device is visible, else cpu) or ilgpu-cpu (the GPU kernels on ILGPU's CPU emulator, slow; for checking kernels).", DefaultValueFactory = _ => Defaults.Device };
@@ -46,7 +47,7 @@ public sealed class TrainingOptionsBinder
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, states, weights, stochastic, masters, perLayer, device })
+        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, states, weights, activations, stochastic, masters, perLayer, device })
             command.Options.Add(option);
     }
 
@@ -67,7 +68,7 @@ public sealed class TrainingOptionsBinder
         CheckpointLayers = r.GetValue(ckptLayers), SyntheticBytes = r.GetValue(synthetic),
         Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
-        States = r.GetValue(states)!, Weights = r.GetValue(weights)!, StochasticRounding = r.GetValue(stochastic),
+        States = r.GetValue(states)!, Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
     };
 }

@@ -48,6 +48,8 @@ public sealed class CliTests : IDisposable
             ["plot", Path.Combine(_root, "no-run"), "--out", Path.Combine(_root, "x.png")],
             ["train", "--states", "4bit", "--out", never],
             ["train", "--weights", "fp8", "--out", never],
+            ["train", "--activations", "fp16", "--out", never],
+            ["plan", "--activations", "int8"],
             ["train", "--stochastic-rounding", "--out", never],
             ["train", "--memory-budget", "lots", "--out", never],
             ["plan", "--states", "4bit"],

@@ -87,6 +87,10 @@ public static class Engine
             if (!inputs[k].RequiresGrad) { DisposeUnlessShared(gi, g, inputGrads, k); continue; }
             if (!ShapeMath.SameShape(gi.Shape, inputs[k].Shape))
                 throw new InvalidOperationException($"Backward of '{node.Op}' produced gradient {ShapeMath.Format(gi.Shape)} for input {ShapeMath.Format(inputs[k].Shape)}.");
+            // The dtype policy: a tensor's gradient has the tensor's dtype (bf16 activations get bf16 gradients, each
+            // parameter a gradient in its own dtype), so in-place accumulation never mixes dtypes.
+            if (gi.DType != inputs[k].DType)
+                throw new InvalidOperationException($"Backward of '{node.Op}' produced a {gi.DType.Name()} gradient for a {inputs[k].DType.Name()} input.");
             // Each gradient entry must be a tensor object of its own, because entries are disposed independently.
             if (ReferenceEquals(gi, g) || IsRepeated(gi, inputGrads, k)) gi = gi.Alias();
             if (grads.TryGetValue(inputs[k], out var existing)) grads[inputs[k]] = Sum(existing, gi);

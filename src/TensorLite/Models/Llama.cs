@@ -7,8 +7,9 @@ namespace TensorLite.Models;
 /// HF <c>LlamaForCausalLM</c>: token embedding; N decoder layers of (RMSNorm → causal self-attention with
 /// rotary embeddings → residual; RMSNorm → SwiGLU MLP → residual); final RMSNorm; LM head (untied
 /// unless the config ties it). Parameter names are HF's, so safetensors checkpoints interchange.
-/// Weights are float32 or bfloat16 (<see cref="WeightDType"/>); activations are float32 either way, and the GEMMs read
-/// bf16 weights directly (fp32 accumulation), so no float32 copy of a weight matrix is ever kept.
+/// Weights are float32 or bfloat16 (<see cref="WeightDType"/>), and the GEMMs read bf16 weights directly (fp32
+/// accumulation), so no float32 copy of a weight matrix is ever kept. Activations are float32 or bfloat16
+/// (<see cref="ActivationDType"/>); with bfloat16 every op still computes in float32 and rounds its result once.
 /// </summary>
 public sealed class LlamaModel : Module
 {
@@ -33,6 +34,19 @@ public sealed class LlamaModel : Module
 
     public DType WeightDType { get; }
 
+    /// <summary>The dtype of the hidden states between ops: float32 (default) or bfloat16. With bfloat16 the residual
+    /// stream, normed inputs, q/k/v, the attention output and the SwiGLU intermediates are bfloat16, and so is
+    /// everything the graph saves for backward on that path; the logits (and the loss) stay float32.</summary>
+    public DType ActivationDType
+    {
+        get => _activationDType;
+        set => _activationDType = value is DType.Float32 or DType.BFloat16
+            ? value
+            : throw new DTypeMismatchException($"LLaMA activations are float32 or bfloat16, not {value}.");
+    }
+
+    private DType _activationDType = DType.Float32;
+
     public LlamaConfig Config { get; }
     public Tensor EmbedTokens { get; }
     public LlamaDecoderLayer[] Layers { get; }
@@ -49,8 +63,8 @@ public sealed class LlamaModel : Module
         if (ids.Shape[1] > Config.MaxPositionEmbeddings)
             throw new ShapeMismatchException($"Sequence length {ids.Shape[1]} exceeds max_position_embeddings {Config.MaxPositionEmbeddings}.");
         Tensor h = Tensor.Embedding(EmbedTokens, ids);
-        if (h.DType != DType.Float32)
-            using (h) h = h.To(DType.Float32);
+        if (h.DType != ActivationDType)
+            using (h) h = h.To(ActivationDType);
         foreach (var layer in Layers)
         {
             var next = CheckpointLayers && GradMode.IsEnabled ? Checkpoint.Run(x => layer.Forward(x[0]), h) : layer.Forward(h);
@@ -61,7 +75,7 @@ public sealed class LlamaModel : Module
         using (var normCast = WeightInit.Float32Cast(Norm))
         using (var normed = h.RmsNorm(normCast ?? Norm, Config.RmsNormEps))
         using (var headT = LmHead.T)
-            return normed.MatMul(headT);
+            return normed.MatMul(headT, DType.Float32); // float32 logits: a stable cross-entropy whatever the activations
     }
 
     /// <summary>Mean next-token cross-entropy (nats) of <paramref name="targets"/> given <paramref name="ids"/>.</summary>
@@ -150,10 +164,11 @@ public sealed class LlamaDecoderLayer : Module
         return Project(prod, DownProj);
     }
 
+    /// <summary>x·Wᵀ in x's dtype (the activations'), whatever the weight's dtype.</summary>
     private static Tensor Project(Tensor x, Tensor weight)
     {
         using var wt = weight.T;
-        return x.MatMul(wt);
+        return x.MatMul(wt, x.DType);
     }
 }
 

@@ -10,11 +10,13 @@ public sealed partial class Tensor
     /// int64 class ids shaped like the logits without their last dim. Positions whose target equals
     /// <paramref name="ignoreIndex"/> contribute nothing; when every position is ignored the loss is 0 with
     /// a zero gradient. Only the per-row max and log-sum-exp are kept for backward, never the softmax itself.
+    /// bfloat16 or float16 logits are widened for the kernels (the loss is float32 either way); the graph keeps them
+    /// in their own dtype and their gradient comes back in it.
     /// </summary>
     public static Tensor CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex = -100)
     {
         const string op = "cross_entropy";
-        RequireFloat32(logits, op);
+        RequireFloatingPoint(logits, op);
         targets.ThrowIfDisposed();
         if (targets.DType is not (DType.Int32 or DType.Int64))
             throw new DTypeMismatchException($"{op}: targets must be int32 or int64 class ids, got {targets.Describe()}.");
@@ -31,7 +33,8 @@ public sealed partial class Tensor
         int count;
         try
         {
-            count = backend.CrossEntropy(lc, tc, ignoreIndex, rowMax, rowLogSum, loss);
+            using var l32 = lc.Float32ContiguousNoGrad();
+            count = backend.CrossEntropy(l32, tc, ignoreIndex, rowMax, rowLogSum, loss);
         }
         catch
         {
@@ -40,14 +43,16 @@ public sealed partial class Tensor
         }
 
         var logitsShape = logits._shape;
+        var logitsType = logits.DType;
         // The contiguous logits/targets and the row statistics ride along as node inputs, so the graph
         // holds their memory until backward has run; our own handles go right away.
         var result = Recorder.Record(loss, op, [logits, targets, lc, tc, rowMax, rowLogSum], g =>
         {
             var gx = Empty(logitsShape, DType.Float32, backend);
             using var gc = g.ContiguousNoGrad();
-            backend.CrossEntropyBackward(lc, tc, ignoreIndex, rowMax, rowLogSum, gc, count, gx);
-            return [gx, null, null, null, null, null];
+            using var l32 = lc.Float32ContiguousNoGrad();
+            backend.CrossEntropyBackward(l32, tc, ignoreIndex, rowMax, rowLogSum, gc, count, gx);
+            return [NarrowedNoGrad(gx, logitsType), null, null, null, null, null];
         });
         DisposeAll(lc, tc, rowMax, rowLogSum);
         return result;

@@ -19,19 +19,23 @@ public sealed partial class Tensor
 
     // ---- unary ----------------------------------------------------------------------------------
 
+    /// <summary>Unary ops compute in float32; a bfloat16 or float16 input is widened for the kernel and the result (and
+    /// the input's gradient) rounded back into its dtype.</summary>
     private Tensor Unary(UnaryOp op, string name, float p0 = 0, float p1 = 0)
     {
-        RequireFloat32(this, name);
-        var y = Empty(Shape, DType.Float32, Backend);
-        using (var x = ContiguousNoGrad()) Backend.Unary(op, x, y, p0, p1);
+        RequireFloatingPoint(this, name);
+        var y32 = Empty(Shape, DType.Float32, Backend);
+        using (var x = Float32ContiguousNoGrad()) Backend.Unary(op, x, y32, p0, p1);
+        var y = NarrowedNoGrad(y32, DType)!;
         var input = this;
         return Recorder.Record(y, name, [this], g =>
         {
-            using var xc = input.ContiguousNoGrad();
-            using var gc = g.ContiguousNoGrad();
+            using var xc = input.Float32ContiguousNoGrad();
+            using var yc = y.Float32ContiguousNoGrad();
+            using var gc = g.Float32ContiguousNoGrad();
             var gx = Empty(input.Shape, DType.Float32, input.Backend);
-            input.Backend.UnaryBackward(op, xc, y, gc, gx, p0, p1);
-            return [gx];
+            input.Backend.UnaryBackward(op, xc, yc, gc, gx, p0, p1);
+            return [NarrowedNoGrad(gx, input.DType)];
         });
     }
 

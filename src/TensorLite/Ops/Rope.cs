@@ -8,11 +8,12 @@ public sealed partial class Tensor
     /// Rotary position embedding of x [batch, heads, seq, headDim] (headDim even) in HF LLaMA's rotate_half
     /// convention: the pairs are (i, i + headDim/2), inv_freq[i] = theta^(−2i/headDim) and the angle of
     /// position p is (p + <paramref name="positionOffset"/>)·inv_freq[i]. Backward is the inverse rotation.
+    /// A bfloat16 or float16 x is rotated in float32 and the result (and x's gradient) rounded back to x's dtype.
     /// </summary>
     public Tensor Rope(int positionOffset = 0, float theta = 10000f)
     {
         const string op = "rope";
-        RequireFloat32(this, op);
+        RequireFloatingPoint(this, op);
         if (Rank != 4)
             throw new ShapeMismatchException($"{op}: input must be [batch, heads, seq, headDim], got shape {ShapeMath.Format(Shape)}.");
         int seq = _shape[2], headDim = _shape[3];
@@ -27,19 +28,19 @@ public sealed partial class Tensor
 
         var backend = Backend;
         var (cos, sin) = RopeTables.Get(backend, seq, headDim, theta, positionOffset);
-        var xc = ContiguousNoGrad();
-        var y = Empty(Shape, DType.Float32, backend);
-        backend.Rope(xc, cos, sin, y, inverse: false);
-        xc.Dispose();
+        var y32 = Empty(Shape, DType.Float32, backend);
+        using (var x32 = Float32ContiguousNoGrad()) backend.Rope(x32, cos, sin, y32, inverse: false);
+        var y = NarrowedNoGrad(y32, DType)!;
 
         var inputShape = _shape;
+        var inputType = DType;
         // The tables ride along as node inputs, so an evicted cache entry stays alive until backward has run.
         var result = Recorder.Record(y, op, [this, cos, sin], g =>
         {
-            using var gc = g.ContiguousNoGrad();
+            using var gc = g.Float32ContiguousNoGrad();
             var gx = Empty(inputShape, DType.Float32, backend);
             backend.Rope(gc, cos, sin, gx, inverse: true);
-            return [gx, null, null];
+            return [NarrowedNoGrad(gx, inputType), null, null];
         });
         cos.Dispose();
         sin.Dispose();

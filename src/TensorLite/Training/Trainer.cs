@@ -204,7 +204,11 @@ public sealed class Trainer
     }
 
     internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true) =>
-        new(config, initialize ? new Generator(options.Seed) : null, WeightDType(options)) { CheckpointLayers = options.CheckpointLayers };
+        new(config, initialize ? new Generator(options.Seed) : null, WeightDType(options))
+        {
+            CheckpointLayers = options.CheckpointLayers,
+            ActivationDType = options.Activations == "bf16" ? DType.BFloat16 : DType.Float32,
+        };
 
     internal static DType WeightDType(TrainingOptions options) => options.Weights == "bf16" ? DType.BFloat16 : DType.Float32;
 

@@ -49,8 +49,11 @@ public sealed record TrainingOptions
     /// <summary>Optimizer state precision: fp32 (AdamW moments), 8bit (block-wise quantized AdamW moments) or factored
     /// (Adafactor). Applies to the dense optimizer and to the inner optimizer of every projected method.</summary>
     public string States { get; init; } = "fp32";
-    /// <summary>Parameter dtype: fp32 or bf16 (activations stay fp32; GEMMs accumulate in fp32).</summary>
+    /// <summary>Parameter dtype: fp32 or bf16 (GEMMs accumulate in fp32).</summary>
     public string Weights { get; init; } = "fp32";
+    /// <summary>Dtype of the model's hidden states (and of what backward saves): fp32 or bf16 (every op still computes
+    /// in fp32; logits and loss stay fp32).</summary>
+    public string Activations { get; init; } = "fp32";
     /// <summary>Round bf16 weight updates stochastically instead of to nearest.</summary>
     public bool StochasticRounding { get; init; }
     /// <summary>Update bf16 weights through float32 master copies (4 more bytes per parameter).</summary>
@@ -91,6 +94,7 @@ public sealed record TrainingOptions
         if (States is not ("fp32" or "8bit" or "factored")) throw new ArgumentException($"--states must be fp32, 8bit or factored, got '{States}'.");
         if (!Devices.Names.Contains(Device)) throw new ArgumentException($"--device must be one of {string.Join(", ", Devices.Names)}, got '{Device}'.");
         if (Weights is not ("fp32" or "bf16")) throw new ArgumentException($"--weights must be fp32 or bf16, got '{Weights}'.");
+        if (Activations is not ("fp32" or "bf16")) throw new ArgumentException($"--activations must be fp32 or bf16, got '{Activations}'.");
         if (StochasticRounding && Weights != "bf16") throw new ArgumentException("--stochastic-rounding rounds bf16 weights; it needs --weights bf16.");
         if (MasterWeights && Weights != "bf16") throw new ArgumentException("--master-weights keeps float32 copies of bf16 weights; it needs --weights bf16.");
         if (MasterWeights && StochasticRounding)
