@@ -213,9 +213,19 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     public void Unary(UnaryOp op, Tensor x, Tensor y, float p0, float p1)
     {
-        RequireFloat32("unary", x, y);
         if (x.Numel == 0) return;
-        _unary(x.Numel, View<float>(x), View<float>(y), (int)op, p0, p1);
+        if (x.DType == DType.Float32 && y.DType == DType.Float32)
+        {
+            _unary(x.Numel, View<float>(x), View<float>(y), (int)op, p0, p1);
+            return;
+        }
+        // Half-precision tensors (e.g. clipping a bf16 gradient in place): float32 math, rounded once into y, as on the CPU.
+        foreach (var t in new[] { x, y })
+            if (!t.DType.IsFloatingPoint()) throw new ArgumentException($"unary: {t.Describe()} is not a floating-point tensor.");
+        using var x32 = WidenedOrNull(x);
+        using var y32 = y.DType == DType.Float32 ? null : Tensor.Empty(y.Shape, DType.Float32, this);
+        Unary(op, x32 ?? x, y32 ?? y, p0, p1);
+        if (y32 != null) Copy(y32, y);
     }
 
     public void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor gy, Tensor gx, float p0, float p1)
@@ -226,10 +236,32 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
-        RequireFloat32("binary", a, b, y);
         if (y.Numel == 0) return;
-        var l = StridedLayout.Create(y.Shape, a.Strides, b.Strides, y.Strides);
-        _binary(y.Numel, View<float>(a), View<float>(b), View<float>(y), l, (int)op);
+        if (a.DType == DType.Float32 && b.DType == DType.Float32 && y.DType == DType.Float32)
+        {
+            var l = StridedLayout.Create(y.Shape, a.Strides, b.Strides, y.Strides);
+            _binary(y.Numel, View<float>(a), View<float>(b), View<float>(y), l, (int)op);
+            return;
+        }
+        // Half-precision operands (bf16 activations, bf16 gradients accumulating): widened into float32 temporaries by
+        // the Copy kernels, combined in float32 and rounded once into y — the CPU backend's arithmetic. y may be a or b
+        // (in-place accumulation): the temporaries are read before y is written.
+        foreach (var t in new[] { a, b, y })
+            if (!t.DType.IsFloatingPoint()) throw new ArgumentException($"binary: {t.Describe()} is not a floating-point tensor.");
+        using var a32 = WidenedOrNull(a);
+        using var b32 = WidenedOrNull(b);
+        using var y32 = y.DType == DType.Float32 ? null : Tensor.Empty(y.Shape, DType.Float32, this);
+        Binary(op, a32 ?? a, b32 ?? b, y32 ?? y);
+        if (y32 != null) Copy(y32, y);
+    }
+
+    /// <summary>A contiguous float32 copy of a half-precision view (broadcast strides included), or null for float32.</summary>
+    private Tensor? WidenedOrNull(Tensor t)
+    {
+        if (t.DType == DType.Float32) return null;
+        var wide = Tensor.Empty(t.Shape, DType.Float32, this);
+        Copy(t, wide);
+        return wide;
     }
 
     public void Reduce(ReduceOp op, Tensor x, int axis, Tensor y)

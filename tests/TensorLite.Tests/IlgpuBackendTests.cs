@@ -201,6 +201,67 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     }
 
     [Theory]
+    [InlineData(DType.BFloat16, DType.BFloat16, DType.BFloat16)]
+    [InlineData(DType.BFloat16, DType.Float32, DType.Float32)]
+    [InlineData(DType.Float16, DType.BFloat16, DType.Float32)]
+    [InlineData(DType.Float32, DType.Float32, DType.BFloat16)]
+    public void Binary_HalfPrecisionOperands_MatchCpuBitwise(DType aType, DType bType, DType yType)
+    {
+        var a = Data(4 * 5, 12);
+        var b = Data(3 * 5, 13);
+        foreach (var op in new[] { BinaryOp.Add, BinaryOp.Mul, BinaryOp.Div })
+            SameOnBoth(be =>
+            {
+                using var a32 = Make(be, a, 5, 4);
+                using var ah = a32.To(aType);
+                using var aT = ah.T;                      // [4, 5], transposed strides
+                using var a3 = aT.Unsqueeze(0);
+                using var ae = a3.Expand(3, 4, 5);        // broadcast over dim 0
+                using var b32 = Make(be, b, 3, 1, 5);
+                using var bh = b32.To(bType);
+                using var bx = bh.Expand(3, 4, 5);        // broadcast over dim 1
+                using var y = Tensor.Empty([3, 4, 5], yType, be);
+                be.Binary(op, ae, bx, y);
+                return y.ToArray();
+            }, 0f, $"{op} {aType}·{bType}→{yType}");
+    }
+
+    [Theory]
+    [InlineData(DType.BFloat16, DType.BFloat16)]
+    [InlineData(DType.Float16, DType.Float32)]
+    [InlineData(DType.Float32, DType.BFloat16)]
+    public void Unary_HalfPrecisionTensors_MatchCpu(DType xType, DType yType)
+    {
+        var x = Data(41, 16);
+        foreach (var (op, p0, p1) in new[] { (UnaryOp.Affine, 0.37f, 0f), (UnaryOp.Silu, 0f, 0f), (UnaryOp.Exp, 0f, 0f) })
+            SameOnBoth(be =>
+            {
+                using var x32 = Make(be, x, 41);
+                using var xh = x32.To(xType);
+                using var y = Tensor.Empty([41], yType, be);
+                be.Unary(op, xh, y, p0, p1);
+                return y.ToArray();
+            }, // exp/silu differ from the CPU's by an ulp of float32, which may carry one half-precision rounding
+            yType == DType.Float32 ? 1e-6f : 1e-2f, $"{op} {xType}→{yType}");
+    }
+
+    [Fact]
+    public void Binary_InPlaceBf16Accumulation_MatchesCpuBitwise()
+    {
+        var a = Data(37, 14);
+        var b = Data(37, 15);
+        SameOnBoth(be =>
+        {
+            using var a32 = Make(be, a, 37);
+            using var acc = a32.To(DType.BFloat16);
+            using var b32 = Make(be, b, 37);
+            using var inc = b32.To(DType.BFloat16);
+            be.Binary(BinaryOp.Add, acc, inc, acc); // how the engine accumulates a bf16 gradient
+            return acc.ToArray();
+        }, 0f);
+    }
+
+    [Theory]
     [InlineData(ReduceOp.Sum, 0)]
     [InlineData(ReduceOp.Sum, 1)]
     [InlineData(ReduceOp.Sum, 2)]

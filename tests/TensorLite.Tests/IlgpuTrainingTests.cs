@@ -35,11 +35,14 @@ public sealed class IlgpuTrainingTests : IDisposable
     }
 
     [Theory]
-    [InlineData("adamw", null, false)]
-    [InlineData("adamw", null, true)]
-    public void TrainingSteps_OnTheIlgpuBackend_MatchTheCpuBackend(string optimizer, string? projection, bool perLayer)
+    [InlineData("adamw", null, false, "fp32")]
+    [InlineData("adamw", null, true, "fp32")]
+    [InlineData("adamw", null, false, "bf16")]
+    public void TrainingSteps_OnTheIlgpuBackend_MatchTheCpuBackend(string optimizer, string? projection, bool perLayer, string dtype)
     {
-        var options = Tiny("cpu") with { Optimizer = optimizer, Projection = projection, PerLayer = perLayer };
+        // "bf16": bf16 weights and bf16 activations, so the mixed-precision GEMM, the half-precision element-wise path
+        // and the bf16 optimizer kernels all run.
+        var options = Tiny("cpu") with { Optimizer = optimizer, Projection = projection, PerLayer = perLayer, Weights = dtype, Activations = dtype };
         var (cpu, cpuLosses, initial) = Train(options, "cpu");
         var (gpu, gpuLosses, gpuInitial) = Train(options with { Device = "ilgpu-cpu" }, "ilgpu");
 
@@ -63,7 +66,8 @@ public sealed class IlgpuTrainingTests : IDisposable
                 update += Math.Pow(expected[i][j] - initial[i][j], 2);
             }
             double relative = Math.Sqrt(difference / update);
-            Assert.True(relative <= 1e-2, $"parameter {i}: the ILGPU update differs from the CPU update by {relative:P2}");
+            // bf16 weights: a float32 difference of one rounding can move a stored weight by one bf16 unit.
+            Assert.True(relative <= (dtype == "bf16" ? 5e-2 : 1e-2), $"parameter {i}: the ILGPU update differs from the CPU update by {relative:P2}");
         }
 
         // The tensors the ledger counted were taken from the device's caching allocator, which held at least that much.
