@@ -1,0 +1,198 @@
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace TensorLite.Kernels;
+
+// Householder QR and one-sided Jacobi SVD over the kernels in LinalgKernels.cs. Inputs are contiguous float32 matrices
+// (the ops in src/TensorLite/LinearAlgebra make them so); all work happens in double-precision device buffers.
+public sealed partial class IlgpuBackend
+{
+    private readonly LinalgKernelSet _linalg;
+
+    /// <summary>The most one-sided Jacobi sweeps an SVD runs (the CPU backend's limit); a float32 input converges in
+    /// far fewer.</summary>
+    public const int MaxJacobiSweeps = 60;
+
+    /// <summary>The linear-algebra kernel delegates, loaded once when the backend is created.</summary>
+    private sealed class LinalgKernelSet(Accelerator a)
+    {
+        public int GroupSize = a.AcceleratorType == AcceleratorType.Cuda ? Kernels.LinalgGroupSize : CpuAcceleratorLinalgGroupSize;
+
+        public readonly Action<Index1D, ArrayView<float>, ArrayView<double>, int, int, int> Widen =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, int>(Kernels.WidenMatrix);
+
+        public readonly Action<Index1D, ArrayView<double>, int> Identity =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int>(Kernels.SetIdentityColumns);
+
+        public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, int, int> Reflector =
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int, int>(Kernels.QrReflector);
+
+        public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, int, int, int> ApplyReflector =
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int, int, int>(Kernels.QrApplyReflector);
+
+        public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int> StoreQ =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int>(Kernels.QrStoreQ);
+
+        public readonly Action<Index1D, ArrayView<double>, ArrayView<float>, int, int> StoreR =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int>(Kernels.QrStoreR);
+
+        public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<int>, int, int, int, double> JacobiRound =
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<int>, int, int, int, double>(Kernels.JacobiRound);
+
+        public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, int> ColumnNorms =
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int>(Kernels.ColumnNorms);
+
+        public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<double>, int> NormalizeSorted =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<double>, int>(Kernels.NormalizeSortedColumns);
+
+        public readonly Action<KernelConfig, ArrayView<double>, int, int> CompleteColumn =
+            a.LoadStreamKernel<ArrayView<double>, int, int>(Kernels.CompleteColumn);
+
+        public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, int, ArrayView<float>, int, int, int> StoreVectors =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, int, ArrayView<float>, int, int, int>(Kernels.StoreSingularVectors);
+
+        public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>> StoreValues =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>>(Kernels.StoreSingularValues);
+    }
+
+    /// <summary>Threads per group of the QR and Jacobi kernels on ILGPU's CPU accelerator. Each thread of an emulated
+    /// group is an OS thread and every barrier a rendezvous of all of them, which made a 24×24 SVD take ~15 s with 64
+    /// threads on the 2-core development machine and ~1 s with 4. The kernels read the group size at run time.</summary>
+    public const int CpuAcceleratorLinalgGroupSize = 4;
+
+    /// <summary>Threads per group of the QR and Jacobi kernels: a power of two up to <see cref="Kernels.LinalgGroupSize"/>
+    /// (the default on CUDA; <see cref="CpuAcceleratorLinalgGroupSize"/> on the CPU accelerator).</summary>
+    public int LinalgGroupSize
+    {
+        get => _linalg.GroupSize;
+        set => _linalg.GroupSize = value >= 1 && value <= Kernels.LinalgGroupSize && (value & (value - 1)) == 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), $"A power of two from 1 to {Kernels.LinalgGroupSize}, got {value}.");
+    }
+
+    /// <summary><paramref name="groups"/> groups of <see cref="LinalgGroupSize"/> threads.</summary>
+    private KernelConfig LinalgLaunch(int groups) => new(new Index1D(groups), new Index1D(_linalg.GroupSize));
+
+    /// <summary>A device scratch buffer of <paramref name="count"/> doubles. The tensor is typed int64 only to get
+    /// 8-byte elements from the pool (and be counted in the memory ledger); kernels see it as double.</summary>
+    private Tensor DoubleScratch(long count) => Tensor.Empty([checked((int)count)], DType.Int64, this);
+
+    private Tensor Int32Buffer(int[] values) => Tensor.FromSpan<int>(values, [values.Length], DType.Int32, this);
+
+    public void HouseholderQr(Tensor a, Tensor q, Tensor r)
+    {
+        RequireFloat32("HouseholderQr", a, q, r);
+        int m = a.Shape[0], n = a.Shape[1];
+        using var w = DoubleScratch((long)m * n);    // A, then R in its upper triangle
+        using var v = DoubleScratch((long)m * n);    // the reflectors, column j from row j on
+        using var qd = DoubleScratch((long)m * n);
+        var wv = View<double>(w);
+        var vv = View<double>(v);
+        var qv = View<double>(qd);
+        _linalg.Widen(m * n, View<float>(a), wv, m, n, 1);
+        for (int j = 0; j < n; j++)
+        {
+            _linalg.Reflector(LinalgLaunch(1), wv, vv, m, j);
+            if (j + 1 < n) _linalg.ApplyReflector(LinalgLaunch(n - j - 1), vv, wv, m, j, j + 1);
+        }
+        // Q = H_0·…·H_{n−1}·[I; 0], applying the reflectors backwards. Reflector j only touches rows ≥ j, and columns
+        // left of j are still unit vectors with their nonzero above row j, so it is applied to columns j.. only.
+        _linalg.Identity(m * n, qv, m);
+        for (int j = n - 1; j >= 0; j--)
+            _linalg.ApplyReflector(LinalgLaunch(n - j), vv, qv, m, j, j);
+        _linalg.StoreQ(m * n, qv, wv, View<float>(q), m, n);
+        _linalg.StoreR(n * n, wv, View<float>(r), m, n);
+    }
+
+    public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt)
+    {
+        RequireFloat32("Svd", a, u, s, vt);
+        int m = a.Shape[0], n = a.Shape[1], k = s.Numel;
+        // Jacobi orthogonalizes the columns of the tall orientation T (A, or Aᵀ when m < n): T·V = W with mutually
+        // orthogonal columns, so T = (W/σ)·Σ·Vᵀ with σ the column norms of W.
+        bool tall = m >= n;
+        int rows = tall ? m : n, cols = tall ? n : m;
+        using var w = DoubleScratch((long)rows * cols);
+        using var v = DoubleScratch((long)cols * cols);
+        var wv = View<double>(w);
+        var vv = View<double>(v);
+        // A's row-major buffer read element for element is Aᵀ in column-major order.
+        _linalg.Widen(m * n, View<float>(a), wv, m, n, tall ? 1 : 0);
+        _linalg.Identity(cols * cols, vv, cols);
+        if (cols >= 2) JacobiSweeps(wv, vv, rows, cols);
+
+        using var norms = DoubleScratch(cols);
+        var nv = View<double>(norms);
+        _linalg.ColumnNorms(LinalgLaunch(cols), wv, nv, rows);
+        var sigma = new double[cols];
+        CopyToHost(norms, MemoryMarshal.AsBytes(sigma.AsSpan()));
+        // Descending, ties by index (the CPU backend's order).
+        var order = Enumerable.Range(0, cols).OrderByDescending(j => sigma[j]).ThenBy(j => j).ToArray();
+
+        // The big-side vectors W/σ, sorted; columns with σ ≈ 0 have no direction of their own and are completed to an
+        // orthonormal set (they sort last, so columns 0..c−1 are final when column c is completed).
+        using var orderBuffer = Int32Buffer(order);
+        var ov = View<int>(orderBuffer);
+        using var sorted = DoubleScratch((long)rows * cols);
+        var sv = View<double>(sorted);
+        _linalg.NormalizeSorted(rows * cols, wv, nv, ov, sv, rows);
+        for (int c = 0; c < k; c++)
+            if (!(sigma[order[c]] > Kernels.SvdZeroSingularValue))
+                _linalg.CompleteColumn(LinalgLaunch(1), sv, rows, c);
+
+        _linalg.StoreValues(k, nv, ov, View<float>(s));
+        // Tall: U = W/σ (sorted already), Vt = the sorted columns of V as rows. Wide: U = the sorted columns of V,
+        // Vt = (W/σ)ᵀ.
+        if (tall)
+        {
+            _linalg.StoreVectors(m * k, sv, ov, 0, View<float>(u), m, k, 0);
+            _linalg.StoreVectors(k * n, vv, ov, 1, View<float>(vt), n, k, 1);
+        }
+        else
+        {
+            _linalg.StoreVectors(m * k, vv, ov, 1, View<float>(u), m, k, 0);
+            _linalg.StoreVectors(k * n, sv, ov, 0, View<float>(vt), n, k, 1);
+        }
+    }
+
+    /// <summary>
+    /// One-sided Jacobi on the columns of the column-major rows×cols w, accumulating the rotations into v. A sweep is
+    /// cols − 1 (or cols, for an odd count) rounds of the round-robin tournament: each round pairs every column with
+    /// another, the pairs are disjoint, and one group per pair orthogonalizes it. Sweeps repeat until one rotates no
+    /// pair (every pair orthogonal to √rows·ε relative, the CPU backend's test); the flag is the only value read back
+    /// per sweep.
+    /// </summary>
+    private void JacobiSweeps(ArrayView<double> w, ArrayView<double> v, int rows, int cols)
+    {
+        int slots = cols + (cols & 1), half = slots / 2, rounds = slots - 1;
+        var pairs = new int[rounds * half * 2];
+        var pos = Enumerable.Range(0, slots).ToArray();
+        for (int round = 0; round < rounds; round++)
+        {
+            for (int i = 0; i < half; i++)
+            {
+                int x = pos[i], y = pos[slots - 1 - i];
+                pairs[(round * half + i) * 2] = Math.Min(x, y);
+                pairs[(round * half + i) * 2 + 1] = Math.Max(x, y);   // the idle slot (cols) is always q
+            }
+            // Round-robin: slot 0 stays, slots 1..slots−1 rotate by one.
+            int last = pos[slots - 1];
+            for (int i = slots - 1; i > 1; i--) pos[i] = pos[i - 1];
+            pos[1] = last;
+        }
+        using var pairBuffer = Int32Buffer(pairs);
+        using var flag = Tensor.Empty([1], DType.Int32, this);
+        var pv = View<int>(pairBuffer);
+        var fv = View<int>(flag);
+        double tol = Math.Sqrt(rows) * 2.220446049250313e-16;
+        Span<int> rotated = stackalloc int[1];
+        for (int sweep = 0; sweep < MaxJacobiSweeps; sweep++)
+        {
+            Fill(flag, 0);
+            for (int round = 0; round < rounds; round++)
+                _linalg.JacobiRound(LinalgLaunch(half), w, v, pv, fv, rows, cols, round * half * 2, tol);
+            CopyToHost(flag, MemoryMarshal.AsBytes(rotated));
+            if (rotated[0] == 0) return;
+        }
+    }
+}
