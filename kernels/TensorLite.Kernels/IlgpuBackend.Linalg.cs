@@ -49,8 +49,14 @@ public sealed partial class IlgpuBackend
         public readonly Action<KernelConfig, ArrayView<double>, int, int> CompleteColumn =
             a.LoadStreamKernel<ArrayView<double>, int, int>(Kernels.CompleteColumn);
 
-        public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, int, ArrayView<float>, int, int, int> StoreVectors =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, int, ArrayView<float>, int, int, int>(Kernels.StoreSingularVectors);
+        public readonly Action<Index1D, ArrayView<double>, ArrayView<float>, int, int, int> StoreVectors =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int, int>(Kernels.StoreSingularVectors);
+
+        public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, int, int> TransposeUpper =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, int, int>(Kernels.TransposeUpperTriangle);
+
+        public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<double>, int, int> PadSorted =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<double>, int, int>(Kernels.PadSortedColumns);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>> StoreValues =
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>>(Kernels.StoreSingularValues);
@@ -90,69 +96,100 @@ public sealed partial class IlgpuBackend
         var vv = View<double>(v);
         var qv = View<double>(qd);
         _linalg.Widen(m * n, View<float>(a), wv, m, n, 1);
-        for (int j = 0; j < n; j++)
-        {
-            _linalg.Reflector(LinalgLaunch(1), wv, vv, m, j);
-            if (j + 1 < n) _linalg.ApplyReflector(LinalgLaunch(n - j - 1), vv, wv, m, j, j + 1);
-        }
-        // Q = H_0·…·H_{n−1}·[I; 0], applying the reflectors backwards. Reflector j only touches rows ≥ j, and columns
-        // left of j are still unit vectors with their nonzero above row j, so it is applied to columns j.. only.
+        Factor(wv, vv, m, n);
         _linalg.Identity(m * n, qv, m);
-        for (int j = n - 1; j >= 0; j--)
-            _linalg.ApplyReflector(LinalgLaunch(n - j), vv, qv, m, j, j);
+        ApplyQ(vv, qv, m, n, thinIdentity: true);
         _linalg.StoreQ(m * n, qv, wv, View<float>(q), m, n);
         _linalg.StoreR(n * n, wv, View<float>(r), m, n);
     }
 
+    /// <summary>Householder QR of the column-major m×n (m ≥ n) w in place: R in its upper triangle (diagonal of either
+    /// sign), the reflectors in the columns of v. Per column one group forms the reflector and one group per trailing
+    /// column applies it.</summary>
+    private void Factor(ArrayView<double> w, ArrayView<double> v, int m, int n)
+    {
+        for (int j = 0; j < n; j++)
+        {
+            _linalg.Reflector(LinalgLaunch(1), w, v, m, j);
+            if (j + 1 < n) _linalg.ApplyReflector(LinalgLaunch(n - j - 1), v, w, m, j, j + 1);
+        }
+    }
+
+    /// <summary>x ← Q·x = H_0·…·H_{n−1}·x for the n columns of the column-major m-row x, applying the reflectors
+    /// backwards. With <paramref name="thinIdentity"/> x is [I; 0]: reflector j only touches rows ≥ j, and the columns
+    /// left of j are still unit vectors with their nonzero above row j, so it is applied to columns j.. only.</summary>
+    private void ApplyQ(ArrayView<double> v, ArrayView<double> x, int m, int n, bool thinIdentity)
+    {
+        for (int j = n - 1; j >= 0; j--)
+        {
+            int first = thinIdentity ? j : 0;
+            _linalg.ApplyReflector(LinalgLaunch(n - first), v, x, m, j, first);
+        }
+    }
+
+    /// <summary>Jacobi sweeps the last <see cref="Svd"/> on this backend ran, the last one rotating nothing (0 for a
+    /// single column or row). For tests and diagnostics.</summary>
+    public int LastSvdSweeps { get; private set; }
+
+    /// <summary>
+    /// The CPU backend's algorithm (DenseDouble.Svd) on the device: the tall orientation T (A, or Aᵀ when m &lt; n;
+    /// rows × k) is factored T = Q·R by Householder, then one-sided Jacobi orthogonalizes the columns of the small
+    /// k×k X = Rᵀ, X·Vx = W. Rᵀ's columns are already nearly orthogonal, so this takes fewer sweeps than Jacobi on T,
+    /// and each rotation touches k-long columns instead of rows-long ones. With σ = the column norms of W,
+    /// Rᵀ = (W/σ)·Σ·Vxᵀ, so T = (Q·Vx)·Σ·(W/σ)ᵀ.
+    /// </summary>
     public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt)
     {
         RequireFloat32("Svd", a, u, s, vt);
         int m = a.Shape[0], n = a.Shape[1], k = s.Numel;
-        // Jacobi orthogonalizes the columns of the tall orientation T (A, or Aᵀ when m < n): T·V = W with mutually
-        // orthogonal columns, so T = (W/σ)·Σ·Vᵀ with σ the column norms of W.
         bool tall = m >= n;
         int rows = tall ? m : n, cols = tall ? n : m;
-        using var w = DoubleScratch((long)rows * cols);
-        using var v = DoubleScratch((long)cols * cols);
-        var wv = View<double>(w);
-        var vv = View<double>(v);
+        using var t = DoubleScratch((long)rows * cols);
+        using var reflectors = DoubleScratch((long)rows * cols);
+        using var x = DoubleScratch((long)cols * cols);
+        using var vx = DoubleScratch((long)cols * cols);
+        var tv = View<double>(t);
+        var rv = View<double>(reflectors);
+        var xv = View<double>(x);
+        var vxv = View<double>(vx);
         // A's row-major buffer read element for element is Aᵀ in column-major order.
-        _linalg.Widen(m * n, View<float>(a), wv, m, n, tall ? 1 : 0);
-        _linalg.Identity(cols * cols, vv, cols);
-        if (cols >= 2) JacobiSweeps(wv, vv, rows, cols);
+        _linalg.Widen(m * n, View<float>(a), tv, m, n, tall ? 1 : 0);
+        Factor(tv, rv, rows, cols);
+        _linalg.TransposeUpper(cols * cols, tv, xv, rows, cols);
+        _linalg.Identity(cols * cols, vxv, cols);
+        LastSvdSweeps = cols >= 2 ? JacobiSweeps(xv, vxv, cols, cols) : 0;
 
         using var norms = DoubleScratch(cols);
         var nv = View<double>(norms);
-        _linalg.ColumnNorms(LinalgLaunch(cols), wv, nv, rows);
+        _linalg.ColumnNorms(LinalgLaunch(cols), xv, nv, cols);
         var sigma = new double[cols];
         CopyToHost(norms, MemoryMarshal.AsBytes(sigma.AsSpan()));
         // Descending, ties by index (the CPU backend's order).
         var order = Enumerable.Range(0, cols).OrderByDescending(j => sigma[j]).ThenBy(j => j).ToArray();
-
-        // The big-side vectors W/σ, sorted; columns with σ ≈ 0 have no direction of their own and are completed to an
-        // orthonormal set (they sort last, so columns 0..c−1 are final when column c is completed).
         using var orderBuffer = Int32Buffer(order);
         var ov = View<int>(orderBuffer);
-        using var sorted = DoubleScratch((long)rows * cols);
-        var sv = View<double>(sorted);
-        _linalg.NormalizeSorted(rows * cols, wv, nv, ov, sv, rows);
+
+        // Small side: the columns of W/σ, sorted. A column with σ ≈ 0 has no direction of its own and is completed to
+        // an orthonormal set; such columns sort last, so columns 0..c−1 are final when column c is completed.
+        using var small = DoubleScratch((long)cols * cols);
+        var sv = View<double>(small);
+        _linalg.NormalizeSorted(cols * cols, xv, nv, ov, sv, cols);
         for (int c = 0; c < k; c++)
             if (!(sigma[order[c]] > Kernels.SvdZeroSingularValue))
-                _linalg.CompleteColumn(LinalgLaunch(1), sv, rows, c);
+                _linalg.CompleteColumn(LinalgLaunch(1), sv, cols, c);
+
+        // Big side: Q·[Vx; 0] with Vx's columns sorted (orthonormal whatever the rank).
+        using var big = DoubleScratch((long)rows * cols);
+        var bv = View<double>(big);
+        _linalg.PadSorted(rows * cols, vxv, ov, bv, rows, cols);
+        ApplyQ(rv, bv, rows, cols, thinIdentity: false);
 
         _linalg.StoreValues(k, nv, ov, View<float>(s));
-        // Tall: U = W/σ (sorted already), Vt = the sorted columns of V as rows. Wide: U = the sorted columns of V,
-        // Vt = (W/σ)ᵀ.
-        if (tall)
-        {
-            _linalg.StoreVectors(m * k, sv, ov, 0, View<float>(u), m, k, 0);
-            _linalg.StoreVectors(k * n, vv, ov, 1, View<float>(vt), n, k, 1);
-        }
-        else
-        {
-            _linalg.StoreVectors(m * k, vv, ov, 1, View<float>(u), m, k, 0);
-            _linalg.StoreVectors(k * n, sv, ov, 0, View<float>(vt), n, k, 1);
-        }
+        // Tall (T = A): U = the big side, Vt = the small side as rows. Wide (T = Aᵀ): U = the small side, Vt = the big
+        // side as rows. Only the first k columns are stored.
+        var (uSide, vSide) = tall ? (bv, sv) : (sv, bv);
+        _linalg.StoreVectors(m * k, uSide, View<float>(u), m, k, 0);
+        _linalg.StoreVectors(k * n, vSide, View<float>(vt), n, k, 1);
     }
 
     /// <summary>
@@ -162,7 +199,7 @@ public sealed partial class IlgpuBackend
     /// pair (every pair orthogonal to √rows·ε relative, the CPU backend's test); the flag is the only value read back
     /// per sweep.
     /// </summary>
-    private void JacobiSweeps(ArrayView<double> w, ArrayView<double> v, int rows, int cols)
+    private int JacobiSweeps(ArrayView<double> w, ArrayView<double> v, int rows, int cols)
     {
         int slots = cols + (cols & 1), half = slots / 2, rounds = slots - 1;
         var pairs = new int[rounds * half * 2];
@@ -186,13 +223,14 @@ public sealed partial class IlgpuBackend
         var fv = View<int>(flag);
         double tol = Math.Sqrt(rows) * 2.220446049250313e-16;
         Span<int> rotated = stackalloc int[1];
-        for (int sweep = 0; sweep < MaxJacobiSweeps; sweep++)
+        for (int sweep = 1; sweep <= MaxJacobiSweeps; sweep++)
         {
             Fill(flag, 0);
             for (int round = 0; round < rounds; round++)
                 _linalg.JacobiRound(LinalgLaunch(half), w, v, pv, fv, rows, cols, round * half * 2, tol);
             CopyToHost(flag, MemoryMarshal.AsBytes(rotated));
-            if (rotated[0] == 0) return;
+            if (rotated[0] == 0) return sweep;
         }
+        return MaxJacobiSweeps;
     }
 }

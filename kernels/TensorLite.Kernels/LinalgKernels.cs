@@ -121,6 +121,22 @@ public static partial class Kernels
 
     // ---- one-sided Jacobi SVD -----------------------------------------------------------------------
 
+    /// <summary>x = Rᵀ (column-major k×k) from the upper triangle R of the column-major working matrix w
+    /// (<paramref name="rows"/> rows) that <see cref="QrReflector"/> left behind. One thread per element of x.</summary>
+    public static void TransposeUpperTriangle(Index1D i, ArrayView<double> w, ArrayView<double> x, int rows, int k)
+    {
+        int r = i % k, c = i / k;   // x(r, c) = R(c, r), zero above x's diagonal
+        x[i] = r >= c ? w[(long)r * rows + c] : 0.0;
+    }
+
+    /// <summary>Column c of the column-major big (rows×k) = column order[c] of the k×k v padded with zeros below row k:
+    /// the start of Q·[V; 0]. One thread per element of big.</summary>
+    public static void PadSortedColumns(Index1D i, ArrayView<double> v, ArrayView<int> order, ArrayView<double> big, int rows, int k)
+    {
+        int c = i / rows, r = i % rows;
+        big[i] = r < k ? v[(long)order[c] * k + r] : 0.0;
+    }
+
     /// <summary>
     /// One round of one-sided Jacobi: group g takes the column pair (p, q) = pairs[pairOffset + 2g, +1] of the
     /// column-major rows×cols matrix w (pairs of a round are disjoint; q ≥ cols marks the idle slot of an odd
@@ -228,16 +244,14 @@ public static partial class Kernels
     }
 
     /// <summary>
-    /// Rounds k singular vectors of length len to float32. Vector c is column (permute ? order[c] : c) of the
-    /// column-major <paramref name="vectors"/>; it becomes column c of dst [len, k] (asRows = 0, the layout of u) or
-    /// row c of dst [k, len] (asRows = 1, the layout of vt). One thread per element.
+    /// Rounds the first k columns (length len) of the column-major <paramref name="vectors"/> to float32: column c
+    /// becomes column c of dst [len, k] (asRows = 0, the layout of u) or row c of dst [k, len] (asRows = 1, the layout
+    /// of vt). One thread per element.
     /// </summary>
-    public static void StoreSingularVectors(Index1D i, ArrayView<double> vectors, ArrayView<int> order, int permute,
-        ArrayView<float> dst, int len, int k, int asRows)
+    public static void StoreSingularVectors(Index1D i, ArrayView<double> vectors, ArrayView<float> dst, int len, int k, int asRows)
     {
         int c = i / len, e = i % len;
-        int src = permute != 0 ? order[c] : c;
-        float value = (float)vectors[(long)src * len + e];
+        float value = (float)vectors[i];
         if (asRows != 0) dst[i] = value;
         else dst[(long)e * k + c] = value;
     }
@@ -254,7 +268,8 @@ public static partial class Kernels
                      nameof(ColumnNorms), nameof(CompleteColumn) })
             yield return (M(name), true);
         foreach (var name in new[] { nameof(WidenMatrix), nameof(SetIdentityColumns), nameof(QrStoreQ), nameof(QrStoreR),
-                     nameof(NormalizeSortedColumns), nameof(StoreSingularVectors), nameof(StoreSingularValues) })
+                     nameof(TransposeUpperTriangle), nameof(PadSortedColumns), nameof(NormalizeSortedColumns),
+                     nameof(StoreSingularVectors), nameof(StoreSingularValues) })
             yield return (M(name), false);
     }
 }
