@@ -8,15 +8,19 @@ namespace TensorLite.Kernels;
 //
 // Everything is computed in double precision on column-major working copies (element (i, j) of a rows×cols matrix at
 // [j·rows + i]), so that every column the reducing kernels walk is contiguous. The float32 inputs are widened once and
-// the results rounded once at the end, as the CPU backend does; H100/H200-class devices run fp64 at full rate.
+// the results rounded once at the end, as the CPU backend does. This needs a device with fast fp64 (H100/H200: half the
+// fp32 rate, not the 1/64 of consumer parts).
 //
-// Reducing kernels are explicitly grouped with LinalgGroupSize threads per group: one group per column (QR) or per
-// column pair (Jacobi). Each thread owns the elements i ≡ tid (mod LinalgGroupSize) of the columns it works on, so a
-// thread only ever rewrites elements it read itself and the only barriers needed are those of the group reductions,
-// which sit in control flow that is uniform across the group (same code on CUDA and on the CPU accelerator).
+// Reducing kernels are explicitly grouped: one group per column (QR) or per column pair (Jacobi). The group size is read
+// at run time (Group.DimX, a power of two up to LinalgGroupSize, which sizes the shared scratch): 64 on CUDA, smaller on
+// the CPU accelerator, where every emulated thread is an OS thread. Each thread owns the elements i ≡ tid (mod group
+// size) of the columns it works on, so a thread only ever rewrites elements it read itself and the only barriers needed
+// are those of the group reductions, which sit in control flow that is uniform across the group (same code on CUDA and
+// on the CPU accelerator).
 public static partial class Kernels
 {
-    /// <summary>Threads per group of the QR and Jacobi kernels (a power of two, a multiple of the CUDA warp).</summary>
+    /// <summary>The most threads per group of the QR and Jacobi kernels (a power of two, a multiple of the CUDA warp),
+    /// and the group size used on CUDA.</summary>
     public const int LinalgGroupSize = 64;
 
     /// <summary>Singular values at most this are treated as zero: their left vectors are completed instead of
@@ -76,7 +80,7 @@ public static partial class Kernels
         double sumSquares = 0;
         for (int i = j + tid; i < m; i += Group.DimX) sumSquares += w[col + i] * w[col + i];
         double norm = XMath.Sqrt(GroupSumDouble(scratch, tid, sumSquares));
-        double alpha = x0 >= 0 ? -norm : norm;
+        double alpha = x0 >= 0 ? 0.0 - norm : norm;   // 0 − norm: a zero column leaves +0 on R's diagonal, not −0
         // ‖x − α·e₁‖² = ‖x‖² − 2·α·x₀ + α² = 2·‖x‖·(‖x‖ + |x₀|): no cancellation.
         double vNorm = XMath.Sqrt(2 * norm * (norm + XMath.Abs(x0)));
         double inv = vNorm > 0 ? 1 / vNorm : 0;
