@@ -182,6 +182,27 @@ public sealed class IlgpuLinalgTests(IlgpuCpuFixture fixture) : IClassFixture<Il
         AssertClose(Wide(c.R), Wide(g.R), 1e-4, "R");
     }
 
+    [Fact]
+    public void QrAndSvd_OfARowWindow_ReadFromTheViewsOffset()
+    {
+        // Rows 3..12 of a larger matrix are a contiguous view that starts at an offset into its storage: the op passes it
+        // through as is, so the kernels must read from the offset.
+        var a = Matrix(15, 4, 41);
+        (float[] Q, float[] S) Run(IBackend be)
+        {
+            using var t = Make(be, a, 15, 4);
+            using var window = t.Narrow(0, 3, 10);
+            var (q, r) = LA.Qr(window);
+            var (u, s, vt) = LA.Svd(window);
+            using (q) using (r) using (u) using (s) using (vt)
+                return (q.ToArray(), s.ToArray());
+        }
+        var c = Run(Cpu);
+        var g = Run(_gpu);
+        AssertClose(Wide(c.Q), Wide(g.Q), 1e-4, "Q");
+        AssertClose(Wide(c.S), Wide(g.S), 1e-4, "S");
+    }
+
     // ---- SVD ------------------------------------------------------------------------------------
 
     private (float[] U, float[] S, float[] Vt) Svd(IBackend be, float[] a, int m, int n, int? k)
