@@ -69,6 +69,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _attention = new AttentionKernelSet(a);
         _gemm = new GemmKernelSet(a);
         _optim = new OptimKernelSet(a);
+        _linalg = new LinalgKernelSet(a);
     }
 
     /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator

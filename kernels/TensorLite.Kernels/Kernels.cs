@@ -229,6 +229,7 @@ public static partial class Kernels
         list.AddRange(AttentionKernels());
         list.AddRange(GemmKernels.All());
         list.AddRange(OptimKernels());
+        list.AddRange(LinalgKernels());
         return list;
     }
 }
