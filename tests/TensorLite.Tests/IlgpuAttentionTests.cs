@@ -1,6 +1,7 @@
 using TensorLite.Backends.Cpu;
 using TensorLite.Kernels;
 using Xunit;
+using static TensorLite.Tests.Support.BackendCompare;
 
 namespace TensorLite.Tests;
 
@@ -12,36 +13,16 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
     private readonly IlgpuBackend _gpu = fixture.Backend;
     private static readonly IBackend Cpu = CpuBackend.Instance;
 
-    private static float[] Data(int n, int seed, float low = -2f, float high = 2f)
-    {
-        var rng = new Random(seed);
-        var d = new float[n];
-        for (int i = 0; i < n; i++) d[i] = low + (float)rng.NextDouble() * (high - low);
-        return d;
-    }
-
-    private static Tensor Make(IBackend be, float[] data, params int[] shape) => Tensor.FromSpan<float>(data, shape, DType.Float32, be);
-
-    private static void AssertClose(float[] expected, float[] actual, float tol, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            float e = expected[i], a = actual[i];
-            Assert.True(Math.Abs(e - a) <= tol * (1f + Math.Abs(e)), $"{what}[{i}]: expected {e}, got {a}");
-        }
-    }
-
     /// <summary>Forward then backward through the backend members; returns o, lse, dq, dk, dv.</summary>
     private static float[][] RunMembers(IBackend be, int batch, int heads, int kvHeads, int seq, int d, int seed)
     {
         int[] qShape = [batch, heads, seq, d], kvShape = [batch, kvHeads, seq, d];
         int nq = batch * heads * seq * d, nkv = batch * kvHeads * seq * d;
         float scale = 1.3f / MathF.Sqrt(d);
-        using var q = Make(be, Data(nq, seed), qShape);
-        using var k = Make(be, Data(nkv, seed + 1), kvShape);
-        using var v = Make(be, Data(nkv, seed + 2), kvShape);
-        using var dO = Make(be, Data(nq, seed + 3, -1f, 1f), qShape);
+        using var q = Make(be, RandomData(nq, seed), qShape);
+        using var k = Make(be, RandomData(nkv, seed + 1), kvShape);
+        using var v = Make(be, RandomData(nkv, seed + 2), kvShape);
+        using var dO = Make(be, RandomData(nq, seed + 3, -1f, 1f), qShape);
         using var o = Tensor.Empty(qShape, DType.Float32, be);
         using var lse = Tensor.Empty([batch, heads, seq], DType.Float32, be);
         using var dq = Tensor.Empty(qShape, DType.Float32, be);
@@ -108,10 +89,10 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
     public void EndToEnd_CausalAttentionOp_ThroughAutograd_MatchesCpu()
     {
         const int batch = 2, seq = 19, heads = 4, kvHeads = 2, d = 12;
-        var qData = Data(batch * seq * heads * d, 40);
-        var kData = Data(batch * seq * kvHeads * d, 41);
-        var vData = Data(batch * seq * kvHeads * d, 42);
-        var wData = Data(batch * heads * seq * d, 43, -1f, 1f);
+        var qData = RandomData(batch * seq * heads * d, 40);
+        var kData = RandomData(batch * seq * kvHeads * d, 41);
+        var vData = RandomData(batch * seq * kvHeads * d, 42);
+        var wData = RandomData(batch * heads * seq * d, 43, -1f, 1f);
         (float[] O, float[] Dq, float[] Dk, float[] Dv) Run(IBackend be)
         {
             using var qs = Make(be, qData, batch, seq, heads, d);

@@ -8,6 +8,7 @@ using ILGPU.Runtime.Cuda;
 using TensorLite.Backends.Cpu;
 using TensorLite.Kernels;
 using Xunit;
+using static TensorLite.Tests.Support.BackendCompare;
 
 namespace TensorLite.Tests;
 
@@ -32,27 +33,6 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
 {
     private readonly IlgpuBackend _gpu = fixture.Backend;
     private static readonly IBackend Cpu = CpuBackend.Instance;
-
-    private static float[] Data(int n, int seed, float low = -2f, float high = 2f)
-    {
-        var rng = new Random(seed);
-        var d = new float[n];
-        for (int i = 0; i < n; i++) d[i] = low + (float)rng.NextDouble() * (high - low);
-        return d;
-    }
-
-    private static Tensor Make(IBackend be, float[] data, params int[] shape) => Tensor.FromSpan<float>(data, shape, DType.Float32, be);
-
-    private static void AssertClose(float[] expected, float[] actual, float tol, string what = "")
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            float e = expected[i], a = actual[i];
-            if (float.IsNaN(e)) { Assert.True(float.IsNaN(a), $"{what}[{i}]: expected NaN, got {a}"); continue; }
-            Assert.True(e == a || Math.Abs(e - a) <= tol * (1f + Math.Abs(e)), $"{what}[{i}]: expected {e}, got {a}");
-        }
-    }
 
     /// <summary>Runs the same computation on the CPU backend and the ILGPU backend and compares the results.</summary>
     private void SameOnBoth(Func<IBackend, float[]> compute, float tol = 1e-5f, string what = "") =>
@@ -118,7 +98,7 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [Fact]
     public void Copy_StridedViewsIntoContiguous_MatchesCpu()
     {
-        var data = Data(2 * 3 * 4 * 5, 1);
+        var data = RandomData(2 * 3 * 4 * 5, 1);
         SameOnBoth(be => { using var x = Make(be, data, 2, 3, 4, 5); using var v = x.Permute(3, 1, 0, 2); using var c = v.Contiguous(); return c.ToArray(); }, 0f, "permute");
         SameOnBoth(be => { using var x = Make(be, data, 6, 20); using var v = x.T; using var n = v.Narrow(0, 3, 9); using var c = n.Contiguous(); return c.ToArray(); }, 0f, "transpose+narrow");
         SameOnBoth(be => { using var x = Make(be, data[..5], 5, 1); using var v = x.Expand(5, 7); using var c = v.Contiguous(); return c.ToArray(); }, 0f, "expand");
@@ -127,7 +107,7 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [Fact]
     public void Copy_StridedIntoStridedDestination_MatchesCpu()
     {
-        var src = Data(4 * 6, 2);
+        var src = RandomData(4 * 6, 2);
         SameOnBoth(be =>
         {
             using var s = Make(be, src, 4, 6);
@@ -144,7 +124,7 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [InlineData(DType.Float16)]
     public void Copy_HalfPrecisionConversions_MatchCpu(DType dtype)
     {
-        var data = Data(3 * 7, 3, -100f, 100f);
+        var data = RandomData(3 * 7, 3, -100f, 100f);
         data[0] = 0f; data[1] = 1f / 3f; data[2] = 65504f; data[3] = float.NaN;
         data[4] = 1e-6f; data[5] = -3e-8f; data[6] = 70000f; data[7] = 2.5e-5f; data[8] = 1.00048828125f; // subnormal, overflow, tie
         SameOnBoth(be => { using var x = Make(be, data, 3, 7); using var v = x.T; using var h = v.To(dtype); return h.ToArray(); }, 0f, dtype.Name());
@@ -161,8 +141,8 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     public void Unary_ForwardAndBackward_MatchCpu(UnaryOp op)
     {
         bool positive = op is UnaryOp.Log or UnaryOp.Sqrt or UnaryOp.Rsqrt or UnaryOp.Pow;
-        var x = Data(37, (int)op, positive ? 0.1f : -3f, 3f);
-        var gy = Data(37, 100 + (int)op);
+        var x = RandomData(37, (int)op, positive ? 0.1f : -3f, 3f);
+        var gy = RandomData(37, 100 + (int)op);
         float p0 = op == UnaryOp.Clamp ? -0.5f : op == UnaryOp.Pow ? 1.7f : 0.75f;
         float p1 = op == UnaryOp.Clamp ? 1.25f : -0.3f;
         SameOnBoth(be =>
@@ -183,8 +163,8 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [MemberData(nameof(BinaryOps))]
     public void Binary_BroadcastAndTransposedViews_MatchCpu(BinaryOp op)
     {
-        var a = Data(4 * 5, 10);
-        var b = Data(3 * 5, 11);
+        var a = RandomData(4 * 5, 10);
+        var b = RandomData(3 * 5, 11);
         b[2] = a[2]; // an equal pair for Equal
         SameOnBoth(be =>
         {
@@ -207,8 +187,8 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [InlineData(DType.Float32, DType.Float32, DType.BFloat16)]
     public void Binary_HalfPrecisionOperands_MatchCpuBitwise(DType aType, DType bType, DType yType)
     {
-        var a = Data(4 * 5, 12);
-        var b = Data(3 * 5, 13);
+        var a = RandomData(4 * 5, 12);
+        var b = RandomData(3 * 5, 13);
         foreach (var op in new[] { BinaryOp.Add, BinaryOp.Mul, BinaryOp.Div })
             SameOnBoth(be =>
             {
@@ -232,7 +212,7 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [InlineData(DType.Float32, DType.BFloat16)]
     public void Unary_HalfPrecisionTensors_MatchCpu(DType xType, DType yType)
     {
-        var x = Data(41, 16);
+        var x = RandomData(41, 16);
         foreach (var (op, p0, p1) in new[] { (UnaryOp.Affine, 0.37f, 0f), (UnaryOp.Silu, 0f, 0f), (UnaryOp.Exp, 0f, 0f) })
             SameOnBoth(be =>
             {
@@ -248,8 +228,8 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [Fact]
     public void Binary_InPlaceBf16Accumulation_MatchesCpuBitwise()
     {
-        var a = Data(37, 14);
-        var b = Data(37, 15);
+        var a = RandomData(37, 14);
+        var b = RandomData(37, 15);
         SameOnBoth(be =>
         {
             using var a32 = Make(be, a, 37);
@@ -270,7 +250,7 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [InlineData(ReduceOp.Max, 2)]
     public void Reduce_AlongOneAxis_MatchesCpu(ReduceOp op, int axis)
     {
-        var x = Data(3 * 4 * 5, 20 + axis);
+        var x = RandomData(3 * 4 * 5, 20 + axis);
         int[] shape = [3, 4, 5];
         int[] outShape = (int[])shape.Clone();
         outShape[axis] = 1;
@@ -294,9 +274,9 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [InlineData(20, 24, 19, false, true, 3)]     // batched
     public void MatMul_TiledAndNaive_MatchCpu(int m, int n, int k, bool transA, bool transB, int batch)
     {
-        var a = Data(batch * m * k, m * 7 + k);
-        var b = Data(batch * k * n, n * 3 + k);
-        var c0 = Data(batch * m * n, 99);
+        var a = RandomData(batch * m * k, m * 7 + k);
+        var b = RandomData(batch * k * n, n * 3 + k);
+        var c0 = RandomData(batch * m * n, 99);
         SameOnBoth(be =>
         {
             using var at = transA ? Make(be, a, batch, k, m) : Make(be, a, batch, m, k);
@@ -314,8 +294,8 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [Fact]
     public void MatMul_BroadcastBatchOperand_MatchesCpu()
     {
-        var a = Data(2 * 3 * 18 * 17, 5);
-        var b = Data(17 * 20, 6);
+        var a = RandomData(2 * 3 * 18 * 17, 5);
+        var b = RandomData(17 * 20, 6);
         SameOnBoth(be =>
         {
             using var at = Make(be, a, 2, 3, 18, 17);
@@ -330,7 +310,7 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [Fact]
     public void AdamWStep_MatchesCpu()
     {
-        var p = Data(45, 30); var g = Data(45, 31); var m = Data(45, 32, -0.1f, 0.1f); var v = Data(45, 33, 0f, 0.1f);
+        var p = RandomData(45, 30); var g = RandomData(45, 31); var m = RandomData(45, 32, -0.1f, 0.1f); var v = RandomData(45, 33, 0f, 0.1f);
         var h = new AdamWStepParams(1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 1f - 0.9f * 0.9f, 1f - 0.999f * 0.999f);
         SameOnBoth(be =>
         {
@@ -364,8 +344,8 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [Fact]
     public void EndToEnd_MatMulSiluSum_ForwardAndBackward_MatchCpu()
     {
-        var x = Data(5 * 20, 40);
-        var w = Data(18 * 20, 41, -0.5f, 0.5f);
+        var x = RandomData(5 * 20, 40);
+        var w = RandomData(18 * 20, 41, -0.5f, 0.5f);
         (float loss, float[] gx, float[] gw) Run(IBackend be)
         {
             using var xt = Make(be, x, 5, 20);

@@ -1,6 +1,7 @@
 using TensorLite.Backends.Cpu;
 using TensorLite.Kernels;
 using Xunit;
+using static TensorLite.Tests.Support.BackendCompare;
 
 namespace TensorLite.Tests;
 
@@ -13,26 +14,6 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     private readonly IlgpuBackend _gpu = fixture.Backend;
     private static readonly IBackend Cpu = CpuBackend.Instance;
     private const int Ignore = -100;
-
-    private static float[] Data(int n, int seed, float low = -3f, float high = 3f)
-    {
-        var rng = new Random(seed);
-        var d = new float[n];
-        for (int i = 0; i < n; i++) d[i] = low + (float)rng.NextDouble() * (high - low);
-        return d;
-    }
-
-    private static Tensor Make(IBackend be, float[] data, params int[] shape) => Tensor.FromSpan<float>(data, shape, DType.Float32, be);
-
-    private static void AssertClose(float[] expected, float[] actual, float tol, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            float e = expected[i], a = actual[i];
-            Assert.True(e == a || Math.Abs(e - a) <= tol * (1f + Math.Abs(e)), $"{what}[{i}]: expected {e}, got {a}");
-        }
-    }
 
     /// <summary>Runs <paramref name="compute"/> on both backends; each returns named arrays compared pairwise.</summary>
     private void SameOnBoth(Func<IBackend, (string Name, float[] Values)[]> compute, float tol = 1e-5f)
@@ -65,8 +46,8 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     public void Softmax_ForwardAndBackward_AnyAxis_MatchCpu(int[] shape, int axis, bool log)
     {
         int n = shape.Aggregate(1, (a, b) => a * b);
-        var x = Data(n, n + axis);
-        var gy = Data(n, 2 * n + 1, -1f, 1f);
+        var x = RandomData(n, n + axis, -3f, 3f);
+        var gy = RandomData(n, 2 * n + 1, -1f, 1f);
         SameOnBoth(be =>
         {
             using var xt = Make(be, x, shape);
@@ -87,7 +68,7 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     [InlineData(70, 3, true)]      // more rows than the loss kernel's group
     public void CrossEntropy_ForwardAndBackward_WithIgnoredRows_MatchCpu(int n, int v, bool int64)
     {
-        var logits = Data(n * v, n * 31 + v, -5f, 5f);
+        var logits = RandomData(n * v, n * 31 + v, -5f, 5f);
         var rng = new Random(n + v);
         var targets = new long[n];
         for (int i = 0; i < n; i++) targets[i] = i % 3 == 1 ? Ignore : rng.Next(v);
@@ -111,7 +92,7 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     [Fact]
     public void CrossEntropy_EveryRowIgnored_GivesZeroLossCountAndGradient()
     {
-        var logits = Data(3 * 5, 7);
+        var logits = RandomData(3 * 5, 7, -3f, 3f);
         SameOnBoth(be =>
         {
             using var lt = Make(be, logits, 3, 5);
@@ -132,7 +113,7 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     [InlineData(true)]
     public void CrossEntropy_TargetOutOfRange_Throws(bool int64)
     {
-        using var lt = Make(_gpu, Data(2 * 4, 3), 2, 4);
+        using var lt = Make(_gpu, RandomData(2 * 4, 3, -3f, 3f), 2, 4);
         using var tt = MakeTargets(_gpu, [1, 4], int64);
         using var rowMax = Tensor.Empty([2], DType.Float32, _gpu);
         using var rowLogSum = Tensor.Empty([2], DType.Float32, _gpu);
@@ -153,9 +134,9 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     [InlineData(0, 5)]      // no rows: the weight gradient is zero
     public void RmsNorm_ForwardAndBackward_MatchCpu(int rows, int d)
     {
-        var x = Data(rows * d, rows * 13 + d);
-        var w = Data(d, d, 0.5f, 1.5f);
-        var gy = Data(rows * d, rows + d * 5, -1f, 1f);
+        var x = RandomData(rows * d, rows * 13 + d, -3f, 3f);
+        var w = RandomData(d, d, 0.5f, 1.5f);
+        var gy = RandomData(rows * d, rows + d * 5, -1f, 1f);
         SameOnBoth(be =>
         {
             using var xt = Make(be, x, rows, d);
@@ -186,8 +167,8 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     {
         int n = shape.Aggregate(1, (a, b) => a * b);
         int seq = shape[^2], half = shape[^1] / 2;
-        var x = Data(n, n);
-        var angles = Data(seq * half, seq + half, 0f, 6.3f);
+        var x = RandomData(n, n, -3f, 3f);
+        var angles = RandomData(seq * half, seq + half, 0f, 6.3f);
         var cos = angles.Select(MathF.Cos).ToArray();
         var sin = angles.Select(MathF.Sin).ToArray();
         SameOnBoth(be =>
@@ -204,8 +185,8 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     [Fact]
     public void Rope_InverseUndoesForward()
     {
-        var x = Data(3 * 4 * 6, 77);
-        var angles = Data(4 * 3, 78, 0f, 6.3f);
+        var x = RandomData(3 * 4 * 6, 77, -3f, 3f);
+        var angles = RandomData(4 * 3, 78, 0f, 6.3f);
         using var xt = Make(_gpu, x, 3, 4, 6);
         using var ct = Make(_gpu, angles.Select(MathF.Cos).ToArray(), 4, 3);
         using var st = Make(_gpu, angles.Select(MathF.Sin).ToArray(), 4, 3);
@@ -221,9 +202,9 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     [Fact]
     public void EndToEnd_RopeRmsNormCrossEntropy_ThroughAutograd_MatchCpu()
     {
-        var x = Data(1 * 2 * 5 * 8, 90, -1f, 1f);
-        var w = Data(8, 91, 0.5f, 1.5f);
-        var wo = Data(7 * 8, 92, -0.5f, 0.5f);
+        var x = RandomData(1 * 2 * 5 * 8, 90, -1f, 1f);
+        var w = RandomData(8, 91, 0.5f, 1.5f);
+        var wo = RandomData(7 * 8, 92, -0.5f, 0.5f);
         int[] targets = [3, -100, 0, 6, 2, 2, -100, 5, 1, 4];
         (float Loss, float[] Gx, float[] Gw, float[] Gwo) Run(IBackend be)
         {
