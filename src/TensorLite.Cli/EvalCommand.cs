@@ -10,12 +10,13 @@ public static class EvalCommand
     {
         var run = new Option<string>("--run") { Description = "Run folder to evaluate.", Required = true };
         var batches = new Option<int>("--batches") { Description = "Validation batches to average.", DefaultValueFactory = _ => 16 };
-        var cmd = new Command("eval", "Validation loss and perplexity of a run's latest checkpoint.") { run, batches };
+        var device = DeviceOverride();
+        var cmd = new Command("eval", "Validation loss and perplexity of a run's latest checkpoint.") { run, batches, device };
         cmd.SetAction(r =>
         {
             int n = r.GetValue(batches);
             if (n <= 0) throw new ArgumentException($"--batches must be positive, got {n}.");
-            var trainer = Trainer.Open(r.GetValue(run)!);
+            var trainer = Trainer.Open(r.GetValue(run)!, deviceName: r.GetValue(device));
             float loss = trainer.Evaluate(n);
             Console.WriteLine($"step {trainer.StartStep}: validation loss {loss:F4} nats/token, perplexity {Math.Exp(loss):F3} " +
                               $"({n} batches of {trainer.Options.Batch}×{trainer.Options.Seq} tokens)" +
@@ -24,4 +25,8 @@ public static class EvalCommand
         });
         return cmd;
     }
+
+    /// <summary>--device for commands that open a run: where to load it (default: the device it was trained on).</summary>
+    public static Option<string?> DeviceOverride() =>
+        new("--device") { Description = "cpu, cuda, auto or ilgpu-cpu (default: the device the run was trained on; checkpoints load on any)." };
 }

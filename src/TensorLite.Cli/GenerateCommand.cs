@@ -15,14 +15,16 @@ public static class GenerateCommand
         var temperature = new Option<float>("--temperature") { Description = "Sampling temperature (0 = greedy).", DefaultValueFactory = _ => 0.8f };
         var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = all).", DefaultValueFactory = _ => 40 };
         var seed = new Option<ulong>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 1UL };
-        var cmd = new Command("generate", "Sample text from a trained run.") { run, prompt, tokens, temperature, topK, seed };
+        var device = EvalCommand.DeviceOverride();
+        var cmd = new Command("generate", "Sample text from a trained run.") { run, prompt, tokens, temperature, topK, seed, device };
         cmd.SetAction(r =>
         {
             int n = r.GetValue(tokens);
             if (n <= 0) throw new ArgumentException($"--tokens must be positive, got {n}.");
-            var trainer = Trainer.Open(r.GetValue(run)!);
+            var trainer = Trainer.Open(r.GetValue(run)!, deviceName: r.GetValue(device));
             var tokenizer = Trainer.CreateTokenizer(trainer.Options.Tokenizer);
             var ids = tokenizer.Encode(r.GetValue(prompt)!);
+            using var onDevice = Backend.Use(trainer.Device); // the prompt's tensors go where the model is
             var output = Sampling.Generate(trainer.Model, ids, n, r.GetValue(temperature), r.GetValue(topK),
                 new Generator(r.GetValue(seed)), context: trainer.Options.Seq);
             Console.WriteLine(tokenizer.Decode(output));

@@ -104,7 +104,7 @@ public sealed class IlgpuTrainingTests(IlgpuTrainingRuns runs) : IClassFixture<I
     }
 
     [Fact]
-    public void ARunCheckpointedOnTheIlgpuBackend_ReopensThereOrOnTheCpuBackend()
+    public void ARunCheckpointedOnTheIlgpuBackend_ReopensThereOrOnTheCpuBackend_AndGeneratesTheSameTokens()
     {
         var trained = runs.Baseline.Ilgpu.Trainer;
         var weights = trained.Model.Parameters().SelectMany(p => p.ToArray()).ToArray();
@@ -115,5 +115,13 @@ public sealed class IlgpuTrainingTests(IlgpuTrainingRuns runs) : IClassFixture<I
         Assert.Equal("cpu", moved.Device.Name);
         Assert.Equal(weights, moved.Model.Parameters().SelectMany(p => p.ToArray()));
         Assert.Equal(trained.LastValidationLoss!.Value, moved.Evaluate(1), 1e-4f);
+
+        // Greedy generation from the same checkpoint picks the same tokens on both devices.
+        int[] prompt = [10, 20, 30];
+        int[] onIlgpu, onCpu;
+        using (Backend.Use(reopened.Device))
+            onIlgpu = Sampling.Generate(reopened.Model, prompt, 8, temperature: 0f, topK: 0, new Generator(1), context: 16);
+        onCpu = Sampling.Generate(moved.Model, prompt, 8, temperature: 0f, topK: 0, new Generator(1), context: 16);
+        Assert.Equal(onCpu, onIlgpu);
     }
 }
