@@ -414,10 +414,12 @@ public unsafe class BFloat16TrainingTests
         using (var s = a + b) { Assert.Equal(DType.BFloat16, s.DType); Assert.Equal([1.5f, -1.5f, 3.5f], s.ToArray()); }
         using (var s = a * f) { Assert.Equal(DType.Float32, s.DType); Assert.Equal([1f, -2f, 3f], s.ToArray()); }
         using (var s = Tensor.Greater(a, b)) Assert.Equal(DType.Float32, s.DType);
-        // unary ops compute in float32 and round back (bf16 activations); reductions take float32 only
+        // unary ops and reductions compute in float32 and round back (bf16 activations)
         using (var s = a.Sign()) { Assert.Equal(DType.BFloat16, s.DType); Assert.Equal([1f, -1f, 1f], s.ToArray()); }
         using (var s = a * 2f) { Assert.Equal(DType.BFloat16, s.DType); Assert.Equal([2f, -4f, 6f], s.ToArray()); }
-        Assert.Throws<DTypeMismatchException>(() => a.Sum());
+        using (var s = a.Sum()) { Assert.Equal(DType.BFloat16, s.DType); Assert.Equal(2f, s.Item()); }
+        using (var s = a.Max()) { Assert.Equal(DType.BFloat16, s.DType); Assert.Equal(3f, s.Item()); }
+        using (var ids = Tensor.FromArray([1, 2, 3], 3)) Assert.Throws<DTypeMismatchException>(() => ids.Sum());
         // the backend kernels the engine and clipping call directly work in place on bf16
         a.Backend.Binary(BinaryOp.Add, a, b, a);
         Assert.Equal([1.5f, -1.5f, 3.5f], a.ToArray());

@@ -100,6 +100,15 @@ public sealed class Bf16ActivationTests : IDisposable
         }, [Leaf([1, 70, 4, 8], 6), Leaf([1, 70, 2, 8], 7), Leaf([1, 2, 70, 8], 8)], DType.BFloat16, gradTolerance: 0.03);
 
     [Fact]
+    public void SumAndMeanOverAxes_OfATransposedBf16Input() =>
+        MatchesFloat32(x => { using var t = x[0].Transpose(0, 2); using var s = t.Sum([0, 2]); return s.Mean(0, keepDim: true); },
+            [Leaf([4, 5, 6], 12)], DType.BFloat16, exactForward: false); // the sum rounds to bf16 before the mean does
+
+    [Fact]
+    public void Max_OfABf16Input() =>
+        MatchesFloat32(x => x[0].Max(1), [Leaf([3, 17], 13)], DType.BFloat16);
+
+    [Fact]
     public void SiluTimesUp_TheSwiGluProduct()
     {
         // silu rounds to bf16 before the product, as it does in the model, so the product is close rather than exact.

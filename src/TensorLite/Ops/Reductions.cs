@@ -42,15 +42,17 @@ public sealed partial class Tensor
         return m.Reshape([]);
     }
 
+    /// <summary>Sum or max over axes. Half-precision inputs are reduced in float32 (widened once) and the result is
+    /// rounded once into the input's dtype, as the other ops on bf16 activations; the gradient has the input's dtype.</summary>
     private Tensor ReduceAxes(ReduceOp op, int[] dims, bool keepDim, string name)
     {
-        RequireFloat32(this, name);
+        RequireFloatingPoint(this, name);
         var axes = dims.Select(d => ShapeMath.NormalizeDim(d, Rank)).Distinct().OrderBy(d => d).ToArray();
         if (op == ReduceOp.Max)
             foreach (var ax in axes)
                 if (_shape[ax] == 0) throw new ShapeMismatchException($"max: cannot reduce empty dimension {ax} of shape {ShapeMath.Format(Shape)}.");
         // Reduce one axis at a time into keep-dim shaped buffers.
-        Tensor current = ContiguousNoGrad();
+        Tensor current = Float32ContiguousNoGrad();
         foreach (var ax in axes)
         {
             var outShape = current.ShapeArray;
@@ -68,6 +70,7 @@ public sealed partial class Tensor
             result = current.ViewOf(squeezed, ShapeMath.ContiguousStrides(squeezed), current.Offset);
             current.Dispose();
         }
+        result = NarrowedNoGrad(result, DType)!;
         var input = this;
         var inputShape = _shape;
         return Recorder.Record(result, name, [this], g =>
@@ -78,7 +81,7 @@ public sealed partial class Tensor
             using var ties = Equal(input, maxKept);
             using var tieCount = ties.Sum(axes, keepDim: true);
             using var share = gKept / tieCount;
-            return [ties * share];
+            return [NarrowedNoGrad(ties * share, input.DType)];
         });
     }
 }
