@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
@@ -148,14 +147,17 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         var bytes = Bytes(source);
         if (bytes.Length == 0) return;
         _accelerator.Synchronize();
-        bytes.CopyToCPU(ref MemoryMarshal.GetReference(destination), bytes.Length);
+        // The span overloads pin the host memory for the copy. The ref-based overloads take a raw pointer without
+        // pinning, so a garbage collection on any thread could move a managed array mid-copy (seen as corrupted
+        // weights and crashes; see IlgpuHostCopyTests.HostCopies_StayExact_WhileAnotherThreadCompactsTheManagedHeap).
+        bytes.CopyToCPU(destination[..checked((int)bytes.Length)]);
     }
 
     public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination)
     {
         var bytes = Bytes(destination);
         if (bytes.Length == 0) return;
-        bytes.CopyFromCPU(ref MemoryMarshal.GetReference(source), bytes.Length);
+        bytes.CopyFromCPU(source[..checked((int)bytes.Length)]); // pinned, as in CopyToHost
     }
 
     public void Fill(Tensor destination, double value)

@@ -400,3 +400,50 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
         }
     }
 }
+
+/// <summary>Host↔device copies under garbage collection. The test forces collections continuously, which would stall
+/// every test running beside it, so it runs alone.</summary>
+[Collection(nameof(SerialMemoryTests))]
+public sealed class IlgpuHostCopyTests
+{
+    [Fact]
+    public void HostCopies_StayExact_WhileAnotherThreadCompactsTheManagedHeap()
+    {
+        // Regression: the host side of a copy must be pinned, or a garbage collection (triggered by any thread) moves
+        // the managed array between taking its address and the copy — the copy then reads or writes whatever the heap
+        // holds there. Unpinned, this loop went wrong within about 5,000 rounds here (wrong values, sometimes a crash).
+        using var gpu = IlgpuBackend.Create(DeviceKind.Cpu);
+        using var device = Tensor.Empty([4096], DType.Float32, gpu);
+        bool stop = false;
+        var compactor = new Thread(() =>
+        {
+            var garbage = new List<object>();
+            while (!Volatile.Read(ref stop))
+            {
+                for (int i = 0; i < 200; i++) garbage.Add(new object[8]);
+                if (garbage.Count > 20_000) garbage.Clear();
+                GC.Collect(0, GCCollectionMode.Forced, blocking: true, compacting: true);
+            }
+        });
+        compactor.Start();
+        int wrong = 0;
+        try
+        {
+            for (int round = 0; round < 20_000 && wrong == 0; round++)
+            {
+                var sent = new float[device.Numel];
+                for (int i = 0; i < sent.Length; i++) sent[i] = round + i;
+                gpu.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(sent.AsSpan()), device);
+                var received = new float[device.Numel];
+                gpu.CopyToHost(device, System.Runtime.InteropServices.MemoryMarshal.AsBytes(received.AsSpan()));
+                if (!received.AsSpan().SequenceEqual(sent)) wrong++;
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            compactor.Join();
+        }
+        Assert.Equal(0, wrong);
+    }
+}

@@ -4,7 +4,8 @@ using TensorLite.Backends.Cpu;
 
 namespace TensorLite.Tests;
 
-/// <summary>Tests that read the process-wide pool counters run alone, so no other test allocates meanwhile.</summary>
+/// <summary>Tests that run alone: those that read the process-wide pool counters (no other test may allocate
+/// meanwhile) and those that force garbage collections continuously (they would stall every other test).</summary>
 [CollectionDefinition(nameof(SerialMemoryTests), DisableParallelization = true)]
 public sealed class SerialMemoryTests;
 
