@@ -48,6 +48,24 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void Resume_WithMoreStepsOrAnotherDevice_RecordsThemInTheRunFolder()
+    {
+        var dir = Path.Combine(_root, "extended");
+        Trainer.Create(Small(steps: 3), dir).Run();
+        var resumed = Trainer.Resume(dir, steps: 6, deviceName: "auto");
+        Assert.Equal(3, resumed.StartStep);
+        // A second interruption resumed without options continues towards 6 steps on the device chosen last.
+        var reopened = Trainer.Open(dir);
+        Assert.Equal(6, reopened.Options.Steps);
+        Assert.Equal("auto", reopened.Options.Device);
+        var untouched = Path.Combine(_root, "untouched");
+        Trainer.Create(Small(steps: 3), untouched).Run();
+        string before = File.ReadAllText(Path.Combine(untouched, "train.json"));
+        Trainer.Resume(untouched);
+        Assert.Equal(before, File.ReadAllText(Path.Combine(untouched, "train.json")));
+    }
+
+    [Fact]
     public void CrashDuringCheckpointWrite_LeavesThePreviousCheckpointIntact()
     {
         var dir = Path.Combine(_root, "crash");

@@ -167,11 +167,16 @@ public sealed class Trainer
     }
 
     /// <summary>Continues a run from its newest checkpoint; <paramref name="steps"/> may extend the total and
-    /// <paramref name="deviceName"/> move it to another device (checkpoints do not depend on where they were written).</summary>
+    /// <paramref name="deviceName"/> move it to another device (checkpoints do not depend on where they were written).
+    /// Either one given is written to the run's train.json.</summary>
     public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null)
     {
         var trainer = Open(runDir, steps, deviceName);
         TruncateMetrics(Path.Combine(runDir, "metrics.jsonl"), trainer.StartStep);
+        // The folder records what the run now continues with, so a later --resume, eval or generate without these
+        // options keeps the new step total and device.
+        if (steps != null || deviceName != null)
+            AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(trainer.Options.ToJson())));
         return trainer;
     }
 
