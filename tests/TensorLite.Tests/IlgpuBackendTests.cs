@@ -1,12 +1,10 @@
 using TensorLite.Memory;
 using ILGPU;
-using ILGPU.Algorithms;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using TensorLite.Backends.Cpu;
 using TensorLite.Kernels;
+using TensorLite.Tests.Support;
 using Xunit;
 using static TensorLite.Tests.Support.BackendCompare;
 
@@ -387,17 +385,9 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     [InlineData(90)]
     public void EveryKernel_CompilesToPtxOffline(int sm)
     {
-        var arch = sm == 80 ? CudaArchitecture.SM_80 : CudaArchitecture.SM_90;
-        using var ctx = Context.Create(b => b.EnableAlgorithms());
-        using var backend = new PTXBackend(ctx, arch, CudaInstructionSet.ISA_80, nvvmAPI: null!);
+        using var ptx = new OfflinePtx(sm);
         foreach (var (method, explicitlyGrouped) in TensorLite.Kernels.Kernels.All())
-        {
-            var entry = explicitlyGrouped
-                ? EntryPointDescription.FromExplicitlyGroupedKernel(method)
-                : EntryPointDescription.FromImplicitlyGroupedKernel(method);
-            var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
-            Assert.Contains(".entry", compiled.PTXAssembly);
-        }
+            Assert.Contains(".entry", ptx.Compile(method, explicitlyGrouped));
     }
 }
 

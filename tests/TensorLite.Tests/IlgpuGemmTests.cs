@@ -1,10 +1,6 @@
-using ILGPU;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
-using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 using TensorLite.Backends.Cpu;
 using TensorLite.Kernels;
+using TensorLite.Tests.Support;
 using Xunit;
 
 namespace TensorLite.Tests;
@@ -354,15 +350,8 @@ public sealed class IlgpuGemmTests(IlgpuGemmFixture fixture) : IClassFixture<Ilg
     [InlineData(90)]
     public void TensorCoreKernel_PtxContainsMmaSync(int sm)
     {
-        var arch = sm == 80 ? CudaArchitecture.SM_80 : CudaArchitecture.SM_90;
-        using var ctx = Context.Create(b => b.EnableAlgorithms());
-        using var backend = new PTXBackend(ctx, arch, CudaInstructionSet.ISA_80, nvvmAPI: null!);
-        string Ptx(string name)
-        {
-            var method = typeof(GemmKernels).GetMethod(name)!;
-            var entry = EntryPointDescription.FromExplicitlyGroupedKernel(method);
-            return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
-        }
+        using var ptx = new OfflinePtx(sm);
+        string Ptx(string name) => ptx.Compile(typeof(GemmKernels).GetMethod(name)!);
         string tensorCore = Ptx(nameof(GemmKernels.GemmTensorCore));
         Assert.Contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", tensorCore);
         Assert.Contains("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", tensorCore);
