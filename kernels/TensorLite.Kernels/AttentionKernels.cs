@@ -82,6 +82,24 @@ public static partial class Kernels
         return acc;
     }
 
+    /// <summary>The query tile a group of the forward and dq kernels works on (grid = B·H·SeqTiles): its (batch, head)
+    /// index, first query row, and where its head's q rows and — through grouped-query attention — its kv head's k and
+    /// v rows start.</summary>
+    private readonly struct QueryTileOfGroup
+    {
+        public readonly int BatchHead, Q0;
+        public readonly long QBase, KvBase;
+
+        public QueryTileOfGroup(AttentionParams p)
+        {
+            BatchHead = Grid.IdxX / p.SeqTiles;
+            Q0 = (Grid.IdxX - BatchHead * p.SeqTiles) * p.Tile;
+            int b = BatchHead / p.Heads, kvHead = (BatchHead - b * p.Heads) / (p.Heads / p.KvHeads);
+            QBase = (long)BatchHead * p.Seq * p.HeadDim;
+            KvBase = ((long)b * p.KvHeads + kvHead) * p.Seq * p.HeadDim;
+        }
+    }
+
     /// <summary>
     /// Forward: one group per (batch, head, query tile), grid = B·H·SeqTiles groups of Tile × Tile. Online softmax:
     /// each row keeps its running max m and sum l (every thread of the row holds the same copy), rescaling its
@@ -99,10 +117,9 @@ public static partial class Kernels
 
         int tile = p.Tile, d = p.HeadDim, ld = d + 1, seq = p.Seq;
         int x = Group.IdxX, y = Group.IdxY, tid = y * tile + x, threads = tile * tile;
-        int bh = Grid.IdxX / p.SeqTiles, q0 = (Grid.IdxX - bh * p.SeqTiles) * tile;
-        int b = bh / p.Heads, kvHead = (bh - b * p.Heads) / (p.Heads / p.KvHeads);
-        long qBase = (long)bh * seq * d, kvBase = ((long)b * p.KvHeads + kvHead) * seq * d;
-        int query = q0 + y;
+        var at = new QueryTileOfGroup(p);
+        int bh = at.BatchHead, q0 = at.Q0, query = q0 + y;
+        long qBase = at.QBase, kvBase = at.KvBase;
         bool rowValid = query < seq;
 
         StageRows(q, qBase, q0, seq, d, tile, qTile, tid, threads);   // the loop's barriers publish it
@@ -183,10 +200,9 @@ public static partial class Kernels
 
         int tile = p.Tile, d = p.HeadDim, ld = d + 1, seq = p.Seq;
         int x = Group.IdxX, y = Group.IdxY, tid = y * tile + x, threads = tile * tile;
-        int bh = Grid.IdxX / p.SeqTiles, q0 = (Grid.IdxX - bh * p.SeqTiles) * tile;
-        int b = bh / p.Heads, kvHead = (bh - b * p.Heads) / (p.Heads / p.KvHeads);
-        long qBase = (long)bh * seq * d, kvBase = ((long)b * p.KvHeads + kvHead) * seq * d;
-        int query = q0 + y;
+        var at = new QueryTileOfGroup(p);
+        int bh = at.BatchHead, q0 = at.Q0, query = q0 + y;
+        long qBase = at.QBase, kvBase = at.KvBase;
         bool rowValid = query < seq;
         float rowLse = rowValid ? lse[(long)bh * seq + query] : 0f;
         float rowDot = rowValid ? dots[(long)bh * seq + query] : 0f;
