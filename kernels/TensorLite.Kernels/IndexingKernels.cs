@@ -155,7 +155,7 @@ public static partial class Kernels
     /// to a conversion instruction so the CPU accelerator and PTX agree on ties, overflow and NaN.</summary>
     private static long RoundSaturated(double value, long min, long max)
     {
-        if (value != value) return 0;
+        if (XMath.IsNaN(value)) return 0;
         double r = XMath.Floor(value);
         double fraction = value - r;                 // exact; NaN for ±∞, which then falls through to the clamps
         if (fraction > 0.5 || (fraction == 0.5 && r - 2.0 * XMath.Floor(r * 0.5) != 0.0)) r += 1.0;

@@ -64,7 +64,7 @@ public sealed class LlamaModel : Module
             throw new ShapeMismatchException($"Sequence length {ids.Shape[1]} exceeds max_position_embeddings {Config.MaxPositionEmbeddings}.");
         Tensor h = Tensor.Embedding(EmbedTokens, ids);
         if (h.DType != ActivationDType)
-            using (h) h = h.To(ActivationDType);
+            using (var embedded = h) h = embedded.To(ActivationDType);
         foreach (var layer in Layers)
         {
             var next = CheckpointLayers && GradMode.IsEnabled ? Checkpoint.Run(x => layer.Forward(x[0]), h) : layer.Forward(h);
