@@ -39,6 +39,12 @@ public sealed partial class IlgpuBackend
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> Rope =
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Kernels.Rope);
+
+        public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int> SwiGlu =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int>(Kernels.SwiGlu);
+
+        public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int, int> SwiGluBackward =
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int, int>(Kernels.SwiGluBackward);
     }
 
     /// <summary>One group of <see cref="Kernels.RowGroupSize"/> threads per row.</summary>
@@ -152,5 +158,33 @@ public sealed partial class IlgpuBackend
         if (d < 2 || x.Numel == 0) return;
         int seq = x.Shape[^2], rows = x.Numel / d;
         _nn.Rope(rows * (d / 2), View<float>(x), View<float>(cos), View<float>(sin), View<float>(y), d, seq, inverse ? -1f : 1f);
+    }
+
+    // ---- SwiGLU -------------------------------------------------------------------------------------
+
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        int format = SwiGluFormat("SwiGlu", gate, up, y);
+        if (y.Numel == 0) return;
+        _nn.SwiGlu(y.Numel, Bytes(gate), Bytes(up), Bytes(y), format);
+    }
+
+    public void SwiGluBackward(Tensor gate, Tensor up, Tensor gy, Tensor? gGate, Tensor? gUp)
+    {
+        int format = SwiGluFormat("SwiGluBackward", gate, up, gy, gGate, gUp);
+        if (gate.Numel == 0 || (gGate == null && gUp == null)) return;
+        // A kernel argument cannot be null: an unwanted gradient is given gy's view, which the flags leave untouched.
+        var dy = Bytes(gy);
+        _nn.SwiGluBackward(gate.Numel, Bytes(gate), Bytes(up), dy, gGate == null ? dy : Bytes(gGate), gUp == null ? dy : Bytes(gUp),
+            format, (gGate == null ? 0 : 1) | (gUp == null ? 0 : 2));
+    }
+
+    /// <summary>The one <see cref="FloatFormat"/> every operand of a SwiGLU kernel has.</summary>
+    private static int SwiGluFormat(string op, params Tensor?[] tensors)
+    {
+        foreach (var t in tensors)
+            if (t != null && t.DType != tensors[0]!.DType)
+                throw new DTypeMismatchException($"{op}: every operand must have one dtype, got {tensors[0]!.Describe()} and {t.Describe()}.");
+        return FormatOf(tensors[0]!, op);
     }
 }

@@ -239,6 +239,28 @@ public static partial class Kernels
         y[i2] = b * c + a * s;
     }
 
+    /// <summary>SwiGLU, one thread per element, on buffers of one <see cref="FloatFormat"/>: y = silu(gate)·up in
+    /// float32 (silu first, as the unfused ops compute it), rounded once into the format.</summary>
+    public static void SwiGlu(Index1D i, ArrayView<byte> gate, ArrayView<byte> up, ArrayView<byte> y, int format)
+    {
+        float g = LoadAsFloat(gate, format, i);
+        float silu = g * Sigmoid(g);
+        StoreAsFloat(y, format, i, silu * LoadAsFloat(up, format, i));
+    }
+
+    /// <summary>SwiGLU backward, one thread per element, on buffers of one <see cref="FloatFormat"/>:
+    /// gGate = (σ·(1 − silu) + silu)·(gy·up) when bit 1 of <paramref name="outputs"/> is set, gUp = gy·silu when bit 2
+    /// is, each computed in float32 and rounded once; a buffer whose bit is clear is not touched.</summary>
+    public static void SwiGluBackward(Index1D i, ArrayView<byte> gate, ArrayView<byte> up, ArrayView<byte> gy,
+        ArrayView<byte> gGate, ArrayView<byte> gUp, int format, int outputs)
+    {
+        float g = LoadAsFloat(gate, format, i), dy = LoadAsFloat(gy, format, i);
+        float s = Sigmoid(g);
+        float silu = g * s;
+        if ((outputs & 1) != 0) StoreAsFloat(gGate, format, i, (s * (1f - silu) + silu) * (dy * LoadAsFloat(up, format, i)));
+        if ((outputs & 2) != 0) StoreAsFloat(gUp, format, i, dy * silu);
+    }
+
     /// <summary>The NN kernels for <see cref="All"/>.</summary>
     private static IEnumerable<(MethodInfo, bool)> NnKernels()
     {
@@ -247,7 +269,8 @@ public static partial class Kernels
         foreach (var name in new[] { nameof(SoftmaxRows), nameof(SoftmaxBackwardRows), nameof(CrossEntropyRows),
                      nameof(CrossEntropyLoss), nameof(RmsNormRows), nameof(RmsNormBackwardRows) })
             yield return (M(name), true);
-        foreach (var name in new[] { nameof(CrossEntropyBackward), nameof(RmsNormWeightGrad), nameof(Rope) })
+        foreach (var name in new[] { nameof(CrossEntropyBackward), nameof(RmsNormWeightGrad), nameof(Rope),
+                     nameof(SwiGlu), nameof(SwiGluBackward) })
             yield return (M(name), false);
     }
 }

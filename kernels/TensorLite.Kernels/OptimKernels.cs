@@ -98,6 +98,14 @@ public static partial class Kernels
         return format == FloatFormat.BFloat16 ? Interop.IntAsFloat((uint)bits << 16) : HalfBitsToFloat(bits);
     }
 
+    /// <summary>Writes element i of a buffer in any <see cref="FloatFormat"/>, rounded to nearest even.</summary>
+    private static void StoreAsFloat(ArrayView<byte> bytes, int format, int i, float value)
+    {
+        if (format == FloatFormat.Float32) bytes.Cast<float>()[i] = value;
+        else if (format == FloatFormat.BFloat16) bytes.Cast<ushort>()[i] = FloatToBFloat16(value);
+        else bytes.Cast<ushort>()[i] = FloatToHalfBits(value);
+    }
+
     /// <summary>Writes the updated float32 value of parameter element i in the parameter's format.</summary>
     private static void StoreParam(ArrayView<byte> bytes, ParamUpdateFormat f, int i, float value)
     {

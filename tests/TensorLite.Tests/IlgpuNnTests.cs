@@ -197,6 +197,37 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
         AssertClose(x, back.ToArray(), 1e-5f, "x");
     }
 
+    [Theory]
+    [InlineData(1, true, true, DType.Float32)]
+    [InlineData(1037, true, true, DType.Float32)]    // not a multiple of any group size
+    [InlineData(1037, true, false, DType.Float32)]   // only the gate's gradient wanted
+    [InlineData(1037, false, true, DType.Float32)]   // only up's
+    [InlineData(1037, true, true, DType.BFloat16)]   // half precision is read and written by the kernels themselves
+    [InlineData(1037, true, true, DType.Float16)]
+    public void SwiGlu_ForwardAndBackward_MatchCpu(int n, bool wantGate, bool wantUp, DType dtype)
+    {
+        var gate = RandomData(n, 91, -12f, 12f);
+        var up = RandomData(n, 92);
+        var gy = RandomData(n, 93);
+        SameOnBoth(be =>
+        {
+            Tensor Input(float[] data)
+            {
+                using var f = Make(be, data, n);
+                return f.To(dtype);
+            }
+            using var g = Input(gate);
+            using var u = Input(up);
+            using var dy = Input(gy);
+            using var y = Tensor.Empty([n], dtype, be);
+            using var gGate = Tensor.Full([n], 7.0, dtype, be);   // an unwanted gradient must stay untouched
+            using var gUp = Tensor.Full([n], 7.0, dtype, be);
+            be.SwiGlu(g, u, y);
+            be.SwiGluBackward(g, u, dy, wantGate ? gGate : null, wantUp ? gUp : null);
+            return [("y", y.ToArray()), ("gGate", gGate.ToArray()), ("gUp", gUp.ToArray())];
+        }, dtype == DType.Float32 ? 1e-5f : 1e-2f); // half precision: the two backends' float32 values may round apart
+    }
+
     /// <summary>Rope → RMSNorm → matmul → cross-entropy + log-softmax along a non-last axis, forward and backward
     /// through autograd with every tensor on the ILGPU backend: loss and input/weight gradients match the CPU.</summary>
     [Fact]
@@ -241,7 +272,7 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
         var names = TensorLite.Kernels.Kernels.All().Select(k => (k.Method.Name, k.ExplicitlyGrouped)).ToHashSet();
         foreach (var name in new[] { "SoftmaxRows", "SoftmaxBackwardRows", "CrossEntropyRows", "CrossEntropyLoss", "RmsNormRows", "RmsNormBackwardRows" })
             Assert.Contains((name, true), names);
-        foreach (var name in new[] { "CrossEntropyBackward", "RmsNormWeightGrad", "Rope" })
+        foreach (var name in new[] { "CrossEntropyBackward", "RmsNormWeightGrad", "Rope", "SwiGlu", "SwiGluBackward" })
             Assert.Contains((name, false), names);
     }
 }

@@ -424,6 +424,43 @@ public class NnOpsTests
         Assert.Equal((float)Math.Cos(17.0 * Math.Pow(1234.5, -2.0 / 6)), cos1.ToArray()[1], 6);
     }
 
+    // ---- SwiGLU ---------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(301, false)]
+    [InlineData(301, true)]
+    [InlineData(5003, false)]   // 35,021 elements: split across threads, then into blocks with an uneven tail
+    public void SwiGlu_IsSiluTimesUp_BitForBit_ForwardAndBackward(int columns, bool transposedGate)
+    {
+        // Wide inputs (|x| up to 12) reach σ's flat tails.
+        var gateData = Rand([columns, 7], 51, -12f, 12f);
+        var upData = Rand([7, columns], 52, -3f, 3f);
+        var g = Rand([7, columns], 53);
+        (float[] Y, float[] GateGrad, float[] UpGrad) Run(bool fused)
+        {
+            var gateLeaf = gateData.Detach().RequireGrad();
+            var upLeaf = upData.Detach().RequireGrad();
+            var gate = transposedGate ? gateLeaf.T : gateLeaf.Transpose(0, 1).Contiguous();
+            var y = fused ? gate.SwiGlu(upLeaf) : gate.Silu() * upLeaf;
+            y.Backward(g);
+            return (y.ToArray(), gateLeaf.Grad!.ToArray(), upLeaf.Grad!.ToArray());
+        }
+        var unfused = Run(fused: false);
+        var fusedResult = Run(fused: true);
+        Assert.Equal(unfused.Y, fusedResult.Y);
+        Assert.Equal(unfused.GateGrad, fusedResult.GateGrad);
+        Assert.Equal(unfused.UpGrad, fusedResult.UpGrad);
+    }
+
+    [Fact]
+    public void SwiGlu_MatchesFiniteDifferences_AndItsDefinition()
+    {
+        GradCheck.Check(t => t[0].SwiGlu(t[1]), [Rand([4, 9], 61, -4f, 4f), Rand([4, 9], 62)]);
+        var y = Tensor.FromArray([0f, 1f, -2f, 30f], 4).SwiGlu(Tensor.FromArray([5f, 2f, 1f, 0.5f], 4)).ToArray();
+        double[] expected = [0, 2 / (1 + Math.Exp(-1)), -2 / (1 + Math.Exp(2)), 15];
+        for (int i = 0; i < 4; i++) Close(expected[i], y[i], 1e-6, $"element {i}");
+    }
+
     // ---- bad inputs -----------------------------------------------------------------------------
 
     [Fact]
@@ -467,6 +504,14 @@ public class NnOpsTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Rand([1, 1, 2, 4], 2).Rope(-1, 10000f));
         Assert.Throws<ArgumentException>(() => Rand([1, 1, 2, 4], 2).Rope(0, 0f));
         Assert.Throws<DTypeMismatchException>(() => Tensor.Zeros([1, 1, 2, 4], DType.Int32).Rope(0, 10000f));
+
+        // SwiGLU
+        var e8 = Assert.Throws<ShapeMismatchException>(() => x.SwiGlu(Rand([3, 2], 3)));
+        Assert.Contains("[2, 3]", e8.Message);
+        Assert.Contains("[3, 2]", e8.Message);
+        var e9 = Assert.Throws<DTypeMismatchException>(() => x.SwiGlu(x.To(DType.BFloat16)));
+        Assert.Contains("bfloat16", e9.Message);
+        Assert.Throws<DTypeMismatchException>(() => ints.SwiGlu(ints));
     }
 }
 
@@ -509,5 +554,48 @@ public class NnOpsMemoryTests
         }
         MemoryCounters.Settle();
         Assert.Equal(live, CpuMemoryPool.LiveBytes);
+    }
+
+    [Fact]
+    public void SwiGlu_KeepsOneMlpActivationLessForBackward_ThanSiluTimesUp()
+    {
+        // What a forward leaves held for backward: the output and — unfused — silu(gate) as well (the inputs are leaves).
+        var gen = new Generator(71);
+        var gate = Tensor.RandN([64, 256], gen).RequireGrad().Persist();
+        var up = Tensor.RandN([64, 256], gen).RequireGrad().Persist();
+        long Held(Func<Tensor> forward)
+        {
+            using var scope = TensorScope.Enter();
+            long before = Backend.Cpu.Memory.LiveBytes;
+            forward();
+            return Backend.Cpu.Memory.LiveBytes - before;
+        }
+        long unfused = Held(() => { using var act = gate.Silu(); return act * up; });
+        long fused = Held(() => gate.SwiGlu(up));
+        Assert.Equal(64L * 256 * sizeof(float), fused);
+        Assert.Equal(2 * fused, unfused);
+    }
+
+    [Fact]
+    public void SwiGlu_OnBf16_AllocatesNothingButItsResultsAndGradients()
+    {
+        // The kernels widen bf16 as they read it, so a forward and backward never hold a float32 copy of an activation.
+        var gen = new Generator(73);
+        using var gate = Tensor.RandN([64, 256], gen, dtype: DType.BFloat16).RequireGrad().Persist();
+        using var up = Tensor.RandN([64, 256], gen, dtype: DType.BFloat16).RequireGrad().Persist();
+        long bf16Bytes = 64L * 256 * 2;
+        var ledger = Backend.Cpu.Memory;
+        using (TensorScope.Enter())
+        {
+            long before = ledger.LiveBytes;
+            ledger.ResetPeak();
+            var y = gate.SwiGlu(up);
+            Assert.Equal(before + bf16Bytes, ledger.PeakBytes);
+            y.Backward(Tensor.OnesLike(y));
+            // y, its seed gradient, and the two input gradients.
+            Assert.Equal(before + 4 * bf16Bytes, ledger.PeakBytes);
+        }
+        gate.ZeroGrad();
+        up.ZeroGrad();
     }
 }

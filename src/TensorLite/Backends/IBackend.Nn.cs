@@ -1,8 +1,9 @@
 namespace TensorLite;
 
-// Fused neural-network kernels: softmax, cross-entropy, RMSNorm and rotary embeddings.
+// Fused neural-network kernels: softmax, cross-entropy, RMSNorm, rotary embeddings and the SwiGLU gate.
 // Inputs are contiguous float32 tensors; apart from softmax (any axis) the kernels work row-wise on the
-// last dimension. The ops in Ops/Softmax.cs, Ops/CrossEntropy.cs, Ops/RmsNorm.cs and Ops/Rope.cs validate
+// last dimension (SwiGLU is element-wise). The ops in Ops/Softmax.cs, Ops/CrossEntropy.cs, Ops/RmsNorm.cs,
+// Ops/Rope.cs and Ops/SwiGlu.cs validate
 // shapes, make inputs contiguous and allocate outputs before calling in.
 public partial interface IBackend
 {
@@ -44,4 +45,15 @@ public partial interface IBackend
     /// rotation runs backwards (sin negated), which is the gradient of the forward rotation.
     /// </summary>
     void Rope(Tensor x, Tensor cos, Tensor sin, Tensor y, bool inverse);
+
+    /// <summary>The SwiGLU gate of LLaMA's MLP, element-wise over contiguous tensors of one shape:
+    /// y = silu(gate)·up with silu(g) = g·σ(g). Unlike the other members here, the operands may be float32, bfloat16 or
+    /// float16 (all of one dtype): the kernel widens half-precision elements as it reads them, computes in float32
+    /// (silu first, then the product) and rounds the result once, so no float32 copy of a whole tensor is made.</summary>
+    void SwiGlu(Tensor gate, Tensor up, Tensor y);
+
+    /// <summary>Gradients of <see cref="SwiGlu"/> from the output gradient gy, recomputing silu from gate:
+    /// gGate = (σ·(1 − silu) + silu)·(gy·up) and gUp = gy·silu, in float32, each rounded once into the operands' dtype.
+    /// Either output may be null (not wanted).</summary>
+    void SwiGluBackward(Tensor gate, Tensor up, Tensor gy, Tensor? gGate, Tensor? gUp);
 }

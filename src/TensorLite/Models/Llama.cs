@@ -159,9 +159,8 @@ public sealed class LlamaDecoderLayer : Module
     {
         using var gate = Project(x, GateProj);
         using var up = Project(x, UpProj);
-        using var act = gate.Silu();
-        using var prod = act * up;
-        return Project(prod, DownProj);
+        using var gated = gate.SwiGlu(up);   // fused: silu(gate) is not kept for backward
+        return Project(gated, DownProj);
     }
 
     /// <summary>x·Wᵀ in x's dtype (the activations'), whatever the weight's dtype.</summary>

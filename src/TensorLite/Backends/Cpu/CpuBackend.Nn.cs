@@ -323,6 +323,103 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    // ---- SwiGLU -------------------------------------------------------------------------------------
+
+    // Both directions run the passes that silu followed by a multiply run, so on float32 the fused op gives those ops'
+    // bits: fusing changes what the graph keeps, not the numbers. The passes go block by block, so a block stays in
+    // cache between them, half-precision blocks are widened into stack buffers (no float32 copy of a whole tensor) and
+    // the backward's scratch fits on the stack. A block has at least SwiGluBlock elements (a short tail joins the block
+    // before it): every TensorPrimitives call then takes its vectorized path, as the unfused ops' calls over whole
+    // slices do (only spans shorter than a vector run scalar code, whose exp may round differently).
+    private const int SwiGluBlock = 1024, SwiGluMaxBlock = 2 * SwiGluBlock;
+
+    private static int SwiGluBlockEnd(int start, int end) => end - start < SwiGluMaxBlock ? end : start + SwiGluBlock;
+
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        DType type = SwiGluType("swiglu", gate, up, y);
+        int z = type.SizeInBytes();
+        nint gp = (nint)BytePtr(gate), up_ = (nint)BytePtr(up), yp = (nint)BytePtr(y);
+        CpuParallel.For(y.Numel, 4, (start, end) =>
+        {
+            float* gBuf = stackalloc float[SwiGluMaxBlock], uBuf = stackalloc float[SwiGluMaxBlock], yBuf = stackalloc float[SwiGluMaxBlock];
+            for (int b0 = start, b1; b0 < end; b0 = b1)
+            {
+                b1 = SwiGluBlockEnd(b0, end);
+                int n = b1 - b0;
+                var g = new ReadOnlySpan<float>(HalfKernels.AsFloat((byte*)gp + (long)b0 * z, type, gBuf, n), n);
+                var u = new ReadOnlySpan<float>(HalfKernels.AsFloat((byte*)up_ + (long)b0 * z, type, uBuf, n), n);
+                float* yf = type == DType.Float32 ? (float*)((byte*)yp + (long)b0 * z) : yBuf;
+                var ys = new Span<float>(yf, n);
+                TensorPrimitives.Sigmoid(g, ys);
+                TensorPrimitives.Multiply(g, ys, ys);                                          // silu
+                TensorPrimitives.Multiply(ys, u, ys);
+                if (type != DType.Float32) HalfKernels.Narrow(yf, (ushort*)((byte*)yp + (long)b0 * z), type, n);
+            }
+        });
+    }
+
+    public void SwiGluBackward(Tensor gate, Tensor up, Tensor gy, Tensor? gGate, Tensor? gUp)
+    {
+        DType type = SwiGluType("swiglu backward", gate, up, gy, gGate, gUp);
+        if (gGate == null && gUp == null) return;
+        int z = type.SizeInBytes();
+        nint gp = (nint)BytePtr(gate), up_ = (nint)BytePtr(up), gyp = (nint)BytePtr(gy);
+        nint ggp = gGate == null ? 0 : (nint)BytePtr(gGate), gup = gUp == null ? 0 : (nint)BytePtr(gUp);
+        CpuParallel.For(gate.Numel, 4, (start, end) =>
+        {
+            // gate, up, gy (widened half-precision blocks), σ, silu, a temporary, and the two gradients' float32 blocks.
+            float* buffers = stackalloc float[8 * SwiGluMaxBlock];
+            float* gBuf = buffers, uBuf = gBuf + SwiGluMaxBlock, dyBuf = uBuf + SwiGluMaxBlock;
+            float* sigmoidBuf = dyBuf + SwiGluMaxBlock, siluBuf = sigmoidBuf + SwiGluMaxBlock, tempBuf = siluBuf + SwiGluMaxBlock;
+            float* ggBuf = tempBuf + SwiGluMaxBlock, guBuf = ggBuf + SwiGluMaxBlock;
+            for (int b0 = start, b1; b0 < end; b0 = b1)
+            {
+                b1 = SwiGluBlockEnd(b0, end);
+                int n = b1 - b0;
+                long at = (long)b0 * z;
+                var g = new ReadOnlySpan<float>(HalfKernels.AsFloat((byte*)gp + at, type, gBuf, n), n);
+                var dy = new ReadOnlySpan<float>(HalfKernels.AsFloat((byte*)gyp + at, type, dyBuf, n), n);
+                var sigmoid = new Span<float>(sigmoidBuf, n);
+                var silu = new Span<float>(siluBuf, n);
+                var temp = new Span<float>(tempBuf, n);
+                TensorPrimitives.Sigmoid(g, sigmoid);
+                TensorPrimitives.Multiply(g, sigmoid, silu);
+                if (ggp != 0)
+                {
+                    var u = new ReadOnlySpan<float>(HalfKernels.AsFloat((byte*)up_ + at, type, uBuf, n), n);
+                    float* ggf = type == DType.Float32 ? (float*)((byte*)ggp + at) : ggBuf;
+                    var gg = new Span<float>(ggf, n);
+                    TensorPrimitives.Subtract(1f, silu, temp);
+                    TensorPrimitives.FusedMultiplyAdd(sigmoid, temp, silu, gg);               // silu'(gate)
+                    TensorPrimitives.Multiply(dy, u, temp);
+                    TensorPrimitives.Multiply(gg, temp, gg);
+                    if (type != DType.Float32) HalfKernels.Narrow(ggf, (ushort*)((byte*)ggp + at), type, n);
+                }
+                if (gup != 0)
+                {
+                    float* guf = type == DType.Float32 ? (float*)((byte*)gup + at) : guBuf;
+                    TensorPrimitives.Multiply(dy, silu, new Span<float>(guf, n));
+                    if (type != DType.Float32) HalfKernels.Narrow(guf, (ushort*)((byte*)gup + at), type, n);
+                }
+            }
+        });
+    }
+
+    /// <summary>The one floating-point dtype every operand of a SwiGLU kernel has.</summary>
+    private static DType SwiGluType(string op, params Tensor?[] tensors)
+    {
+        DType type = tensors[0]!.DType;
+        foreach (var t in tensors)
+        {
+            if (t == null) continue;
+            RequireFloating(t, op);
+            if (t.DType != type)
+                throw new DTypeMismatchException($"{op}: every operand must have one dtype, got {tensors[0]!.Describe()} and {t.Describe()}.");
+        }
+        return type;
+    }
+
     // ---- helpers ------------------------------------------------------------------------------------
 
     private static int LastDim(Tensor t) => t.Rank == 0 ? 1 : t.Shape[^1];

@@ -113,4 +113,6 @@ public sealed class MetaBackend : IBackend
     public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd) { }
     public void RmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gWeight) { }
     public void Rope(Tensor x, Tensor cos, Tensor sin, Tensor y, bool inverse) { }
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y) { }
+    public void SwiGluBackward(Tensor gate, Tensor up, Tensor gy, Tensor? gGate, Tensor? gUp) { }
 }
