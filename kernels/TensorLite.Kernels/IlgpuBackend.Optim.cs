@@ -86,6 +86,7 @@ public sealed partial class IlgpuBackend
         Stochastic = rounding.Mode == ParamRoundingMode.Stochastic && param.DType == DType.BFloat16 ? 1 : 0,
         Key0 = (uint)rounding.Seed,
         Key1 = (uint)(rounding.Seed >> 32),
+        FirstIndex = unchecked((uint)rounding.FirstIndex),
     };
 
     private static void RequireFloat32Operands(string op, Tensor[] tensors)

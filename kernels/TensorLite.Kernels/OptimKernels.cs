@@ -14,11 +14,12 @@ public struct AdamKernelParams
 }
 
 /// <summary>How an update kernel reads its parameter and operand (a <see cref="FloatFormat"/> each) and how it
-/// rounds a half-precision parameter back: stochastic rounding (bfloat16 only) keyed by Key0/Key1.</summary>
+/// rounds a half-precision parameter back: stochastic rounding (bfloat16 only) keyed by Key0/Key1, element i drawing the
+/// bits of element FirstIndex + i of the whole parameter (<see cref="ParamRounding.FirstIndex"/>, modulo 2³²).</summary>
 public struct ParamUpdateFormat
 {
     public int Param, Operand, Stochastic;
-    public uint Key0, Key1;
+    public uint Key0, Key1, FirstIndex;
 }
 
 /// <summary>The element formats an update kernel reads through a byte view.</summary>
@@ -111,7 +112,7 @@ public static partial class Kernels
     {
         if (f.Param == FloatFormat.Float32) bytes.Cast<float>()[i] = value;
         else if (f.Param == FloatFormat.Float16) bytes.Cast<ushort>()[i] = FloatToHalfBits(value);
-        else if (f.Stochastic != 0) bytes.Cast<ushort>()[i] = StochasticBFloat16(value, RandomBits(f.Key0, f.Key1, (uint)i));
+        else if (f.Stochastic != 0) bytes.Cast<ushort>()[i] = StochasticBFloat16(value, RandomBits(f.Key0, f.Key1, (uint)i + f.FirstIndex));
         else bytes.Cast<ushort>()[i] = FloatToBFloat16(value);
     }
 

@@ -209,6 +209,28 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
         AssertSame(cpu, gpu, "param");
     }
 
+    [Fact]
+    public void ApplyUpdate_OnARangeOfABf16Param_DrawsTheWholeUpdatesStochasticBits()
+    {
+        // Elements [3000, 4000) of a 5,000-element parameter, updated as a flat view with FirstIndex 3000, get the bits the
+        // whole update gives them, on both backends.
+        var p0 = Uniform(5000, 18, -2f, 2f);
+        var u0 = Uniform(5000, 19, -1f, 1f);
+        var rounding = RoundingOf(true);
+        using var whole = Make(Cpu, p0, DType.BFloat16);
+        using (var u = Make(Cpu, u0, DType.Float32)) Cpu.ApplyUpdate(whole, u, 0.999f, 3e-3f, rounding);
+        var expected = whole.ToArray<ushort>()[3000..4000];
+        foreach (var be in new[] { Cpu, (IBackend)_gpu })
+        {
+            using var p = Make(be, p0, DType.BFloat16);
+            using var u = Make(be, u0, DType.Float32);
+            using var part = p.Narrow(0, 3000, 1000);
+            using var uPart = u.Narrow(0, 3000, 1000);
+            be.ApplyUpdate(part, uPart, 0.999f, 3e-3f, rounding with { FirstIndex = 3000 });
+            Assert.Equal(expected, part.Contiguous().ToArray<ushort>());
+        }
+    }
+
     // ---- Σ x² ---------------------------------------------------------------------------------------
 
     public static IEnumerable<object[]> SumCases() =>

@@ -504,6 +504,49 @@ public class QuantizedStatesTests(ITestOutputHelper output)
             Assert.True(a[i].Parameter.ToArray().SequenceEqual(b[i].Parameter.ToArray()), $"{method}/{inner}: parameter {i} differs after resume");
     }
 
+    [Theory]
+    [InlineData("fp32", false)]
+    [InlineData("8bit", false)]
+    [InlineData("8bit", true)]       // bf16 weights, stochastic rounding: each range draws the whole update's bits
+    [InlineData("factored", false)]  // whole parameters only: the range setting must leave it alone
+    public void DenseUpdatesInRanges_AreBitwiseTheWholeUpdate(string inner, bool bf16StochasticRounding)
+    {
+        // Two dense parameters of 9,000 and 2,880 elements (ranges of 2,048 with a partial last one) beside a projected one.
+        (string Name, int[] Shape)[] layout = [("model.embed_tokens.weight", [90, 100]), ("lm_head.weight", [45, 64]), ("layers.0.mlp.w.weight", [40, 72])];
+        var dtype = bf16StochasticRounding ? DType.BFloat16 : DType.Float32;
+        float[][] Train(int denseRange)
+        {
+            var gen = new Generator(21);
+            var ps = layout.Select(x => (x.Name, Tensor.RandN(x.Shape, gen, dtype: dtype).RequireGrad().Persist())).ToList();
+            var options = ProjectedOptions.GaLore(rank: 8, updateGap: 2) with
+            {
+                LearningRate = 0.01f, WeightDecay = 0.05f, Seed = 3, DenseRangeElements = denseRange,
+                Inner = inner == "fp32" ? null : InnerOf(inner),
+            };
+            using var opt = new ProjectedOptimizer(ps, options);
+            if (bf16StochasticRounding) opt.StochasticRoundingSeed = 77;
+            for (int t = 0; t < 3; t++)
+            {
+                using var scope = TensorScope.Enter();
+                using var noGrad = GradMode.NoGrad();
+                foreach (var (_, p) in ps)
+                {
+                    using var g32 = Tensor.RandN(p.Shape, new Generator((ulong)(100 + t * 7 + p.Numel)));
+                    p.Grad?.Dispose();
+                    p.Grad = g32.To(p.DType).Persist();
+                }
+                opt.Step();
+            }
+            var result = ps.Select(x => x.Item2.ToArray()).ToArray();
+            foreach (var (_, p) in ps) p.Dispose();
+            return result;
+        }
+        var whole = Train(int.MaxValue);
+        var ranges = Train(BlockwiseQuantizer.BlockSize);
+        for (int i = 0; i < whole.Length; i++)
+            Assert.True(whole[i].SequenceEqual(ranges[i]), $"{inner}: parameter {layout[i].Name} differs when updated in ranges");
+    }
+
     [Fact]
     public void StateBytes_Formulas()
     {

@@ -22,6 +22,11 @@ public readonly record struct ParamRounding(ParamRoundingMode Mode, ulong Seed)
 {
     public static ParamRounding Nearest => default;
 
+    /// <summary>The index, within the whole parameter, of the first element an update is given: an update applied to a
+    /// range of a parameter (a flat view starting at this element) draws the random bits the whole-parameter update
+    /// draws for those elements, so updating in ranges gives the same bits.</summary>
+    public long FirstIndex { get; init; }
+
     /// <summary>Stochastic rounding keyed by an explicit 64-bit seed (already specific to the step and parameter).</summary>
     public static ParamRounding Stochastic(ulong seed) => new(ParamRoundingMode.Stochastic, seed);
 

@@ -31,7 +31,7 @@ public sealed unsafe partial class CpuBackend
                 float* pf = HalfKernels.AsFloat((byte*)pb + (long)j * pt.SizeInBytes(), pt, pBuf, len);
                 float* of = HalfKernels.AsFloat((byte*)ob + (long)j * ot.SizeInBytes(), ot, oBuf, len);
                 update(pf, of, j, len);
-                if (pt != DType.Float32) HalfKernels.Store(pf, (ushort*)pb + j, pt, len, rounding, j);
+                if (pt != DType.Float32) HalfKernels.Store(pf, (ushort*)pb + j, pt, len, rounding, rounding.FirstIndex + j);
             }
         });
     }

@@ -115,8 +115,9 @@ internal static unsafe class HalfKernels
     }
 
     /// <summary>Stores n floats into a 16-bit parameter: nearest-even, or (bfloat16 only) stochastic rounding whose
-    /// random bits for element i are <see cref="RandomBits(uint, uint, uint)"/> of (key, firstIndex + i).</summary>
-    public static void Store(float* s, ushort* d, DType type, int n, ParamRounding rounding, int firstIndex)
+    /// random bits for element i are <see cref="RandomBits(uint, uint, uint)"/> of (key, firstIndex + i) (indices
+    /// taken modulo 2³²).</summary>
+    public static void Store(float* s, ushort* d, DType type, int n, ParamRounding rounding, long firstIndex)
     {
         if (rounding.Mode == ParamRoundingMode.Nearest || type != DType.BFloat16)
         {

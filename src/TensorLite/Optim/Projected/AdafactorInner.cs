@@ -150,8 +150,13 @@ public sealed class AdafactorInner : IInnerOptimizer
             }
         }
 
-        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding)
+        /// <summary>The factored second moment needs every row and column of the gradient at once.</summary>
+        public int RangeGranule => 0;
+
+        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding, long offset = 0)
         {
+            if (offset != 0)
+                throw new InvalidOperationException("Adafactor updates a whole parameter at a time, not a range of it.");
             using var direction = Tensor.Empty(grad.Shape, DType.Float32, grad.Backend);
             Direction(grad, direction, step);
             param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate, rounding);

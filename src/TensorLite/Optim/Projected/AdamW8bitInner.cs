@@ -76,10 +76,20 @@ public sealed class AdamW8bitInner : IInnerOptimizer
         public void Direction(Tensor grad, Tensor direction, long step) =>
             _mq.Backend.AdamDirection8bit(grad, _mq, _ma, _vq, _va, direction, _owner._fp32.Params(0f, 0f, step));
 
-        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding)
+        /// <summary>Ranges start at block boundaries, so each range's blocks are whole blocks of the state.</summary>
+        public int RangeGranule => BlockwiseQuantizer.BlockSize;
+
+        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding, long offset = 0)
         {
+            if (offset % BlockwiseQuantizer.BlockSize != 0)
+                throw new ArgumentException($"An 8-bit state is updated in ranges that start at multiples of {BlockwiseQuantizer.BlockSize}, not at {offset}.", nameof(offset));
+            long n = param.Numel;
+            using var mq = InnerMath.StateRange(_mq, offset, n);
+            using var vq = InnerMath.StateRange(_vq, offset, n);
+            using var ma = InnerMath.StateRange(_ma, offset / BlockwiseQuantizer.BlockSize, BlockwiseQuantizer.BlockCount(n));
+            using var va = InnerMath.StateRange(_va, offset / BlockwiseQuantizer.BlockSize, BlockwiseQuantizer.BlockCount(n));
             using var direction = Tensor.Empty(grad.Shape, DType.Float32, grad.Backend);
-            Direction(grad, direction, step);
+            grad.Backend.AdamDirection8bit(grad, mq, ma, vq, va, direction, _owner._fp32.Params(0f, 0f, step));
             param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate, rounding);
         }
 
@@ -137,6 +147,14 @@ public sealed class AdamW8bitInner : IInnerOptimizer
 /// <summary>Helpers shared by the inner optimizers.</summary>
 internal static class InnerMath
 {
+    /// <summary>Elements [offset, offset + count) of a state tensor as a flat view (an alias when that is all of it).</summary>
+    public static Tensor StateRange(Tensor state, long offset, long count)
+    {
+        if (offset == 0 && count == state.Numel) return state.Alias();
+        using var flat = state.Reshape(state.Numel);
+        return flat.Narrow(0, checked((int)offset), checked((int)count));
+    }
+
     /// <summary>C·S for a left projection (rows are basis coordinates), S·Cᵀ for a right one; a new tensor.</summary>
     public static Tensor ChangeBasis(Tensor state, Tensor c, ProjectionSide side)
     {

@@ -31,9 +31,18 @@ public interface IInnerState : IDisposable
     /// updates since the state was created or reset (bias corrections use it).</summary>
     void Direction(Tensor grad, Tensor direction, long step);
 
-    /// <summary>The fused dense update of a parameter: param ← (1 − lr·wd)·param − lr·direction(grad), written back with
-    /// <paramref name="rounding"/> when the parameter is bfloat16.</summary>
-    void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding);
+    /// <summary>
+    /// The fused dense update of a parameter: param ← (1 − lr·wd)·param − lr·direction(grad), written back with
+    /// <paramref name="rounding"/> when the parameter is bfloat16. With <paramref name="offset"/> > 0 or fewer elements
+    /// than the state covers, param and grad are elements [offset, offset + param.Numel) of the flattened parameter and
+    /// gradient, and only that range of the moments is read and written: offset is then a multiple of
+    /// <see cref="RangeGranule"/>, and rounding.FirstIndex is offset so the range draws the whole update's bits.
+    /// </summary>
+    void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding, long offset = 0);
+
+    /// <summary>The element ranges <see cref="Apply"/> takes start at multiples of this; 0 when the state can only update
+    /// the whole parameter (its moments are not element-wise, as Adafactor's row and column factors are not).</summary>
+    int RangeGranule { get; }
 
     /// <summary>Zeroes the moments (the caller restarts the step count).</summary>
     void Reset();
@@ -98,8 +107,14 @@ public sealed class AdamWInner : IInnerOptimizer
         public void Direction(Tensor grad, Tensor direction, long step) =>
             _m.Backend.AdamDirection(grad, _m, _v, direction, _owner.Params(0f, 0f, step));
 
-        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding) =>
-            _m.Backend.AdamWStep(param, grad, _m, _v, _owner.Params(learningRate, weightDecay, step) with { Rounding = rounding });
+        public int RangeGranule => 1;
+
+        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding, long offset = 0)
+        {
+            using var m = InnerMath.StateRange(_m, offset, param.Numel);
+            using var v = InnerMath.StateRange(_v, offset, param.Numel);
+            _m.Backend.AdamWStep(param, grad, m, v, _owner.Params(learningRate, weightDecay, step) with { Rounding = rounding });
+        }
 
         public void Reset()
         {

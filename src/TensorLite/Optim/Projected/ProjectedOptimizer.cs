@@ -141,15 +141,15 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     {
         float lr = _stepParams.LearningRate, wd = _stepParams.WeightDecay;
         float decay = 1f - lr * wd;
-        // Projections, moments and residuals are computed in float32 whatever the parameter's (and so the
-        // gradient's) dtype; only the final in-place update writes the parameter's dtype.
-        using var g = grad.DType == DType.Float32 ? grad.ContiguousNoGrad() : grad.To(DType.Float32);
         if (!s.Projected)
         {
             s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
-            s.Inner.Apply(p, g, lr, wd, StepCount, rounding);
+            ApplyDense(s.Inner, p, grad, lr, wd, rounding);
             return;
         }
+        // Projections, moments and residuals are computed in float32 whatever the parameter's (and so the
+        // gradient's) dtype; only the final in-place update writes the parameter's dtype.
+        using var g = Float32(grad);
         long t = s.ParamSteps++;
         if (s.Projector == null)
         {
@@ -201,6 +201,33 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         using var b = f * Options.ResidualScale;
         using var update = a + b;
         p.Backend.ApplyUpdate(p, update, decay, lr, rounding);
+    }
+
+    private static Tensor Float32(Tensor t) => t.DType == DType.Float32 ? t.ContiguousNoGrad() : t.To(DType.Float32);
+
+    /// <summary>The inner optimizer's update of a dense parameter, a range of <see cref="ProjectedOptions.DenseRangeElements"/>
+    /// (rounded down to the state's granule) at a time when the parameter is larger and the state allows ranges.</summary>
+    private void ApplyDense(IInnerState state, Tensor p, Tensor grad, float lr, float wd, ParamRounding rounding)
+    {
+        int granule = state.RangeGranule;
+        long n = p.Numel;
+        int range = granule == 0 ? 0 : Options.DenseRangeElements / granule * granule;
+        if (range == 0 || n <= range)
+        {
+            using var whole = Float32(grad);
+            state.Apply(p, whole, lr, wd, StepCount, rounding);
+            return;
+        }
+        using var flatParam = p.Reshape((int)n);
+        using var flatGrad = grad.Reshape((int)n);
+        for (int start = 0; start < n; start += range)
+        {
+            int count = (int)Math.Min(range, n - start);
+            using var part = flatParam.Narrow(0, start, count);
+            using var gradPart = flatGrad.Narrow(0, start, count);
+            using var g = Float32(gradPart);
+            state.Apply(part, g, lr, wd, StepCount, rounding with { FirstIndex = start }, start);
+        }
     }
 
     /// <summary>Counts what a slot keeps between steps as optimizer or projector state in the memory ledger (the
