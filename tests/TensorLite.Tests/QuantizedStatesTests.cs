@@ -511,8 +511,8 @@ public class QuantizedStatesTests(ITestOutputHelper output)
     [InlineData("factored", false)]  // whole parameters only: the range setting must leave it alone
     public void DenseUpdatesInRanges_AreBitwiseTheWholeUpdate(string inner, bool bf16StochasticRounding)
     {
-        // Two dense parameters of 9,000 and 2,880 elements (ranges of 2,048 with a partial last one) beside a projected one.
-        (string Name, int[] Shape)[] layout = [("model.embed_tokens.weight", [90, 100]), ("lm_head.weight", [45, 64]), ("layers.0.mlp.w.weight", [40, 72])];
+        // Two dense parameters of 9,000 and 4,500 elements (ranges of 2,048 with a partial last one) beside a projected one.
+        (string Name, int[] Shape)[] layout = [("model.embed_tokens.weight", [90, 100]), ("lm_head.weight", [45, 100]), ("layers.0.mlp.w.weight", [40, 72])];
         var dtype = bf16StochasticRounding ? DType.BFloat16 : DType.Float32;
         float[][] Train(int denseRange)
         {

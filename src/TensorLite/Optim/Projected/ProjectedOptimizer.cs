@@ -206,13 +206,15 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     private static Tensor Float32(Tensor t) => t.DType == DType.Float32 ? t.ContiguousNoGrad() : t.To(DType.Float32);
 
     /// <summary>The inner optimizer's update of a dense parameter, a range of <see cref="ProjectedOptions.DenseRangeElements"/>
-    /// (rounded down to the state's granule) at a time when the parameter is larger and the state allows ranges.</summary>
+    /// (rounded down to the state's granule) at a time when the parameter is more than two ranges long and the state
+    /// allows ranges. Shorter parameters are updated whole: the CPU pool keeps the range temporaries' blocks cached, and
+    /// below two ranges they would cost about what they save.</summary>
     private void ApplyDense(IInnerState state, Tensor p, Tensor grad, float lr, float wd, ParamRounding rounding)
     {
         int granule = state.RangeGranule;
         long n = p.Numel;
         int range = granule == 0 ? 0 : Options.DenseRangeElements / granule * granule;
-        if (range == 0 || n <= range)
+        if (range == 0 || n <= 2L * range)
         {
             using var whole = Float32(grad);
             state.Apply(p, whole, lr, wd, StepCount, rounding);

@@ -128,9 +128,9 @@ public sealed record ProjectedOptions
     /// <summary>Seeds the optimizer's generator (random projections, sampled selections, randomized SVD sketches).</summary>
     public ulong Seed { get; init; }
 
-    /// <summary>Dense parameters larger than this many elements (LLaMA-7B's embedding and LM head have 131M) are updated
-    /// a range at a time when the inner state allows it, so the float32 gradient and direction exist for one range
-    /// (16 MiB each by default) instead of the whole matrix. The result is the same bit for bit.</summary>
+    /// <summary>Dense parameters more than twice this many elements long (LLaMA-7B's embedding and LM head have 131M) are
+    /// updated this many elements at a time when the inner state allows it, so the float32 gradient and direction exist
+    /// for one range (16 MiB each by default) instead of the whole matrix. The result is the same bit for bit.</summary>
     public int DenseRangeElements { get; init; } = 1 << 22;
 
     /// <summary>Which parameters are projected, from their name and shape; null means <see cref="DefaultShouldProject"/>.
