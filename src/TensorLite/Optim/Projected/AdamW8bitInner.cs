@@ -90,7 +90,7 @@ public sealed class AdamW8bitInner : IInnerOptimizer
             using var va = InnerMath.StateRange(_va, offset / BlockwiseQuantizer.BlockSize, BlockwiseQuantizer.BlockCount(n));
             using var direction = Tensor.Empty(grad.Shape, DType.Float32, grad.Backend);
             grad.Backend.AdamDirection8bit(grad, mq, ma, vq, va, direction, _owner._fp32.Params(0f, 0f, step));
-            param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate, rounding);
+            param.Backend.ApplyUpdate(param, direction, 1f - learningRate * weightDecay, learningRate, rounding with { FirstIndex = offset });
         }
 
         public void Reset()

@@ -35,8 +35,9 @@ public interface IInnerState : IDisposable
     /// The fused dense update of a parameter: param ← (1 − lr·wd)·param − lr·direction(grad), written back with
     /// <paramref name="rounding"/> when the parameter is bfloat16. With <paramref name="offset"/> > 0 or fewer elements
     /// than the state covers, param and grad are elements [offset, offset + param.Numel) of the flattened parameter and
-    /// gradient, and only that range of the moments is read and written: offset is then a multiple of
-    /// <see cref="RangeGranule"/>, and rounding.FirstIndex is offset so the range draws the whole update's bits.
+    /// gradient, and only that range of the moments is read and written; offset is then a multiple of
+    /// <see cref="RangeGranule"/>, and the state rounds with FirstIndex = offset, so the range draws the whole update's
+    /// stochastic-rounding bits.
     /// </summary>
     void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding, long offset = 0);
 
@@ -113,7 +114,7 @@ public sealed class AdamWInner : IInnerOptimizer
         {
             using var m = InnerMath.StateRange(_m, offset, param.Numel);
             using var v = InnerMath.StateRange(_v, offset, param.Numel);
-            _m.Backend.AdamWStep(param, grad, m, v, _owner.Params(learningRate, weightDecay, step) with { Rounding = rounding });
+            _m.Backend.AdamWStep(param, grad, m, v, _owner.Params(learningRate, weightDecay, step) with { Rounding = rounding with { FirstIndex = offset } });
         }
 
         public void Reset()

@@ -228,7 +228,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             using var part = flatParam.Narrow(0, start, count);
             using var gradPart = flatGrad.Narrow(0, start, count);
             using var g = Float32(gradPart);
-            state.Apply(part, g, lr, wd, StepCount, rounding with { FirstIndex = start }, start);
+            state.Apply(part, g, lr, wd, StepCount, rounding, start);
         }
     }
 
