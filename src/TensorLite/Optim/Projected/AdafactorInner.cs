@@ -106,28 +106,33 @@ public sealed class AdafactorInner : IInnerOptimizer
         public void Direction(Tensor grad, Tensor direction, long step)
         {
             using var noGrad = GradMode.NoGrad();
+            // Each full-size temporary is disposed as soon as the next one exists (at 7B a dense [32000, 4096] matrix
+            // makes every one of them 500 MiB); the ops and their order are those of the formulas above.
             float beta2 = _owner.Beta2At(step);
-            using var g2 = grad.Square();
-            using var g2e = g2.Affine(1f, _owner.Eps1);
             Tensor vhat;
+            using (var g2e = SquaredPlusEps(grad))
+            {
+                if (_row != null)
+                {
+                    using (var rowMean = g2e.Mean(_rank - 1)) Ema(_row, rowMean, beta2);
+                    using (var colMean = g2e.Mean(_rank - 2)) Ema(_col!, colMean, beta2);
+                }
+                else Ema(_v!, g2e, beta2);
+            }
             if (_row != null)
             {
-                using (var rowMean = g2e.Mean(_rank - 1)) Ema(_row, rowMean, beta2);
-                using (var colMean = g2e.Mean(_rank - 2)) Ema(_col!, colMean, beta2);
                 using var rMean = _row.Mean(_rank - 2, keepDim: true);
                 using var rowN = _row / rMean;
                 using var r = rowN.Unsqueeze(_rank - 1);
                 using var c = _col!.Unsqueeze(_rank - 2);
                 vhat = r * c;
             }
-            else
-            {
-                Ema(_v!, g2e, beta2);
-                vhat = _v!.Alias();
-            }
+            else vhat = _v!.Alias();
+            Tensor u;
             using (vhat)
             using (var inv = vhat.Rsqrt())
-            using (var u = grad * inv)
+                u = grad * inv;
+            using (u)
             {
                 float rms;
                 using (var u2 = u.Square())
@@ -136,10 +141,10 @@ public sealed class AdafactorInner : IInnerOptimizer
                 if (_m != null)
                 {
                     float b1 = _owner.Beta1!.Value;
-                    using var a = _m * b1;
-                    using var b = u * ((1f - b1) * scale);
-                    using var next = a + b;
-                    _m.Backend.Copy(next, _m);
+                    using (var a = _m * b1)
+                    using (var b = u * ((1f - b1) * scale))
+                    using (var next = a + b)
+                        _m.Backend.Copy(next, _m);
                     direction.Backend.Copy(_m, direction);
                 }
                 else
@@ -148,6 +153,13 @@ public sealed class AdafactorInner : IInnerOptimizer
                     direction.Backend.Copy(clipped, direction);
                 }
             }
+        }
+
+        /// <summary>G² + ε1, the quantity both accumulators average.</summary>
+        private Tensor SquaredPlusEps(Tensor grad)
+        {
+            using var g2 = grad.Square();
+            return g2.Affine(1f, _owner.Eps1);
         }
 
         /// <summary>The factored second moment needs every row and column of the gradient at once.</summary>
