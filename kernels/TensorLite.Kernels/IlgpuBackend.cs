@@ -156,8 +156,10 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
     public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination)
     {
         var bytes = Bytes(destination);
+        if (source.Length != bytes.Length)
+            throw new ArgumentException($"CopyFromHost: {source.Length} bytes for {destination.Describe()}, which holds {bytes.Length}.", nameof(source));
         if (bytes.Length == 0) return;
-        bytes.CopyFromCPU(source[..checked((int)bytes.Length)]); // pinned, as in CopyToHost
+        bytes.CopyFromCPU(source); // pinned, as in CopyToHost
     }
 
     public void Fill(Tensor destination, double value)

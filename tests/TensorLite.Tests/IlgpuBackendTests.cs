@@ -73,6 +73,18 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
         Assert.Equal([0x3F80, 0xC000, 0x0001], h.ToArray<ushort>());
     }
 
+    [Fact]
+    public void CopyFromHost_OfTheWrongLength_IsRefusedByBothBackends()
+    {
+        foreach (var be in new[] { Cpu, (IBackend)_gpu })
+        {
+            using var t = Tensor.Zeros([4], DType.Float32, be);
+            Assert.Contains("holds 16", Assert.Throws<ArgumentException>(() => be.CopyFromHost(new byte[12], t)).Message);
+            Assert.Throws<ArgumentException>(() => be.CopyFromHost(new byte[20], t));
+            Assert.Equal([0f, 0f, 0f, 0f], t.ToArray());
+        }
+    }
+
     [Theory]
     [InlineData(DType.Float32, -1.25)]
     [InlineData(DType.BFloat16, 3.140625)]

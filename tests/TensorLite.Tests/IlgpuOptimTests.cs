@@ -497,6 +497,32 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
         }, ulps: 0);
 
     [Fact]
+    public void DenseUpdatesInRanges_OnTheIlgpuBackend_AreBitwiseTheWholeUpdate()
+    {
+        // A dense bf16 parameter of 9,000 elements, updated by 8-bit AdamW with stochastic rounding in ranges of 2,048
+        // (one block each, the last one partial) and whole.
+        ushort[] Train(int range)
+        {
+            using var p = Make(_gpu, Uniform(9000, 31, -1f, 1f), DType.BFloat16, [90, 100]).RequireGrad().Persist();
+            var options = ProjectedOptions.GaLore(rank: 8, updateGap: 2) with { Inner = new AdamW8bitInner(), DenseRangeElements = range, LearningRate = 1e-2f };
+            using (var opt = new ProjectedOptimizer([("model.embed_tokens.weight", p)], options) { StochasticRoundingSeed = 5 })
+            using (GradMode.NoGrad())
+            {
+                for (int step = 0; step < 2; step++)
+                {
+                    p.Grad?.Dispose();
+                    p.Grad = Make(_gpu, WideRange(9000, 300 + step), DType.BFloat16, [90, 100]).Persist();
+                    opt.Step();
+                }
+            }
+            p.Grad?.Dispose();
+            p.Grad = null;
+            return p.ToArray<ushort>();
+        }
+        Assert.Equal(Train(int.MaxValue), Train(BlockwiseQuantizer.BlockSize));
+    }
+
+    [Fact]
     public void AdamW8bit_TwoSteps_MatchCpu() =>
         OptimizerMatchesCpu(DType.Float32, ps => new ProjectedOptimizer(ps,
             ProjectedOptions.AdamW(1e-2f, 0.1f) with { Inner = new AdamW8bitInner(minQuantizedNumel: 64) }), ulps: 1);

@@ -453,6 +453,22 @@ public class NnOpsTests
     }
 
     [Fact]
+    public void SwiGlu_OnBf16_TakesASeedGradientOfAnotherDtype()
+    {
+        Tensor[] Grads(DType seedType)
+        {
+            var gate = Rand([3, 5], 81, -4f, 4f).To(DType.BFloat16).RequireGrad();
+            var up = Rand([3, 5], 82).To(DType.BFloat16).RequireGrad();
+            var y = gate.SwiGlu(up);
+            y.Backward(Tensor.Ones(y.Shape, seedType));
+            return [gate.Grad!, up.Grad!];
+        }
+        var fromBf16 = Grads(DType.BFloat16);
+        var fromFloat32 = Grads(DType.Float32);
+        for (int i = 0; i < 2; i++) Assert.Equal(fromBf16[i].ToArray(), fromFloat32[i].ToArray());
+    }
+
+    [Fact]
     public void SwiGlu_MatchesFiniteDifferences_AndItsDefinition()
     {
         GradCheck.Check(t => t[0].SwiGlu(t[1]), [Rand([4, 9], 61, -4f, 4f), Rand([4, 9], 62)]);

@@ -545,6 +545,8 @@ public class QuantizedStatesTests(ITestOutputHelper output)
         var ranges = Train(BlockwiseQuantizer.BlockSize);
         for (int i = 0; i < whole.Length; i++)
             Assert.True(whole[i].SequenceEqual(ranges[i]), $"{inner}: parameter {layout[i].Name} differs when updated in ranges");
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => (ProjectedOptions.GaLore(rank: 8) with { DenseRangeElements = -1 }).Validate());
+        Assert.Contains("non-negative", e.Message);
     }
 
     [Fact]

@@ -39,7 +39,8 @@ public partial interface IBackend
     /// <summary>Copies a contiguous tensor's bytes to host memory.</summary>
     void CopyToHost(Tensor source, Span<byte> destination);
 
-    /// <summary>Copies host bytes into a contiguous tensor.</summary>
+    /// <summary>Copies host bytes into a contiguous tensor; <paramref name="source"/> holds exactly the tensor's bytes
+    /// (an <see cref="ArgumentException"/> otherwise, on every backend).</summary>
     void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination);
 
     /// <summary>Sets every element of a contiguous tensor (any dtype) to <paramref name="value"/>.</summary>

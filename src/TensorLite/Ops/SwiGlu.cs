@@ -32,10 +32,10 @@ public sealed partial class Tensor
         var gate = this;
         return Recorder.Record(y, op, [this, up], g =>
         {
-            // The engine hands in the gradient in y's dtype, which is the inputs' dtype.
+            // The kernels take one dtype: a seed gradient of another dtype (y.Backward(float32 ones) on bf16 y) is converted.
             using var gc = gate.ContiguousNoGrad();
             using var uc = up.ContiguousNoGrad();
-            using var dy = g.ContiguousNoGrad();
+            using var dy = g.DType == gate.DType ? g.ContiguousNoGrad() : g.To(gate.DType);
             var gGate = gate.RequiresGrad ? Empty(gate.Shape, gate.DType, backend) : null;
             var gUp = up.RequiresGrad ? Empty(up.Shape, up.DType, backend) : null;
             backend.SwiGluBackward(gc, uc, dy, gGate, gUp);

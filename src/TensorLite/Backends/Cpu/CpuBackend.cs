@@ -25,8 +25,13 @@ public sealed unsafe partial class CpuBackend : IBackend
     public void CopyToHost(Tensor source, Span<byte> destination) =>
         new ReadOnlySpan<byte>(BytePtr(source), source.Numel * source.DType.SizeInBytes()).CopyTo(destination);
 
-    public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination) =>
-        source.CopyTo(new Span<byte>(BytePtr(destination), destination.Numel * destination.DType.SizeInBytes()));
+    public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination)
+    {
+        var target = new Span<byte>(BytePtr(destination), destination.Numel * destination.DType.SizeInBytes());
+        if (source.Length != target.Length)
+            throw new ArgumentException($"CopyFromHost: {source.Length} bytes for {destination.Describe()}, which holds {target.Length}.", nameof(source));
+        source.CopyTo(target);
+    }
 
     public void Fill(Tensor destination, double value)
     {

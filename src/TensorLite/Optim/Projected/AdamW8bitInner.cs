@@ -81,9 +81,10 @@ public sealed class AdamW8bitInner : IInnerOptimizer
 
         public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding, long offset = 0)
         {
-            if (offset % BlockwiseQuantizer.BlockSize != 0)
-                throw new ArgumentException($"An 8-bit state is updated in ranges that start at multiples of {BlockwiseQuantizer.BlockSize}, not at {offset}.", nameof(offset));
             long n = param.Numel;
+            // A range must cover whole blocks: requantizing part of a block would rewrite the scale of codes outside it.
+            if (offset % BlockwiseQuantizer.BlockSize != 0 || ((offset + n) % BlockwiseQuantizer.BlockSize != 0 && offset + n != _mq.Numel))
+                throw new ArgumentException($"An 8-bit state is updated in whole blocks of {BlockwiseQuantizer.BlockSize}; [{offset}, {offset + n}) of {_mq.Numel} elements is not.", nameof(offset));
             using var mq = InnerMath.StateRange(_mq, offset, n);
             using var vq = InnerMath.StateRange(_vq, offset, n);
             using var ma = InnerMath.StateRange(_ma, offset / BlockwiseQuantizer.BlockSize, BlockwiseQuantizer.BlockCount(n));

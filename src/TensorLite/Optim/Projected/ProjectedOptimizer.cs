@@ -222,11 +222,11 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         }
         using var flatParam = p.Reshape((int)n);
         using var flatGrad = grad.Reshape((int)n);
-        for (int start = 0; start < n; start += range)
+        for (long start = 0; start < n; start += range)
         {
             int count = (int)Math.Min(range, n - start);
-            using var part = flatParam.Narrow(0, start, count);
-            using var gradPart = flatGrad.Narrow(0, start, count);
+            using var part = flatParam.Narrow(0, (int)start, count);
+            using var gradPart = flatGrad.Narrow(0, (int)start, count);
             using var g = Float32(gradPart);
             state.Apply(part, g, lr, wd, StepCount, rounding, start);
         }

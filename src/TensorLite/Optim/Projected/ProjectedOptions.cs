@@ -130,7 +130,8 @@ public sealed record ProjectedOptions
 
     /// <summary>Dense parameters more than twice this many elements long (LLaMA-7B's embedding and LM head have 131M) are
     /// updated this many elements at a time when the inner state allows it, so the float32 gradient and direction exist
-    /// for one range (16 MiB each by default) instead of the whole matrix. The result is the same bit for bit.</summary>
+    /// for one range (16 MiB each by default) instead of the whole matrix. The result is the same bit for bit. 0 (or any
+    /// value below the state's granule) updates every parameter whole.</summary>
     public int DenseRangeElements { get; init; } = 1 << 22;
 
     /// <summary>Which parameters are projected, from their name and shape; null means <see cref="DefaultShouldProject"/>.
@@ -197,6 +198,7 @@ public sealed record ProjectedOptions
         if (Density == null && Projection != ProjectionKind.Identity && Rank < 1)
             throw new ArgumentOutOfRangeException(nameof(Rank), $"The projection rank must be at least 1, got {Rank}.");
         if (UpdateGap < 1) throw new ArgumentOutOfRangeException(nameof(UpdateGap), $"The projection update gap must be at least 1 step, got {UpdateGap}.");
+        if (DenseRangeElements < 0) throw new ArgumentOutOfRangeException(nameof(DenseRangeElements), $"The dense update range must be non-negative (0 = whole parameters), got {DenseRangeElements}.");
         if (!float.IsFinite(Scale)) throw new ArgumentOutOfRangeException(nameof(Scale), "The scale α must be finite.");
         if (!float.IsFinite(ResidualScale)) throw new ArgumentOutOfRangeException(nameof(ResidualScale), "The residual scale must be finite.");
         if (!(OsdLearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(OsdLearningRate), "The online PCA learning rate must be non-negative.");
