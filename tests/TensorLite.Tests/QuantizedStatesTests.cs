@@ -505,20 +505,22 @@ public class QuantizedStatesTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("fp32", false)]
-    [InlineData("8bit", false)]
-    [InlineData("8bit", true)]       // bf16 weights, stochastic rounding: each range draws the whole update's bits
-    [InlineData("factored", false)]  // whole parameters only: the range setting must leave it alone
-    public void DenseUpdatesInRanges_AreBitwiseTheWholeUpdate(string inner, bool bf16StochasticRounding)
+    [InlineData("galore", "fp32", false)]
+    [InlineData("galore", "8bit", false)]
+    [InlineData("galore", "8bit", true)]       // bf16 weights, stochastic rounding: each range draws the whole update's bits
+    [InlineData("galore", "factored", false)]  // whole parameters only: the range setting must leave it alone
+    [InlineData("adamw", "8bit", true)]        // the identity projection: its matrix is a dense update too
+    public void DenseUpdatesInRanges_AreBitwiseTheWholeUpdate(string method, string inner, bool bf16StochasticRounding)
     {
-        // Two dense parameters of 9,000 and 4,500 elements (ranges of 2,048 with a partial last one) beside a projected one.
-        (string Name, int[] Shape)[] layout = [("model.embed_tokens.weight", [90, 100]), ("lm_head.weight", [45, 100]), ("layers.0.mlp.w.weight", [40, 72])];
+        // Two dense parameters of 9,000 and 4,500 elements (ranges of 2,048 with a partial last one) and a matrix of
+        // 6,000 that GaLore projects and AdamW's identity projection updates densely.
+        (string Name, int[] Shape)[] layout = [("model.embed_tokens.weight", [90, 100]), ("lm_head.weight", [45, 100]), ("layers.0.mlp.w.weight", [60, 100])];
         var dtype = bf16StochasticRounding ? DType.BFloat16 : DType.Float32;
         float[][] Train(int denseRange)
         {
             var gen = new Generator(21);
             var ps = layout.Select(x => (x.Name, Tensor.RandN(x.Shape, gen, dtype: dtype).RequireGrad().Persist())).ToList();
-            var options = ProjectedOptions.GaLore(rank: 8, updateGap: 2) with
+            var options = (method == "adamw" ? ProjectedOptions.AdamW() : ProjectedOptions.GaLore(rank: 8, updateGap: 2)) with
             {
                 LearningRate = 0.01f, WeightDecay = 0.05f, Seed = 3, DenseRangeElements = denseRange,
                 Inner = inner == "fp32" ? null : InnerOf(inner),
@@ -544,7 +546,7 @@ public class QuantizedStatesTests(ITestOutputHelper output)
         var whole = Train(int.MaxValue);
         var ranges = Train(BlockwiseQuantizer.BlockSize);
         for (int i = 0; i < whole.Length; i++)
-            Assert.True(whole[i].SequenceEqual(ranges[i]), $"{inner}: parameter {layout[i].Name} differs when updated in ranges");
+            Assert.True(whole[i].SequenceEqual(ranges[i]), $"{method}/{inner}: parameter {layout[i].Name} differs when updated in ranges");
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => (ProjectedOptions.GaLore(rank: 8) with { DenseRangeElements = -1 }).Validate());
         Assert.Contains("non-negative", e.Message);
     }

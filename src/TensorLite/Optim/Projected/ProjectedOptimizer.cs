@@ -144,7 +144,16 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         if (!s.Projected)
         {
             s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
-            ApplyDense(s.Inner, p, grad, lr, wd, rounding);
+            ApplyDense(s.Inner, p, grad, lr, wd, StepCount, rounding);
+            return;
+        }
+        if (s.Projector is { IsIdentity: true } && Options.Scale == 1f)
+        {
+            // The identity projection (AdamW with 8-bit or factored states) is a dense update with the slot's own
+            // step counts: exactly AdamW's fused update, in ranges like any dense parameter.
+            s.ParamSteps++;
+            s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
+            ApplyDense(s.Inner, p, grad, lr, wd, ++s.InnerSteps, rounding);
             return;
         }
         // Projections, moments and residuals are computed in float32 whatever the parameter's (and so the
@@ -181,11 +190,6 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         using var r = proj.Project(g);
         s.Inner ??= _inner.CreateState(r.ShapeArray, p.Backend);
         long innerStep = ++s.InnerSteps;
-        if (proj.IsIdentity && Options.Scale == 1f)
-        {
-            s.Inner.Apply(p, r, lr, wd, innerStep, rounding); // exactly AdamW's fused update
-            return;
-        }
         using var direction = Tensor.Empty(r.Shape, DType.Float32, p.Backend);
         s.Inner.Direction(r, direction, innerStep);
         using var back = proj.ProjectBack(direction);
@@ -209,7 +213,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     /// (rounded down to the state's granule) at a time when the parameter is more than two ranges long and the state
     /// allows ranges. Shorter parameters are updated whole: the CPU pool keeps the range temporaries' blocks cached, and
     /// below two ranges they would cost about what they save.</summary>
-    private void ApplyDense(IInnerState state, Tensor p, Tensor grad, float lr, float wd, ParamRounding rounding)
+    private void ApplyDense(IInnerState state, Tensor p, Tensor grad, float lr, float wd, long step, ParamRounding rounding)
     {
         int granule = state.RangeGranule;
         long n = p.Numel;
@@ -217,7 +221,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         if (range == 0 || n <= 2L * range)
         {
             using var whole = Float32(grad);
-            state.Apply(p, whole, lr, wd, StepCount, rounding);
+            state.Apply(p, whole, lr, wd, step, rounding);
             return;
         }
         using var flatParam = p.Reshape((int)n);
@@ -228,7 +232,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             using var part = flatParam.Narrow(0, (int)start, count);
             using var gradPart = flatGrad.Narrow(0, (int)start, count);
             using var g = Float32(gradPart);
-            state.Apply(part, g, lr, wd, StepCount, rounding, start);
+            state.Apply(part, g, lr, wd, step, rounding, start);
         }
     }
 
