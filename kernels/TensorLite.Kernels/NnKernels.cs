@@ -32,12 +32,13 @@ public static partial class Kernels
         return total;
     }
 
-    /// <summary>Maximum of <paramref name="value"/> over the group; every thread gets the result.</summary>
-    private static float GroupMax(ArrayView<float> scratch, int tid, float value)
+    /// <summary>Maximum of <paramref name="value"/> over a group of <paramref name="groupSize"/> threads (a power of two);
+    /// every thread gets the result. Shared by the row kernels and the 8-bit optimizer kernels.</summary>
+    private static float GroupMax(ArrayView<float> scratch, int tid, float value, int groupSize)
     {
         scratch[tid] = value;
         Group.Barrier();
-        for (int s = RowGroupSize / 2; s > 0; s >>= 1)
+        for (int s = groupSize / 2; s > 0; s >>= 1)
         {
             if (tid < s) scratch[tid] = XMath.Max(scratch[tid], scratch[tid + s]);
             Group.Barrier();
@@ -60,7 +61,7 @@ public static partial class Kernels
 
         float m = float.NegativeInfinity;
         for (int k = tid; k < len; k += RowGroupSize) m = XMath.Max(m, x[start + (long)k * inner]);
-        m = GroupMax(scratch, tid, m);
+        m = GroupMax(scratch, tid, m, RowGroupSize);
 
         float s = 0f;
         for (int k = tid; k < len; k += RowGroupSize) s += XMath.Exp(x[start + (long)k * inner] - m);
@@ -129,7 +130,7 @@ public static partial class Kernels
         long start = (long)r * v;
         float m = float.NegativeInfinity;
         for (int k = tid; k < v; k += RowGroupSize) m = XMath.Max(m, x[start + k]);
-        m = GroupMax(scratch, tid, m);
+        m = GroupMax(scratch, tid, m, RowGroupSize);
         float s = 0f;
         for (int k = tid; k < v; k += RowGroupSize) s += XMath.Exp(x[start + k] - m);
         s = GroupSum(scratch, tid, s);

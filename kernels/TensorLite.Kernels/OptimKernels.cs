@@ -214,21 +214,6 @@ public static partial class Kernels
         return total;
     }
 
-    /// <summary>Maximum over a group of <see cref="OptimGroupSize"/> threads; every thread gets the result.</summary>
-    private static float OptimGroupMax(ArrayView<float> scratch, int tid, float value)
-    {
-        scratch[tid] = value;
-        Group.Barrier();
-        for (int s = OptimGroupSize / 2; s > 0; s >>= 1)
-        {
-            if (tid < s) scratch[tid] = XMath.Max(scratch[tid], scratch[tid + s]);
-            Group.Barrier();
-        }
-        float max = scratch[0];
-        Group.Barrier();
-        return max;
-    }
-
     // ---- block-wise 8-bit quantization --------------------------------------------------------------
 
     /// <summary>
@@ -257,7 +242,7 @@ public static partial class Kernels
         int start = block * BlockwiseQuantizer.BlockSize, len = XMath.Min(BlockwiseQuantizer.BlockSize, n - start);
         float max = 0f;
         for (int k = tid; k < len; k += OptimGroupSize) max = XMath.Max(max, XMath.Abs(x[start + k]));
-        max = OptimGroupMax(scratch, tid, max);
+        max = GroupMax(scratch, tid, max, OptimGroupSize);
         if (tid == 0) absmax[block] = max;
         for (int k = tid; k < len; k += OptimGroupSize)
             codes[start + k] = Encode(max == 0f ? 0f : x[start + k] / max, tables, midpoints);
@@ -296,8 +281,8 @@ public static partial class Kernels
             maxM = XMath.Max(maxM, XMath.Abs(mi));
             maxV = XMath.Max(maxV, vi);
         }
-        maxM = OptimGroupMax(scratch, tid, maxM);
-        maxV = OptimGroupMax(scratch, tid, maxV);
+        maxM = GroupMax(scratch, tid, maxM, OptimGroupSize);
+        maxV = GroupMax(scratch, tid, maxV, OptimGroupSize);
         if (tid == 0)
         {
             mAbsmax[block] = maxM;
