@@ -3,9 +3,10 @@ using ILGPU.Runtime;
 
 namespace TensorLite.Kernels;
 
-// The optimizer members (IBackend.Optim.cs, .Projected.cs, .Quantized.cs) over the kernels in OptimKernels.cs: fused
-// AdamW for float32, bfloat16 and float16 parameters, the Adam direction, the projected optimizers' parameter update,
-// Σ x² and the block-wise 8-bit states. Inputs are contiguous, as the contracts require.
+// The optimizer members of IBackend.Optim.cs over the kernels in OptimKernels.cs: fused AdamW for float32, bfloat16
+// and float16 parameters and Σ x², plus the kernel set and helpers that IlgpuBackend.Projected.cs (the Adam direction,
+// the projected optimizers' parameter update) and IlgpuBackend.Quantized.cs (the block-wise 8-bit states) share.
+// Inputs are contiguous, as the contracts require.
 public sealed partial class IlgpuBackend
 {
     private readonly OptimKernelSet _optim;
@@ -96,7 +97,7 @@ public sealed partial class IlgpuBackend
                 throw new DTypeMismatchException($"{op} reads and writes float32 tensors, got {t.Describe()}.");
     }
 
-    // ---- AdamW and the projected optimizers' kernels ------------------------------------------------
+    // ---- AdamW --------------------------------------------------------------------------------------
 
     public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h)
     {
@@ -105,23 +106,6 @@ public sealed partial class IlgpuBackend
         var format = UpdateFormat(param, grad, h.Rounding, "adamw");
         if (param.Numel == 0) return;
         _optim.AdamW(param.Numel, Bytes(param), Bytes(grad), View<float>(m), View<float>(v), AdamParams(h), format);
-    }
-
-    public void AdamDirection(Tensor grad, Tensor m, Tensor v, Tensor direction, AdamWStepParams h)
-    {
-        RequireFloat32Operands("AdamDirection", [grad, m, v, direction]);
-        if (grad.Numel == 0) return;
-        _optim.AdamDirection(grad.Numel, View<float>(grad), View<float>(m), View<float>(v), View<float>(direction), AdamParams(h));
-    }
-
-    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize) =>
-        ApplyUpdate(param, update, decay, stepSize, ParamRounding.Nearest);
-
-    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize, ParamRounding rounding)
-    {
-        var format = UpdateFormat(param, update, rounding, "apply_update");
-        if (param.Numel == 0) return;
-        _optim.ApplyUpdate(param.Numel, Bytes(param), Bytes(update), format, decay, stepSize);
     }
 
     // ---- Σ x² ---------------------------------------------------------------------------------------
@@ -143,31 +127,5 @@ public sealed partial class IlgpuBackend
         double result = 0;
         total.CopyToCPU(ref result, 1);
         return result;
-    }
-
-    // ---- block-wise 8-bit states --------------------------------------------------------------------
-
-    public void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed)
-    {
-        QuantizedChecks.Check(x, codes, absmax);
-        if (x.Numel == 0) return;
-        _optim.Quantize(OptimGroups(absmax.Numel), View<float>(x), View<byte>(codes), View<float>(absmax), x.Numel,
-            _optim.Tables, signed ? CodeTables.SignedMidpoints : CodeTables.UnsignedMidpoints);
-    }
-
-    public void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed)
-    {
-        QuantizedChecks.Check(x, codes, absmax);
-        if (x.Numel == 0) return;
-        _optim.Dequantize(x.Numel, View<byte>(codes), View<float>(absmax), View<float>(x), _optim.Tables,
-            signed ? CodeTables.SignedMap : CodeTables.UnsignedMap);
-    }
-
-    public void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction, AdamWStepParams h)
-    {
-        QuantizedChecks.CheckAdam(grad, mCodes, mAbsmax, vCodes, vAbsmax, direction);
-        if (grad.Numel == 0) return;
-        _optim.Adam8bit(OptimGroups(mAbsmax.Numel), View<float>(grad), View<byte>(mCodes), View<float>(mAbsmax),
-            View<byte>(vCodes), View<float>(vAbsmax), View<float>(direction), grad.Numel, AdamParams(h), _optim.Tables);
     }
 }

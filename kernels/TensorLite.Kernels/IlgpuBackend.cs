@@ -104,6 +104,8 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
     /// <summary>Which accelerator runs the kernels, in words.</summary>
     public string Description { get; }
 
+    public bool ComputesValues => true;
+
     public DeviceKind Kind { get; }
 
     public IlgpuMemoryPool Pool { get; }

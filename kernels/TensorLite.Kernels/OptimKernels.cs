@@ -2,7 +2,7 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime.Cuda;
-using TensorLite.Optim.Projected;
+using TensorLite.Numerics;
 
 namespace TensorLite.Kernels;
 

@@ -4,6 +4,7 @@ using TensorLite.Kernels;
 using TensorLite.Optim;
 using TensorLite.Optim.Projected;
 using Xunit;
+using TensorLite.Numerics;
 
 namespace TensorLite.Tests;
 

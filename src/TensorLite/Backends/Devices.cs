@@ -11,9 +11,6 @@ public interface IDeviceAllocator
 
     /// <summary>The high-water mark of <see cref="ReservedBytes"/>: what the device had to provide.</summary>
     long PeakReservedBytes { get; }
-
-    /// <summary>Gives the cached blocks back to the device.</summary>
-    void TrimCache();
 }
 
 /// <summary>

@@ -125,8 +125,8 @@ public sealed class Trainer
     /// temporaries, the managed heap's free space) to the system, so the run's resident memory starts from the weights.</summary>
     private static void ReleaseInitializationMemory(IBackend device)
     {
-        CpuMemoryPool.TrimCache();
-        (device as IDeviceAllocator)?.TrimCache();
+        Backend.Cpu.TrimCache(); // host tensors (checkpoint loading, batches) come from the CPU pool on every device
+        if (device != Backend.Cpu) device.TrimCache();
         System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }

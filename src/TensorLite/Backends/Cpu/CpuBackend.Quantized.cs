@@ -1,8 +1,8 @@
-using TensorLite.Optim.Projected;
+using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 
-// In-place block-wise 8-bit kernels: the same block routines as IBackend's defaults, over native memory, one
+// In-place block-wise 8-bit kernels: the same block routines as ReferenceKernels, over native memory, one
 // contiguous range of blocks per core.
 public sealed unsafe partial class CpuBackend
 {

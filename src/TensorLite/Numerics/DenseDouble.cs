@@ -1,8 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
-using TensorLite.Backends.Cpu;
-
-namespace TensorLite.LinearAlgebra;
+namespace TensorLite.Numerics;
 
 /// <summary>
 /// Host-side dense linear algebra in double precision on column-major arrays (element (i, j) of an

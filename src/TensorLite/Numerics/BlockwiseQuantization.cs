@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace TensorLite.Optim.Projected;
+namespace TensorLite.Numerics;
 
 /// <summary>
 /// Block-wise dynamic 8-bit quantization of optimizer states, after Dettmers et al. 2022, "8-bit Optimizers via

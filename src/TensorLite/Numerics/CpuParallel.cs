@@ -1,4 +1,4 @@
-namespace TensorLite.Backends.Cpu;
+namespace TensorLite.Numerics;
 
 /// <summary>Splits loops over the cores when the work is large enough to pay for the hand-off.</summary>
 internal static class CpuParallel
