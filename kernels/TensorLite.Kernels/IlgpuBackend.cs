@@ -144,6 +144,9 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     public Storage Allocate(long byteLength) => new IlgpuStorage(this, byteLength);
 
+    /// <summary>Gives the device pool's cached blocks back to the device.</summary>
+    public void TrimCache() => Pool.TrimCache();
+
     public void CopyToHost(Tensor source, Span<byte> destination)
     {
         var bytes = Bytes(source);
