@@ -2,7 +2,7 @@ using System.Reflection;
 using System.Text.RegularExpressions;
 using TensorLite.Backends.Cpu;
 using TensorLite.Backends.Meta;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using TensorLite.Numerics;
 using TensorLite.Tests.Support;
 using Xunit;
@@ -56,7 +56,7 @@ public sealed class BackendContractTests(IlgpuCpuFixture fixture) : IClassFixtur
     private static readonly (string Folder, string Class)[] BackendFiles =
     [
         ("src/TensorLite/Backends/Cpu", "CpuBackend"),
-        ("kernels/TensorLite.Kernels", "IlgpuBackend"),
+        ("kernels/TensorLite.Ilgpu", "IlgpuBackend"),
         ("src/TensorLite/Backends/Meta", "MetaBackend"),
     ];
 

@@ -1,7 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 /// <summary>Device memory of one ILGPU accelerator, rented from its backend's <see cref="IlgpuMemoryPool"/>.</summary>
 public sealed class IlgpuStorage : Storage

@@ -2,7 +2,7 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // Dense linear algebra: Householder QR and one-sided (Hestenes) Jacobi SVD.
 //
@@ -17,7 +17,7 @@ namespace TensorLite.Kernels;
 // size) of the columns it works on, so a thread only ever rewrites elements it read itself and the only barriers needed
 // are those of the group reductions, which sit in control flow that is uniform across the group (same code on CUDA and
 // on the CPU accelerator).
-public static partial class Kernels
+public static partial class IlgpuKernels
 {
     /// <summary>The most threads per group of the QR and Jacobi kernels (a power of two, a multiple of the CUDA warp),
     /// and the group size used on CUDA.</summary>
@@ -267,7 +267,7 @@ public static partial class Kernels
     private static IEnumerable<(MethodInfo, bool)> LinalgKernels()
     {
         const BindingFlags flags = BindingFlags.Public | BindingFlags.Static;
-        MethodInfo M(string name) => typeof(Kernels).GetMethod(name, flags)!;
+        MethodInfo M(string name) => typeof(IlgpuKernels).GetMethod(name, flags)!;
         foreach (var name in new[] { nameof(QrReflector), nameof(QrApplyReflector), nameof(JacobiRound),
                      nameof(ColumnNorms), nameof(CompleteColumn) })
             yield return (M(name), true);

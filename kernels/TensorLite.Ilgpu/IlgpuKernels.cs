@@ -2,7 +2,7 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 /// <summary>
 /// The ILGPU kernels: static methods over <see cref="ArrayView{T}"/>. Element-wise kernels are implicitly grouped
@@ -10,7 +10,7 @@ namespace TensorLite.Kernels;
 /// Only scalar code, <see cref="XMath"/> and plain arithmetic are used inside, so they compile for PTX and run on
 /// the CPU accelerator alike.
 /// </summary>
-public static partial class Kernels
+public static partial class IlgpuKernels
 {
     public const int TileSize = 16;
     private const float GeluC = 0.7978845608f, GeluA = 0.044715f;
@@ -214,7 +214,7 @@ public static partial class Kernels
     public static IReadOnlyList<(MethodInfo Method, bool ExplicitlyGrouped)> All()
     {
         const BindingFlags flags = BindingFlags.Public | BindingFlags.Static;
-        MethodInfo M(string name) => typeof(Kernels).GetMethod(name, flags)!;
+        MethodInfo M(string name) => typeof(IlgpuKernels).GetMethod(name, flags)!;
         var list = new List<(MethodInfo, bool)>();
         foreach (var t in new[] { typeof(byte), typeof(ushort), typeof(uint), typeof(ulong) })
         {

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // Softmax, cross-entropy, RMSNorm and RoPE over the row kernels in NnKernels.cs. Inputs are contiguous float32
 // (the ops in src/TensorLite/Ops make them so); targets are int32 or int64.
@@ -14,41 +14,41 @@ public sealed partial class IlgpuBackend
     private sealed class NnKernelSet(Accelerator a)
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> Softmax =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.SoftmaxRows);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(IlgpuKernels.SoftmaxRows);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> SoftmaxBackward =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.SoftmaxBackwardRows);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(IlgpuKernels.SoftmaxBackwardRows);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>> CrossEntropyRows =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>>(Kernels.CrossEntropyRows);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>>(IlgpuKernels.CrossEntropyRows);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> CrossEntropyLoss =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(Kernels.CrossEntropyLoss);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(IlgpuKernels.CrossEntropyLoss);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> CrossEntropyBackward =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(Kernels.CrossEntropyBackward);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(IlgpuKernels.CrossEntropyBackward);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> RmsNorm =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(Kernels.RmsNormRows);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(IlgpuKernels.RmsNormRows);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> RmsNormBackward =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(Kernels.RmsNormBackwardRows);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.RmsNormBackwardRows);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> RmsNormWeightGrad =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Kernels.RmsNormWeightGrad);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.RmsNormWeightGrad);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> Rope =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Kernels.Rope);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(IlgpuKernels.Rope);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int> SwiGlu =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int>(Kernels.SwiGlu);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int>(IlgpuKernels.SwiGlu);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int, int> SwiGluBackward =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int, int>(Kernels.SwiGluBackward);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int, int>(IlgpuKernels.SwiGluBackward);
     }
 
-    /// <summary>One group of <see cref="Kernels.RowGroupSize"/> threads per row.</summary>
-    private static KernelConfig RowLaunch(int rows) => new(new Index1D(rows), new Index1D(Kernels.RowGroupSize));
+    /// <summary>One group of <see cref="IlgpuKernels.RowGroupSize"/> threads per row.</summary>
+    private static KernelConfig RowLaunch(int rows) => new(new Index1D(rows), new Index1D(IlgpuKernels.RowGroupSize));
 
     private static int LastDim(Tensor t) => t.Rank == 0 ? 1 : t.Shape[^1];
 

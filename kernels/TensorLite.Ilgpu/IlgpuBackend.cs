@@ -4,13 +4,13 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 public enum DeviceKind { Cuda, Cpu }
 
 /// <summary>
 /// The backend seam over one ILGPU accelerator: tensors live in <see cref="IlgpuStorage"/> buffers and ops launch
-/// the kernels in <see cref="Kernels"/>, each compiled once when the backend is created. Ops without a kernel throw
+/// the kernels in <see cref="IlgpuKernels"/>, each compiled once when the backend is created. Ops without a kernel throw
 /// <see cref="NotSupportedException"/> (see docs/gpu.md). All launches go to the accelerator's default stream, so
 /// they run in order; host reads synchronize first.
 /// </summary>
@@ -47,22 +47,22 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
             : $"ILGPU CPU accelerator (kernels emulated on the CPU, {accelerator.MaxNumThreadsPerGroup} threads per group): {accelerator.Name}";
 
         var a = accelerator;
-        _fill8 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, byte>(Kernels.Fill);
-        _fill16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ushort>(Kernels.Fill);
-        _fill32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, uint>(Kernels.Fill);
-        _fill64 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ulong>(Kernels.Fill);
-        _copy8 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout>(Kernels.CopyStrided);
-        _copy16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, StridedLayout>(Kernels.CopyStrided);
-        _copy32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<uint>, StridedLayout>(Kernels.CopyStrided);
-        _copy64 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, StridedLayout>(Kernels.CopyStrided);
-        _f32ToBf16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(Kernels.CopyF32ToBF16);
-        _bf16ToF32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(Kernels.CopyBF16ToF32);
-        _f32ToF16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(Kernels.CopyF32ToF16);
-        _f16ToF32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(Kernels.CopyF16ToF32);
-        _unary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, float>(Kernels.Unary);
-        _unaryBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(Kernels.UnaryBackward);
-        _binary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(Kernels.Binary);
-        _reduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Reduce);
+        _fill8 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, byte>(IlgpuKernels.Fill);
+        _fill16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ushort>(IlgpuKernels.Fill);
+        _fill32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, uint>(IlgpuKernels.Fill);
+        _fill64 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ulong>(IlgpuKernels.Fill);
+        _copy8 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout>(IlgpuKernels.CopyStrided);
+        _copy16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyStrided);
+        _copy32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<uint>, StridedLayout>(IlgpuKernels.CopyStrided);
+        _copy64 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, StridedLayout>(IlgpuKernels.CopyStrided);
+        _f32ToBf16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyF32ToBF16);
+        _bf16ToF32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(IlgpuKernels.CopyBF16ToF32);
+        _f32ToF16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyF32ToF16);
+        _f16ToF32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(IlgpuKernels.CopyF16ToF32);
+        _unary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, float>(IlgpuKernels.Unary);
+        _unaryBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(IlgpuKernels.UnaryBackward);
+        _binary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(IlgpuKernels.Binary);
+        _reduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(IlgpuKernels.Reduce);
         _nn = new NnKernelSet(a);
         _index = new IndexKernelSet(a);
         _attention = new AttentionKernelSet(a);
@@ -86,7 +86,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
             }
             return new IlgpuBackend(ctx, devices[0].CreateAccelerator(ctx));
         }
-        var cpu = Context.Create(b => b.CPU(new CPUDevice(Kernels.TileSize, Kernels.TileSize, 1)).EnableAlgorithms());
+        var cpu = Context.Create(b => b.CPU(new CPUDevice(IlgpuKernels.TileSize, IlgpuKernels.TileSize, 1)).EnableAlgorithms());
         return new IlgpuBackend(cpu, cpu.GetCPUDevice(0).CreateAccelerator(cpu));
     }
 

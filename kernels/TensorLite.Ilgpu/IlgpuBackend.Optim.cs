@@ -1,7 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // The optimizer members of IBackend.Optim.cs over the kernels in OptimKernels.cs: fused AdamW for float32, bfloat16
 // and float16 parameters and Σ x², plus the kernel set and helpers that IlgpuBackend.Projected.cs (the Adam direction,
@@ -16,51 +16,51 @@ public sealed partial class IlgpuBackend
     private sealed class OptimKernelSet(Accelerator a)
     {
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, AdamKernelParams, ParamUpdateFormat> AdamW =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, AdamKernelParams, ParamUpdateFormat>(Kernels.AdamW);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, AdamKernelParams, ParamUpdateFormat>(IlgpuKernels.AdamW);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamKernelParams> AdamDirection =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamKernelParams>(Kernels.AdamDirection);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamKernelParams>(IlgpuKernels.AdamDirection);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ParamUpdateFormat, float, float> ApplyUpdate =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ParamUpdateFormat, float, float>(Kernels.ApplyUpdate);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ParamUpdateFormat, float, float>(IlgpuKernels.ApplyUpdate);
 
         public readonly Action<KernelConfig, ArrayView<byte>, int, int, ArrayView<double>> SumOfSquaresPartials =
-            a.LoadStreamKernel<ArrayView<byte>, int, int, ArrayView<double>>(Kernels.SumOfSquaresPartials);
+            a.LoadStreamKernel<ArrayView<byte>, int, int, ArrayView<double>>(IlgpuKernels.SumOfSquaresPartials);
 
         public readonly Action<KernelConfig, ArrayView<double>, int, ArrayView<double>> SumPartials =
-            a.LoadStreamKernel<ArrayView<double>, int, ArrayView<double>>(Kernels.SumPartials);
+            a.LoadStreamKernel<ArrayView<double>, int, ArrayView<double>>(IlgpuKernels.SumPartials);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, ArrayView<float>, int> Quantize =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, ArrayView<float>, int>(Kernels.QuantizeBlocks);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, ArrayView<float>, int>(IlgpuKernels.QuantizeBlocks);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> Dequantize =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(Kernels.DequantizeBlocks);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.DequantizeBlocks);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>> Adam8bit =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>>(Kernels.AdamBlocks8bit);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>>(IlgpuKernels.AdamBlocks8bit);
 
-        /// <summary>Both code maps and their midpoints (<see cref="TensorLite.Kernels.CodeTables"/>).</summary>
-        public readonly MemoryBuffer1D<float, Stride1D.Dense> CodeTables = a.Allocate1D(TensorLite.Kernels.CodeTables.Build());
+        /// <summary>Both code maps and their midpoints (<see cref="TensorLite.Ilgpu.CodeTables"/>).</summary>
+        public readonly MemoryBuffer1D<float, Stride1D.Dense> CodeTables = a.Allocate1D(TensorLite.Ilgpu.CodeTables.Build());
 
-        /// <summary><see cref="Kernels.MaxSumPartials"/> partial sums, then the total. Shared by every call: launches run
+        /// <summary><see cref="IlgpuKernels.MaxSumPartials"/> partial sums, then the total. Shared by every call: launches run
         /// in order on the one stream and the total is read back before the next call can start.</summary>
-        public readonly MemoryBuffer1D<double, Stride1D.Dense> SumScratch = a.Allocate1D<double>(Kernels.MaxSumPartials + 1);
+        public readonly MemoryBuffer1D<double, Stride1D.Dense> SumScratch = a.Allocate1D<double>(IlgpuKernels.MaxSumPartials + 1);
 
         public ArrayView<float> Tables => CodeTables.View;
     }
 
-    /// <summary>Groups of the first sum-of-squares stage at most (1 … <see cref="Kernels.MaxSumPartials"/>); with more
+    /// <summary>Groups of the first sum-of-squares stage at most (1 … <see cref="IlgpuKernels.MaxSumPartials"/>); with more
     /// elements than their threads, each thread strides through several. Settable so tests reach that case cheaply.</summary>
     public int SumOfSquaresMaxGroups
     {
         get => _sumOfSquaresMaxGroups;
-        set => _sumOfSquaresMaxGroups = value is >= 1 and <= Kernels.MaxSumPartials
-            ? value : throw new ArgumentOutOfRangeException(nameof(value), $"1 … {Kernels.MaxSumPartials} groups.");
+        set => _sumOfSquaresMaxGroups = value is >= 1 and <= IlgpuKernels.MaxSumPartials
+            ? value : throw new ArgumentOutOfRangeException(nameof(value), $"1 … {IlgpuKernels.MaxSumPartials} groups.");
     }
 
-    private int _sumOfSquaresMaxGroups = Kernels.MaxSumPartials;
+    private int _sumOfSquaresMaxGroups = IlgpuKernels.MaxSumPartials;
 
-    private static KernelConfig OptimGroups(int groups) => new(new Index1D(groups), new Index1D(Kernels.OptimGroupSize));
+    private static KernelConfig OptimGroups(int groups) => new(new Index1D(groups), new Index1D(IlgpuKernels.OptimGroupSize));
 
     /// <summary>The kernel constants of an Adam step, computed as the CPU backend computes them.</summary>
     private static AdamKernelParams AdamParams(AdamWStepParams h) => new()
@@ -116,11 +116,11 @@ public sealed partial class IlgpuBackend
         int format = FormatOf(x, "sum_of_squares");
         int n = x.Numel;
         if (n == 0) return 0;
-        const int perGroup = Kernels.OptimGroupSize * Kernels.SumElementsPerThread;
+        const int perGroup = IlgpuKernels.OptimGroupSize * IlgpuKernels.SumElementsPerThread;
         int groups = (int)Math.Min((n + (long)perGroup - 1) / perGroup, SumOfSquaresMaxGroups);
         var scratch = _optim.SumScratch.View.AsContiguous();
-        var partials = scratch.SubView(0, Kernels.MaxSumPartials);
-        var total = scratch.SubView(Kernels.MaxSumPartials, 1);
+        var partials = scratch.SubView(0, IlgpuKernels.MaxSumPartials);
+        var total = scratch.SubView(IlgpuKernels.MaxSumPartials, 1);
         _optim.SumOfSquaresPartials(OptimGroups(groups), Bytes(x), format, n, partials);
         _optim.SumPartials(OptimGroups(1), partials, groups, total);
         _accelerator.Synchronize();

@@ -3,7 +3,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using TensorLite.Memory;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 /// <summary>
 /// A caching device allocator following <see cref="BlockCachePolicy.Device"/>: buffers are kept in exact-size free lists

@@ -1,4 +1,4 @@
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 /// <summary>
 /// Shape and up to three stride sets of a strided loop, coalesced on the host and padded at the front to six

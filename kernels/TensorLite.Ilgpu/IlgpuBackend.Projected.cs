@@ -1,4 +1,4 @@
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // The projected optimizers' members (IBackend.Projected.cs) over the kernels in OptimKernels.cs.
 public sealed partial class IlgpuBackend

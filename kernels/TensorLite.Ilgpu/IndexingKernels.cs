@@ -2,7 +2,7 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // Indexing, selection, dropout and dtype-converting copy kernels (the CPU reference is CpuBackend.Indexing.cs).
 //
@@ -10,7 +10,7 @@ namespace TensorLite.Kernels;
 // through a cast of the same view, so one kernel serves both index dtypes. All kernels are implicitly grouped.
 // The accumulating kernels (IndexAdd, ScatterAdd) give every destination element to exactly one thread, which
 // adds its contributions in index order: no atomics, and the float result is the CPU backend's bit for bit.
-public static partial class Kernels
+public static partial class IlgpuKernels
 {
     private static long IndexValue(ArrayView<int> index, int wide, long position) =>
         wide != 0 ? index.Cast<long>()[position] : index[position];
@@ -167,7 +167,7 @@ public static partial class Kernels
     private static IEnumerable<(MethodInfo, bool)> IndexingKernels()
     {
         const BindingFlags flags = BindingFlags.Public | BindingFlags.Static;
-        MethodInfo M(string name) => typeof(Kernels).GetMethod(name, flags)!;
+        MethodInfo M(string name) => typeof(IlgpuKernels).GetMethod(name, flags)!;
         foreach (var t in new[] { typeof(byte), typeof(ushort), typeof(uint), typeof(ulong) })
             yield return (M(nameof(IndexSelectElements)).MakeGenericMethod(t), false);
         foreach (var name in new[] { nameof(FindIndexOutOfRange), nameof(FetchOutOfRangeValue), nameof(IndexAddColumns),

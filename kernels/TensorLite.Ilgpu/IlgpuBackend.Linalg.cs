@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // Householder QR and one-sided Jacobi SVD over the kernels in LinalgKernels.cs. Inputs are contiguous float32 matrices
 // (the ops in src/TensorLite/LinearAlgebra make them so); all work happens in double-precision device buffers.
@@ -17,49 +17,49 @@ public sealed partial class IlgpuBackend
     /// <summary>The linear-algebra kernel delegates, loaded once when the backend is created.</summary>
     private sealed class LinalgKernelSet(Accelerator a)
     {
-        public int GroupSize = a.AcceleratorType == AcceleratorType.Cuda ? Kernels.LinalgGroupSize : CpuAcceleratorLinalgGroupSize;
+        public int GroupSize = a.AcceleratorType == AcceleratorType.Cuda ? IlgpuKernels.LinalgGroupSize : CpuAcceleratorLinalgGroupSize;
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<double>, int, int, int> Widen =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, int>(Kernels.WidenMatrix);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, int>(IlgpuKernels.WidenMatrix);
 
         public readonly Action<Index1D, ArrayView<double>, int> Identity =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int>(Kernels.SetIdentityColumns);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int>(IlgpuKernels.SetIdentityColumns);
 
         public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, int, int> Reflector =
-            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int, int>(Kernels.QrReflector);
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int, int>(IlgpuKernels.QrReflector);
 
         public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, int, int, int> ApplyReflector =
-            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int, int, int>(Kernels.QrApplyReflector);
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int, int, int>(IlgpuKernels.QrApplyReflector);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int> StoreQ =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int>(Kernels.QrStoreQ);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int>(IlgpuKernels.QrStoreQ);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<float>, int, int> StoreR =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int>(Kernels.QrStoreR);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int>(IlgpuKernels.QrStoreR);
 
         public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<int>, int, int, int, double> JacobiRound =
-            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<int>, int, int, int, double>(Kernels.JacobiRound);
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<int>, int, int, int, double>(IlgpuKernels.JacobiRound);
 
         public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, int> ColumnNorms =
-            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int>(Kernels.ColumnNorms);
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int>(IlgpuKernels.ColumnNorms);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<double>, int> NormalizeSorted =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<double>, int>(Kernels.NormalizeSortedColumns);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<double>, int>(IlgpuKernels.NormalizeSortedColumns);
 
         public readonly Action<KernelConfig, ArrayView<double>, int, int> CompleteColumn =
-            a.LoadStreamKernel<ArrayView<double>, int, int>(Kernels.CompleteColumn);
+            a.LoadStreamKernel<ArrayView<double>, int, int>(IlgpuKernels.CompleteColumn);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<float>, int, int, int> StoreVectors =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int, int>(Kernels.StoreSingularVectors);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int, int>(IlgpuKernels.StoreSingularVectors);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, int, int> TransposeUpper =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, int, int>(Kernels.TransposeUpperTriangle);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, int, int>(IlgpuKernels.TransposeUpperTriangle);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<double>, int, int> PadSorted =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<double>, int, int>(Kernels.PadSortedColumns);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<double>, int, int>(IlgpuKernels.PadSortedColumns);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>> StoreValues =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>>(Kernels.StoreSingularValues);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>>(IlgpuKernels.StoreSingularValues);
     }
 
     /// <summary>Threads per group of the QR and Jacobi kernels on ILGPU's CPU accelerator. Each thread of an emulated
@@ -67,13 +67,13 @@ public sealed partial class IlgpuBackend
     /// ~14 s with 64 threads per group and ~0.2 s with 4. The kernels read the group size at run time.</summary>
     public const int CpuAcceleratorLinalgGroupSize = 4;
 
-    /// <summary>Threads per group of the QR and Jacobi kernels: a power of two up to <see cref="Kernels.LinalgGroupSize"/>
+    /// <summary>Threads per group of the QR and Jacobi kernels: a power of two up to <see cref="IlgpuKernels.LinalgGroupSize"/>
     /// (the default on CUDA; <see cref="CpuAcceleratorLinalgGroupSize"/> on the CPU accelerator).</summary>
     public int LinalgGroupSize
     {
         get => _linalg.GroupSize;
-        set => _linalg.GroupSize = value >= 1 && value <= Kernels.LinalgGroupSize && (value & (value - 1)) == 0 ? value
-            : throw new ArgumentOutOfRangeException(nameof(value), $"A power of two from 1 to {Kernels.LinalgGroupSize}, got {value}.");
+        set => _linalg.GroupSize = value >= 1 && value <= IlgpuKernels.LinalgGroupSize && (value & (value - 1)) == 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), $"A power of two from 1 to {IlgpuKernels.LinalgGroupSize}, got {value}.");
     }
 
     /// <summary><paramref name="groups"/> groups of <see cref="LinalgGroupSize"/> threads.</summary>
@@ -175,7 +175,7 @@ public sealed partial class IlgpuBackend
         var sv = View<double>(small);
         _linalg.NormalizeSorted(cols * cols, xv, nv, ov, sv, cols);
         for (int c = 0; c < k; c++)
-            if (!(sigma[order[c]] > Kernels.SvdZeroSingularValue))
+            if (!(sigma[order[c]] > IlgpuKernels.SvdZeroSingularValue))
                 _linalg.CompleteColumn(LinalgLaunch(1), sv, cols, c);
 
         // Big side: Q·[Vx; 0] with Vx's columns sorted (orthonormal whatever the rank).

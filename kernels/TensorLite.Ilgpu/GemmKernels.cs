@@ -2,7 +2,7 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 /// <summary>Sizes, operand strides and scalars of one (batched) GEMM launch: c = alpha·a·b + beta·c.</summary>
 public struct GemmParams
@@ -33,15 +33,15 @@ public struct GemmOperand
     {
         Float32 => F32[index],
         BFloat16 => Interop.IntAsFloat((uint)Half[index] << 16),
-        _ => Kernels.HalfBitsToFloat(Half[index]),
+        _ => IlgpuKernels.HalfBitsToFloat(Half[index]),
     };
 
     /// <summary>Stores a float32 result, rounding to nearest even for the half formats.</summary>
     public readonly void Store(int index, float value)
     {
         if (Format == Float32) F32[index] = value;
-        else if (Format == BFloat16) Half[index] = Kernels.FloatToBFloat16(value);
-        else Half[index] = Kernels.FloatToHalfBits(value);
+        else if (Format == BFloat16) Half[index] = IlgpuKernels.FloatToBFloat16(value);
+        else Half[index] = IlgpuKernels.FloatToHalfBits(value);
     }
 }
 
@@ -360,7 +360,7 @@ public static class GemmKernels
     private static float HalfOf(uint word, int high, int f16)
     {
         uint bits = high != 0 ? word >> 16 : word & 0xFFFFu;
-        return f16 != 0 ? Kernels.HalfBitsToFloat((ushort)bits) : Interop.IntAsFloat(bits << 16);
+        return f16 != 0 ? IlgpuKernels.HalfBitsToFloat((ushort)bits) : Interop.IntAsFloat(bits << 16);
     }
 
     /// <summary>The four 32-bit registers of an m16n8k16 A fragment.</summary>

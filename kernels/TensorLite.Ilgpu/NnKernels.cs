@@ -2,7 +2,7 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // Row-wise NN kernels: softmax (any axis), cross-entropy, RMSNorm and RoPE.
 //
@@ -12,7 +12,7 @@ namespace TensorLite.Kernels;
 // barriers sit in control flow that is uniform across the group, so the same code runs on CUDA and on the CPU
 // accelerator. Purely element-wise pieces (cross-entropy backward, RoPE, the RMSNorm weight gradient) are
 // implicitly grouped, one thread per output element.
-public static partial class Kernels
+public static partial class IlgpuKernels
 {
     /// <summary>Threads per group of the row kernels (a power of two, a multiple of the CUDA warp).</summary>
     public const int RowGroupSize = 64;
@@ -266,7 +266,7 @@ public static partial class Kernels
     private static IEnumerable<(MethodInfo, bool)> NnKernels()
     {
         const BindingFlags flags = BindingFlags.Public | BindingFlags.Static;
-        MethodInfo M(string name) => typeof(Kernels).GetMethod(name, flags)!;
+        MethodInfo M(string name) => typeof(IlgpuKernels).GetMethod(name, flags)!;
         foreach (var name in new[] { nameof(SoftmaxRows), nameof(SoftmaxBackwardRows), nameof(CrossEntropyRows),
                      nameof(CrossEntropyLoss), nameof(RmsNormRows), nameof(RmsNormBackwardRows) })
             yield return (M(name), true);

@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // MatMul over the kernels in GemmKernels.cs: float32, bfloat16 and float16 operands in any mix, float32
 // accumulation, c in any of the three (rounded to nearest even once when it is a half format).

@@ -1,4 +1,4 @@
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // The block-wise 8-bit members (IBackend.Quantized.cs) over the kernels in OptimKernels.cs.
 public sealed partial class IlgpuBackend

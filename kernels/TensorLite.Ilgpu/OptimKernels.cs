@@ -4,7 +4,7 @@ using ILGPU.Algorithms;
 using ILGPU.Runtime.Cuda;
 using TensorLite.Numerics;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 /// <summary>Adam hyper-parameters precomputed on the host, so every kernel rounds exactly as the CPU backend does
 /// (the CPU backend also computes 1 − β, 1 − lr·wd, lr/bc1, 1/bc1 and 1/sqrt(bc2) once per call).</summary>
@@ -57,7 +57,7 @@ public static class CodeTables
 // Every formula keeps the CPU backend's operation order (CpuBackend.Optim.cs, .Projected.cs, BlockwiseQuantizer), so
 // float32 results agree with it; half-precision parameters are widened, updated in float32 and rounded back with the
 // CPU backend's nearest-even or stochastic rounding (HalfKernels), so they agree bit for bit.
-public static partial class Kernels
+public static partial class IlgpuKernels
 {
     /// <summary>Threads per group of the block kernels (quantization: one group per block of
     /// <see cref="BlockwiseQuantizer.BlockSize"/> = 2048 elements, 32 per thread) and of the sum-of-squares reduction.
@@ -300,7 +300,7 @@ public static partial class Kernels
     private static IEnumerable<(MethodInfo, bool)> OptimKernels()
     {
         const BindingFlags flags = BindingFlags.Public | BindingFlags.Static;
-        MethodInfo M(string name) => typeof(Kernels).GetMethod(name, flags)!;
+        MethodInfo M(string name) => typeof(IlgpuKernels).GetMethod(name, flags)!;
         foreach (var name in new[] { nameof(AdamW), nameof(AdamDirection), nameof(ApplyUpdate), nameof(DequantizeBlocks) })
             yield return (M(name), false);
         foreach (var name in new[] { nameof(SumOfSquaresPartials), nameof(SumPartials), nameof(QuantizeBlocks), nameof(AdamBlocks8bit) })

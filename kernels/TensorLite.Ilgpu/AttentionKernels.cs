@@ -2,7 +2,7 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 /// <summary>Sizes and scale of one causal-attention launch (q: [B, H, T, D]; k, v: [B, Hkv, T, D], contiguous).</summary>
 public struct AttentionParams
@@ -38,7 +38,7 @@ public struct AttentionParams
 // Backward recomputes P = exp(scale·q·kᵀ − lse) from the forward's log-sum-exp; dq (per query tile) and dk, dv
 // (per key tile, summing over the query heads of the kv head's group) are separate kernels that each own their
 // outputs, so there are no atomics and the results are deterministic.
-public static partial class Kernels
+public static partial class IlgpuKernels
 {
     /// <summary>The largest head dimension the attention kernels take.</summary>
     public const int AttentionMaxHeadDim = 256;
@@ -331,7 +331,7 @@ public static partial class Kernels
     private static IEnumerable<(MethodInfo, bool)> AttentionKernels()
     {
         const BindingFlags flags = BindingFlags.Public | BindingFlags.Static;
-        MethodInfo M(string name) => typeof(Kernels).GetMethod(name, flags)!;
+        MethodInfo M(string name) => typeof(IlgpuKernels).GetMethod(name, flags)!;
         foreach (var name in new[] { nameof(AttentionForward), nameof(AttentionBackwardQuery), nameof(AttentionBackwardKeyValue) })
             yield return (M(name), true);
         yield return (M(nameof(AttentionRowDots)), false);

@@ -1,7 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 
-namespace TensorLite.Kernels;
+namespace TensorLite.Ilgpu;
 
 // Causal attention over the flash-attention kernels in AttentionKernels.cs. The causal_attention op passes
 // contiguous float32 q, k, v and dO and fresh contiguous outputs; these members check that rather than copy.
@@ -13,16 +13,16 @@ public sealed partial class IlgpuBackend
     private sealed class AttentionKernelSet(Accelerator a)
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams> Forward =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(Kernels.AttentionForward);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(IlgpuKernels.AttentionForward);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> RowDots =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(Kernels.AttentionRowDots);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.AttentionRowDots);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams> BackwardQuery =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(Kernels.AttentionBackwardQuery);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(IlgpuKernels.AttentionBackwardQuery);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams> BackwardKeyValue =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(Kernels.AttentionBackwardKeyValue);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(IlgpuKernels.AttentionBackwardKeyValue);
     }
 
     /// <summary>
@@ -53,11 +53,11 @@ public sealed partial class IlgpuBackend
                     throw new ArgumentException($"{op}: {t.Describe()} must have the shape {ShapeMath.Format(like.Shape)}.");
         if (!ShapeMath.SameShape(lse.Shape, q.Shape[..3]))
             throw new ArgumentException($"{op}: lse {lse.Describe()} must be {ShapeMath.Format(q.Shape[..3])}.");
-        if (d > Kernels.AttentionMaxHeadDim)
+        if (d > IlgpuKernels.AttentionMaxHeadDim)
             throw new NotSupportedException(
-                $"{op} on ILGPU supports head_dim up to {Kernels.AttentionMaxHeadDim} (shared-memory tiles are sized for it), got {d}.");
-        int tile = AttentionTileRows ?? Kernels.AttentionTile(d);
-        if (!Kernels.AttentionTileFits(tile, d))
+                $"{op} on ILGPU supports head_dim up to {IlgpuKernels.AttentionMaxHeadDim} (shared-memory tiles are sized for it), got {d}.");
+        int tile = AttentionTileRows ?? IlgpuKernels.AttentionTile(d);
+        if (!IlgpuKernels.AttentionTileFits(tile, d))
             throw new NotSupportedException($"{op}: attention tiles of {tile} rows do not fit head_dim {d} (AttentionTileRows).");
         return new AttentionParams
         {
