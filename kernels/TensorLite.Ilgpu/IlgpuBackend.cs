@@ -9,10 +9,13 @@ namespace TensorLite.Ilgpu;
 public enum DeviceKind { Cuda, Cpu }
 
 /// <summary>
-/// The backend seam over one ILGPU accelerator: tensors live in <see cref="IlgpuStorage"/> buffers and ops launch
-/// the kernels in <see cref="IlgpuKernels"/>, each compiled once when the backend is created. Ops without a kernel throw
-/// <see cref="NotSupportedException"/> (see docs/gpu.md). All launches go to the accelerator's default stream, so
-/// they run in order; host reads synchronize first.
+/// The backend seam over one ILGPU accelerator: tensors live in <see cref="IlgpuStorage"/> buffers (from
+/// <see cref="IlgpuMemoryPool"/>) and every <see cref="IBackend"/> member launches kernels of <see cref="IlgpuKernels"/>
+/// or <see cref="GemmKernels"/>, each compiled once when the backend is created. This file holds the core members
+/// (memory, host copies, fill, copy, element-wise, reductions); IlgpuBackend.X.cs implements the members of
+/// IBackend.X.cs, as in every backend (see docs/gpu.md). Operands a kernel does not take (an unsupported dtype, a
+/// view of too many dimensions) raise <see cref="NotSupportedException"/>. All launches go to the accelerator's
+/// default stream, so they run in order; host reads synchronize first.
 /// </summary>
 public sealed partial class IlgpuBackend : IBackend, IDisposable
 {
@@ -212,8 +215,9 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
 
     // ---- element-wise -------------------------------------------------------------------------------
 
-    /// <summary>The ILGPU kernels read and write float32 only; half-precision operands (mixed-precision GEMM,
-    /// bfloat16 parameters) have no kernel here yet.</summary>
+    /// <summary>For the kernels that read and write float32 only (softmax, cross-entropy, RMSNorm, RoPE, indexing,
+    /// linear algebra, attention): half-precision operands are refused. Element-wise ops, copies, GEMM, SwiGLU and the
+    /// optimizer kernels take bfloat16/float16 too.</summary>
     private static void RequireFloat32(string op, params Tensor[] tensors)
     {
         foreach (var t in tensors)
