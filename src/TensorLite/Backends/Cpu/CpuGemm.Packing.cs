@@ -244,18 +244,9 @@ public static unsafe partial class CpuGemm
         var f = g;
         f.AType = DType.Float32;
         f.A = stage;
-        ushort* a = (ushort*)g.A;
-        if (g.TransA)
-        {
-            // stored k×m: rows p0..p0+kb, each a run of mb elements starting at column i0
-            for (int p = 0; p < kb; p++) HalfKernels.Widen(a + (long)(p0 + p) * g.Lda + i0, g.AType, stage + (long)p * mb, mb);
-            f.Lda = Math.Max(1, mb);
-        }
-        else
-        {
-            for (int i = 0; i < mb; i++) HalfKernels.Widen(a + (long)(i0 + i) * g.Lda + p0, g.AType, stage + (long)i * kb, kb);
-            f.Lda = Math.Max(1, kb);
-        }
+        f.Lda = g.TransA
+            ? WidenRuns((ushort*)g.A, g.AType, g.Lda, p0, kb, i0, mb, stage)  // stored k×m: rows p0.., runs of mb from column i0
+            : WidenRuns((ushort*)g.A, g.AType, g.Lda, i0, mb, p0, kb, stage);
         PackA(in f, 0, mb, 0, kb, dst);
     }
 
@@ -266,19 +257,19 @@ public static unsafe partial class CpuGemm
         var f = g;
         f.BType = DType.Float32;
         f.B = stage;
-        ushort* b = (ushort*)g.B;
-        if (g.TransB)
-        {
-            // stored n×k: rows j0..j0+cols, each a run of kb elements starting at column p0
-            for (int j = 0; j < cols; j++) HalfKernels.Widen(b + (long)(j0 + j) * g.Ldb + p0, g.BType, stage + (long)j * kb, kb);
-            f.Ldb = Math.Max(1, kb);
-        }
-        else
-        {
-            for (int p = 0; p < kb; p++) HalfKernels.Widen(b + (long)(p0 + p) * g.Ldb + j0, g.BType, stage + (long)p * cols, cols);
-            f.Ldb = Math.Max(1, cols);
-        }
+        f.Ldb = g.TransB
+            ? WidenRuns((ushort*)g.B, g.BType, g.Ldb, j0, cols, p0, kb, stage)  // stored n×k: rows j0.., runs of kb from column p0
+            : WidenRuns((ushort*)g.B, g.BType, g.Ldb, p0, kb, j0, cols, stage);
         PackB(in f, 0, kb, 0, cols, dst);
+    }
+
+    /// <summary>Widens <paramref name="rows"/> stored rows (from <paramref name="row0"/>, leading dimension
+    /// <paramref name="ld"/>), each a run of <paramref name="run"/> half elements from column <paramref name="col0"/>, into
+    /// consecutive float32 rows of <paramref name="stage"/>; returns the staging block's leading dimension.</summary>
+    static int WidenRuns(ushort* src, DType type, int ld, int row0, int rows, int col0, int run, float* stage)
+    {
+        for (int r = 0; r < rows; r++) HalfKernels.Widen(src + (long)(row0 + r) * ld + col0, type, stage + (long)r * run, run);
+        return Math.Max(1, run);
     }
 
     /// <summary>Per-thread float32 staging buffer for widened half-precision blocks (grown on demand, reused).</summary>
