@@ -314,4 +314,67 @@ public sealed class BackendContractTests(IlgpuCpuFixture fixture) : IClassFixtur
         Assert.Contains("MatMul(Tensor, Tensor, Tensor, Single, Single)", uncalled);
         Assert.DoesNotContain("TrimCache()", uncalled);
     }
+
+    // ---- the opt-in reference implementations ------------------------------------------------------
+
+    [Fact]
+    public void ReferenceKernels_MatchTheCpuKernels()
+    {
+        var cpu = CpuBackend.Instance;
+        int n = BlockwiseQuantizer.BlockSize + 300, blocks = BlockwiseQuantizer.BlockCount(n);
+        var g = RandomData(n, 40);
+        var m0 = RandomData(n, 41, -0.1f, 0.1f);
+        var v0 = RandomData(n, 42, 0f, 0.1f);
+
+        using var gt = Make(cpu, g, n);
+        AssertClose([(float)cpu.SumOfSquares(gt)], [(float)ReferenceKernels.SumOfSquares(gt)], 1e-6f, "sum of squares");
+
+        float[] Direction(Action<Tensor, Tensor, Tensor, Tensor> run)
+        {
+            using Tensor m = Make(cpu, m0, n), v = Make(cpu, v0, n), d = Tensor.Empty([n], DType.Float32, cpu);
+            run(gt, m, v, d);
+            return [.. d.ToArray(), .. m.ToArray(), .. v.ToArray()];
+        }
+        AssertClose(Direction((a, m, v, d) => cpu.AdamDirection(a, m, v, d, Adam)),
+            Direction((a, m, v, d) => ReferenceKernels.AdamDirection(a, m, v, d, Adam)), 1e-5f, "adam direction");
+
+        float[] Updated(Action<Tensor, Tensor> run)
+        {
+            using var p = Make(cpu, m0, n);
+            run(p, gt);
+            return p.ToArray();
+        }
+        AssertClose(Updated((p, u) => cpu.ApplyUpdate(p, u, 0.99f, 0.01f, ParamRounding.Nearest)),
+            Updated((p, u) => ReferenceKernels.ApplyUpdate(p, u, 0.99f, 0.01f, ParamRounding.Nearest)), 1e-6f, "apply update");
+
+        // The 8-bit kernels run the same block routines: bitwise equal.
+        (byte[] Codes, float[] Absmax, float[] Back) Quantized(bool reference)
+        {
+            using Tensor codes = Tensor.Empty([n], DType.UInt8, cpu), absmax = Tensor.Empty([blocks], DType.Float32, cpu);
+            using var back = Tensor.Empty([n], DType.Float32, cpu);
+            if (reference) ReferenceKernels.BlockwiseQuantize(gt, codes, absmax, signed: true);
+            else cpu.BlockwiseQuantize(gt, codes, absmax, signed: true);
+            if (reference) ReferenceKernels.BlockwiseDequantize(codes, absmax, back, signed: true);
+            else cpu.BlockwiseDequantize(codes, absmax, back, signed: true);
+            return (codes.ToArray<byte>(), absmax.ToArray(), back.ToArray());
+        }
+        var (fc, fa, fb) = Quantized(false);
+        var (rc, ra, rb) = Quantized(true);
+        Assert.Equal(fc, rc);
+        Assert.Equal(fa, ra);
+        Assert.Equal(fb, rb);
+
+        float[] Direction8bit(bool reference)
+        {
+            using Tensor mc = Tensor.Empty([n], DType.UInt8, cpu), ma = Tensor.Empty([blocks], DType.Float32, cpu);
+            using Tensor vc = Tensor.Empty([n], DType.UInt8, cpu), va = Tensor.Empty([blocks], DType.Float32, cpu);
+            using Tensor m = Make(cpu, m0, n), v = Make(cpu, v0, n), d = Tensor.Empty([n], DType.Float32, cpu);
+            cpu.BlockwiseQuantize(m, mc, ma, signed: true);
+            cpu.BlockwiseQuantize(v, vc, va, signed: false);
+            if (reference) ReferenceKernels.AdamDirection8bit(gt, mc, ma, vc, va, d, Adam);
+            else cpu.AdamDirection8bit(gt, mc, ma, vc, va, d, Adam);
+            return [.. d.ToArray(), .. mc.ToArray<byte>().Select(b => (float)b), .. ma.ToArray(), .. vc.ToArray<byte>().Select(b => (float)b), .. va.ToArray()];
+        }
+        Assert.Equal(Direction8bit(false), Direction8bit(true));
+    }
 }

@@ -6,7 +6,8 @@ namespace TensorLite;
 
 /// <summary>
 /// Reference implementations of the fused <see cref="IBackend"/> members, composed from the generic ops or run on host
-/// copies with the shared block routines of <see cref="BlockwiseQuantizer"/>. They are opt-in: a backend without a
+/// copies with the shared block routines of <see cref="BlockwiseQuantizer"/>. They live with the ops because they are
+/// built from them (a layer above the backends), and they are opt-in: a backend without a
 /// fused kernel implements the member by calling the method here explicitly, and tests compare the fused kernels with
 /// them. Each works on any backend (the tensors' own).
 /// </summary>
