@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using TensorLite.Autograd;
-using TensorLite.Backends.Cpu;
 using TensorLite.Data;
 using TensorLite.IO;
 using TensorLite.Memory;
@@ -305,7 +304,7 @@ public sealed class Trainer
                     step, loss, val_loss = val, lr, grad_norm = norm, tokens = _tokensSeen,
                     tokens_per_s = Math.Round(tokensPerSecond), tensor_bytes = progress.TensorBytes,
                     peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
-                    peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = CpuMemoryPool.PeakReservedBytes,
+                    peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = Backend.CpuPoolPeakBytes,
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
