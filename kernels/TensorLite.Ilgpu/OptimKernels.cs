@@ -52,7 +52,7 @@ public static class CodeTables
 }
 
 // Optimizer kernels: AdamW, the Adam direction, the parameter update of the projected optimizers, the sum of squares
-// (gradient norms) and the block-wise 8-bit quantization of optimizer states (Optim/Projected/BlockwiseQuantization.cs).
+// (gradient norms) and the block-wise 8-bit quantization of optimizer states (Numerics/BlockwiseQuantization.cs).
 //
 // Every formula keeps the CPU backend's operation order (CpuBackend.Optim.cs, .Projected.cs, BlockwiseQuantizer), so
 // float32 results agree with it; half-precision parameters are widened, updated in float32 and rounded back with the
