@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using TensorLite.Training;
 
 namespace TensorLite.Perf;

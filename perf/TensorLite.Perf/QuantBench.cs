@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TensorLite.Backends.Cpu;
 using TensorLite.Optim.Projected;
+using TensorLite.Numerics;
 
 namespace TensorLite.Perf;
 

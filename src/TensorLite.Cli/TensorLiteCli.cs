@@ -6,7 +6,7 @@ namespace TensorLite.Cli;
 public static class TensorLiteCli
 {
     // --device cuda / ilgpu-cpu resolve to the ILGPU backends; the core library knows only the CPU.
-    static TensorLiteCli() => Kernels.IlgpuDevices.Register();
+    static TensorLiteCli() => Ilgpu.IlgpuDevices.Register();
 
     public static RootCommand CreateRoot()
     {

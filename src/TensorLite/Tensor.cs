@@ -115,7 +115,7 @@ public sealed partial class Tensor : IDisposable
     {
         var t = Empty(shape, dtype, backend);
         // A planned program never reads the values, and drawing billions of them on the host would be the plan's cost.
-        if (t.Backend is Backends.Meta.MetaBackend) return t;
+        if (!t.Backend.ComputesValues) return t;
         const int Chunk = 1 << 20;
         var host = new float[Math.Min(Chunk, Math.Max(1, t.Numel))];
         using var flat = t.Reshape(t.Numel);

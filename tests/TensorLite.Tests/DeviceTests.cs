@@ -1,4 +1,4 @@
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using TensorLite.Memory;
 using TensorLite.Training;
 using Xunit;

@@ -1,5 +1,5 @@
 using TensorLite.Backends.Cpu;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using Xunit;
 using static TensorLite.Tests.Support.BackendCompare;
 
@@ -122,7 +122,7 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
     [Fact]
     public void HeadDimAboveTheLimit_Throws()
     {
-        int d = Kernels.Kernels.AttentionMaxHeadDim + 1;
+        int d = IlgpuKernels.AttentionMaxHeadDim + 1;
         using var q = Tensor.Zeros([1, 1, 2, d], DType.Float32, _gpu);
         using var o = Tensor.Empty([1, 1, 2, d], DType.Float32, _gpu);
         using var lse = Tensor.Empty([1, 1, 2], DType.Float32, _gpu);
@@ -156,7 +156,7 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
     [Fact]
     public void AttentionKernels_AreListedForThePtxCheck()
     {
-        var names = Kernels.Kernels.All().Select(k => (k.Method.Name, k.ExplicitlyGrouped)).ToHashSet();
+        var names = IlgpuKernels.All().Select(k => (k.Method.Name, k.ExplicitlyGrouped)).ToHashSet();
         foreach (var name in new[] { "AttentionForward", "AttentionBackwardQuery", "AttentionBackwardKeyValue" })
             Assert.Contains((name, true), names);
         Assert.Contains(("AttentionRowDots", false), names);

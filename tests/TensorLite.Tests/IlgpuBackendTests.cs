@@ -3,7 +3,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using TensorLite.Backends.Cpu;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using TensorLite.Tests.Support;
 using Xunit;
 using static TensorLite.Tests.Support.BackendCompare;
@@ -398,7 +398,7 @@ public sealed class IlgpuBackendTests(IlgpuCpuFixture fixture) : IClassFixture<I
     public void EveryKernel_CompilesToPtxOffline(int sm)
     {
         using var ptx = new OfflinePtx(sm);
-        foreach (var (method, explicitlyGrouped) in TensorLite.Kernels.Kernels.All())
+        foreach (var (method, explicitlyGrouped) in TensorLite.Ilgpu.IlgpuKernels.All())
             Assert.Contains(".entry", ptx.Compile(method, explicitlyGrouped));
     }
 }

@@ -1,5 +1,5 @@
 using TensorLite.Backends.Cpu;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using TensorLite.Tests.Support;
 using Xunit;
 
@@ -362,7 +362,7 @@ public sealed class IlgpuGemmTests(IlgpuGemmFixture fixture) : IClassFixture<Ilg
     [Fact]
     public void GemmKernels_AreListedForThePtxCheck()
     {
-        var listed = TensorLite.Kernels.Kernels.All().Select(k => k.Method.Name).ToHashSet();
+        var listed = TensorLite.Ilgpu.IlgpuKernels.All().Select(k => k.Method.Name).ToHashSet();
         Assert.Contains(nameof(GemmKernels.GemmNaive), listed);
         Assert.Contains(nameof(GemmKernels.GemmBlocked), listed);
         Assert.Contains(nameof(GemmKernels.GemmTensorCore), listed);

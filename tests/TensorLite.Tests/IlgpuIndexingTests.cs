@@ -1,5 +1,5 @@
 using TensorLite.Backends.Cpu;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using Xunit;
 
 namespace TensorLite.Tests;
@@ -548,7 +548,7 @@ public sealed class IlgpuIndexingTests(IlgpuCpuFixture fixture) : IClassFixture<
     [Fact]
     public void IndexingKernels_AreListedForThePtxCheck()
     {
-        var names = TensorLite.Kernels.Kernels.All().Where(k => !k.ExplicitlyGrouped).Select(k => k.Method.Name).ToList();
+        var names = TensorLite.Ilgpu.IlgpuKernels.All().Where(k => !k.ExplicitlyGrouped).Select(k => k.Method.Name).ToList();
         foreach (var name in new[] { "FindIndexOutOfRange", "FetchOutOfRangeValue", "IndexAddColumns", "GatherElements",
                      "ScatterAddLines", "WhereSelect", "DropoutMask", "CopyConvert" })
             Assert.Contains(name, names);

@@ -1,6 +1,6 @@
 using TensorLite.Autograd;
 using TensorLite.Backends.Cpu;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using TensorLite.LinearAlgebra;
 using TensorLite.Optim.Projected;
 using Xunit;
@@ -284,7 +284,7 @@ public sealed class IlgpuLinalgTests(IlgpuCpuFixture fixture) : IClassFixture<Il
         // The CPU accelerator runs these kernels with 4 threads per group (see CpuAcceleratorLinalgGroupSize); CUDA runs
         // them with 64, so the reductions and strided loops are checked once at that size too.
         int saved = _gpu.LinalgGroupSize;
-        _gpu.LinalgGroupSize = Kernels.Kernels.LinalgGroupSize;
+        _gpu.LinalgGroupSize = IlgpuKernels.LinalgGroupSize;
         try
         {
             var a = Matrix(70, 2, 21);   // columns longer than the group

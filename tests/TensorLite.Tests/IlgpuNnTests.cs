@@ -1,14 +1,14 @@
 using TensorLite.Backends.Cpu;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using Xunit;
 using static TensorLite.Tests.Support.BackendCompare;
 
 namespace TensorLite.Tests;
 
 /// <summary>The ILGPU softmax, cross-entropy, RMSNorm and RoPE kernels against the CPU backend, on ILGPU's CPU
-/// accelerator. Row lengths cover 1, odd lengths and lengths above <see cref="Kernels.Kernels.RowGroupSize"/>.
+/// accelerator. Row lengths cover 1, odd lengths and lengths above <see cref="IlgpuKernels.RowGroupSize"/>.
 /// (Their PTX compile is covered by <see cref="IlgpuBackendTests.EveryKernel_CompilesToPtxOffline"/>, which walks
-/// <see cref="Kernels.Kernels.All"/>; <see cref="NnKernels_AreListedForThePtxCheck"/> checks they are listed.)</summary>
+/// <see cref="IlgpuKernels.All"/>; <see cref="NnKernels_AreListedForThePtxCheck"/> checks they are listed.)</summary>
 public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuCpuFixture>
 {
     private readonly IlgpuBackend _gpu = fixture.Backend;
@@ -269,7 +269,7 @@ public sealed class IlgpuNnTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     [Fact]
     public void NnKernels_AreListedForThePtxCheck()
     {
-        var names = TensorLite.Kernels.Kernels.All().Select(k => (k.Method.Name, k.ExplicitlyGrouped)).ToHashSet();
+        var names = TensorLite.Ilgpu.IlgpuKernels.All().Select(k => (k.Method.Name, k.ExplicitlyGrouped)).ToHashSet();
         foreach (var name in new[] { "SoftmaxRows", "SoftmaxBackwardRows", "CrossEntropyRows", "CrossEntropyLoss", "RmsNormRows", "RmsNormBackwardRows" })
             Assert.Contains((name, true), names);
         foreach (var name in new[] { "CrossEntropyBackward", "RmsNormWeightGrad", "Rope", "SwiGlu", "SwiGluBackward" })

@@ -1,9 +1,10 @@
 using TensorLite.Autograd;
 using TensorLite.Backends.Cpu;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using TensorLite.Optim;
 using TensorLite.Optim.Projected;
 using Xunit;
+using TensorLite.Numerics;
 
 namespace TensorLite.Tests;
 
@@ -259,7 +260,7 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
         using var g = Make(_gpu, x, DType.Float32);
         _gpu.SumOfSquaresMaxGroups = 3;
         try { AssertClose(exact, _gpu.SumOfSquares(g), 1e-12, "sum of squares"); }
-        finally { _gpu.SumOfSquaresMaxGroups = TensorLite.Kernels.Kernels.MaxSumPartials; }
+        finally { _gpu.SumOfSquaresMaxGroups = TensorLite.Ilgpu.IlgpuKernels.MaxSumPartials; }
     }
 
     // ---- block-wise 8-bit states --------------------------------------------------------------------

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using TensorLite.Kernels;
+using TensorLite.Ilgpu;
 using TensorLite.Models;
 using TensorLite.Training;
 using Xunit;

@@ -10,6 +10,7 @@ using TensorLite.Optim;
 using TensorLite.Optim.Projected;
 using Xunit;
 using Xunit.Abstractions;
+using TensorLite.Numerics;
 
 namespace TensorLite.Tests;
 

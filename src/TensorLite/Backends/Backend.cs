@@ -31,4 +31,7 @@ public static class Backend
     }
 
     public static IBackend Cpu => CpuBackend.Instance;
+
+    /// <summary>The high-water mark of the CPU pool, which holds the host tensors of a run on any device (metrics).</summary>
+    public static long CpuPoolPeakBytes => CpuMemoryPool.PeakReservedBytes;
 }

@@ -11,14 +11,11 @@ public interface IDeviceAllocator
 
     /// <summary>The high-water mark of <see cref="ReservedBytes"/>: what the device had to provide.</summary>
     long PeakReservedBytes { get; }
-
-    /// <summary>Gives the cached blocks back to the device.</summary>
-    void TrimCache();
 }
 
 /// <summary>
 /// The devices a run can be placed on by name (`--device`). "cpu" is the managed CPU backend and always present; GPU
-/// backends live in another assembly (kernels/TensorLite.Kernels) and register their names here, so the core library
+/// backends live in another assembly (kernels/TensorLite.Ilgpu) and register their names here, so the core library
 /// does not depend on ILGPU. Each device's backend is created once, on first use, and shared by the whole process.
 /// </summary>
 public static class Devices
@@ -71,7 +68,7 @@ public static class Devices
         backend = null!;
         if (lazy == null)
         {
-            why = "this program was built without the GPU backend (TensorLite.Kernels)";
+            why = "this program was built without the GPU backend (TensorLite.Ilgpu)";
             return false;
         }
         try

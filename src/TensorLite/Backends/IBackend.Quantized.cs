@@ -1,37 +1,19 @@
-using System.Runtime.InteropServices;
-using TensorLite.Optim.Projected;
+using TensorLite.Numerics;
 
 namespace TensorLite;
 
-// Kernels of block-wise 8-bit optimizer states (Optim/Projected/BlockwiseQuantization.cs). The default
-// implementations run the shared block routines of BlockwiseQuantizer on host copies, so every backend works without
-// change (slowly); the CPU backend overrides them in place, one block per task, with bitwise the same results.
+// Kernels of block-wise 8-bit optimizer states (Numerics/BlockwiseQuantization.cs). ReferenceKernels runs the shared
+// block routines of BlockwiseQuantizer on host copies (slowly); the CPU backend runs them in place, one block per task,
+// and the ILGPU backend one block per kernel group, with bitwise the same results.
 public partial interface IBackend
 {
     /// <summary>Block-wise quantization of a contiguous float32 tensor <paramref name="x"/> into uint8
     /// <paramref name="codes"/> (same element count) and float32 <paramref name="absmax"/> (one per block of
     /// <see cref="BlockwiseQuantizer.BlockSize"/>), with the signed or unsigned dynamic map.</summary>
-    void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed)
-    {
-        QuantizedChecks.Check(x, codes, absmax);
-        var host = x.ToArray<float>();
-        var c = new byte[host.Length];
-        var a = new float[absmax.Numel];
-        BlockwiseQuantizer.Quantize(host, c, a, signed);
-        CopyFromHost(c, codes);
-        CopyFromHost(MemoryMarshal.AsBytes(a.AsSpan()), absmax);
-    }
+    void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed);
 
     /// <summary>The inverse: x[i] = map[codes[i]] · absmax[i / BlockSize], into a contiguous float32 tensor.</summary>
-    void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed)
-    {
-        QuantizedChecks.Check(x, codes, absmax);
-        var c = codes.ToArray<byte>();
-        var a = absmax.ToArray<float>();
-        var host = new float[c.Length];
-        BlockwiseQuantizer.Dequantize(c, a, host, signed);
-        CopyFromHost(MemoryMarshal.AsBytes(host.AsSpan()), x);
-    }
+    void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed);
 
     /// <summary>
     /// 8-bit Adam's direction: per block, dequantizes m (signed map) and v (unsigned map), updates them in float32
@@ -39,28 +21,7 @@ public partial interface IBackend
     /// values with <see cref="AdamDirection"/>'s rounding order, and requantizes both moments with new block maxima.
     /// The learning rate and weight decay in <paramref name="h"/> are ignored.
     /// </summary>
-    void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction, AdamWStepParams h)
-    {
-        QuantizedChecks.CheckAdam(grad, mCodes, mAbsmax, vCodes, vAbsmax, direction);
-        var g = grad.ToArray<float>();
-        var mc = mCodes.ToArray<byte>();
-        var vc = vCodes.ToArray<byte>();
-        var ma = mAbsmax.ToArray<float>();
-        var va = vAbsmax.ToArray<float>();
-        var d = new float[g.Length];
-        var scratch = new float[2 * BlockwiseQuantizer.BlockSize];
-        for (int b = 0; b < ma.Length; b++)
-        {
-            int start = b * BlockwiseQuantizer.BlockSize, len = Math.Min(BlockwiseQuantizer.BlockSize, g.Length - start);
-            BlockwiseQuantizer.AdamBlock(g.AsSpan(start, len), mc.AsSpan(start, len), ref ma[b], vc.AsSpan(start, len), ref va[b],
-                d.AsSpan(start, len), h, scratch);
-        }
-        CopyFromHost(mc, mCodes);
-        CopyFromHost(vc, vCodes);
-        CopyFromHost(MemoryMarshal.AsBytes(ma.AsSpan()), mAbsmax);
-        CopyFromHost(MemoryMarshal.AsBytes(va.AsSpan()), vAbsmax);
-        CopyFromHost(MemoryMarshal.AsBytes(d.AsSpan()), direction);
-    }
+    void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction, AdamWStepParams h);
 }
 
 internal static class QuantizedChecks

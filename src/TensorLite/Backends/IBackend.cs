@@ -22,14 +22,25 @@ public enum ReduceOp { Sum, Max }
 /// optimizers never know whether they run on the CPU or a GPU. Ops validate shapes and allocate their
 /// outputs before calling in; a backend only computes. Unless a member says otherwise, outputs are
 /// contiguous float32 tensors of the right shape and inputs are contiguous float32 tensors.
-/// The interface is partial: each group of ops declares its kernels next to its CPU implementation.
+/// The interface is partial: each group of ops declares its kernels in IBackend.X.cs, and every backend implements
+/// them in its own X.cs partial file (CpuBackend.X.cs, IlgpuBackend.X.cs, MetaBackend.X.cs). No member has a default
+/// body: every backend implements every member (BackendContractTests checks it); a backend without a fused kernel calls
+/// <see cref="ReferenceKernels"/> explicitly.
 /// </summary>
 public partial interface IBackend
 {
     string Name { get; }
 
     /// <summary>What computes, in words (shown when a run starts).</summary>
-    string Description => Name;
+    string Description { get; }
+
+    /// <summary>False for a backend that only counts bytes (the meta backend: nothing is stored, values read back are
+    /// zeros), so host work whose only product is values (drawing initial weights) can be skipped.</summary>
+    bool ComputesValues { get; }
+
+    /// <summary>Gives the memory its allocator keeps cached for reuse back to the system or device (the meta backend
+    /// forgets its simulated cache).</summary>
+    void TrimCache();
 
     /// <summary>Live and peak bytes of this backend's tensors, by category.</summary>
     Memory.MemoryLedger Memory { get; }
@@ -60,8 +71,4 @@ public partial interface IBackend
 
     /// <summary>Reduces contiguous x along one axis into y (x's shape with that axis of size 1).</summary>
     void Reduce(ReduceOp op, Tensor x, int axis, Tensor y);
-
-    /// <summary>c = alpha·a·b + beta·c over the batch dimensions. a is [..., m, k], b is [..., k, n], both
-    /// already broadcast to c's batch shape; each may be row-major or transposed in its last two dims.</summary>
-    void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta);
 }

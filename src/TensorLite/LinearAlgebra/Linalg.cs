@@ -1,4 +1,5 @@
 using TensorLite.Autograd;
+using TensorLite.Numerics;
 
 namespace TensorLite.LinearAlgebra;
 

@@ -14,7 +14,7 @@ public sealed record BlockCachePolicy(string Name, long Granule, long LargeBlock
 
     /// <summary>The device pool of the GPU backend: 256-byte blocks, every freed block kept (device allocations are
     /// slow and synchronize); the pool gives its cache back when the device runs out and retries, and on
-    /// <see cref="IDeviceAllocator"/>'s trim.</summary>
+    /// <see cref="IBackend.TrimCache"/>.</summary>
     public static readonly BlockCachePolicy Device = new("device pool", 256, long.MaxValue, long.MaxValue);
 
     public long RoundUp(long bytes) => Math.Max(Granule, (bytes + Granule - 1) / Granule * Granule);

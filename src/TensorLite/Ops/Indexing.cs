@@ -15,6 +15,17 @@ public sealed partial class Tensor
             throw new DTypeMismatchException($"{op}: {name} must be int32 or int64, got {index.Describe()}.");
     }
 
+    /// <summary>The operand checks of the accumulations (index_add, scatter_add): float32 this and src, an integer
+    /// index, all three on this tensor's backend.</summary>
+    private void RequireAccumulation(Tensor index, Tensor src, string op)
+    {
+        RequireFloat32(this, op);
+        RequireFloat32(src, op);
+        RequireIndex(index, op, "index");
+        RequireSameBackend(this, index, op);
+        RequireSameBackend(this, src, op);
+    }
+
     /// <summary>Throws when a contiguous index tensor holds a value outside [0, size).</summary>
     private static void CheckIndexValues(Tensor index, int size, string op, string label, string range, string paramName = "index")
     {
@@ -103,11 +114,7 @@ public sealed partial class Tensor
     public Tensor IndexAdd(int dim, Tensor index, Tensor src)
     {
         const string op = "index_add";
-        RequireFloat32(this, op);
-        RequireFloat32(src, op);
-        RequireIndex(index, op, "index");
-        RequireSameBackend(this, index, op);
-        RequireSameBackend(this, src, op);
+        RequireAccumulation(index, src, op);
         int d = ShapeMath.NormalizeDim(dim, Rank);
         if (index.Rank > 1)
             throw new ShapeMismatchException($"index_add: index must be 1-D, got shape {ShapeMath.Format(index.Shape)}.");
@@ -185,11 +192,7 @@ public sealed partial class Tensor
     public Tensor ScatterAdd(int dim, Tensor index, Tensor src)
     {
         const string op = "scatter_add";
-        RequireFloat32(this, op);
-        RequireFloat32(src, op);
-        RequireIndex(index, op, "index");
-        RequireSameBackend(this, index, op);
-        RequireSameBackend(this, src, op);
+        RequireAccumulation(index, src, op);
         if (index.Rank != Rank || src.Rank != Rank)
             throw new ShapeMismatchException($"scatter_add: input {ShapeMath.Format(Shape)}, index {ShapeMath.Format(index.Shape)} and src {ShapeMath.Format(src.Shape)} must have the same rank.");
         int d = ShapeMath.NormalizeDim(dim, Rank);

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using TensorLite.Autograd;
-using TensorLite.Backends.Cpu;
 using TensorLite.Data;
 using TensorLite.IO;
 using TensorLite.Memory;
@@ -125,8 +124,8 @@ public sealed class Trainer
     /// temporaries, the managed heap's free space) to the system, so the run's resident memory starts from the weights.</summary>
     private static void ReleaseInitializationMemory(IBackend device)
     {
-        CpuMemoryPool.TrimCache();
-        (device as IDeviceAllocator)?.TrimCache();
+        Backend.Cpu.TrimCache(); // host tensors (checkpoint loading, batches) come from the CPU pool on every device
+        if (device != Backend.Cpu) device.TrimCache();
         System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
@@ -305,7 +304,7 @@ public sealed class Trainer
                     step, loss, val_loss = val, lr, grad_norm = norm, tokens = _tokensSeen,
                     tokens_per_s = Math.Round(tokensPerSecond), tensor_bytes = progress.TensorBytes,
                     peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
-                    peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = CpuMemoryPool.PeakReservedBytes,
+                    peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = Backend.CpuPoolPeakBytes,
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,

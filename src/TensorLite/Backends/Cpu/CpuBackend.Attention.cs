@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 

@@ -1,4 +1,4 @@
-using TensorLite.LinearAlgebra;
+using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 

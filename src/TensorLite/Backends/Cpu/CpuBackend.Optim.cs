@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 
@@ -57,5 +58,23 @@ public sealed unsafe partial class CpuBackend
             v[i] = vi;
             p[i] = decay * p[i] - stepSize * mi / (MathF.Sqrt(vi) * invSqrtBc2 + h.Eps);
         }
+    }
+
+    /// <summary>Σ x² over a contiguous float32/bfloat16/float16 tensor, in double (chunks of float32 partial sums).</summary>
+    public double SumOfSquares(Tensor x)
+    {
+        RequireFloating(x, "sum_of_squares");
+        byte* p = BytePtr(x);
+        DType t = x.DType;
+        int z = t.SizeInBytes();
+        float* buf = stackalloc float[HalfChunk];
+        double total = 0;
+        for (long j = 0; j < x.Numel; j += HalfChunk)
+        {
+            int len = (int)Math.Min(HalfChunk, x.Numel - j);
+            GatherFloats(p + j * z, t, 1, buf, len);
+            total += System.Numerics.Tensors.TensorPrimitives.SumOfSquares(new ReadOnlySpan<float>(buf, len));
+        }
+        return total;
     }
 }

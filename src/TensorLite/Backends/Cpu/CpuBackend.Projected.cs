@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 

@@ -1,8 +1,8 @@
-using TensorLite.Optim.Projected;
+using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 
-// In-place block-wise 8-bit kernels: the same block routines as IBackend's defaults, over native memory, one
+// In-place block-wise 8-bit kernels: the same block routines as ReferenceKernels, over native memory, one
 // contiguous range of blocks per core.
 public sealed unsafe partial class CpuBackend
 {
@@ -11,34 +11,32 @@ public sealed unsafe partial class CpuBackend
     public void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed)
     {
         QuantizedChecks.Check(x, codes, absmax);
-        int n = x.Numel;
         nint xp = (nint)Ptr(x), cp = (nint)BytePtr(codes), ap = (nint)Ptr(absmax);
-        CpuParallel.For(absmax.Numel, 16L * Block, (start, end) =>
-        {
-            for (int b = start; b < end; b++)
-            {
-                int s = b * Block, len = Math.Min(Block, n - s);
-                ((float*)ap)[b] = BlockwiseQuantizer.QuantizeBlock(new ReadOnlySpan<float>((float*)xp + s, len),
-                    new Span<byte>((byte*)cp + s, len), signed);
-            }
-        });
+        ForEachBlock(absmax.Numel, x.Numel, 16L * Block, (b, s, len) =>
+            ((float*)ap)[b] = BlockwiseQuantizer.QuantizeBlock(new ReadOnlySpan<float>((float*)xp + s, len),
+                new Span<byte>((byte*)cp + s, len), signed));
     }
 
     public void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed)
     {
         QuantizedChecks.Check(x, codes, absmax);
-        int n = x.Numel;
         nint xp = (nint)Ptr(x), cp = (nint)BytePtr(codes), ap = (nint)Ptr(absmax);
-        CpuParallel.For(absmax.Numel, 2L * Block, (start, end) =>
+        ForEachBlock(absmax.Numel, x.Numel, 2L * Block, (b, s, len) =>
+            BlockwiseQuantizer.DequantizeBlock(new ReadOnlySpan<byte>((byte*)cp + s, len), ((float*)ap)[b],
+                new Span<float>((float*)xp + s, len), signed));
+    }
+
+    /// <summary>Runs <paramref name="block"/>(index, first element, length) for each block of an
+    /// <paramref name="n"/>-element tensor, a contiguous range of blocks per core.</summary>
+    private static void ForEachBlock(int blocks, int n, long workPerBlock, Action<int, int, int> block) =>
+        CpuParallel.For(blocks, workPerBlock, (start, end) =>
         {
             for (int b = start; b < end; b++)
             {
-                int s = b * Block, len = Math.Min(Block, n - s);
-                BlockwiseQuantizer.DequantizeBlock(new ReadOnlySpan<byte>((byte*)cp + s, len), ((float*)ap)[b],
-                    new Span<float>((float*)xp + s, len), signed);
+                int s = b * Block;
+                block(b, s, Math.Min(Block, n - s));
             }
         });
-    }
 
     public void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction, AdamWStepParams h)
     {

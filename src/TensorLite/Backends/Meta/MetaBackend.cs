@@ -6,13 +6,15 @@ namespace TensorLite.Backends.Meta;
 /// A backend that allocates nothing and computes nothing, but counts every tensor the program would create, in its
 /// own <see cref="MemoryLedger"/>. Running a real training step on it (shapes and control flow are real; values read
 /// back are zeros) gives that step's exact tensor-memory timeline in milliseconds, for any model size: the memory
-/// planner is built on it. Create one per plan, so plans never share counters. Every member is overridden, including
-/// those with default implementations, so no default composes real work (host copies) out of the no-ops.
+/// planner is built on it. Create one per plan, so plans never share counters. Like every backend it implements each
+/// <see cref="IBackend"/> member itself (none has a default body), so no reference composes real work (host copies)
+/// out of the no-ops.
 /// </summary>
-public sealed class MetaBackend : IBackend
+public sealed partial class MetaBackend : IBackend
 {
     public string Name => "meta";
     public string Description => "meta backend: shapes and byte counts only, nothing computed";
+    public bool ComputesValues => false;
 
     public MemoryLedger Memory { get; } = new();
 
@@ -78,41 +80,4 @@ public sealed class MetaBackend : IBackend
     public void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor gy, Tensor gx, float p0, float p1) { }
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y) { }
     public void Reduce(ReduceOp op, Tensor x, int axis, Tensor y) { }
-    public void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta) { }
-    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStepParams h) { }
-    public void AdamDirection(Tensor grad, Tensor m, Tensor v, Tensor direction, AdamWStepParams h) { }
-    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize) { }
-    public void ApplyUpdate(Tensor param, Tensor update, float decay, float stepSize, ParamRounding rounding) { }
-    public double SumOfSquares(Tensor x) => 0;
-    public void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed) { }
-    public void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed) { }
-    public void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction,
-        AdamWStepParams h) { }
-    public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale) { }
-    public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
-        Tensor dq, Tensor dk, Tensor dv, float scale) { }
-
-    public long FindIndexOutOfRange(Tensor index, long size, out long value)
-    {
-        value = 0;
-        return -1;
-    }
-
-    public void IndexSelect(Tensor x, int axis, Tensor index, Tensor y) { }
-    public void IndexAdd(Tensor y, int axis, Tensor index, Tensor src) { }
-    public void Gather(Tensor x, int axis, Tensor index, Tensor y) { }
-    public void ScatterAdd(Tensor y, int axis, Tensor index, Tensor src) { }
-    public void Where(Tensor condition, Tensor a, Tensor b, Tensor y) { }
-    public void Dropout(Tensor x, Tensor y, float p, ulong seed) { }
-    public void HouseholderQr(Tensor a, Tensor q, Tensor r) { }
-    public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt) { }
-    public void Softmax(Tensor x, Tensor y, int axis, bool log) { }
-    public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, int axis, bool log) { }
-    public int CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor loss) => Math.Max(1, targets.Numel);
-    public void CrossEntropyBackward(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor gLoss, int count, Tensor gLogits) { }
-    public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd) { }
-    public void RmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gWeight) { }
-    public void Rope(Tensor x, Tensor cos, Tensor sin, Tensor y, bool inverse) { }
-    public void SwiGlu(Tensor gate, Tensor up, Tensor y) { }
-    public void SwiGluBackward(Tensor gate, Tensor up, Tensor gy, Tensor? gGate, Tensor? gUp) { }
 }

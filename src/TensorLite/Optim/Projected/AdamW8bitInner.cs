@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using TensorLite.Autograd;
+using TensorLite.Numerics;
 
 namespace TensorLite.Optim.Projected;
 
