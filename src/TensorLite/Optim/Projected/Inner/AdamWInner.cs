@@ -1,10 +1,10 @@
-using TensorLite.Autograd;
 using TensorLite.Memory;
 
 namespace TensorLite.Optim.Projected;
 
-/// <summary>Adam's moments (float32 m and v, bias-corrected) as the inner optimizer, through the fused backend kernels
-/// <see cref="IBackend.AdamWStep"/> (dense) and <see cref="IBackend.AdamDirection"/> (projected).</summary>
+/// <summary>Adam's moments (float32 m and v, bias-corrected) as the inner optimizer: it holds Adam's hyper-parameters
+/// and makes one <see cref="AdamMoments"/> per tensor. The dense <see cref="Optim.AdamW"/> and the online PCA of OSD
+/// use the same moments, so Adam's state and its step parameters exist once.</summary>
 public sealed class AdamWInner : IInnerOptimizer
 {
     public AdamWInner(float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
@@ -22,76 +22,18 @@ public sealed class AdamWInner : IInnerOptimizer
     public float Eps { get; }
     public string Name => "adamw";
 
-    public IInnerState CreateState(int[] shape, IBackend backend) => new State(this, shape, backend);
+    public IInnerState CreateState(int[] shape, IBackend backend) => CreateMoments(shape, backend);
+
+    /// <summary>Zero moments of <paramref name="shape"/>, counted in the memory ledger as <paramref name="category"/>
+    /// (null: left to the category of the scope that creates them, as the online PCA's are until the optimizer tags them
+    /// as projector state).</summary>
+    public AdamMoments CreateMoments(int[] shape, IBackend backend, MemoryCategory? category = MemoryCategory.OptimizerState) =>
+        new(this, shape, backend, category);
 
     public long PredictStateBytes(ReadOnlySpan<int> shape) => 2L * 4 * ShapeMath.Numel(shape.ToArray());
 
+    /// <summary>The kernels' parameters for the <paramref name="step"/>-th update (1-based): the bias corrections
+    /// 1 − β^t are computed here and nowhere else. A direction (no update applied) takes learning rate and weight decay 0.</summary>
     internal AdamWStepParams Params(float learningRate, float weightDecay, long step) =>
         new(learningRate, Beta1, Beta2, Eps, weightDecay, 1f - MathF.Pow(Beta1, step), 1f - MathF.Pow(Beta2, step));
-
-    private sealed class State : IInnerState
-    {
-        private readonly AdamWInner _owner;
-        private readonly Tensor _m, _v;
-
-        public State(AdamWInner owner, int[] shape, IBackend backend)
-        {
-            _owner = owner;
-            _m = Tensor.Zeros(shape, DType.Float32, backend).Persist().Tag(MemoryCategory.OptimizerState);
-            _v = Tensor.Zeros(shape, DType.Float32, backend).Persist().Tag(MemoryCategory.OptimizerState);
-        }
-
-        public long StateBytes => 4L * (_m.Numel + _v.Numel);
-
-        public void Direction(Tensor grad, Tensor direction, long step) =>
-            _m.Backend.AdamDirection(grad, _m, _v, direction, _owner.Params(0f, 0f, step));
-
-        public int RangeGranule => 1;
-
-        public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding, long offset = 0)
-        {
-            using var m = InnerMath.StateRange(_m, offset, param.Numel);
-            using var v = InnerMath.StateRange(_v, offset, param.Numel);
-            _m.Backend.AdamWStep(param, grad, m, v, _owner.Params(learningRate, weightDecay, step) with { Rounding = rounding with { FirstIndex = offset } });
-        }
-
-        public void Reset()
-        {
-            _m.Backend.Fill(_m, 0);
-            _v.Backend.Fill(_v, 0);
-        }
-
-        public void ChangeBasis(Tensor change, ProjectionSide side)
-        {
-            using var noGrad = GradMode.NoGrad();
-            using var c2 = change.Square();
-            Transform(_m, change, side);
-            Transform(_v, c2, side);
-        }
-
-        private static void Transform(Tensor state, Tensor c, ProjectionSide side)
-        {
-            using var ct = c.T;
-            using var next = side == ProjectionSide.Right ? state.MatMul(ct) : c.MatMul(state);
-            state.Backend.Copy(next, state);
-        }
-
-        public IEnumerable<(string Name, Tensor Tensor)> StateTensors()
-        {
-            yield return ("exp_avg", _m);
-            yield return ("exp_avg_sq", _v);
-        }
-
-        public void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix)
-        {
-            Optimizer.CopyStateInto(state, prefix + "exp_avg", _m);
-            Optimizer.CopyStateInto(state, prefix + "exp_avg_sq", _v);
-        }
-
-        public void Dispose()
-        {
-            _m.Dispose();
-            _v.Dispose();
-        }
-    }
 }

@@ -11,7 +11,8 @@ namespace TensorLite.Optim.Projected;
 /// </summary>
 public sealed class OnlinePca : IDisposable
 {
-    private Tensor? _m, _v;
+    private readonly AdamWInner _adam;
+    private AdamMoments? _moments;
 
     /// <param name="initialProjection">The starting P [m, r] (copied).</param>
     public OnlinePca(Tensor initialProjection, float learningRate, OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam,
@@ -24,13 +25,11 @@ public sealed class OnlinePca : IDisposable
         if (beta1 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta1), "online_pca: beta1 must be in [0, 1).");
         if (beta2 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta2), "online_pca: beta2 must be in [0, 1).");
         if (!(eps > 0)) throw new ArgumentOutOfRangeException(nameof(eps), "online_pca: eps must be positive.");
+        _adam = new AdamWInner(beta1, beta2, eps);
         using (GradMode.NoGrad()) Projection = initialProjection.Clone().Persist();
         LearningRate = learningRate;
         Optimizer = optimizer;
         Reorthonormalize = reorthonormalize;
-        Beta1 = beta1;
-        Beta2 = beta2;
-        Eps = eps;
     }
 
     /// <summary>An online PCA starting from a random orthonormal [m, r] projection (QR of a Gaussian matrix).</summary>
@@ -50,9 +49,6 @@ public sealed class OnlinePca : IDisposable
     public float LearningRate { get; set; }
     public OnlinePcaOptimizer Optimizer { get; }
     public bool Reorthonormalize { get; }
-    public float Beta1 { get; }
-    public float Beta2 { get; }
-    public float Eps { get; }
     public long StepCount { get; private set; }
 
     /// <summary>One optimizer step of P on ‖G − P·Pᵀ·G‖²_F for g [m, n].</summary>
@@ -64,11 +60,9 @@ public sealed class OnlinePca : IDisposable
         var backend = Projection.Backend;
         if (Optimizer == OnlinePcaOptimizer.Adam)
         {
-            _m ??= Tensor.Zeros(Projection.Shape, DType.Float32, backend).Persist();
-            _v ??= Tensor.Zeros(Projection.Shape, DType.Float32, backend).Persist();
-            var h = new AdamWStepParams(LearningRate, Beta1, Beta2, Eps, 0f,
-                1f - MathF.Pow(Beta1, StepCount), 1f - MathF.Pow(Beta2, StepCount));
-            backend.AdamWStep(Projection, grad, _m, _v, h);
+            // Untagged: the projected optimizer counts them as projector state after the step.
+            _moments ??= _adam.CreateMoments(Projection.ShapeArray, backend, category: null);
+            _moments.Apply(Projection, grad, LearningRate, 0f, StepCount, ParamRounding.Nearest);
         }
         else
         {
@@ -84,10 +78,10 @@ public sealed class OnlinePca : IDisposable
     }
 
     /// <summary>Adam's first moment of P (null with SGD or before the first update); owned by this object. For checkpoints.</summary>
-    public Tensor? FirstMoment => _m;
+    public Tensor? FirstMoment => _moments?.First;
 
     /// <summary>Adam's second moment of P (null with SGD or before the first update); owned by this object.</summary>
-    public Tensor? SecondMoment => _v;
+    public Tensor? SecondMoment => _moments?.Second;
 
     /// <summary>Restores a saved state (values are copied in): P, the Adam moments (null for none) and the step count,
     /// so that the following updates are bitwise identical to an uninterrupted run.</summary>
@@ -101,17 +95,15 @@ public sealed class OnlinePca : IDisposable
         using var noGrad = GradMode.NoGrad();
         var backend = Projection.Backend;
         backend.Copy(projection, Projection);
-        _m?.Dispose();
-        _v?.Dispose();
-        _m = _v = null;
+        _moments?.Dispose();
+        _moments = null;
         if (firstMoment != null)
         {
             if (!ShapeMath.SameShape(firstMoment.Shape, Projection.Shape) || !ShapeMath.SameShape(secondMoment!.Shape, Projection.Shape))
                 throw new ShapeMismatchException($"online_pca: saved Adam moments must have the projection's shape {ShapeMath.Format(Projection.Shape)}.");
-            _m = Tensor.Empty(Projection.Shape, DType.Float32, backend).Persist();
-            _v = Tensor.Empty(Projection.Shape, DType.Float32, backend).Persist();
-            backend.Copy(firstMoment, _m);
-            backend.Copy(secondMoment, _v);
+            _moments = _adam.CreateMoments(Projection.ShapeArray, backend, category: null);
+            backend.Copy(firstMoment, _moments.First);
+            backend.Copy(secondMoment, _moments.Second);
         }
         StepCount = stepCount;
     }
@@ -119,7 +111,6 @@ public sealed class OnlinePca : IDisposable
     public void Dispose()
     {
         Projection.Dispose();
-        _m?.Dispose();
-        _v?.Dispose();
+        _moments?.Dispose();
     }
 }
