@@ -42,14 +42,14 @@ public sealed partial record ProjectedOptions
     /// <summary>The residual term's learning-rate multiplier (its step is lr·ResidualScale).</summary>
     public float ResidualScale { get; init; } = 1f;
 
-    // Shorthands for settings that belong to one projector kind (they read and write its factory; setting one while
-    // another kind is selected changes nothing, so select the kind first).
+    // Shorthands for settings that belong to one projector kind: they read and write its factory, so the kind must be
+    // selected first; setting one for another kind throws rather than being silently dropped.
 
     /// <summary>How a sparse projector picks rows or columns (<see cref="SparseProjectorFactory.Selection"/>).</summary>
     public RowSelection Selection
     {
         get => (Projector as SparseProjectorFactory)?.Selection ?? RowSelection.TopNorm;
-        init => Projector = Projector is SparseProjectorFactory f ? f with { Selection = value } : Projector;
+        init => Projector = Projector is SparseProjectorFactory f ? f with { Selection = value } : throw NotThisKind(nameof(Selection));
     }
 
     /// <summary>OSD: whether P is re-orthonormalized after each update (<see cref="OnlinePcaProjectorFactory.Orthonormalize"/>).</summary>
@@ -59,15 +59,18 @@ public sealed partial record ProjectedOptions
     public int RsvdOversampling
     {
         get => (Projector as SvdProjectorFactory)?.Oversampling ?? 0;
-        init => Projector = Projector is SvdProjectorFactory f ? f with { Oversampling = value } : Projector;
+        init => Projector = Projector is SvdProjectorFactory f ? f with { Oversampling = value } : throw NotThisKind(nameof(RsvdOversampling));
     }
 
     /// <summary>The randomized SVD's power iterations (<see cref="SvdProjectorFactory.PowerIterations"/>).</summary>
     public int RsvdPowerIterations
     {
         get => (Projector as SvdProjectorFactory)?.PowerIterations ?? 0;
-        init => Projector = Projector is SvdProjectorFactory f ? f with { PowerIterations = value } : Projector;
+        init => Projector = Projector is SvdProjectorFactory f ? f with { PowerIterations = value } : throw NotThisKind(nameof(RsvdPowerIterations));
     }
+
+    private ArgumentException NotThisKind(string setting) =>
+        new($"{setting} is a setting of another projector kind than {Projection}; select the projection first.", setting);
 
     /// <summary>The inner optimizer, which owns its hyper-parameters (AdamW's betas and ε); null means AdamW with the
     /// default ones.</summary>

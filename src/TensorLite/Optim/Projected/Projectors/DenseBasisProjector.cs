@@ -3,31 +3,9 @@ using TensorLite.Autograd;
 namespace TensorLite.Optim.Projected;
 
 /// <summary>A projector with a dense basis B [dim, r]; subclasses say how B is (re)computed.</summary>
-public abstract class DenseBasisProjector : IProjector
+public abstract class DenseBasisProjector(ProjectionSide side, int m, int n, int rank, int updateGap)
+    : OneSidedProjector(side, m, n, rank, updateGap), IProjector
 {
-    protected DenseBasisProjector(ProjectionSide side, int m, int n, int rank, int updateGap)
-    {
-        if (side == ProjectionSide.Auto) throw new ArgumentException("A projector needs a resolved side (Left or Right).", nameof(side));
-        Side = side;
-        Rows = m;
-        Columns = n;
-        Dim = side == ProjectionSide.Left ? m : n;
-        if (rank < 1 || rank > Math.Min(m, n))
-            throw new ArgumentOutOfRangeException(nameof(rank), $"A projection rank must be between 1 and min(m, n) = {Math.Min(m, n)}, got {rank}.");
-        if (updateGap < 1) throw new ArgumentOutOfRangeException(nameof(updateGap), "The projection update gap must be at least 1 step.");
-        Rank = rank;
-        UpdateGap = updateGap;
-    }
-
-    public ProjectionSide Side { get; }
-    public int Rank { get; }
-    public int Rows { get; }
-    public int Columns { get; }
-    /// <summary>The projected side's length: m for left, n for right.</summary>
-    public int Dim { get; }
-    public int UpdateGap { get; }
-    public bool IsIdentity => false;
-    public long RefreshCount { get; protected set; }
 
     /// <summary>The current basis [Dim, Rank] (null before the first refresh).</summary>
     public abstract Tensor? Basis { get; }
@@ -36,22 +14,20 @@ public abstract class DenseBasisProjector : IProjector
 
     public abstract void Refresh(Tensor g, long step);
 
-    public Tensor Project(Tensor g)
-    {
-        var b = Basis ?? throw new InvalidOperationException("The projector has no basis yet; refresh it first.");
-        using var noGrad = GradMode.NoGrad();
-        if (Side == ProjectionSide.Right) return g.MatMul(b);
-        using var bt = b.T;
-        return bt.MatMul(g);
-    }
+    /// <summary>R = Bᵀ·G (left) or G·B (right).</summary>
+    public Tensor Project(Tensor g) => Side == ProjectionSide.Left ? WithBasis(g, basisFirst: true, transposed: true) : WithBasis(g, basisFirst: false, transposed: false);
 
-    public Tensor ProjectBack(Tensor n)
+    /// <summary>back(N) = B·N (left) or N·Bᵀ (right).</summary>
+    public Tensor ProjectBack(Tensor n) => Side == ProjectionSide.Left ? WithBasis(n, basisFirst: true, transposed: false) : WithBasis(n, basisFirst: false, transposed: true);
+
+    /// <summary>B (or Bᵀ, a view) times x, or x times it: one GEMM, a new tensor.</summary>
+    private Tensor WithBasis(Tensor x, bool basisFirst, bool transposed)
     {
         var b = Basis ?? throw new InvalidOperationException("The projector has no basis yet; refresh it first.");
         using var noGrad = GradMode.NoGrad();
-        if (Side == ProjectionSide.Left) return b.MatMul(n);
-        using var bt = b.T;
-        return n.MatMul(bt);
+        using var bt = transposed ? b.T : null;
+        var factor = bt ?? b;
+        return basisFirst ? factor.MatMul(x) : x.MatMul(factor);
     }
 
     /// <summary>A float32 copy of the basis.</summary>

@@ -30,10 +30,6 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
 
     public override long StateBytes => _basis == null ? 0 : (long)BasisDType.SizeInBytes() * _basis.Numel;
 
-    /// <summary>The bytes of a stored basis [<paramref name="length"/>, <paramref name="rank"/>] in <paramref name="basisDType"/>
-    /// (the factories' prediction of <see cref="StateBytes"/>).</summary>
-    public static long PredictStateBytes(long length, int rank, DType basisDType) => basisDType.SizeInBytes() * length * rank;
-
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         if (_basis != null) yield return ("basis", _basis);

@@ -9,35 +9,12 @@ namespace TensorLite.Optim.Projected;
 /// by <see cref="RowSelection"/> — top norms, norm-proportional or uniform sampling, or a contiguous block that moves on
 /// by one block per refresh. R = G[rows] (or G[:, columns]); back(N) scatters N into zeros. The state is the r int32 indices.
 /// </summary>
-public sealed class SparseProjector : IProjector
+public sealed class SparseProjector(ProjectionSide side, int m, int n, int rank, int updateGap, RowSelection selection, Generator generator)
+    : OneSidedProjector(side, m, n, rank, updateGap), IProjector
 {
-    private readonly Generator _generator;
     private Tensor? _index;
 
-    public SparseProjector(ProjectionSide side, int m, int n, int rank, int updateGap, RowSelection selection, Generator generator)
-    {
-        if (side == ProjectionSide.Auto) throw new ArgumentException("A projector needs a resolved side (Left or Right).", nameof(side));
-        if (rank < 1 || rank > Math.Min(m, n))
-            throw new ArgumentOutOfRangeException(nameof(rank), $"A projection rank must be between 1 and min(m, n) = {Math.Min(m, n)}, got {rank}.");
-        if (updateGap < 1) throw new ArgumentOutOfRangeException(nameof(updateGap), "The projection update gap must be at least 1 step.");
-        Side = side;
-        Rows = m;
-        Columns = n;
-        Rank = rank;
-        UpdateGap = updateGap;
-        Selection = selection;
-        _generator = generator;
-    }
-
-    public ProjectionSide Side { get; }
-    public int Rows { get; }
-    public int Columns { get; }
-    public int Rank { get; }
-    public int UpdateGap { get; }
-    public RowSelection Selection { get; }
-    public bool IsIdentity => false;
-    public long RefreshCount { get; private set; }
-    private int Dim => Side == ProjectionSide.Left ? Rows : Columns;
+    public RowSelection Selection { get; } = selection;
 
     /// <summary>The selected indices (int32 [r], ascending), or null before the first refresh.</summary>
     public Tensor? Index => _index;
@@ -49,8 +26,8 @@ public sealed class SparseProjector : IProjector
         using var noGrad = GradMode.NoGrad();
         int block = (int)(RefreshCount % int.MaxValue);
         var next = Side == ProjectionSide.Left
-            ? LA.SelectRows(g, Rank, Selection, _generator, block)
-            : LA.SelectColumns(g, Rank, Selection, _generator, block);
+            ? LA.SelectRows(g, Rank, Selection, generator, block)
+            : LA.SelectColumns(g, Rank, Selection, generator, block);
         _index?.Dispose();
         _index = next.Persist();
         RefreshCount++;
