@@ -49,6 +49,9 @@ public sealed class OnlinePca : IDisposable
     public float LearningRate { get; set; }
     public OnlinePcaOptimizer Optimizer { get; }
     public bool Reorthonormalize { get; }
+    public float Beta1 => _adam.Beta1;
+    public float Beta2 => _adam.Beta2;
+    public float Eps => _adam.Eps;
     public long StepCount { get; private set; }
 
     /// <summary>One optimizer step of P on ‖G − P·Pᵀ·G‖²_F for g [m, n].</summary>
