@@ -45,7 +45,8 @@ public static class TrainingView
         return 0;
     }
 
-    /// <summary>The optimizer as the run resolves it: variants and defaults come from the spec and the method's preset.</summary>
+    /// <summary>The optimizer as the run resolves it: the variant as the user wrote it, else the one the spec parsed;
+    /// numbers (and their defaults) from the method's preset.</summary>
     private static string OptimizerSummary(TrainingOptions o)
     {
         var spec = o.ToOptimizerSpec();
@@ -53,10 +54,10 @@ public static class TrainingView
         return spec.Method switch
         {
             OptimizerMethod.AdamW => $"AdamW (β {o.Beta1}, {o.Beta2}, weight decay {o.WeightDecay})",
-            OptimizerMethod.Frugal => $"FRUGAL density {p.Density}, subspace {Word(spec.Subspace)}, residual {Word(spec.Residual)}, refresh every {p.UpdateGap}",
+            OptimizerMethod.Frugal => $"FRUGAL density {p.Density}, subspace {o.Projection ?? Word(spec.Subspace)}, residual {o.Residual ?? Word(spec.Residual)}, refresh every {p.UpdateGap}",
             OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}",
-            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {Word(spec.Selection)}, refresh every {p.UpdateGap}",
-            _ => $"{o.Optimizer} rank {p.Rank}, projection {Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}",
+            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {o.Projection ?? Word(spec.Selection)}, refresh every {p.UpdateGap}",
+            _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}",
         };
     }
 
