@@ -1,4 +1,5 @@
 using Spectre.Console;
+using TensorLite.Optim.Projected;
 using TensorLite.Training;
 
 namespace TensorLite.Cli;
@@ -44,14 +45,23 @@ public static class TrainingView
         return 0;
     }
 
-    private static string OptimizerSummary(TrainingOptions o) => o.Optimizer switch
+    /// <summary>The optimizer as the run resolves it: the variant as the user wrote it, else the one the spec parsed;
+    /// numbers (and their defaults) from the method's preset.</summary>
+    private static string OptimizerSummary(TrainingOptions o)
     {
-        "adamw" => $"AdamW (β {o.Beta1}, {o.Beta2}, weight decay {o.WeightDecay})",
-        "frugal" => $"FRUGAL density {o.Density}, subspace {o.Projection ?? "blocks"}, residual {o.Residual ?? "signsgd"}, refresh every {o.UpdateGap}",
-        "osd" => $"Online Subspace Descent rank {o.Rank}, scale {o.Scale ?? 0.25f}",
-        "grass" => $"GRASS rank {o.Rank}, selection {o.Projection ?? "topnorm"}, refresh every {o.UpdateGap}",
-        _ => $"{o.Optimizer} rank {o.Rank}, projection {o.Projection ?? "svd"}, refresh every {o.UpdateGap}, scale {o.Scale ?? 0.25f}",
-    };
+        var spec = o.ToOptimizerSpec();
+        var p = spec.ToOptions();
+        return spec.Method switch
+        {
+            OptimizerMethod.AdamW => $"AdamW (β {o.Beta1}, {o.Beta2}, weight decay {o.WeightDecay})",
+            OptimizerMethod.Frugal => $"FRUGAL density {p.Density}, subspace {o.Projection ?? Word(spec.Subspace)}, residual {o.Residual ?? Word(spec.Residual)}, refresh every {p.UpdateGap}",
+            OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}",
+            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {o.Projection ?? Word(spec.Selection)}, refresh every {p.UpdateGap}",
+            _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}",
+        };
+    }
+
+    private static string Word<T>(T? value) where T : struct, Enum => value?.ToString().ToLowerInvariant() ?? "";
 
     private static string Line(TrainProgress p) =>
         $"step {p.Step,6}/{p.TotalSteps}  loss {p.Loss,7:F4}  " + (p.ValidationLoss is float v ? $"val {v,7:F4}  " : new string(' ', 14)) +

@@ -3,6 +3,7 @@ using FsCheck.Fluent;
 using FsCheck.Xunit;
 using TensorLite.Autograd;
 using TensorLite.LinearAlgebra;
+using TensorLite.Optim.Projected;
 using TensorLite.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;

@@ -616,19 +616,19 @@ public class ProjectedOptimizerTests
     [Fact]
     public void FromCli_MapsMethodNamesToPresets_AndRejectsUnknownWords()
     {
-        Assert.Equal(ProjectionKind.Svd, ProjectedOptimizer.FromCli("galore", 16, 100, 0.25f, 0f, "svd").Projection);
-        Assert.Equal(ProjectionKind.RandomizedSvd, ProjectedOptimizer.FromCli("GaLore", projection: "rsvd").Projection);
-        Assert.Equal(ProjectionKind.RangeFinder, ProjectedOptimizer.FromCli("galore", projection: "range").Projection);
-        var osd = ProjectedOptimizer.FromCli("osd", 8, projection: "adam+qr");
+        Assert.Equal(ProjectionKind.Svd, (OptimizerSpec.Parse("galore", "svd") with { Rank = 16, UpdateGap = 100, Scale = 0.25f }).ToOptions().Projection);
+        Assert.Equal(ProjectionKind.RandomizedSvd, OptimizerSpec.Parse("GaLore", projection: "rsvd").ToOptions().Projection);
+        Assert.Equal(ProjectionKind.RangeFinder, OptimizerSpec.Parse("galore", projection: "range").ToOptions().Projection);
+        var osd = (OptimizerSpec.Parse("osd", projection: "adam+qr") with { Rank = 8 }).ToOptions();
         Assert.True(osd.OsdOrthonormalize);
         Assert.Equal(ProjectionKind.OnlinePca, osd.Projection);
-        Assert.Equal(RowSelection.NormProportional, ProjectedOptimizer.FromCli("grass", projection: "norm").Selection);
-        var frugal = ProjectedOptimizer.FromCli("frugal", density: 0.5f, projection: "columns", residual: "sgd", seed: 4);
+        Assert.Equal(RowSelection.NormProportional, OptimizerSpec.Parse("grass", projection: "norm").ToOptions().Selection);
+        var frugal = (OptimizerSpec.Parse("frugal", projection: "columns", residual: "sgd") with { Density = 0.5f, Seed = 4 }).ToOptions();
         Assert.Equal((0.5f, ResidualRule.Sgd, RowSelection.Uniform, 4UL), (frugal.Density!.Value, frugal.Residual, frugal.Selection, frugal.Seed));
-        Assert.Equal(ProjectionKind.Identity, ProjectedOptimizer.FromCli("adamw").Projection);
-        Assert.Throws<ArgumentException>(() => ProjectedOptimizer.FromCli("lion"));
-        Assert.Throws<ArgumentException>(() => ProjectedOptimizer.FromCli("galore", projection: "qr"));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ProjectedOptimizer.FromCli("frugal", density: 1.5f));
+        Assert.Equal(ProjectionKind.Identity, OptimizerSpec.Parse("adamw").ToOptions().Projection);
+        Assert.Throws<ArgumentException>(() => OptimizerSpec.Parse("lion"));
+        Assert.Throws<ArgumentException>(() => OptimizerSpec.Parse("galore", projection: "qr"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => (OptimizerSpec.Parse("frugal") with { Density = 1.5f }).ToOptions());
     }
 
     [Fact]

@@ -1,46 +1,41 @@
 using TensorLite.Autograd;
-using TensorLite.Memory;
+using TensorLite.Optim.Projected;
 
 namespace TensorLite.Optim;
 
 /// <summary>
-/// Adam with decoupled weight decay (Loshchilov &amp; Hutter): float32 first and second moments per
-/// parameter, bias-corrected, updated by one fused backend kernel per parameter.
+/// Adam with decoupled weight decay (Loshchilov &amp; Hutter): float32 first and second moments per parameter,
+/// bias-corrected, updated by one fused backend kernel per parameter. The moments are <see cref="AdamWInner"/>'s
+/// (<see cref="AdamMoments"/>), the same state the projected optimizer keeps for its dense parameters.
 /// </summary>
 public sealed class AdamW : Optimizer
 {
-    private readonly Tensor?[] _m, _v;
+    private readonly AdamWInner _adam;
+    private readonly AdamMoments?[] _moments;
 
     public AdamW(IEnumerable<Tensor> parameters, float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
         float eps = 1e-8f, float weightDecay = 0.01f) : base(parameters)
     {
         if (learningRate < 0) throw new ArgumentOutOfRangeException(nameof(learningRate), "The learning rate must be non-negative.");
-        if (beta1 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta1), "beta1 must be in [0, 1).");
-        if (beta2 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta2), "beta2 must be in [0, 1).");
-        if (eps <= 0) throw new ArgumentOutOfRangeException(nameof(eps), "eps must be positive.");
+        _adam = new AdamWInner(beta1, beta2, eps);
         LearningRate = learningRate;
-        Beta1 = beta1;
-        Beta2 = beta2;
-        Eps = eps;
         WeightDecay = weightDecay;
-        _m = new Tensor?[Parameters.Count];
-        _v = new Tensor?[Parameters.Count];
+        _moments = new AdamMoments?[Parameters.Count];
     }
 
-    public float Beta1 { get; }
-    public float Beta2 { get; }
-    public float Eps { get; }
+    public float Beta1 => _adam.Beta1;
+    public float Beta2 => _adam.Beta2;
+    public float Eps => _adam.Eps;
     public float WeightDecay { get; }
 
-    public override long StateBytes => _m.Concat(_v).Sum(t => t == null ? 0L : (long)t.Numel * 4);
+    public override long StateBytes => _moments.Sum(s => s?.StateBytes ?? 0L);
 
     protected override IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors()
     {
         for (int i = 0; i < Parameters.Count; i++)
         {
-            if (_m[i] == null) continue;
-            yield return ($"{i}.exp_avg", _m[i]!);
-            yield return ($"{i}.exp_avg_sq", _v[i]!);
+            if (_moments[i] is not AdamMoments s) continue;
+            foreach (var (name, t) in s.StateTensors()) yield return ($"{i}.{name}", t);
         }
     }
 
@@ -48,30 +43,20 @@ public sealed class AdamW : Optimizer
     {
         for (int i = 0; i < Parameters.Count; i++)
         {
-            _m[i]?.Dispose();
-            _v[i]?.Dispose();
-            bool has = state.ContainsKey($"{i}.exp_avg");
-            _m[i] = has ? RestoreStateTensor(state, $"{i}.exp_avg", Parameters[i]) : null;
-            _v[i] = has ? RestoreStateTensor(state, $"{i}.exp_avg_sq", Parameters[i]) : null;
+            _moments[i]?.Dispose();
+            _moments[i] = null;
+            if (!state.ContainsKey($"{i}.exp_avg")) continue;
+            _moments[i] = _adam.CreateMoments(Parameters[i].ShapeArray, Parameters[i].Backend);
+            _moments[i]!.LoadState(state, $"{i}.");
         }
         StepCount = stepCount;
-    }
-
-    private AdamWStepParams _h;
-
-    public override void BeginStep()
-    {
-        base.BeginStep();
-        _h = new AdamWStepParams(LearningRate, Beta1, Beta2, Eps, WeightDecay,
-            1f - MathF.Pow(Beta1, StepCount), 1f - MathF.Pow(Beta2, StepCount));
     }
 
     protected override void Update(int i, Tensor p, Tensor grad)
     {
         if (!p.IsContiguous) throw new TensorLiteException($"AdamW updates parameters in place and needs contiguous ones; {p.Describe()} is a strided view.");
         using var noGrad = GradMode.NoGrad();
-        _m[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist().Tag(MemoryCategory.OptimizerState);
-        _v[i] ??= Tensor.Zeros(p.Shape, DType.Float32, p.Backend).Persist().Tag(MemoryCategory.OptimizerState);
-        p.Backend.AdamWStep(p, grad, _m[i]!, _v[i]!, _h with { Rounding = RoundingFor(i) });
+        _moments[i] ??= _adam.CreateMoments(p.ShapeArray, p.Backend);
+        _moments[i]!.Apply(p, grad, StepLearningRate, WeightDecay, StepCount, RoundingFor(i));
     }
 }

@@ -40,7 +40,15 @@ public abstract class Optimizer
     /// hook as soon as that parameter's gradient is final, during backward. Every parameter's update depends only on
     /// its own gradient and state, so the result does not depend on the order.
     /// </summary>
-    public virtual void BeginStep() => StepCount++;
+    public virtual void BeginStep()
+    {
+        StepCount++;
+        StepLearningRate = LearningRate;
+    }
+
+    /// <summary>The learning rate of the step <see cref="BeginStep"/> started: every parameter of a step is updated with
+    /// it, even if <see cref="LearningRate"/> is set again while per-layer updates are running.</summary>
+    protected float StepLearningRate { get; private set; }
 
     /// <summary>Updates the parameter at <paramref name="index"/> from its gradient (none: nothing happens), after
     /// <see cref="BeginStep"/>. The gradient is left in place; the caller may free it.</summary>
@@ -111,14 +119,6 @@ public abstract class Optimizer
     protected abstract IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors();
 
     protected abstract void LoadOwnState(IReadOnlyDictionary<string, Tensor> state, long stepCount);
-
-    /// <summary>Copies a saved tensor into a freshly allocated, persistent state tensor, checking its shape.</summary>
-    protected static Tensor RestoreStateTensor(IReadOnlyDictionary<string, Tensor> state, string key, Tensor parameter)
-    {
-        var t = Tensor.Empty(parameter.Shape, DType.Float32, parameter.Backend).Persist().Tag(Memory.MemoryCategory.OptimizerState);
-        CopyStateInto(state, key, t);
-        return t;
-    }
 
     /// <summary>Copies the saved tensor at <paramref name="key"/> into <paramref name="destination"/>, checking its shape.
     /// Values keep the destination's dtype: the same dtype is copied bit for bit (codes, indices, counters), a different

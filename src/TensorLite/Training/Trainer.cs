@@ -227,15 +227,8 @@ public sealed class Trainer
         return optimizer;
     }
 
-    private static Optimizer NewOptimizerOf(LlamaModel model, TrainingOptions o)
-    {
-        if (o.Optimizer == "adamw" && o.States == "fp32")
-            return new AdamW(model.Parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
-        var options = ProjectedOptimizer.FromCli(o.Optimizer, o.Rank, o.UpdateGap, o.Scale, o.Density, o.Projection, o.Residual,
-            o.LearningRate, o.WeightDecay, o.Seed) with { Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps };
-        options = options with { Inner = ProjectedOptions.InnerFromCli(o.States, o.Beta1, o.Beta2, o.Eps), BasisDType = WeightDType(o) };
-        return new ProjectedOptimizer(model.NamedParameters(), options);
-    }
+    private static Optimizer NewOptimizerOf(LlamaModel model, TrainingOptions o) =>
+        o.ToOptimizerSpec().Create(model.NamedParameters(), WeightDType(o));
 
     /// <summary>The optimizer is built over the model's parameters in NamedParameters order, so parameter i of the
     /// optimizer is _named[i].</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using TensorLite.Optim.Projected;
 
 namespace TensorLite.Training;
 
@@ -99,8 +100,17 @@ public sealed record TrainingOptions
         if (MasterWeights && Weights != "bf16") throw new ArgumentException("--master-weights keeps float32 copies of bf16 weights; it needs --weights bf16.");
         if (MasterWeights && StochasticRounding)
             throw new ArgumentException("--master-weights and --stochastic-rounding both keep small updates from being lost; choose one.");
+        ToOptimizerSpec(); // the optimizer's words (--optimizer, --projection, --residual) are checked here, at the edge
         return this;
     }
+
+    /// <summary>The optimizer these options name, its words parsed once (<see cref="OptimizerSpec.Parse"/>); the
+    /// method's own defaults come from its preset.</summary>
+    public OptimizerSpec ToOptimizerSpec() => OptimizerSpec.Parse(Optimizer, Projection, Residual, States) with
+    {
+        LearningRate = LearningRate, WeightDecay = WeightDecay, Beta1 = Beta1, Beta2 = Beta2, Eps = Eps, Seed = Seed,
+        Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density,
+    };
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 

@@ -41,7 +41,6 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
 
     private readonly Slot[] _slots;
     private readonly IInnerOptimizer _inner;
-    private AdamWStepParams _stepParams;
 
     public ProjectedOptimizer(IEnumerable<(string Name, Tensor Parameter)> namedParameters, ProjectedOptions options)
         : this(namedParameters.ToArray(), options) { }
@@ -100,29 +99,12 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     {
         var o = Options;
         if (o.IsIdentityFor(s.M, s.N)) return new IdentityProjector(s.M, s.N);
-        return o.Projection switch
-        {
-            ProjectionKind.Svd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, false, generator, basisDType: o.BasisDType),
-            ProjectionKind.RandomizedSvd => new SvdProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, true, generator,
-                o.RsvdOversampling, o.RsvdPowerIterations, o.BasisDType),
-            ProjectionKind.OnlinePca => new OnlinePcaProjector(s.Side, s.M, s.N, s.Rank, generator, o.OsdLearningRate,
-                o.OsdOptimizer, o.OsdOrthonormalize),
-            ProjectionKind.Sparse => new SparseProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, o.Selection, generator),
-            ProjectionKind.RangeFinder => new RangeFinderProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, generator, o.BasisDType),
-            ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjector(s.Side, s.M, s.N, s.Rank, o.UpdateGap, generator, o.BasisDType),
-            _ => throw new ArgumentOutOfRangeException(nameof(o.Projection), $"Unknown projection kind {o.Projection}."),
-        };
+        return o.Projector.Create(s.Side, s.M, s.N, s.Rank, o.UpdateGap, generator, o.BasisDType);
     }
 
     /// <summary>The shape of R for a projected parameter.</summary>
     private static int[] ProjectedShape(int m, int n, int rank, ProjectionSide side, bool identity) =>
         identity ? [m, n] : side == ProjectionSide.Left ? [rank, n] : [m, rank];
-
-    public override void BeginStep()
-    {
-        base.BeginStep();
-        _stepParams = new AdamWStepParams(LearningRate, 0f, 0f, 0f, Options.WeightDecay, 0f, 0f);
-    }
 
     protected override void Update(int index, Tensor p, Tensor grad)
     {
@@ -139,7 +121,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     /// <summary>One parameter's update, applied to <paramref name="p"/> (the parameter or its float32 master).</summary>
     private void StepSlot(Slot s, Tensor p, Tensor grad, ParamRounding rounding)
     {
-        float lr = _stepParams.LearningRate, wd = _stepParams.WeightDecay;
+        float lr = StepLearningRate, wd = Options.WeightDecay;
         float decay = 1f - lr * wd;
         if (!s.Projected)
         {
@@ -333,9 +315,10 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     /// <summary>
     /// The closed form of <see cref="StateBytes"/> after every parameter has taken a step, from names and shapes alone:
     /// Σ dense: inner(shape) + Σ projected with rank r &gt; 0: 24 + 32 + inner(R's shape) + projector, where
-    /// R is [r, n] (left) or [m, r] (right) or [m, n] (identity) and the projector holds 4·d·r bytes for a stored
-    /// basis (SVD, randomized SVD, random; d = m left, n right), 12·d·r for online PCA with Adam (4·d·r with SGD),
-    /// 4·r for a sparse selection and 0 for the identity (a stored basis in bfloat16 takes 2·d·r). With AdamW inside, inner(shape) = 8·numel.
+    /// R is [r, n] (left) or [m, r] (right) or [m, n] (identity) and the projector holds what its factory predicts
+    /// (<see cref="ProjectorFactory.PredictStateBytes"/>): 4·d·r bytes for a stored basis (SVD, randomized SVD, range
+    /// finder, random; d = m left, n right; 2·d·r in bfloat16), 12·d·r for online PCA with Adam (4·d·r with SGD), 4·r for
+    /// a sparse selection. With AdamW inside, inner(shape) = 8·numel.
     /// </summary>
     public static long PredictStateBytes(IEnumerable<(string Name, int[] Shape)> shapes, ProjectedOptions options)
     {
@@ -354,80 +337,13 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             var side = options.SideFor(m, n);
             total += inner.PredictStateBytes(ProjectedShape(m, n, rank, side, identity));
             if (identity) continue;
-            long d = side == ProjectionSide.Left ? m : n;
-            total += options.Projection switch
-            {
-                ProjectionKind.Svd or ProjectionKind.RandomizedSvd or ProjectionKind.RangeFinder or ProjectionKind.RandomOrthonormal =>
-                    options.BasisDType.SizeInBytes() * d * rank,
-                ProjectionKind.OnlinePca => 4 * d * rank * (options.OsdOptimizer == OnlinePcaOptimizer.Adam ? 3 : 1),
-                ProjectionKind.Sparse => 4L * rank,
-                _ => 0,
-            };
+            total += options.Projector.PredictStateBytes(side, m, n, rank, options.BasisDType);
         }
         return total;
     }
 
     /// <summary>The state bytes of dense AdamW over the same shapes (8 bytes per element), for comparisons.</summary>
     public static long AdamWStateBytes(IEnumerable<int[]> shapes) => shapes.Sum(s => 8L * ShapeMath.Numel(s));
-
-    // ---- CLI ------------------------------------------------------------------------------------
-
-    /// <summary>
-    /// Options from command-line words, for the trainer: <paramref name="method"/> is adamw | galore | osd | grass | frugal;
-    /// <paramref name="projection"/> is, for galore: svd | rsvd | range; for grass: topnorm | norm | norm2 | uniform; for frugal:
-    /// svd | rsvd | random | columns | blocks; for osd: adam | sgd (the online PCA's optimizer), optionally "+qr".
-    /// <paramref name="residual"/> (frugal): signsgd | sgd. <paramref name="scale"/> is the update scale α of galore/osd
-    /// (default 0.25, the GaLore paper's) and grass (default 1); FRUGAL has none. Unknown words throw <see cref="ArgumentException"/> with one sentence.
-    /// </summary>
-    public static ProjectedOptions FromCli(string method, int rank = 128, int updateGap = 200, float? scale = null,
-        float density = 0.25f, string? projection = null, string? residual = null, float learningRate = 1e-3f,
-        float weightDecay = 0f, ulong seed = 0, float osdLearningRate = 1e-2f)
-    {
-        string proj = (projection ?? "").Trim().ToLowerInvariant();
-        ProjectedOptions o = (method ?? "").Trim().ToLowerInvariant() switch
-        {
-            "adamw" or "identity" => ProjectedOptions.AdamW(learningRate, weightDecay),
-            "galore" => proj switch
-            {
-                "" or "svd" => ProjectedOptions.GaLore(rank, updateGap, scale ?? 0.25f, false, learningRate, weightDecay),
-                "rsvd" or "randomized" => ProjectedOptions.GaLore(rank, updateGap, scale ?? 0.25f, true, learningRate, weightDecay),
-                "range" => ProjectedOptions.GaLore(rank, updateGap, scale ?? 0.25f, false, learningRate, weightDecay)
-                    with { Method = "galore-range", Projection = ProjectionKind.RangeFinder },
-                _ => throw new ArgumentException($"GaLore's projection is svd, rsvd or range, not '{projection}'.", nameof(projection)),
-            },
-            "osd" => ProjectedOptions.Osd(rank, scale ?? 0.25f, osdLearningRate, proj.EndsWith("+qr", StringComparison.Ordinal),
-                proj.Replace("+qr", "") switch
-                {
-                    "" or "adam" => OnlinePcaOptimizer.Adam,
-                    "sgd" => OnlinePcaOptimizer.Sgd,
-                    _ => throw new ArgumentException($"OSD's projection optimizer is adam or sgd (optionally +qr), not '{projection}'.", nameof(projection)),
-                }, learningRate, weightDecay),
-            "grass" => ProjectedOptions.Grass(rank, proj switch
-            {
-                "" or "topnorm" or "top" => RowSelection.TopNorm,
-                "norm" or "multinomial" => RowSelection.NormProportional,
-                "norm2" => RowSelection.NormSquaredProportional,
-                "uniform" => RowSelection.Uniform,
-                _ => throw new ArgumentException($"GRASS's selection is topnorm, norm, norm2 or uniform, not '{projection}'.", nameof(projection)),
-            }, updateGap, scale ?? 1f, learningRate, weightDecay),
-            "frugal" => ProjectedOptions.Frugal(density, proj switch
-            {
-                "" or "blocks" => FrugalSubspace.Blocks,
-                "columns" => FrugalSubspace.Columns,
-                "random" => FrugalSubspace.Random,
-                "svd" => FrugalSubspace.Svd,
-                "rsvd" => FrugalSubspace.RandomizedSvd,
-                _ => throw new ArgumentException($"FRUGAL's subspace is blocks, columns, random, svd or rsvd, not '{projection}'.", nameof(projection)),
-            }, (residual ?? "signsgd").Trim().ToLowerInvariant() switch
-            {
-                "signsgd" or "sign" => ResidualRule.SignSgd,
-                "sgd" => ResidualRule.Sgd,
-                _ => throw new ArgumentException($"FRUGAL's residual rule is signsgd or sgd, not '{residual}'.", nameof(residual)),
-            }, updateGap, 1f, learningRate, weightDecay),
-            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass or frugal.", nameof(method)),
-        };
-        return o with { Seed = seed };
-    }
 
     // ---- helpers --------------------------------------------------------------------------------
 

@@ -2,93 +2,29 @@ using TensorLite.LinearAlgebra;
 
 namespace TensorLite.Optim.Projected;
 
-/// <summary>Which side of G [m, n] a projector reduces.</summary>
-public enum ProjectionSide
-{
-    /// <summary>GaLore's rule: left when m ≤ n (R = Bᵀ·G is [r, n]), right otherwise (R = G·B is [m, r]).</summary>
-    Auto,
-    Left,
-    Right,
-}
-
-/// <summary>How the projection basis is computed.</summary>
-public enum ProjectionKind
-{
-    /// <summary>P = I (full rank; no projection).</summary>
-    Identity,
-    /// <summary>Top-r singular vectors of G by the exact SVD, every UpdateGap steps (GaLore).</summary>
-    Svd,
-    /// <summary>Top-r singular vectors by the randomized SVD, every UpdateGap steps.</summary>
-    RandomizedSvd,
-    /// <summary>An orthonormal basis of G·Ω for a Gaussian Ω with r columns (the randomized range finder, Halko et al.
-    /// 2011 §4.1), every UpdateGap steps: the subspace the randomized SVD starts from, without its power iterations and
-    /// SVD rotation — one GEMM and one thin QR, for sizes where rank-r SVDs would dominate the step.</summary>
-    RangeFinder,
-    /// <summary>Online PCA updated at every step (Online Subspace Descent).</summary>
-    OnlinePca,
-    /// <summary>r rows (or columns) of G chosen by <see cref="ProjectedOptions.Selection"/> (GRASS; FRUGAL's columns
-    /// and blocks).</summary>
-    Sparse,
-    /// <summary>A random orthonormal basis (QR of a Gaussian), redrawn every UpdateGap steps (FRUGAL's "random").</summary>
-    RandomOrthonormal,
-}
-
-/// <summary>What happens to the inner optimizer's moments when the projection basis is refreshed.</summary>
-public enum MomentPolicy
-{
-    /// <summary>Leave them as they are (GaLore's and OSD's code): the old coordinates are read in the new basis.</summary>
-    Keep,
-    /// <summary>Zero them and restart bias correction (GRASS, FRUGAL).</summary>
-    Reset,
-    /// <summary>Carry them into the new basis: M ← C·M with C = B_newᵀ·B_old (left; M·Cᵀ for right), second moments
-    /// by C∘C.</summary>
-    Rotate,
-}
-
-/// <summary>What happens to the part of the gradient the projection leaves out, G − back(R).</summary>
-public enum ResidualRule
-{
-    /// <summary>Discard it (GaLore, OSD, GRASS).</summary>
-    Drop,
-    /// <summary>Add ResidualScale·sign(G − back(R)) to the update (FRUGAL's state-free SignSGD).</summary>
-    SignSgd,
-    /// <summary>Add ResidualScale·(G − back(R)) to the update (FRUGAL with SGD).</summary>
-    Sgd,
-}
-
-/// <summary>FRUGAL's choice of state-full subspace.</summary>
-public enum FrugalSubspace
-{
-    Svd,
-    RandomizedSvd,
-    /// <summary>A random orthonormal basis.</summary>
-    Random,
-    /// <summary>Uniformly random rows/columns on the projected side (FRUGAL's column-wise selection).</summary>
-    Columns,
-    /// <summary>A contiguous block of rows/columns that moves on by one block at every refresh (FRUGAL's blocks).</summary>
-    Blocks,
-}
-
 /// <summary>
-/// The composition a <see cref="ProjectedOptimizer"/> runs: a projector (<see cref="Projection"/>, <see cref="Rank"/>
-/// or <see cref="Density"/>, <see cref="UpdateGap"/>, <see cref="Side"/>), an inner optimizer on the projected gradient
-/// (<see cref="Inner"/>, AdamW by default), a residual rule, a scale α and the moment policy at refresh. The named
-/// presets are static methods (<see cref="GaLore"/>, <see cref="Osd"/>, <see cref="Grass"/>, <see cref="Frugal"/>,
+/// The composition a <see cref="ProjectedOptimizer"/> runs: a projector (the plug-in <see cref="Projector"/>, which
+/// owns its kind's settings; <see cref="Rank"/> or <see cref="Density"/>, <see cref="UpdateGap"/>, <see cref="Side"/>),
+/// an inner optimizer on the projected gradient (<see cref="Inner"/>, AdamW by default), a residual rule, a scale α and
+/// the moment policy at refresh. The named presets, with each method's defaults, are static methods in
+/// ProjectedOptions.Presets.cs (<see cref="GaLore"/>, <see cref="Osd"/>, <see cref="Grass"/>, <see cref="Frugal"/>,
 /// <see cref="AdamW"/>).
 /// </summary>
-public sealed record ProjectedOptions
+public sealed partial record ProjectedOptions
 {
     /// <summary>A label for logs ("galore", "osd", …).</summary>
     public string Method { get; init; } = "custom";
 
     public float LearningRate { get; init; } = 1e-3f;
-    public float Beta1 { get; init; } = 0.9f;
-    public float Beta2 { get; init; } = 0.999f;
-    public float Eps { get; init; } = 1e-8f;
     /// <summary>Decoupled weight decay, applied to every parameter as AdamW does: p ← (1 − lr·wd)·p − lr·update.</summary>
     public float WeightDecay { get; init; }
 
-    public ProjectionKind Projection { get; init; } = ProjectionKind.Svd;
+    /// <summary>The projector plug-in: its kind, its own settings, how it is created and what it keeps.</summary>
+    public ProjectorFactory Projector { get; init; } = new SvdProjectorFactory();
+
+    /// <summary>The projector's kind; setting it selects that kind's factory with its default settings.</summary>
+    public ProjectionKind Projection { get => Projector.Kind; init => Projector = ProjectorFactory.Default(value); }
+
     /// <summary>The projection rank r, clamped to min(m, n) per parameter (ignored when <see cref="Density"/> is set).</summary>
     public int Rank { get; init; } = 128;
     /// <summary>FRUGAL's density ρ ∈ [0, 1]: each projected parameter gets rank round(ρ·min(m, n)).</summary>
@@ -98,8 +34,6 @@ public sealed record ProjectedOptions
     /// <summary>α: the projected update is α·back(N).</summary>
     public float Scale { get; init; } = 1f;
     public ProjectionSide Side { get; init; } = ProjectionSide.Auto;
-    /// <summary>How <see cref="ProjectionKind.Sparse"/> picks rows or columns.</summary>
-    public RowSelection Selection { get; init; } = RowSelection.TopNorm;
     /// <summary>When the rank reaches min(m, n), use the identity instead of a full-rank rotation (so FRUGAL's ρ = 1 is AdamW).</summary>
     public bool FullRankAsIdentity { get; init; }
 
@@ -108,17 +42,41 @@ public sealed record ProjectedOptions
     /// <summary>The residual term's learning-rate multiplier (its step is lr·ResidualScale).</summary>
     public float ResidualScale { get; init; } = 1f;
 
-    /// <summary>OSD: learning rate of the online PCA's own optimizer.</summary>
-    public float OsdLearningRate { get; init; } = 1e-2f;
-    public OnlinePcaOptimizer OsdOptimizer { get; init; } = OnlinePcaOptimizer.Adam;
-    /// <summary>OSD: re-orthonormalize P by QR after each update.</summary>
-    public bool OsdOrthonormalize { get; init; }
+    // Shorthands for settings that belong to one projector kind: they read and write its factory, so the kind must be
+    // selected first; setting one for another kind throws rather than being silently dropped.
 
-    public int RsvdOversampling { get; init; } = 10;
-    public int RsvdPowerIterations { get; init; } = 2;
+    /// <summary>How a sparse projector picks rows or columns (<see cref="SparseProjectorFactory.Selection"/>).</summary>
+    public RowSelection Selection
+    {
+        get => (Projector as SparseProjectorFactory)?.Selection ?? RowSelection.TopNorm;
+        init => Projector = Projector is SparseProjectorFactory f ? f with { Selection = value } : throw NotThisKind(nameof(Selection));
+    }
 
-    /// <summary>The inner optimizer; null means AdamW with <see cref="Beta1"/>, <see cref="Beta2"/>, <see cref="Eps"/>.</summary>
+    /// <summary>OSD: whether P is re-orthonormalized after each update (<see cref="OnlinePcaProjectorFactory.Orthonormalize"/>).</summary>
+    public bool OsdOrthonormalize => Projector is OnlinePcaProjectorFactory { Orthonormalize: true };
+
+    /// <summary>The randomized SVD's oversampling (<see cref="SvdProjectorFactory.Oversampling"/>).</summary>
+    public int RsvdOversampling
+    {
+        get => (Projector as SvdProjectorFactory)?.Oversampling ?? 0;
+        init => Projector = Projector is SvdProjectorFactory f ? f with { Oversampling = value } : throw NotThisKind(nameof(RsvdOversampling));
+    }
+
+    /// <summary>The randomized SVD's power iterations (<see cref="SvdProjectorFactory.PowerIterations"/>).</summary>
+    public int RsvdPowerIterations
+    {
+        get => (Projector as SvdProjectorFactory)?.PowerIterations ?? 0;
+        init => Projector = Projector is SvdProjectorFactory f ? f with { PowerIterations = value } : throw NotThisKind(nameof(RsvdPowerIterations));
+    }
+
+    private ArgumentException NotThisKind(string setting) =>
+        new($"{setting} is a setting of another projector kind than {Projection}; select the projection first.", setting);
+
+    /// <summary>The inner optimizer, which owns its hyper-parameters (AdamW's betas and ε); null means AdamW with the
+    /// default ones.</summary>
     public IInnerOptimizer? Inner { get; init; }
+
+    internal IInnerOptimizer ResolveInner() => Inner ?? new AdamWInner();
 
     /// <summary>The dtype a stored basis (SVD, randomized SVD, random orthonormal) is kept in: float32, or bfloat16 to
     /// halve projector memory (the trainer uses the weights' dtype, as GaLore does). OSD's basis is trained and stays
@@ -148,27 +106,6 @@ public sealed record ProjectedOptions
 
     internal bool Projects(string name, int[] shape) => (ShouldProject ?? DefaultShouldProject)(name, shape);
 
-    internal IInnerOptimizer ResolveInner() => Inner ?? new AdamWInner(Beta1, Beta2, Eps);
-
-    /// <summary>The words of <see cref="InnerFromCli"/>.</summary>
-    public static IReadOnlyList<string> StateWords { get; } = ["fp32", "8bit", "factored"];
-
-    /// <summary>
-    /// Maps the command line's optimizer-state word to an inner optimizer: "fp32" is <see cref="AdamWInner"/>,
-    /// "8bit" is <see cref="AdamW8bitInner"/> (block-wise 8-bit moments; tensors under 4096 elements stay float32),
-    /// "factored" is <see cref="AdafactorInner"/> with a first moment of decay <paramref name="beta1"/> (none when
-    /// <paramref name="beta1"/> is 0; <paramref name="beta2"/> and <paramref name="eps"/> do not apply to it, since
-    /// Adafactor's decay is 1 − t^(−0.8) and its ε1 is 10⁻³⁰). An unknown word throws an
-    /// <see cref="ArgumentException"/> whose message is one sentence listing the choices.
-    /// </summary>
-    public static IInnerOptimizer InnerFromCli(string states, float beta1, float beta2, float eps) => states switch
-    {
-        "fp32" => new AdamWInner(beta1, beta2, eps),
-        "8bit" => new AdamW8bitInner(beta1, beta2, eps),
-        "factored" => new AdafactorInner(beta1 == 0f ? null : beta1),
-        _ => throw new ArgumentException($"Unknown optimizer states '{states}'; choose one of {string.Join(", ", StateWords)}.", nameof(states)),
-    };
-
     /// <summary>The resolved side for a [m, n] parameter.</summary>
     public ProjectionSide SideFor(int m, int n) => Side != ProjectionSide.Auto ? Side : m <= n ? ProjectionSide.Left : ProjectionSide.Right;
 
@@ -190,9 +127,7 @@ public sealed record ProjectedOptions
     public ProjectedOptions Validate()
     {
         if (!(LearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), "The learning rate must be non-negative.");
-        if (Beta1 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(Beta1), "beta1 must be in [0, 1).");
-        if (Beta2 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(Beta2), "beta2 must be in [0, 1).");
-        if (!(Eps > 0)) throw new ArgumentOutOfRangeException(nameof(Eps), "eps must be positive.");
+        ArgumentNullException.ThrowIfNull(Projector);
         if (!float.IsFinite(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), "The weight decay must be finite.");
         if (Density is float rho && !(rho >= 0 && rho <= 1)) throw new ArgumentOutOfRangeException(nameof(Density), $"The density ρ must be in [0, 1], got {rho}.");
         if (Density == null && Projection != ProjectionKind.Identity && Rank < 1)
@@ -201,87 +136,7 @@ public sealed record ProjectedOptions
         if (DenseRangeElements < 0) throw new ArgumentOutOfRangeException(nameof(DenseRangeElements), $"The dense update range must be non-negative (0 = whole parameters), got {DenseRangeElements}.");
         if (!float.IsFinite(Scale)) throw new ArgumentOutOfRangeException(nameof(Scale), "The scale α must be finite.");
         if (!float.IsFinite(ResidualScale)) throw new ArgumentOutOfRangeException(nameof(ResidualScale), "The residual scale must be finite.");
-        if (!(OsdLearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(OsdLearningRate), "The online PCA learning rate must be non-negative.");
-        if (RsvdOversampling < 0) throw new ArgumentOutOfRangeException(nameof(RsvdOversampling), "The randomized SVD oversampling must be non-negative.");
-        if (RsvdPowerIterations < 0) throw new ArgumentOutOfRangeException(nameof(RsvdPowerIterations), "The randomized SVD power iterations must be non-negative.");
-        if (Projection == ProjectionKind.Sparse && Selection is not (RowSelection.TopNorm or RowSelection.NormProportional
-            or RowSelection.NormSquaredProportional or RowSelection.Uniform or RowSelection.Block))
-            throw new ArgumentOutOfRangeException(nameof(Selection), $"Unknown row selection {Selection}.");
+        Projector.Validate();
         return this;
     }
-
-    // ---- presets --------------------------------------------------------------------------------
-
-    /// <summary>GaLore (Zhao et al. 2024, arXiv:2403.03507): top-r singular vectors of G every T steps, Adam on R,
-    /// update α·P·N, residual dropped, moments kept across refreshes (as the reference code does).</summary>
-    public static ProjectedOptions GaLore(int rank = 128, int updateGap = 200, float scale = 0.25f, bool randomizedSvd = false,
-        float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
-    {
-        Method = randomizedSvd ? "galore-rsvd" : "galore",
-        Projection = randomizedSvd ? ProjectionKind.RandomizedSvd : ProjectionKind.Svd,
-        Rank = rank, UpdateGap = updateGap, Scale = scale,
-        LearningRate = learningRate, WeightDecay = weightDecay,
-        OnRefresh = MomentPolicy.Keep, Residual = ResidualRule.Drop,
-    }.Validate();
-
-    /// <summary>Online Subspace Descent (Liang et al. 2024, arXiv:2408.12857): P updated every step by online PCA (Adam on
-    /// ‖G − PPᵀG‖²), never by SVD; moments kept.</summary>
-    public static ProjectedOptions Osd(int rank = 128, float scale = 0.25f, float pcaLearningRate = 1e-2f,
-        bool orthonormalize = false, OnlinePcaOptimizer pcaOptimizer = OnlinePcaOptimizer.Adam,
-        float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
-    {
-        Method = "osd",
-        Projection = ProjectionKind.OnlinePca,
-        Rank = rank, UpdateGap = 1, Scale = scale,
-        OsdLearningRate = pcaLearningRate, OsdOrthonormalize = orthonormalize, OsdOptimizer = pcaOptimizer,
-        LearningRate = learningRate, WeightDecay = weightDecay,
-        OnRefresh = MomentPolicy.Keep, Residual = ResidualRule.Drop,
-    }.Validate();
-
-    /// <summary>GRASS (Muhamed et al. 2024, arXiv:2406.17660): r rows of G (columns when m &gt; n) picked by
-    /// <paramref name="selection"/> every T steps; R = G[rows]; the update touches only those rows; moments reset.</summary>
-    public static ProjectedOptions Grass(int rank = 128, RowSelection selection = RowSelection.TopNorm, int updateGap = 200,
-        float scale = 1f, float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
-    {
-        Method = "grass",
-        Projection = ProjectionKind.Sparse, Selection = selection,
-        Rank = rank, UpdateGap = updateGap, Scale = scale,
-        LearningRate = learningRate, WeightDecay = weightDecay,
-        OnRefresh = MomentPolicy.Reset, Residual = ResidualRule.Drop,
-    }.Validate();
-
-    /// <summary>FRUGAL (Zmushko et al. 2024, arXiv:2411.07837): a state-full subspace of density ρ (rank
-    /// round(ρ·min(m, n))) gets Adam; the rest of the gradient gets state-free SignSGD (or SGD) with step
-    /// lr·<paramref name="residualScale"/>; moments reset at each refresh. ρ = 1 is AdamW, ρ = 0 is SignSGD/SGD on
-    /// every projected parameter.</summary>
-    public static ProjectedOptions Frugal(float density = 0.25f, FrugalSubspace subspace = FrugalSubspace.Blocks,
-        ResidualRule residual = ResidualRule.SignSgd, int updateGap = 200, float residualScale = 1f,
-        float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
-    {
-        Method = "frugal",
-        Projection = subspace switch
-        {
-            FrugalSubspace.Svd => ProjectionKind.Svd,
-            FrugalSubspace.RandomizedSvd => ProjectionKind.RandomizedSvd,
-            FrugalSubspace.Random => ProjectionKind.RandomOrthonormal,
-            _ => ProjectionKind.Sparse,
-        },
-        Selection = subspace == FrugalSubspace.Blocks ? RowSelection.Block : RowSelection.Uniform,
-        Density = density, UpdateGap = updateGap, Scale = 1f, FullRankAsIdentity = true,
-        LearningRate = learningRate, WeightDecay = weightDecay,
-        OnRefresh = MomentPolicy.Reset,
-        Residual = residual == ResidualRule.Drop
-            ? throw new ArgumentException("FRUGAL's residual rule is SignSgd or Sgd; use GaLore or GRASS to drop it.", nameof(residual))
-            : residual,
-        ResidualScale = residualScale,
-    }.Validate();
-
-    /// <summary>The identity projection at full rank with scale 1: AdamW, inside the projected optimizer (the reference
-    /// point of the property tests).</summary>
-    public static ProjectedOptions AdamW(float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
-    {
-        Method = "adamw",
-        Projection = ProjectionKind.Identity, Scale = 1f,
-        LearningRate = learningRate, WeightDecay = weightDecay,
-    }.Validate();
 }

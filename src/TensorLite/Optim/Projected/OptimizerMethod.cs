@@ -1,0 +1,13 @@
+namespace TensorLite.Optim.Projected;
+
+/// <summary>The optimizers a training run can name; each projected one is a preset of <see cref="ProjectedOptions"/>.</summary>
+public enum OptimizerMethod
+{
+    /// <summary>Dense AdamW (the identity projection when its states are not float32).</summary>
+    AdamW,
+    GaLore,
+    /// <summary>Online Subspace Descent.</summary>
+    Osd,
+    Grass,
+    Frugal,
+}

@@ -1,0 +1,194 @@
+using TensorLite.LinearAlgebra;
+
+namespace TensorLite.Optim.Projected;
+
+/// <summary>
+/// A run's optimizer as typed values: the method, its variant (projector and residual rule), the state precision and
+/// the numbers. <see cref="Parse"/> reads the command line's words, the one place they are parsed. A value left null
+/// takes the method's default from its preset (<see cref="ProjectedOptions.GaLore"/>, …), so the defaults live with
+/// the methods; a value a method does not use is ignored (FRUGAL has no scale, OSD refreshes every step).
+/// </summary>
+public sealed record OptimizerSpec
+{
+    public OptimizerMethod Method { get; init; } = OptimizerMethod.AdamW;
+    public OptimizerStates States { get; init; } = OptimizerStates.Fp32;
+
+    public float LearningRate { get; init; } = 1e-3f;
+    public float WeightDecay { get; init; }
+    public float Beta1 { get; init; } = 0.9f;
+    public float Beta2 { get; init; } = 0.999f;
+    public float Eps { get; init; } = 1e-8f;
+    /// <summary>Seeds the projected optimizer's generators.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>The projection rank (galore, osd, grass).</summary>
+    public int? Rank { get; init; }
+    /// <summary>Steps between projection refreshes (galore, grass, frugal).</summary>
+    public int? UpdateGap { get; init; }
+    /// <summary>The update scale α (galore, osd, grass).</summary>
+    public float? Scale { get; init; }
+    /// <summary>FRUGAL's density ρ.</summary>
+    public float? Density { get; init; }
+
+    /// <summary>GaLore's basis: <see cref="ProjectionKind.Svd"/>, <see cref="ProjectionKind.RandomizedSvd"/> or
+    /// <see cref="ProjectionKind.RangeFinder"/>.</summary>
+    public ProjectionKind? GaLoreBasis { get; init; }
+    /// <summary>OSD: the online PCA's optimizer.</summary>
+    public OnlinePcaOptimizer? PcaOptimizer { get; init; }
+    /// <summary>OSD: re-orthonormalize P by QR after each update.</summary>
+    public bool PcaOrthonormalize { get; init; }
+    /// <summary>GRASS: how rows or columns are picked.</summary>
+    public RowSelection? Selection { get; init; }
+    /// <summary>FRUGAL: the state-full subspace.</summary>
+    public FrugalSubspace? Subspace { get; init; }
+    /// <summary>FRUGAL: the rule for the rest of the gradient.</summary>
+    public ResidualRule? Residual { get; init; }
+
+    /// <summary>
+    /// The spec named by command-line words: <paramref name="method"/> is adamw | galore | osd | grass | frugal;
+    /// <paramref name="projection"/> is, for galore: svd | rsvd | range; for grass: topnorm | norm | norm2 | uniform; for
+    /// frugal: blocks | columns | random | svd | rsvd; for osd: adam | sgd (the online PCA's optimizer), optionally "+qr";
+    /// <paramref name="residual"/> (frugal) is signsgd | sgd; <paramref name="states"/> is one of
+    /// <see cref="ProjectedOptions.StateWords"/>. Words a method does not use are ignored; an unknown word throws an
+    /// <see cref="ArgumentException"/> with one sentence.
+    /// </summary>
+    public static OptimizerSpec Parse(string method, string? projection = null, string? residual = null, string states = "fp32")
+    {
+        string proj = (projection ?? "").Trim().ToLowerInvariant();
+        var spec = new OptimizerSpec { States = ParseStates(states) };
+        return (method ?? "").Trim().ToLowerInvariant() switch
+        {
+            "adamw" or "identity" => spec,
+            "galore" => spec with
+            {
+                Method = OptimizerMethod.GaLore,
+                GaLoreBasis = proj switch
+                {
+                    "" or "svd" => ProjectionKind.Svd,
+                    "rsvd" or "randomized" => ProjectionKind.RandomizedSvd,
+                    "range" => ProjectionKind.RangeFinder,
+                    _ => throw new ArgumentException($"GaLore's projection is svd, rsvd or range, not '{projection}'.", nameof(projection)),
+                },
+            },
+            "osd" => spec with
+            {
+                Method = OptimizerMethod.Osd,
+                PcaOrthonormalize = proj.EndsWith("+qr", StringComparison.Ordinal),
+                PcaOptimizer = proj.Replace("+qr", "") switch
+                {
+                    "" or "adam" => OnlinePcaOptimizer.Adam,
+                    "sgd" => OnlinePcaOptimizer.Sgd,
+                    _ => throw new ArgumentException($"OSD's projection optimizer is adam or sgd (optionally +qr), not '{projection}'.", nameof(projection)),
+                },
+            },
+            "grass" => spec with
+            {
+                Method = OptimizerMethod.Grass,
+                Selection = proj switch
+                {
+                    "" or "topnorm" or "top" => RowSelection.TopNorm,
+                    "norm" or "multinomial" => RowSelection.NormProportional,
+                    "norm2" => RowSelection.NormSquaredProportional,
+                    "uniform" => RowSelection.Uniform,
+                    _ => throw new ArgumentException($"GRASS's selection is topnorm, norm, norm2 or uniform, not '{projection}'.", nameof(projection)),
+                },
+            },
+            "frugal" => spec with
+            {
+                Method = OptimizerMethod.Frugal,
+                Subspace = proj switch
+                {
+                    "" or "blocks" => FrugalSubspace.Blocks,
+                    "columns" => FrugalSubspace.Columns,
+                    "random" => FrugalSubspace.Random,
+                    "svd" => FrugalSubspace.Svd,
+                    "rsvd" => FrugalSubspace.RandomizedSvd,
+                    _ => throw new ArgumentException($"FRUGAL's subspace is blocks, columns, random, svd or rsvd, not '{projection}'.", nameof(projection)),
+                },
+                Residual = (residual ?? "signsgd").Trim().ToLowerInvariant() switch
+                {
+                    "signsgd" or "sign" => ResidualRule.SignSgd,
+                    "sgd" => ResidualRule.Sgd,
+                    _ => throw new ArgumentException($"FRUGAL's residual rule is signsgd or sgd, not '{residual}'.", nameof(residual)),
+                },
+            },
+            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass or frugal.", nameof(method)),
+        };
+    }
+
+    /// <summary>The state precision named by one of <see cref="ProjectedOptions.StateWords"/>.</summary>
+    public static OptimizerStates ParseStates(string states) => states switch
+    {
+        "fp32" => OptimizerStates.Fp32,
+        "8bit" => OptimizerStates.EightBit,
+        "factored" => OptimizerStates.Factored,
+        _ => throw new ArgumentException($"Unknown optimizer states '{states}'; choose one of {string.Join(", ", ProjectedOptions.StateWords)}.", nameof(states)),
+    };
+
+    /// <summary>The inner optimizer of a state precision. Adafactor takes <paramref name="beta1"/> as its first moment's
+    /// decay (none when 0); its second moment has its own decay schedule and ε, so <paramref name="beta2"/> and
+    /// <paramref name="eps"/> do not apply to it.</summary>
+    public static IInnerOptimizer CreateInner(OptimizerStates states, float beta1, float beta2, float eps) => states switch
+    {
+        OptimizerStates.Fp32 => new AdamWInner(beta1, beta2, eps),
+        OptimizerStates.EightBit => new AdamW8bitInner(beta1, beta2, eps),
+        OptimizerStates.Factored => new AdafactorInner(beta1 == 0f ? null : beta1),
+        _ => throw new ArgumentOutOfRangeException(nameof(states), $"Unknown optimizer states {states}."),
+    };
+
+    /// <summary>The projected optimizer's options: the method's preset, then the values this spec sets, the seed and the
+    /// inner optimizer (which alone receives the betas and ε).</summary>
+    public ProjectedOptions ToOptions()
+    {
+        var o = Method switch
+        {
+            OptimizerMethod.AdamW => ProjectedOptions.AdamW(LearningRate, WeightDecay),
+            OptimizerMethod.GaLore => GaLore(),
+            OptimizerMethod.Osd => Osd(),
+            OptimizerMethod.Grass => Grass(),
+            OptimizerMethod.Frugal => Frugal(),
+            _ => throw new ArgumentOutOfRangeException(nameof(Method), $"Unknown optimizer method {Method}."),
+        };
+        return (o with { Seed = Seed, Inner = CreateInner(States, Beta1, Beta2, Eps) }).Validate();
+    }
+
+    private ProjectedOptions GaLore()
+    {
+        var o = ProjectedOptions.GaLore(randomizedSvd: GaLoreBasis == ProjectionKind.RandomizedSvd, learningRate: LearningRate, weightDecay: WeightDecay);
+        o = o with { Rank = Rank ?? o.Rank, UpdateGap = UpdateGap ?? o.UpdateGap, Scale = Scale ?? o.Scale };
+        return GaLoreBasis == ProjectionKind.RangeFinder ? o with { Method = "galore-range", Projector = new RangeFinderProjectorFactory() } : o;
+    }
+
+    private ProjectedOptions Osd()
+    {
+        var o = ProjectedOptions.Osd(orthonormalize: PcaOrthonormalize, learningRate: LearningRate, weightDecay: WeightDecay);
+        var pca = (OnlinePcaProjectorFactory)o.Projector;
+        return o with { Rank = Rank ?? o.Rank, Scale = Scale ?? o.Scale, Projector = pca with { Optimizer = PcaOptimizer ?? pca.Optimizer } };
+    }
+
+    private ProjectedOptions Grass()
+    {
+        var o = ProjectedOptions.Grass(learningRate: LearningRate, weightDecay: WeightDecay);
+        return o with { Rank = Rank ?? o.Rank, UpdateGap = UpdateGap ?? o.UpdateGap, Scale = Scale ?? o.Scale, Selection = Selection ?? o.Selection };
+    }
+
+    private ProjectedOptions Frugal()
+    {
+        var o = ProjectedOptions.Frugal(learningRate: LearningRate, weightDecay: WeightDecay);
+        return o with
+        {
+            Density = Density ?? o.Density, UpdateGap = UpdateGap ?? o.UpdateGap, Residual = Residual ?? o.Residual,
+            Projector = Subspace is FrugalSubspace s ? ProjectedOptions.FrugalProjector(s) : o.Projector,
+        };
+    }
+
+    /// <summary>The optimizer this spec describes over <paramref name="namedParameters"/>: dense <see cref="AdamW"/> for
+    /// AdamW with float32 states, else a <see cref="ProjectedOptimizer"/> whose stored bases are kept in
+    /// <paramref name="basisDType"/>.</summary>
+    public Optimizer Create(IEnumerable<(string Name, Tensor Parameter)> namedParameters, DType basisDType)
+    {
+        if (Method == OptimizerMethod.AdamW && States == OptimizerStates.Fp32)
+            return new AdamW(namedParameters.Select(x => x.Parameter), LearningRate, Beta1, Beta2, Eps, WeightDecay);
+        return new ProjectedOptimizer(namedParameters, ToOptions() with { BasisDType = basisDType });
+    }
+}

@@ -1,0 +1,48 @@
+using TensorLite.Autograd;
+
+namespace TensorLite.Optim.Projected;
+
+/// <summary>A projector with a dense basis B [dim, r]; subclasses say how B is (re)computed.</summary>
+public abstract class DenseBasisProjector(ProjectionSide side, int m, int n, int rank, int updateGap)
+    : OneSidedProjector(side, m, n, rank, updateGap), IProjector
+{
+
+    /// <summary>The current basis [Dim, Rank] (null before the first refresh).</summary>
+    public abstract Tensor? Basis { get; }
+
+    public virtual bool IsRefreshDue(long step) => Basis == null || step % UpdateGap == 0;
+
+    public abstract void Refresh(Tensor g, long step);
+
+    /// <summary>R = Bᵀ·G (left) or G·B (right).</summary>
+    public Tensor Project(Tensor g) => Side == ProjectionSide.Left ? WithBasis(g, basisFirst: true, transposed: true) : WithBasis(g, basisFirst: false, transposed: false);
+
+    /// <summary>back(N) = B·N (left) or N·Bᵀ (right).</summary>
+    public Tensor ProjectBack(Tensor n) => Side == ProjectionSide.Left ? WithBasis(n, basisFirst: true, transposed: false) : WithBasis(n, basisFirst: false, transposed: true);
+
+    /// <summary>B (or Bᵀ, a view) times x, or x times it: one GEMM, a new tensor.</summary>
+    private Tensor WithBasis(Tensor x, bool basisFirst, bool transposed)
+    {
+        var b = Basis ?? throw new InvalidOperationException("The projector has no basis yet; refresh it first.");
+        using var noGrad = GradMode.NoGrad();
+        using var bt = transposed ? b.T : null;
+        var factor = bt ?? b;
+        return basisFirst ? factor.MatMul(x) : x.MatMul(factor);
+    }
+
+    /// <summary>A float32 copy of the basis.</summary>
+    public Tensor BasisMatrix()
+    {
+        using var noGrad = GradMode.NoGrad();
+        var b = Basis ?? throw new InvalidOperationException("The projector has no basis yet.");
+        return b.DType == DType.Float32 ? b.Clone() : b.To(DType.Float32);
+    }
+
+    public abstract long StateBytes { get; }
+    public abstract IEnumerable<(string Name, Tensor Tensor)> StateTensors();
+    public abstract void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix, long refreshCount, IBackend backend);
+    public abstract void Dispose();
+
+    /// <summary>G oriented so that the projected side is its rows: G for left, Gᵀ (a view) for right.</summary>
+    protected Tensor Oriented(Tensor g) => Side == ProjectionSide.Left ? g.Detach() : g.T;
+}

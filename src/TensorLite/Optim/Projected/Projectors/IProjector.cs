@@ -1,0 +1,46 @@
+namespace TensorLite.Optim.Projected;
+
+/// <summary>
+/// Maps one 2-D parameter's gradient G [m, n] to a small R and an update for R back to [m, n]. A left projector
+/// (<see cref="ProjectionSide.Left"/>) has a basis B [m, r] and R = Bᵀ·G [r, n], back(N) = B·N; a right one has
+/// B [n, r] and R = G·B [m, r], back(N) = N·Bᵀ. Sparse projectors use a selection (one-hot) B without forming it.
+/// The optimizer calls <see cref="Refresh"/> before projecting whenever <see cref="IsRefreshDue"/> says so.
+/// </summary>
+public interface IProjector : IDisposable
+{
+    /// <summary>Left or Right (never Auto).</summary>
+    ProjectionSide Side { get; }
+
+    /// <summary>r: the size of the projected dimension.</summary>
+    int Rank { get; }
+
+    /// <summary>Whether back(Project(G)) = G exactly (P = I): the residual is then zero.</summary>
+    bool IsIdentity { get; }
+
+    /// <summary>How many times <see cref="Refresh"/> has run (checkpointed by the optimizer).</summary>
+    long RefreshCount { get; }
+
+    /// <summary>Whether the basis must be recomputed at this 0-based step of the parameter.</summary>
+    bool IsRefreshDue(long step);
+
+    /// <summary>Recomputes the basis from the current gradient.</summary>
+    void Refresh(Tensor g, long step);
+
+    /// <summary>R, a new tensor the caller owns.</summary>
+    Tensor Project(Tensor g);
+
+    /// <summary>The full-size [m, n] image of an R-shaped tensor, a new tensor the caller owns.</summary>
+    Tensor ProjectBack(Tensor n);
+
+    /// <summary>The basis B [dim, r] as a new dense tensor (one-hot columns for a selection), for changes of basis
+    /// and tests.</summary>
+    Tensor BasisMatrix();
+
+    long StateBytes { get; }
+
+    /// <summary>The state tensors, named by a suffix ("basis", "index", …). Empty before the first refresh.</summary>
+    IEnumerable<(string Name, Tensor Tensor)> StateTensors();
+
+    /// <summary>Restores the state saved by <see cref="StateTensors"/> (keys "{prefix}{suffix}") and the refresh count.</summary>
+    void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix, long refreshCount, IBackend backend);
+}

@@ -1,0 +1,18 @@
+using LA = TensorLite.LinearAlgebra.Linalg;
+
+namespace TensorLite.Optim.Projected;
+
+/// <summary>The randomized range finder: an orthonormal basis of G·Ω (left) or Gᵀ·Ω (right), Ω a Gaussian [other, r] drawn
+/// from the projector's generator. Its span estimates the top-r singular subspace (exactly it when rank(G) ≤ r).</summary>
+public sealed class RangeFinderProjector(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator,
+    DType basisDType = DType.Float32)
+    : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
+{
+    protected override Tensor ComputeBasis(Tensor g)
+    {
+        using var oriented = Oriented(g);
+        using var omega = Tensor.RandN([oriented.Shape[1], Rank], generator, 1f, g.Backend);
+        using var sketch = oriented.MatMul(omega);
+        return LA.Orthonormalize(sketch);
+    }
+}
