@@ -49,6 +49,11 @@ public sealed record LlamaConfig
             throw new TensorLiteException($"Model config: num_attention_heads ({NumAttentionHeads}) must divide hidden_size ({HiddenSize}).");
         if (NumAttentionHeads % KeyValueHeads != 0)
             throw new TensorLiteException($"Model config: num_key_value_heads ({KeyValueHeads}) must divide num_attention_heads ({NumAttentionHeads}).");
+        // Each weight matrix is one tensor, and a tensor holds at most int.MaxValue elements.
+        foreach (var (rows, cols, what) in new[] { (VocabSize, HiddenSize, "vocab_size × hidden_size"), (IntermediateSize, HiddenSize, "intermediate_size × hidden_size"),
+                                                  (HiddenSize, HiddenSize, "hidden_size × hidden_size") })
+            if ((long)rows * cols > int.MaxValue)
+                throw new TensorLiteException($"Model config: {what} = {(long)rows * cols:N0} elements, over a tensor's {int.MaxValue:N0}.");
         if (HeadDim % 2 != 0)
             throw new TensorLiteException($"Model config: the head dimension ({HeadDim}) must be even for rotary embeddings.");
         if (HiddenAct != "silu")
@@ -89,7 +94,7 @@ public sealed record LlamaConfig
     public static LlamaConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Model config '{path}' does not exist.", path);
-        return FromJson(File.ReadAllText(path), path);
+        return FromJson(IO.SafeFile.ReadAllText(path, "Model config", 1 << 20), path);
     }
 
     // ---- named sizes ---------------------------------------------------------------------------
