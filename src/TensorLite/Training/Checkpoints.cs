@@ -17,6 +17,13 @@ public sealed record TrainingState
     public double? LastGradNorm { get; init; }
     /// <summary>SHA-256 (hex) of each file in the checkpoint folder, checked on load.</summary>
     public Dictionary<string, string> Checksums { get; init; } = new();
+    /// <summary>SHA-256 (hex) of this record's JSON without this field: state.json checks itself, so a changed step,
+    /// generator state, token count or checksum list is refused rather than silently changing what a resume does.</summary>
+    public string? StateChecksum { get; init; }
+
+    /// <summary>The checksum <see cref="StateChecksum"/> must hold for this record.</summary>
+    public string ComputeStateChecksum() =>
+        Convert.ToHexString(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(this with { StateChecksum = null })));
 }
 
 /// <summary>
@@ -75,7 +82,8 @@ public static class Checkpoints
             };
             BeforeFileWrite?.Invoke(StateFile);
             FaultPoints.Hit("checkpoint.state");
-            var full = state with { Checksums = checksums };
+            var full = state with { Checksums = checksums, StateChecksum = null };
+            full = full with { StateChecksum = full.ComputeStateChecksum() };
             AtomicFile.Write(Path.Combine(temp, StateFile), s => JsonSerializer.Serialize(s, full, Json));
             string final = Path.Combine(root, name);
             if (Directory.Exists(final)) Directory.Delete(final, recursive: true); // a stale copy from an abandoned run
@@ -203,6 +211,9 @@ public static class Checkpoints
                 throw new TensorLiteException(Bad($"it has no valid SHA-256 checksum for {file}"));
         if (state.Checksums.Keys.FirstOrDefault(k => !Files.Contains(k)) is string other)
             throw new TensorLiteException(Bad($"Checksums names '{Printable(other)}', which is not a checkpoint file"));
+        if (state.StateChecksum == null) throw new TensorLiteException(Bad("it has no StateChecksum"));
+        if (state.StateChecksum != state.ComputeStateChecksum())
+            throw new TensorLiteException($"'{path}' does not match its StateChecksum; it is corrupt.");
         return state;
     }
 

@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Text.Json;
+using TensorLite.Training;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace TensorLite.Tests;
+
+/// <summary>An uninterrupted tiny run made once by the CLI, the reference the interrupted runs must match bit for bit.</summary>
+public sealed class UninterruptedRun : IDisposable
+{
+    public static readonly string[] Args = ["--model", "tiny", "--seq", "16", "--batch", "2", "--steps", "8", "--warmup", "2", "--eval-every", "4",
+        "--eval-batches", "1", "--checkpoint-every", "2", "--keep-checkpoints", "2", "--log-every", "1", "--synthetic-bytes", "20000"];
+
+    public string Root { get; } = Directory.CreateTempSubdirectory("tl-crash-").FullName;
+    public string Dir => Path.Combine(Root, "reference");
+
+    public UninterruptedRun()
+    {
+        var (code, _, stderr) = CliProcess.Run(["train", .. Args, "--out", Dir]);
+        Assert.True(code == 0, stderr);
+    }
+
+    public void Dispose() => Directory.Delete(Root, recursive: true);
+}
+
+/// <summary>
+/// Crash consistency: the CLI runs as a child process and is killed with SIGKILL at chosen points inside checkpoint
+/// and metrics writes (fault points) and at random moments, or hits a (simulated) full disk there; resuming then
+/// finishes the run with exactly the uninterrupted run's weights, optimizer state, training state and metrics.
+/// </summary>
+public sealed class CrashConsistencyTests(UninterruptedRun reference, ITestOutputHelper output) : IClassFixture<UninterruptedRun>
+{
+    private const int Killed = 137; // 128 + SIGKILL
+
+    private string NewDir(string name) => Path.Combine(reference.Root, name);
+
+    private static (int Code, string Stderr) Train(string dir, bool resume, string? fault = null)
+    {
+        string[] args = resume ? ["train", "--resume", dir] : ["train", .. UninterruptedRun.Args, "--out", dir];
+        var (code, _, stderr) = CliProcess.Run(args, fault);
+        return (code, stderr);
+    }
+
+    /// <summary>The finished run equals the reference: the same final checkpoint bytes and the same metrics (everything
+    /// but timings and memory readings), and nothing left over from the interruptions.</summary>
+    private void AssertSameAsReference(string dir)
+    {
+        string expected = Checkpoints.Latest(reference.Dir)!, actual = Checkpoints.Latest(dir)!;
+        Assert.Equal(Path.GetFileName(expected), Path.GetFileName(actual));
+        foreach (var file in new[] { Checkpoints.ModelFile, Checkpoints.OptimizerFile, Checkpoints.StateFile })
+            Assert.True(File.ReadAllBytes(Path.Combine(expected, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(actual, file))), $"{file} differs");
+        Assert.Equal(Metrics(reference.Dir), Metrics(dir));
+        Assert.Empty(Directory.GetDirectories(Checkpoints.Folder(dir), ".tmp-*"));
+        Assert.Empty(Directory.GetFiles(Checkpoints.Folder(dir), ".*.tmp"));
+        Assert.Empty(Directory.GetFiles(dir, ".*.tmp"));
+    }
+
+    private static string[] Metrics(string dir) => File.ReadAllLines(Path.Combine(dir, MetricsLog.FileName)).Select(line =>
+    {
+        var r = JsonDocument.Parse(line).RootElement;
+        return string.Join(",", new[] { "step", "loss", "val_loss", "lr", "grad_norm", "tokens" }.Select(k => r.GetProperty(k).GetRawText()));
+    }).ToArray();
+
+    [Fact]
+    public void KilledInsideCheckpointAndMetricsWrites_ResumesToTheUninterruptedRun()
+    {
+        string dir = NewDir("killed");
+        // Each process dies at its fault point; the next one resumes from whatever the last one left behind.
+        var faults = new[]
+        {
+            "checkpoint.model:2:kill",     // step 4's checkpoint: nothing of it written yet
+            "metrics.line:3:kill",         // half of a metrics line on disk (a torn last line)
+            "checkpoint.commit:1:kill",    // step 6's folder in place, latest not yet moved
+            "checkpoint.prune:1:kill",     // latest moved, the old checkpoint not yet pruned
+            "checkpoint.optimizer:1:kill", // a half-made temporary checkpoint folder
+            "checkpoint.state:1:kill",
+        };
+        bool resume = false;
+        foreach (var fault in faults)
+        {
+            var (code, stderr) = Train(dir, resume, fault);
+            Assert.True(code == Killed, $"{fault}: exit {code}: {stderr}");
+            resume = true;
+        }
+        Assert.NotEmpty(Directory.GetDirectories(Checkpoints.Folder(dir), ".tmp-*")); // the kills did leave debris
+        var (last, err) = Train(dir, resume: true);
+        Assert.True(last == 0, err);
+        AssertSameAsReference(dir);
+    }
+
+    [Fact]
+    public void KilledAtRandomMoments_ResumesToTheUninterruptedRun()
+    {
+        var rng = new Random(20261202);
+        string dir = NewDir("random");
+        bool started = false;
+        int kills = 0;
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            string[] args = started ? ["train", "--resume", dir] : ["train", .. UninterruptedRun.Args, "--out", dir];
+            using var p = CliProcess.Start(args);
+            var stderr = p.StandardError.ReadToEndAsync();
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            Thread.Sleep(400 + rng.Next(2500));
+            if (!p.HasExited)
+            {
+                p.Kill(); // SIGKILL
+                kills++;
+            }
+            var (exit, err) = CliProcess.Finish(p, stderr);
+            started |= File.Exists(Path.Combine(dir, "train.json"));
+            if (exit == 0 || err.Contains("already complete")) break;
+        }
+        output.WriteLine($"{kills} random kills");
+        if (!File.Exists(Path.Combine(dir, "train.json")))
+        {
+            var (fresh, e1) = Train(dir, resume: false);
+            Assert.True(fresh == 0, e1);
+        }
+        else
+        {
+            var (code, err) = Train(dir, resume: true);
+            Assert.True(code == 0 || err.Contains("already complete"), err);
+        }
+        AssertSameAsReference(dir);
+    }
+
+    [Fact]
+    public void FullDiskDuringMetricsAndCheckpointWrites_ReportsIt_AndResumesAfterSpaceIsFreed()
+    {
+        // Simulated: the fault point raises the IOException a full disk raises (errno 28, "No space left on device")
+        // after half of a metrics line reached the file, or before a checkpoint file is written.
+        string dir = NewDir("enospc");
+        var (code, stderr) = Train(dir, resume: false, "metrics.line:3:enospc");
+        Assert.Equal(2, code);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.Contains("No space left on device", lines[0]);
+        Assert.Contains("metrics.jsonl", lines[0]);
+        Assert.False(File.ReadAllText(Path.Combine(dir, MetricsLog.FileName)).EndsWith('\n')); // the torn line is there
+
+        (code, stderr) = Train(dir, resume: true, "checkpoint.optimizer:1:enospc");
+        Assert.Equal(2, code);
+        lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.Contains("No space left on device", lines[0]);
+        Assert.Contains("checkpoint step-", lines[0]);
+        Assert.Empty(Directory.GetDirectories(Checkpoints.Folder(dir), ".tmp-*"));
+
+        (code, stderr) = Train(dir, resume: true);
+        Assert.True(code == 0, stderr);
+        AssertSameAsReference(dir);
+    }
+
+    [Fact]
+    public void SecondProcess_IsRefusedNamingTheFirst_AndAKilledHolderLeavesNoStaleLock()
+    {
+        string dir = NewDir("locked");
+        string[] args = ["train", .. UninterruptedRun.Args.Select(a => a == "8" ? "5000" : a), "--out", dir];
+        using var first = CliProcess.Start(args);
+        _ = first.StandardOutput.ReadToEndAsync();
+        _ = first.StandardError.ReadToEndAsync();
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(Path.Combine(dir, "train.json")) && clock.Elapsed < TimeSpan.FromSeconds(90)) Thread.Sleep(50);
+        Assert.True(File.Exists(Path.Combine(dir, "train.json")));
+        var (code, _, stderr) = CliProcess.Run(["train", "--resume", dir]);
+        Assert.Equal(2, code);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.Contains($"in use by process {first.Id}", lines[0]);
+
+        first.Kill(); // SIGKILL: the OS drops its lock
+        first.WaitForExit();
+        (code, _, stderr) = CliProcess.Run(["train", "--resume", dir, "--steps", "1"]);
+        Assert.DoesNotContain("in use", stderr);
+        Assert.True(code == 0 || stderr.Contains("already complete"), stderr);
+    }
+}
