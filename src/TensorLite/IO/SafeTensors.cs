@@ -196,7 +196,7 @@ public static class SafeTensors
         }
         catch (JsonException e)
         {
-            throw Corrupt(path, $"its header is not valid JSON ({e.Message.Split('.')[0]})");
+            throw Corrupt(path, $"its header is not valid JSON (at byte {e.BytePositionInLine ?? 0} of line {(e.LineNumber ?? 0) + 1})");
         }
         catch (ArgumentException)
         {
@@ -250,7 +250,8 @@ public static class SafeTensors
         }
         if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Corrupt(path, $"entry '{name}' has no [begin, end] data_offsets");
-        if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number ||
+            !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw Corrupt(path, $"entry '{name}' has invalid data_offsets");
         long expected = numel * match.DType.SizeInBytes();
         if (end - begin != expected)

@@ -86,10 +86,14 @@ public sealed record LlamaConfig
         }
         catch (JsonException e)
         {
-            throw new TensorLiteException($"{source} is not a valid LLaMA config: {e.Message.Split(". ")[0]}.");
+            throw new TensorLiteException($"{source} is not a valid LLaMA config: {Where(e)}.");
         }
         return (config ?? throw new TensorLiteException($"{source} is empty.")).Validate();
     }
+
+    /// <summary>Where a JSON file went wrong, on one line (the parser's own message quotes the file's text).</summary>
+    internal static string Where(JsonException e) =>
+        $"invalid JSON or a value of the wrong type at line {(e.LineNumber ?? 0) + 1}" + (e.Path is { Length: > 1 } p ? $", {p}" : "");
 
     public static LlamaConfig Load(string path)
     {

@@ -208,7 +208,7 @@ public static class Checkpoints
         if (state.Checksums == null) throw new TensorLiteException(Bad("it has no Checksums"));
         foreach (var file in Files)
             if (!state.Checksums.TryGetValue(file, out var sum) || sum is not { Length: 64 } || !sum.All(char.IsAsciiHexDigitUpper))
-                throw new TensorLiteException(Bad($"it has no valid SHA-256 checksum for {file}"));
+                throw new TensorLiteException(Bad($"Checksums has no valid SHA-256 for {file}"));
         if (state.Checksums.Keys.FirstOrDefault(k => !Files.Contains(k)) is string other)
             throw new TensorLiteException(Bad($"Checksums names '{Printable(other)}', which is not a checkpoint file"));
         if (state.StateChecksum == null) throw new TensorLiteException(Bad("it has no StateChecksum"));

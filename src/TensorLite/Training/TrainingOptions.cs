@@ -163,7 +163,7 @@ public sealed record TrainingOptions
         }
         catch (JsonException e)
         {
-            throw new TensorLiteException($"{source} is not a valid training options file: {e.Message.Split(". ")[0]}.");
+            throw new TensorLiteException($"{source} is not a valid training options file: {Models.LlamaConfig.Where(e)}.");
         }
     }
 }
