@@ -15,9 +15,14 @@ public sealed class UninterruptedRun : IDisposable
     public string Root { get; } = Directory.CreateTempSubdirectory("tl-crash-").FullName;
     public string Dir => Path.Combine(Root, "reference");
 
+    /// <summary>How long the uninterrupted run took (random kills are drawn within it).</summary>
+    public TimeSpan Duration { get; }
+
     public UninterruptedRun()
     {
+        var clock = Stopwatch.StartNew();
         var (code, _, stderr) = CliProcess.Run(["train", .. Args, "--out", Dir]);
+        Duration = clock.Elapsed;
         Assert.True(code == 0, stderr);
     }
 
@@ -96,13 +101,14 @@ public sealed class CrashConsistencyTests(UninterruptedRun reference, ITestOutpu
         string dir = NewDir("random");
         bool started = false;
         int kills = 0;
-        for (int attempt = 0; attempt < 3; attempt++)
+        int window = Math.Max(500, (int)reference.Duration.TotalMilliseconds);
+        for (int attempt = 0; attempt < 4; attempt++)
         {
             string[] args = started ? ["train", "--resume", dir] : ["train", .. UninterruptedRun.Args, "--out", dir];
             using var p = CliProcess.Start(args);
             var stderr = p.StandardError.ReadToEndAsync();
             var stdout = p.StandardOutput.ReadToEndAsync();
-            Thread.Sleep(400 + rng.Next(2500));
+            Thread.Sleep(rng.Next(window / 4, window)); // from start-up to the last steps, checkpoint writes included
             if (!p.HasExited)
             {
                 p.Kill(); // SIGKILL
@@ -112,7 +118,8 @@ public sealed class CrashConsistencyTests(UninterruptedRun reference, ITestOutpu
             started |= File.Exists(Path.Combine(dir, "train.json"));
             if (exit == 0 || err.Contains("already complete")) break;
         }
-        output.WriteLine($"{kills} random kills");
+        output.WriteLine($"{kills} random kills (window {window} ms)");
+        Assert.True(kills > 0);
         if (!File.Exists(Path.Combine(dir, "train.json")))
         {
             var (fresh, e1) = Train(dir, resume: false);
