@@ -247,6 +247,29 @@ public sealed class RunFolderSafetyTests : IDisposable
         Assert.Equal(2, Trainer.Open(dir).StartStep);
     }
 
+    // 6: the strict checks accept what every optimizer variant itself writes.
+    [Theory]
+    [InlineData("adamw", "8bit", false, "fp32")]
+    [InlineData("adamw", "factored", true, "fp32")]
+    [InlineData("galore", "fp32", true, "fp32")]
+    [InlineData("frugal", "8bit", false, "fp32")]
+    [InlineData("grass", "factored", false, "fp32")]
+    [InlineData("osd", "fp32", false, "bf16")]
+    [InlineData("adamw", "fp32", true, "bf16")]
+    public void EveryOptimizerVariant_ResumesFromItsOwnCheckpoint(string optimizer, string states, bool perLayer, string weights)
+    {
+        var options = RunFolders.Tiny() with
+        {
+            Optimizer = optimizer, States = states, PerLayer = perLayer, Weights = weights, MasterWeights = weights == "bf16" && optimizer == "adamw",
+            Rank = 8, UpdateGap = 2, GradAccum = 2,
+        };
+        string dir = FinishedRun($"{optimizer}-{states}-{perLayer}-{weights}", options);
+        var resumed = Trainer.Resume(dir, steps: 3);
+        Assert.Equal(2, resumed.StartStep);
+        resumed.Run();
+        Assert.Equal(3, Trainer.Open(dir).StartStep);
+    }
+
     // 7
     [Fact]
     public void LeftoversOfInterruptedWrites_AreRemovedAtTheNextStart()
