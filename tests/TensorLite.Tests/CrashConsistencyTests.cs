@@ -161,6 +161,70 @@ public sealed class CrashConsistencyTests(UninterruptedRun reference, ITestOutpu
         AssertSameAsReference(dir);
     }
 
+    private static bool Shell(string file, params string[] args)
+    {
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo(file, args) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true })!;
+            p.WaitForExit(30_000);
+            return p.HasExited && p.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>A real full disk where the machine allows mounting a small tmpfs (root on Linux; CI runners usually are
+    /// not, and then this test only says so: the simulated one above covers the same paths).</summary>
+    [Fact]
+    public void RealFullDisk_OnASmallTmpfs_ReportsIt_AndResumesAfterSpaceIsFreed()
+    {
+        string mountPoint = NewDir("tmpfs");
+        Directory.CreateDirectory(mountPoint);
+        if (!OperatingSystem.IsLinux() || !Shell("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mountPoint))
+        {
+            output.WriteLine("could not mount a tmpfs here (not root?); the real full-disk case was not run");
+            return;
+        }
+        try
+        {
+            // 3 MiB holds the first checkpoint (1.6 MiB) but not the second.
+            string dir = Path.Combine(mountPoint, "run");
+            var (code, stderr) = Train(dir, resume: false);
+            Assert.Equal(2, code);
+            var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Single(lines);
+            Assert.Contains("No space left on device", lines[0]);
+            Assert.Empty(Directory.GetDirectories(Checkpoints.Folder(dir), ".tmp-*"));
+
+            // Completely full: resuming fails with the same one line, and leaves the run resumable.
+            var filler = Path.Combine(mountPoint, "filler");
+            try
+            {
+                using var f = new FileStream(filler, FileMode.Create);
+                var block = new byte[4096];
+                while (true) f.Write(block);
+            }
+            catch (IOException) { /* full */ }
+            (code, stderr) = Train(dir, resume: true);
+            Assert.Equal(2, code);
+            lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Single(lines);
+            Assert.Contains("No space left on device", lines[0]);
+
+            File.Delete(filler);
+            Assert.True(Shell("mount", "-o", "remount,size=32m", mountPoint));
+            (code, stderr) = Train(dir, resume: true);
+            Assert.True(code == 0, stderr);
+            AssertSameAsReference(dir);
+        }
+        finally
+        {
+            Shell("umount", mountPoint);
+        }
+    }
+
     [Fact]
     public void SecondProcess_IsRefusedNamingTheFirst_AndAKilledHolderLeavesNoStaleLock()
     {
