@@ -112,6 +112,7 @@ public sealed class Trainer : IDisposable
         if (File.Exists(Path.Combine(runDir, "train.json")))
             throw new TensorLiteException($"'{runDir}' already holds a run; continue it with --resume {runDir} or choose another --out.");
         var (config, tokenizer) = ResolveConfig(options);
+        CheckRank(config, options);
         MemoryPlan.RequireHostMemory(config, options);
         // Everything that can fail on bad input (data, model, optimizer options) happens before the folder is
         // touched, so a refused run leaves nothing behind.
@@ -169,7 +170,7 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>What a run's options ask of its model: every token id has an embedding row, every position a rotary
-    /// angle, the logits of a micro-batch fit one tensor, and a projection rank fits the matrices it projects.</summary>
+    /// angle, and the logits of a micro-batch fit one tensor.</summary>
     private static void CheckCompatible(LlamaConfig config, ITokenizer tokenizer, TrainingOptions options)
     {
         if (config.VocabSize < tokenizer.VocabSize)
@@ -179,6 +180,13 @@ public sealed class Trainer : IDisposable
         long logits = (long)options.Batch * options.Seq * config.VocabSize;
         if (logits > int.MaxValue)
             throw new TensorLiteException($"--batch {options.Batch} × --seq {options.Seq} × vocab_size {config.VocabSize} is {logits:N0} logits, over a tensor's {int.MaxValue:N0} elements; lower --batch (and raise --grad-accum) or --seq.");
+    }
+
+    /// <summary>A projection rank must fit at least one matrix it projects (each matrix's rank is capped at its smaller
+    /// side; a rank above all of them is a mistake, not a request). Checked when a run starts or resumes; the planner
+    /// keeps the cap so its suggestions work for every model size.</summary>
+    private static void CheckRank(LlamaConfig config, TrainingOptions options)
+    {
         if (options.Optimizer is "galore" or "osd" or "grass" && options.Rank > config.HiddenSize)
             throw new TensorLiteException($"--rank {options.Rank} is larger than every projected matrix of this model (the largest rank any of them can take is hidden_size {config.HiddenSize}); " +
                                           "each matrix's rank is capped at its smaller side, so give at most that.");
@@ -277,6 +285,7 @@ public sealed class Trainer : IDisposable
         var config = LlamaConfig.FromJson(SafeFile.ReadAllText(configPath, "Model config", MaxRunJsonBytes, allowSymlink: false), configPath);
         var tokenizer = CreateTokenizer(options.Tokenizer);
         CheckCompatible(config, tokenizer, options);
+        CheckRank(config, options);
         // What train checks before it allocates, eval and resume check too: a run folder's config may name any size.
         MemoryPlan.RequireHostMemory(config, options);
         string? checkpoint = Checkpoints.Latest(runDir);
