@@ -462,7 +462,8 @@ public sealed class Trainer : IDisposable
             // Still an IOException with the system's error code, so callers can tell a full disk from other failures.
             throw new IOException($"Could not write {what} in '{RunDir}': {e.Message.TrimEnd('.')}; " +
                 (last == null ? "no checkpoint was written yet" : $"the last good checkpoint {Path.GetFileName(last)} is kept") +
-                $". Free space and continue with --resume {RunDir}.", e.HResult);
+                (e.HResult == FaultPoints.NoSpaceHResult ? $". Free space and continue with --resume {RunDir}." : $". Continue with --resume {RunDir} once that is fixed."),
+                e.HResult);
         }
     }
 
