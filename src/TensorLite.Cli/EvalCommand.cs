@@ -18,6 +18,8 @@ public static class EvalCommand
             if (n <= 0) throw new ArgumentException($"--batches must be positive, got {n}.");
             var trainer = Trainer.Open(r.GetValue(run)!, deviceName: r.GetValue(device));
             float loss = trainer.Evaluate(n);
+            if (!float.IsFinite(loss))
+                throw new TensorLiteException($"The validation loss of '{trainer.RunDir}' at step {trainer.StartStep} is {loss}: its checkpoint does not hold a usable model.");
             Console.WriteLine($"step {trainer.StartStep}: validation loss {loss:F4} nats/token, perplexity {Math.Exp(loss):F3} " +
                               $"({n} batches of {trainer.Options.Batch}×{trainer.Options.Seq} tokens)" +
                               (trainer.Data.EntropyFloorNats is double f ? $"; entropy floor {f:F3}" : ""));

@@ -21,11 +21,13 @@ public static class GenerateCommand
         {
             int n = r.GetValue(tokens);
             if (n <= 0) throw new ArgumentException($"--tokens must be positive, got {n}.");
+            float temp = CliErrors.Finite(r.GetValue(temperature), "--temperature", 0f);
+            if (r.GetValue(topK) < 0) throw new ArgumentException($"--top-k must be 0 (all) or positive, got {r.GetValue(topK)}.");
             var trainer = Trainer.Open(r.GetValue(run)!, deviceName: r.GetValue(device));
             var tokenizer = Trainer.CreateTokenizer(trainer.Options.Tokenizer);
             var ids = tokenizer.Encode(r.GetValue(prompt)!);
             using var onDevice = Backend.Use(trainer.Device); // the prompt's tensors go where the model is
-            var output = Sampling.Generate(trainer.Model, ids, n, r.GetValue(temperature), r.GetValue(topK),
+            var output = Sampling.Generate(trainer.Model, ids, n, temp, r.GetValue(topK),
                 new Generator(r.GetValue(seed)), context: trainer.Options.Seq);
             Console.WriteLine(tokenizer.Decode(output));
             return 0;

@@ -8,27 +8,33 @@ public static class LossPlot
 {
     private sealed record Curve(double[] Steps, double[] Loss, double[] ValSteps, double[] ValLoss, double TokensPerSecond, long StateBytes);
 
+    private static bool Number(JsonElement e, out double value)
+    {
+        value = 0;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out value) && double.IsFinite(value);
+    }
+
     private static Curve Read(string runDir)
     {
-        string metrics = Path.Combine(runDir, "metrics.jsonl");
+        string metrics = Path.Combine(runDir, Training.MetricsLog.FileName);
         if (!File.Exists(metrics)) throw new TensorLiteException($"'{runDir}' has no metrics.jsonl.");
         var steps = new List<double>(); var losses = new List<double>();
         var valSteps = new List<double>(); var valLosses = new List<double>();
         double tokensPerSecond = 0;
         long stateBytes = 0;
-        foreach (var line in File.ReadLines(metrics))
+        // Torn lines (a crash or a full disk mid-write) and records without a numeric loss are skipped.
+        foreach (var r in Training.MetricsLog.Read(metrics, out _))
         {
-            using var doc = JsonDocument.Parse(line);
-            var r = doc.RootElement;
-            double step = r.GetProperty("step").GetDouble();
-            tokensPerSecond = r.GetProperty("tokens_per_s").GetDouble();
-            if (r.TryGetProperty("optimizer_state_bytes", out var sb)) stateBytes = sb.GetInt64();
+            double step = r.GetProperty("step").GetInt64();
+            if (!r.TryGetProperty("loss", out var loss) || !Number(loss, out double lossValue)) continue;
+            if (r.TryGetProperty("tokens_per_s", out var tps) && Number(tps, out double t)) tokensPerSecond = t;
+            if (r.TryGetProperty("optimizer_state_bytes", out var sb) && sb.ValueKind == JsonValueKind.Number && sb.TryGetInt64(out long b)) stateBytes = b;
             steps.Add(step);
-            losses.Add(r.GetProperty("loss").GetDouble());
-            if (r.TryGetProperty("val_loss", out var v) && v.ValueKind == JsonValueKind.Number)
+            losses.Add(lossValue);
+            if (r.TryGetProperty("val_loss", out var v) && Number(v, out double val))
             {
                 valSteps.Add(step);
-                valLosses.Add(v.GetDouble());
+                valLosses.Add(val);
             }
         }
         return new Curve(steps.ToArray(), losses.ToArray(), valSteps.ToArray(), valLosses.ToArray(), tokensPerSecond, stateBytes);

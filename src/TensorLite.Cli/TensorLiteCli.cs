@@ -19,8 +19,19 @@ public static class TensorLiteCli
         return root;
     }
 
-    /// <summary>Runs a command line; returns the process exit code (0 ok, 1 usage error, 2 bad input).</summary>
+    /// <summary>Runs a command line; returns the process exit code (0 ok, 2 any user error: a malformed command line or
+    /// bad input, 70 an internal error).</summary>
     public static int Run(string[] args) =>
-        // Errors are reported by CliErrors (one line, exit code 2), not by System.CommandLine's stack-trace printer.
-        CliErrors.Run(() => CreateRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false }));
+        // Errors are reported by CliErrors (one line, exit code 2), not by System.CommandLine's stack-trace printer or its
+        // usage screen.
+        CliErrors.Run(() =>
+        {
+            var parsed = CreateRoot().Parse(args);
+            if (parsed.Errors.Count > 0)
+            {
+                Console.Error.WriteLine($"error: {CliErrors.OneLine(parsed.Errors[0].Message)} (see --help)");
+                return CliErrors.UserError;
+            }
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        });
 }

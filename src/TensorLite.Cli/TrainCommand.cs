@@ -23,7 +23,17 @@ public static class TrainCommand
             Trainer trainer;
             if (resumeDir != null)
             {
-                trainer = Trainer.Resume(resumeDir, binder.ExplicitSteps(r), binder.ExplicitDevice(r));
+                int? steps = binder.ExplicitSteps(r);
+                string? device = binder.ExplicitDevice(r);
+                // The budget is checked on the run's own options before anything is loaded or written, as for a new run.
+                if (r.GetValue(budget) is string text)
+                {
+                    long l = MemoryPlan.ParseBytes(text);
+                    if (PlanCommand.RefuseOverBudget(Trainer.ReadOptions(resumeDir, steps, device), l) is int refused) return refused;
+                    trainer = Trainer.Resume(resumeDir, steps, device, refuseFinished: true);
+                    trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? l : l - MemoryPlan.RuntimeBytes;
+                }
+                else trainer = Trainer.Resume(resumeDir, steps, device, refuseFinished: true);
             }
             else
             {

@@ -30,10 +30,15 @@ public static class TrainingView
             if (AnsiConsole.Profile.Capabilities.Interactive) RunLive(trainer);
             else RunPlain(trainer);
         }
-        finally
+        catch
         {
-            LossPlot.TryWrite(trainer.RunDir, data.EntropyFloorNats, data.UnigramEntropyNats);
+            // The plot of what was done is still drawn, but a failure there (a full disk, say) must not hide the
+            // run's own error.
+            try { LossPlot.TryWrite(trainer.RunDir, data.EntropyFloorNats, data.UnigramEntropyNats); }
+            catch (Exception) { /* the original error is reported */ }
+            throw;
         }
+        LossPlot.TryWrite(trainer.RunDir, data.EntropyFloorNats, data.UnigramEntropyNats);
         Console.WriteLine("peak memory  " + string.Join(", ", trainer.Memory.AtPeak.Items().Where(x => x.Bytes > 0)
             .Select(x => $"{MemoryPlan.CategoryName(x.Category)} {MemoryPlan.Format(x.Bytes)}")) +
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +

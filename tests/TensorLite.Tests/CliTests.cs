@@ -85,7 +85,17 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public void UnknownFlags_AreUsageErrors() => Assert.Equal(1, Run("train", "--bogus").Code);
+    public void UnknownFlagsAndMissingRequiredOnes_AreUserErrors_OneLineExitCode2()
+    {
+        foreach (var args in new[] { new[] { "train", "--bogus" }, ["plot", Path.Combine(_root, "a")], ["train", "--steps", "many"], ["eval"] })
+        {
+            var (code, stderr) = Run(args);
+            Assert.Equal(2, code);
+            var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Single(lines);
+            Assert.StartsWith("error: ", lines[0]);
+        }
+    }
 
     [Fact]
     public void TrainOverMemoryBudget_IsRefusedBeforeAnythingIsCreated_WithTheBreakdownAndWhatToChange()

@@ -8,6 +8,12 @@ namespace TensorLite.IO;
 /// <summary>The header entry of one tensor in a safetensors file.</summary>
 public sealed record SafeTensorInfo(string Name, DType DType, int[] Shape, long Begin, long End);
 
+/// <summary>A floating-point tensor holds a NaN or an infinity where only finite values are accepted (checkpoints).</summary>
+public sealed class NonFiniteTensorException(string tensorName, string message) : TensorLiteException(message)
+{
+    public string TensorName { get; } = tensorName;
+}
+
 /// <summary>
 /// Reads and writes the safetensors format (HF): an 8-byte little-endian header length, a JSON header
 /// mapping names to dtype, shape and [begin, end) byte offsets, then the raw little-endian data.
@@ -34,8 +40,10 @@ public static class SafeTensors
         return ReadHeader(stream, path);
     }
 
-    /// <summary>Loads every tensor (in its stored dtype; use To(DType.Float32) to compute).</summary>
-    public static Dictionary<string, Tensor> Load(string path, IBackend? backend = null)
+    /// <summary>Loads every tensor (in its stored dtype; use To(DType.Float32) to compute). With
+    /// <paramref name="requireFinite"/>, a floating-point tensor holding a NaN or an infinity is refused
+    /// (<see cref="NonFiniteTensorException"/>).</summary>
+    public static Dictionary<string, Tensor> Load(string path, IBackend? backend = null, bool requireFinite = false)
     {
         using var stream = OpenForRead(path);
         var (infos, _, dataStart) = ReadHeader(stream, path);
@@ -49,6 +57,8 @@ public static class SafeTensors
                 var bytes = new byte[info.End - info.Begin];
                 stream.Position = dataStart + info.Begin;
                 stream.ReadExactly(bytes);
+                if (requireFinite && FirstNonFinite(bytes, info.DType) >= 0)
+                    throw new NonFiniteTensorException(info.Name, $"'{path}': tensor '{info.Name}' holds NaN or infinite values.");
                 if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Big-endian hosts are not supported.");
                 t.Backend.CopyFromHost(bytes, t);
             }
@@ -61,8 +71,12 @@ public static class SafeTensors
         return result;
     }
 
-    /// <summary>Writes tensors (any dtype, any layout) atomically: the file is complete or untouched.</summary>
-    public static void Save(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>Writes tensors (any dtype, any layout) atomically: the file is complete or untouched. With
+    /// <paramref name="requireFinite"/>, a floating-point tensor holding a NaN or an infinity aborts the write
+    /// (<see cref="NonFiniteTensorException"/>; the file is untouched): the check runs on the host copies the writer makes
+    /// anyway, so it costs no extra pass over device memory.</summary>
+    public static void Save(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        bool requireFinite = false)
     {
         var list = tensors.ToList();
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -97,7 +111,7 @@ public static class SafeTensors
             const int ChunkBytes = 4 << 20;
             var buffer = new byte[ChunkBytes];
             using var noGrad = Autograd.GradMode.NoGrad();
-            foreach (var (_, t) in list)
+            foreach (var (name, t) in list)
             {
                 using var c = t.ContiguousNoGrad();
                 using var flat = c.Reshape(c.Numel);
@@ -108,15 +122,54 @@ public static class SafeTensors
                     using var slice = flat.Narrow(0, start, count);
                     var bytes = buffer.AsSpan(0, count * elementSize);
                     c.Backend.CopyToHost(slice, bytes);
+                    if (requireFinite && FirstNonFinite(bytes, c.DType) >= 0)
+                        throw new NonFiniteTensorException(name, $"tensor '{name}' holds NaN or infinite values; '{path}' was not written.");
                     stream.Write(bytes);
                 }
             }
         });
     }
 
+    /// <summary>The index of the first NaN or infinity among little-endian values of <paramref name="dtype"/> (-1 when all
+    /// are finite or the dtype is not floating point).</summary>
+    public static long FirstNonFinite(ReadOnlySpan<byte> bytes, DType dtype)
+    {
+        switch (dtype)
+        {
+            case DType.Float32:
+            {
+                var values = MemoryMarshal.Cast<byte, float>(bytes);
+                // Max propagates NaN and Min/Max expose infinities: two vectorized passes decide the common, all-finite case.
+                if (values.Length == 0 || (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Max(values)) &&
+                                           float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Min(values)))) return -1;
+                for (int i = 0; i < values.Length; i++)
+                    if (!float.IsFinite(values[i])) return i;
+                return -1;
+            }
+            case DType.BFloat16:
+            case DType.Float16:
+            {
+                // All exponent bits set means an infinity or a NaN in both half formats.
+                ushort mask = dtype == DType.BFloat16 ? (ushort)0x7F80 : (ushort)0x7C00;
+                var values = MemoryMarshal.Cast<byte, ushort>(bytes);
+                for (int i = 0; i < values.Length; i++)
+                    if ((values[i] & mask) == mask) return i;
+                return -1;
+            }
+            default:
+                return -1;
+        }
+    }
+
     private static FileStream OpenForRead(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Safetensors file '{path}' does not exist.", path);
+        if (!File.Exists(path))
+        {
+            if (Directory.Exists(path)) throw Corrupt(path, "it is a directory");
+            throw new FileNotFoundException($"Safetensors file '{path}' does not exist.", path);
+        }
+        // A FIFO or device in place of the file would block or never end: regular files only.
+        SafeFile.RequireRegular(path, "Safetensors file");
         return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
     }
 
@@ -131,6 +184,8 @@ public static class SafeTensors
         if ((long)headerLength > fileLength - 8) throw Corrupt(path, $"its header claims {headerLength} bytes but only {fileLength - 8} follow");
         var headerBytes = new byte[headerLength];
         stream.ReadExactly(headerBytes);
+        // JSON readers decode strings lazily; invalid UTF-8 inside a name would surface later as another exception type.
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes)) throw Corrupt(path, "its header is not valid UTF-8");
         long dataStart = 8 + (long)headerLength;
         long dataLength = fileLength - dataStart;
 
@@ -141,15 +196,21 @@ public static class SafeTensors
         }
         catch (JsonException e)
         {
-            throw Corrupt(path, $"its header is not valid JSON ({e.Message.Split('.')[0]})");
+            throw Corrupt(path, $"its header is not valid JSON (at byte {e.BytePositionInLine ?? 0} of line {(e.LineNumber ?? 0) + 1})");
+        }
+        catch (ArgumentException)
+        {
+            throw Corrupt(path, "its header is not valid JSON");
         }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Corrupt(path, "its header is not a JSON object");
             var infos = new List<SafeTensorInfo>();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var prop in doc.RootElement.EnumerateObject())
             {
+                if (!seen.Add(prop.Name)) throw Corrupt(path, $"entry '{prop.Name}' appears twice");
                 if (prop.Name == "__metadata__")
                 {
                     if (prop.Value.ValueKind != JsonValueKind.Object) throw Corrupt(path, "__metadata__ is not an object");
@@ -189,7 +250,8 @@ public static class SafeTensors
         }
         if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Corrupt(path, $"entry '{name}' has no [begin, end] data_offsets");
-        if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number ||
+            !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw Corrupt(path, $"entry '{name}' has invalid data_offsets");
         long expected = numel * match.DType.SizeInBytes();
         if (end - begin != expected)

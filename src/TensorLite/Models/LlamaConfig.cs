@@ -49,6 +49,11 @@ public sealed record LlamaConfig
             throw new TensorLiteException($"Model config: num_attention_heads ({NumAttentionHeads}) must divide hidden_size ({HiddenSize}).");
         if (NumAttentionHeads % KeyValueHeads != 0)
             throw new TensorLiteException($"Model config: num_key_value_heads ({KeyValueHeads}) must divide num_attention_heads ({NumAttentionHeads}).");
+        // Each weight matrix is one tensor, and a tensor holds at most int.MaxValue elements.
+        foreach (var (rows, cols, what) in new[] { (VocabSize, HiddenSize, "vocab_size × hidden_size"), (IntermediateSize, HiddenSize, "intermediate_size × hidden_size"),
+                                                  (HiddenSize, HiddenSize, "hidden_size × hidden_size") })
+            if ((long)rows * cols > int.MaxValue)
+                throw new TensorLiteException($"Model config: {what} = {(long)rows * cols:N0} elements, over a tensor's {int.MaxValue:N0}.");
         if (HeadDim % 2 != 0)
             throw new TensorLiteException($"Model config: the head dimension ({HeadDim}) must be even for rotary embeddings.");
         if (HiddenAct != "silu")
@@ -81,15 +86,19 @@ public sealed record LlamaConfig
         }
         catch (JsonException e)
         {
-            throw new TensorLiteException($"{source} is not a valid LLaMA config: {e.Message.Split(". ")[0]}.");
+            throw new TensorLiteException($"{source} is not a valid LLaMA config: {Where(e)}.");
         }
         return (config ?? throw new TensorLiteException($"{source} is empty.")).Validate();
     }
 
+    /// <summary>Where a JSON file went wrong, on one line (the parser's own message quotes the file's text).</summary>
+    internal static string Where(JsonException e) =>
+        $"invalid JSON or a value of the wrong type at line {(e.LineNumber ?? 0) + 1}" + (e.Path is { Length: > 1 } p ? $", {p}" : "");
+
     public static LlamaConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Model config '{path}' does not exist.", path);
-        return FromJson(File.ReadAllText(path), path);
+        return FromJson(IO.SafeFile.ReadAllText(path, "Model config", 1 << 20), path);
     }
 
     // ---- named sizes ---------------------------------------------------------------------------

@@ -8,13 +8,15 @@ public static class LlamaWeights
     /// <summary>Tensors HF checkpoints may carry that are derived, not learned (safe to skip on load).</summary>
     private static bool IsDerived(string name) => name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal);
 
-    public static void Save(LlamaModel model, string path, DType dtype = DType.Float32)
+    /// <summary>Writes the model's weights; with <paramref name="requireFinite"/> a NaN or infinity aborts the write
+    /// (<see cref="NonFiniteTensorException"/>).</summary>
+    public static void Save(LlamaModel model, string path, DType dtype = DType.Float32, bool requireFinite = false)
     {
         if (!dtype.IsFloatingPoint()) throw new ArgumentException($"Weights are saved as a floating-point dtype, not {dtype.Name()}.");
         var converted = model.NamedParameters().Select(p => (p.Name, Tensor: p.Parameter.DType == dtype ? p.Parameter.Alias() : p.Parameter.To(dtype))).ToList();
         try
         {
-            SafeTensors.Save(path, converted, new Dictionary<string, string> { ["format"] = "pt" });
+            SafeTensors.Save(path, converted, new Dictionary<string, string> { ["format"] = "pt" }, requireFinite);
         }
         finally
         {
@@ -23,10 +25,11 @@ public static class LlamaWeights
     }
 
     /// <summary>Copies weights from a safetensors file into the model, converting dtypes; every parameter must be
-    /// present with its exact shape, and no unknown tensor may be left over.</summary>
-    public static void Load(LlamaModel model, string path)
+    /// present with its exact shape, and no unknown tensor may be left over. With <paramref name="requireFinite"/>, a NaN
+    /// or infinity is refused (<see cref="NonFiniteTensorException"/>).</summary>
+    public static void Load(LlamaModel model, string path, bool requireFinite = false)
     {
-        var tensors = SafeTensors.Load(path);
+        var tensors = SafeTensors.Load(path, requireFinite: requireFinite);
         try
         {
             var parameters = model.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter);

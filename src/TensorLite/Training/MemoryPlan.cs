@@ -31,6 +31,29 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
     /// driver-dependent) comes on top and is not predicted.</summary>
     public long PredictedPeakBytes => Math.Max(PeakPoolBytes, PeakTensorBytes) + (OnGpu ? 0 : RuntimeBytes);
 
+    /// <summary>
+    /// A lower bound that needs no planning run (a run folder's config may name a model too large even to plan
+    /// quickly): on the CPU, training and loading a checkpoint both hold at least two copies of the weights (the weights
+    /// and their gradients, or the weights and the checkpoint's tensors); on a GPU the host still holds the loaded
+    /// copy. Refuses, naming the config's size, when that exceeds the memory this process may use.
+    /// </summary>
+    public static void RequireHostMemory(LlamaConfig config, TrainingOptions options)
+    {
+        double parameters = (double)config.VocabSize * config.HiddenSize * (config.TieWordEmbeddings ? 1 : 2) + config.HiddenSize +
+                            (double)config.NumHiddenLayers * ((double)config.HiddenSize * config.HiddenSize * 2 +
+                                                              (double)config.HiddenSize * config.KeyValueHeads * config.HeadDim * 2 +
+                                                              3.0 * config.HiddenSize * config.IntermediateSize + 2.0 * config.HiddenSize);
+        double weightBytes = parameters * (options.Weights == "bf16" ? 2 : 4);
+        double needed = weightBytes * (options.Device == "cpu" ? 2 : 1);
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (available > 0 && needed > available)
+            throw new TensorLiteException($"The model ({config.NumHiddenLayers} layers, hidden_size {config.HiddenSize}, vocab_size {config.VocabSize}: " +
+                $"{parameters:G3} parameters) needs at least {FormatDouble(needed)} to load or train, more than the {Format(available)} this machine " +
+                "has; check the config, or see `tensorlite plan`.");
+    }
+
+    private static string FormatDouble(double bytes) => bytes < long.MaxValue / 2 ? Format((long)bytes) : $"{bytes / (1L << 40):G3} TiB";
+
     public static MemoryPlan Predict(TrainingOptions options)
     {
         options.Validate();

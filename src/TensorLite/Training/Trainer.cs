@@ -24,8 +24,12 @@ public sealed class TrainingDivergedException(string message) : TensorLiteExcept
 /// clipping and gradient accumulation, writing a run folder (config.json, train.json, metrics.jsonl,
 /// checkpoints). Seeded and deterministic: resuming from a checkpoint continues bit for bit.
 /// </summary>
-public sealed class Trainer
+public sealed class Trainer : IDisposable
 {
+    /// <summary>The run folder's lock while this trainer may write it (released when <see cref="Run"/> ends or on
+    /// <see cref="Dispose"/>); null for trainers that only read (eval, generate, planning).</summary>
+    private RunLock? _lock;
+
     private readonly List<(string Name, Tensor Parameter)> _named;
     private readonly Generator _dataRng;
     private long _tokensSeen;
@@ -90,6 +94,13 @@ public sealed class Trainer
         _ => throw new TensorLiteException($"Unknown tokenizer '{name}'; available: byte, cl100k, o200k."),
     };
 
+    /// <summary>Releases the run folder's lock (a trainer that was created or resumed but not run).</summary>
+    public void Dispose()
+    {
+        _lock?.Dispose();
+        _lock = null;
+    }
+
     public static LlamaConfig ResolveModel(string model) =>
         model.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || File.Exists(model) ? LlamaConfig.Load(model) : LlamaConfig.FromName(model);
 
@@ -100,6 +111,8 @@ public sealed class Trainer
         if (File.Exists(Path.Combine(runDir, "train.json")))
             throw new TensorLiteException($"'{runDir}' already holds a run; continue it with --resume {runDir} or choose another --out.");
         var (config, tokenizer) = ResolveConfig(options);
+        CheckRank(config, options);
+        MemoryPlan.RequireHostMemory(config, options);
         // Everything that can fail on bad input (data, model, optimizer options) happens before the folder is
         // touched, so a refused run leaves nothing behind.
         var data = TrainingData.Build(options, tokenizer, runDir);
@@ -114,10 +127,23 @@ public sealed class Trainer
         }
         ReleaseInitializationMemory(device);
         Directory.CreateDirectory(runDir);
-        AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
-        AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
-        File.Delete(Path.Combine(runDir, "metrics.jsonl"));
-        return new Trainer(device, options, runDir, model, optimizer, data, 0, new Generator(options.Seed ^ 0xDA7A), 0) { DeviceNote = deviceNote };
+        var runLock = RunLock.Acquire(runDir);
+        try
+        {
+            if (File.Exists(Path.Combine(runDir, "train.json")))
+                throw new TensorLiteException($"'{runDir}' already holds a run; continue it with --resume {runDir} or choose another --out.");
+            Checkpoints.CleanTemporaries(runDir);
+            AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+            AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
+            File.Delete(Path.Combine(runDir, MetricsLog.FileName));
+            data.SaveCache();
+        }
+        catch
+        {
+            runLock.Dispose();
+            throw;
+        }
+        return new Trainer(device, options, runDir, model, optimizer, data, 0, new Generator(options.Seed ^ 0xDA7A), 0) { DeviceNote = deviceNote, _lock = runLock };
     }
 
     /// <summary>Returns what building the model and loading its checkpoint left behind (cached blocks of the
@@ -135,16 +161,34 @@ public sealed class Trainer
     {
         var config = ResolveModel(options.Model);
         var tokenizer = CreateTokenizer(options.Tokenizer);
+        // A named size fixes the architecture; its vocabulary grows to fit the tokenizer. An explicit config.json is taken
+        // as written (and refused below if its vocabulary is too small).
+        if (config.VocabSize < tokenizer.VocabSize && LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
+        CheckCompatible(config, tokenizer, options);
+        return (config, tokenizer);
+    }
+
+    /// <summary>What a run's options ask of its model: every token id has an embedding row, every position a rotary
+    /// angle, and the logits of a micro-batch fit one tensor.</summary>
+    private static void CheckCompatible(LlamaConfig config, ITokenizer tokenizer, TrainingOptions options)
+    {
         if (config.VocabSize < tokenizer.VocabSize)
-        {
-            // A named size fixes the architecture; its vocabulary grows to fit the tokenizer. An explicit
-            // config.json is taken as written.
-            if (LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
-            else throw new TensorLiteException($"The model's vocab_size {config.VocabSize} is smaller than the {options.Tokenizer} tokenizer's {tokenizer.VocabSize}.");
-        }
+            throw new TensorLiteException($"The model's vocab_size {config.VocabSize} is smaller than the {options.Tokenizer} tokenizer's {tokenizer.VocabSize}.");
         if (options.Seq > config.MaxPositionEmbeddings)
             throw new TensorLiteException($"--seq {options.Seq} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}.");
-        return (config, tokenizer);
+        long logits = (long)options.Batch * options.Seq * config.VocabSize;
+        if (logits > int.MaxValue)
+            throw new TensorLiteException($"--batch {options.Batch} × --seq {options.Seq} × vocab_size {config.VocabSize} is {logits:N0} logits, over a tensor's {int.MaxValue:N0} elements; lower --batch (and raise --grad-accum) or --seq.");
+    }
+
+    /// <summary>A projection rank must fit at least one matrix it projects (each matrix's rank is capped at its smaller
+    /// side; a rank above all of them is a mistake, not a request). Checked when a run starts or resumes; the planner
+    /// keeps the cap so its suggestions work for every model size.</summary>
+    private static void CheckRank(LlamaConfig config, TrainingOptions options)
+    {
+        if (options.Optimizer is "galore" or "osd" or "grass" && options.Rank > config.HiddenSize)
+            throw new TensorLiteException($"--rank {options.Rank} is larger than every projected matrix of this model (the largest rank any of them can take is hidden_size {config.HiddenSize}); " +
+                                          "each matrix's rank is capped at its smaller side, so give at most that.");
     }
 
     /// <summary>
@@ -165,46 +209,118 @@ public sealed class Trainer
         for (int step = 0; step < steps; step++) TrainStep(step, Options.LearningRate);
     }
 
-    /// <summary>Continues a run from its newest checkpoint; <paramref name="steps"/> may extend the total and
-    /// <paramref name="deviceName"/> move it to another device (checkpoints do not depend on where they were written).
-    /// Either one given is written to the run's train.json.</summary>
-    public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null)
+    /// <summary>Continues a run from its newest checkpoint (or, killed before its first checkpoint, from the start);
+    /// <paramref name="steps"/> may extend the total and <paramref name="deviceName"/> move it to another device
+    /// (checkpoints do not depend on where they were written). Either one given is written to the run's train.json.
+    /// Holds the run folder's lock until <see cref="Run"/> ends: under it, what interrupted writes left behind is
+    /// removed and metrics.jsonl is cut back to whole records up to the checkpoint. With
+    /// <paramref name="refuseFinished"/>, a run that has no steps left is refused before anything is written.</summary>
+    public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null, bool refuseFinished = false)
     {
-        var trainer = Open(runDir, steps, deviceName);
-        TruncateMetrics(Path.Combine(runDir, "metrics.jsonl"), trainer.StartStep);
-        // The folder records what the run now continues with, so a later --resume, eval or generate without these
-        // options keeps the new step total and device.
-        if (steps != null || deviceName != null)
-            AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(trainer.Options.ToJson())));
-        return trainer;
+        RequireRunFolder(runDir);
+        var runLock = RunLock.Acquire(runDir);
+        try
+        {
+            var trainer = OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true);
+            if (refuseFinished && trainer.StartStep >= trainer.Options.Steps)
+                throw new TensorLiteException($"The run in '{runDir}' is already complete (step {trainer.StartStep} of {trainer.Options.Steps}); " +
+                                              "give a larger --steps to continue it.");
+            Checkpoints.CleanTemporaries(runDir);
+            MetricsLog.Repair(Path.Combine(runDir, MetricsLog.FileName), trainer.StartStep);
+            // The folder records what the run now continues with, so a later --resume, eval or generate without these
+            // options keeps the new step total and device.
+            if (steps != null || deviceName != null)
+                AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(trainer.Options.ToJson())));
+            trainer.Data.SaveCache();
+            trainer._lock = runLock;
+            return trainer;
+        }
+        catch
+        {
+            runLock.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>Loads a run's newest checkpoint without changing anything in its folder (for eval and generate).</summary>
+    /// <summary>Loads a run's newest checkpoint without changing anything in its folder (for eval and generate); refuses
+    /// a checkpoint whose weights or optimizer state are not finite.</summary>
     public static Trainer Open(string runDir, int? steps = null, string? deviceName = null)
     {
+        RequireRunFolder(runDir);
+        return OpenCore(runDir, steps, deviceName, allowNoCheckpoint: false);
+    }
+
+    private const long MaxRunJsonBytes = 1 << 20;
+
+    private static void RequireRunFolder(string runDir)
+    {
+        if (!File.Exists(Path.Combine(runDir, "train.json")) && new FileInfo(Path.Combine(runDir, "train.json")).LinkTarget == null)
+            throw new TensorLiteException($"'{runDir}' is not a run folder (no train.json).");
+    }
+
+    /// <summary>The options a run folder's train.json holds, with an explicit step total and device applied, validated.</summary>
+    public static TrainingOptions ReadOptions(string runDir, int? steps = null, string? deviceName = null)
+    {
+        RequireRunFolder(runDir);
         string trainJson = Path.Combine(runDir, "train.json");
-        if (!File.Exists(trainJson)) throw new TensorLiteException($"'{runDir}' is not a run folder (no train.json).");
-        var options = TrainingOptions.FromJson(File.ReadAllText(trainJson), trainJson);
+        var options = TrainingOptions.FromJson(SafeFile.ReadAllText(trainJson, "Training options file", MaxRunJsonBytes, allowSymlink: false), trainJson);
         if (steps is int s) options = options with { Steps = s };
         if (deviceName != null) options = options with { Device = deviceName };
-        options.Validate();
-        var config = LlamaConfig.Load(Path.Combine(runDir, "config.json"));
-        string checkpoint = Checkpoints.Latest(runDir) ?? throw new TensorLiteException($"'{runDir}' has no checkpoint yet.");
+        try
+        {
+            return options.Validate();
+        }
+        catch (ArgumentException e) when (steps == null && deviceName == null)
+        {
+            throw new TensorLiteException($"{trainJson}: {e.Message}");
+        }
+    }
+
+    private static Trainer OpenCore(string runDir, int? steps, string? deviceName, bool allowNoCheckpoint)
+    {
+        var options = ReadOptions(runDir, steps, deviceName);
+        string configPath = Path.Combine(runDir, "config.json");
+        if (!File.Exists(configPath) && new FileInfo(configPath).LinkTarget == null) throw new TensorLiteException($"'{runDir}' is not a run folder (no config.json).");
+        var config = LlamaConfig.FromJson(SafeFile.ReadAllText(configPath, "Model config", MaxRunJsonBytes, allowSymlink: false), configPath);
+        var tokenizer = CreateTokenizer(options.Tokenizer);
+        CheckCompatible(config, tokenizer, options);
+        CheckRank(config, options);
+        // What train checks before it allocates, eval and resume check too: a run folder's config may name any size.
+        MemoryPlan.RequireHostMemory(config, options);
+        string? checkpoint = Checkpoints.Latest(runDir);
+        if (checkpoint == null && !allowNoCheckpoint) throw new TensorLiteException($"'{runDir}' has no checkpoint yet.");
+        var data = TrainingData.Build(options, tokenizer, runDir);
+        data.Dataset.RequireWindows(options.Seq);
+        var expectedState = checkpoint == null ? null : ExpectedOptimizerState(options, config);
         var device = Devices.Resolve(options.Device, out string deviceNote);
         LlamaModel model;
         Optimizer optimizer;
-        TrainingState state;
+        TrainingState? state = null;
         using (Backend.Use(device))
         {
             model = NewModel(config, options);
             optimizer = NewOptimizer(model, options);
-            state = Checkpoints.Load(checkpoint, model, optimizer);
+            if (checkpoint != null) state = Checkpoints.Load(checkpoint, model, optimizer, expectedState);
         }
         ReleaseInitializationMemory(device);
-        var data = TrainingData.Build(options, CreateTokenizer(options.Tokenizer), runDir);
+        if (state == null) // killed before its first checkpoint: the run starts again, exactly as it first did
+            return new Trainer(device, options, runDir, model, optimizer, data, 0, new Generator(options.Seed ^ 0xDA7A), 0) { DeviceNote = deviceNote };
         var rng = new Generator(0);
         rng.SetState(state.DataRngState);
         return new Trainer(device, options, runDir, model, optimizer, data, state.Step, rng, state.TokensSeen, state.LastGradNorm) { DeviceNote = deviceNote };
+    }
+
+    /// <summary>The names of the optimizer's state tensors once it has taken a step (every checkpoint is written after at
+    /// least one): found by taking that step on the meta backend, which allocates and computes nothing.</summary>
+    private static HashSet<string> ExpectedOptimizerState(TrainingOptions options, LlamaConfig config)
+    {
+        var meta = new TensorLite.Backends.Meta.MetaBackend();
+        using (Backend.Use(meta))
+        {
+            var trainer = ForPlanning(options, config);
+            trainer.RunPlanningSteps(1);
+            return trainer.Optimizer.StateTensors().Select(x => x.Name).ToHashSet(StringComparer.Ordinal);
+        }
     }
 
     internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true) =>
@@ -259,10 +375,22 @@ public sealed class Trainer
     /// <summary>Runs from the start step to Options.Steps; returns the final validation loss.</summary>
     public float Run(CancellationToken cancel = default)
     {
+        try
+        {
+            return RunSteps(cancel);
+        }
+        finally
+        {
+            Dispose(); // the run is over: another process may now resume it
+        }
+    }
+
+    private float RunSteps(CancellationToken cancel)
+    {
         var o = Options;
         var clock = Stopwatch.StartNew();
         long tokensPerStep = (long)o.Batch * o.Seq * o.GradAccum;
-        using var metrics = new StreamWriter(Path.Combine(RunDir, "metrics.jsonl"), append: true);
+        using var metrics = WriteFailure(() => new MetricsLog.Writer(Path.Combine(RunDir, MetricsLog.FileName)), "metrics.jsonl");
         float lastLoss = float.NaN;
         long step = StartStep;
         while (step < o.Steps && !cancel.IsCancellationRequested)
@@ -292,7 +420,7 @@ public sealed class Trainer
                 var allocator = Device as IDeviceAllocator;
                 var progress = new TrainProgress(step, o.Steps, loss, val, tokensPerSecond, lr, norm, clock.Elapsed, remaining,
                     ledger.LiveBytes, ledger.PeakBytes, Environment.WorkingSet, ledger.Live, ledger.AtPeak, allocator?.ReservedBytes);
-                metrics.WriteLine(JsonSerializer.Serialize(new
+                string record = JsonSerializer.Serialize(new
                 {
                     step, loss, val_loss = val, lr, grad_norm = norm, tokens = _tokensSeen,
                     tokens_per_s = Math.Round(tokensPerSecond), tensor_bytes = progress.TensorBytes,
@@ -302,13 +430,33 @@ public sealed class Trainer
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
-                }));
-                metrics.Flush();
+                });
+                WriteFailure(() => { metrics.Append(record); return 0; }, "metrics.jsonl");
                 Progress?.Invoke(progress);
             }
             if (step % o.CheckpointEvery == 0 || step == o.Steps) SaveCheckpoint(step);
         }
         return LastValidationLoss ?? lastLoss;
+    }
+
+    /// <summary>Runs a write to the run folder; an IO failure (a full disk, a vanished folder) becomes one sentence that
+    /// names the file, the system's reason and what is kept.</summary>
+    private T WriteFailure<T>(Func<T> write, string what)
+    {
+        try
+        {
+            return write();
+        }
+        catch (IOException e) when (e is not FileNotFoundException)
+        {
+            string? last = null;
+            try { last = Checkpoints.Latest(RunDir); } catch (Exception) { /* reporting the write failure matters more */ }
+            // Still an IOException with the system's error code, so callers can tell a full disk from other failures.
+            throw new IOException($"Could not write {what} in '{RunDir}': {e.Message.TrimEnd('.')}; " +
+                (last == null ? "no checkpoint was written yet" : $"the last good checkpoint {Path.GetFileName(last)} is kept") +
+                (e.HResult == FaultPoints.NoSpaceHResult ? $". Free space and continue with --resume {RunDir}." : $". Continue with --resume {RunDir} once that is fixed."),
+                e.HResult);
+        }
     }
 
     private static Dictionary<string, long> Categories(MemoryBreakdown b) =>
@@ -416,22 +564,14 @@ public sealed class Trainer
     private void SaveCheckpoint(long step)
     {
         var state = new TrainingState { Step = step, DataRngState = _dataRng.GetState(), TokensSeen = _tokensSeen, LastGradNorm = _lastGradNorm };
-        Checkpoints.Save(RunDir, Model, Optimizer, state, Options.KeepCheckpoints);
-    }
-
-    /// <summary>Drops metric lines past the checkpoint being resumed, so the file describes one continuous run.</summary>
-    private static void TruncateMetrics(string path, long step)
-    {
-        if (!File.Exists(path)) return;
-        var kept = File.ReadLines(path).Where(line =>
+        try
         {
-            using var doc = JsonDocument.Parse(line);
-            return doc.RootElement.GetProperty("step").GetInt64() <= step;
-        }).ToList();
-        AtomicFile.Write(path, s =>
+            WriteFailure(() => Checkpoints.Save(RunDir, Model, Optimizer, state, Options.KeepCheckpoints), $"checkpoint step-{step:D7}");
+        }
+        catch (NonFiniteTensorException e)
         {
-            using var w = new StreamWriter(s, leaveOpen: true);
-            foreach (var line in kept) w.WriteLine(line);
-        });
+            // The update of this step made a weight (or a moment) NaN or infinite: it is not saved as a good checkpoint.
+            throw Diverged(step - 1, $"{e.TensorName} is not finite after the update");
+        }
     }
 }

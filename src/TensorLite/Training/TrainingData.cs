@@ -7,10 +7,21 @@ namespace TensorLite.Training;
 /// <summary>The tokenized corpus of a run and what is known about it.</summary>
 public sealed record TrainingData(TokenDataset Dataset, string Description, double UnigramEntropyNats, double? EntropyFloorNats)
 {
+    /// <summary>The most text a run reads from its --data files together: the corpus is decoded and tokenized in memory
+    /// (a string of up to twice the bytes, then four bytes per token), so larger inputs are refused up front instead of
+    /// exhausting memory.</summary>
+    public const long MaxDataBytes = 256L << 20;
+
+    /// <summary>The token cache file this corpus belongs in (in the run folder) and whether it still has to be written.</summary>
+    private string? _cacheFile;
+    private bool _cacheMissing;
+
     /// <summary>
     /// Builds the corpus: the embedded synthetic language when no files are given, otherwise the files'
     /// text, tokenized once and cached in the run folder (keyed by tokenizer and content hash).
     /// </summary>
+    /// The cache is written by <see cref="SaveCache"/>, so building writes nothing: a refused run leaves no folder.
+    /// A cache that does not hold valid token ids of this tokenizer is ignored and rebuilt.
     public static TrainingData Build(TrainingOptions options, ITokenizer tokenizer, string runDir)
     {
         if (options.Data.Length == 0)
@@ -20,24 +31,48 @@ public sealed record TrainingData(TokenDataset Dataset, string Description, doub
             double? floor = tokenizer is ByteTokenizer ? language.EntropyPerByteNats : null;
             return Make(tokens, tokenizer, $"embedded synthetic language ({language.Words.Length} words, {tokens.Length:N0} tokens)", floor);
         }
+        long total = 0;
+        foreach (var path in options.Data)
+        {
+            total += RequireTextFile(path).Length;
+            if (total > MaxDataBytes)
+                throw new TensorLiteException($"The --data files hold more than {MaxDataBytes >> 20} MiB together (at '{path}'); the corpus is tokenized in memory, so use a smaller sample.");
+        }
         var texts = options.Data.Select(ReadTextFile).ToArray();
         string key = CacheKey(tokenizer, texts);
         string cache = Path.Combine(runDir, $"tokens-{key}.bin");
-        int[] ids;
-        if (File.Exists(cache))
-        {
-            var bytes = File.ReadAllBytes(cache);
-            ids = new int[bytes.Length / 4];
-            Buffer.BlockCopy(bytes, 0, ids, 0, ids.Length * 4);
-        }
-        else
-        {
-            ids = tokenizer.Encode(string.Join("\n", texts));
-            var bytes = new byte[ids.Length * 4];
-            Buffer.BlockCopy(ids, 0, bytes, 0, bytes.Length);
-            IO.AtomicFile.Write(cache, s => s.Write(bytes));
-        }
-        return Make(ids, tokenizer, $"{string.Join(", ", options.Data.Select(Path.GetFileName))} ({ids.Length:N0} tokens)", null);
+        int[]? ids = ReadCache(cache, tokenizer.VocabSize);
+        bool missing = ids == null;
+        ids ??= tokenizer.Encode(string.Join("\n", texts));
+        var data = Make(ids, tokenizer, $"{string.Join(", ", options.Data.Select(Path.GetFileName))} ({ids.Length:N0} tokens)", null);
+        data._cacheFile = cache;
+        data._cacheMissing = missing;
+        return data;
+    }
+
+    /// <summary>Writes the token cache into the run folder if it is not there yet (call it once the run is accepted).</summary>
+    public void SaveCache()
+    {
+        if (_cacheFile == null || !_cacheMissing) return;
+        var ids = Dataset.Train.Concat(Dataset.Validation).ToArray();
+        var bytes = new byte[(long)ids.Length * 4];
+        Buffer.BlockCopy(ids, 0, bytes, 0, bytes.Length);
+        IO.AtomicFile.Write(_cacheFile, s => s.Write(bytes));
+        _cacheMissing = false;
+    }
+
+    /// <summary>The cached ids, or null when there is no usable cache (missing, not a regular file, a size that is not
+    /// whole ids or implausibly large, or an id outside the vocabulary).</summary>
+    private static int[]? ReadCache(string cache, int vocab)
+    {
+        var info = new FileInfo(cache);
+        if (!info.Exists || info.LinkTarget != null || info.Length == 0 || info.Length % 4 != 0 || info.Length > 4 * MaxDataBytes) return null;
+        var bytes = IO.SafeFile.ReadAllBytes(cache, "Token cache", 4 * MaxDataBytes, allowSymlink: false);
+        var ids = new int[bytes.Length / 4];
+        Buffer.BlockCopy(bytes, 0, ids, 0, bytes.Length);
+        foreach (int id in ids)
+            if ((uint)id >= (uint)vocab) return null;
+        return ids;
     }
 
     private static TrainingData Make(int[] tokens, ITokenizer tokenizer, string description, double? floor)
@@ -46,12 +81,21 @@ public sealed record TrainingData(TokenDataset Dataset, string Description, doub
         return new TrainingData(dataset, description, UnigramEntropy(dataset.Train, tokenizer.VocabSize), floor);
     }
 
-    /// <summary>Reads a training text file, refusing missing, empty and binary files with one sentence each.</summary>
+    /// <summary>Checks a --data path names a non-empty regular file of at most <see cref="MaxDataBytes"/> (not a
+    /// directory, FIFO or device such as /dev/zero, which would block or never end) without reading it.</summary>
+    public static FileInfo RequireTextFile(string path)
+    {
+        if (Directory.Exists(path)) throw new TensorLiteException($"Data file '{path}' is a directory; give text files (--data a.txt b.txt).");
+        if (!File.Exists(path)) throw new TensorLiteException($"Data file '{path}' does not exist.");
+        return IO.SafeFile.RequireRegular(path, "Data file", MaxDataBytes);
+    }
+
+    /// <summary>Reads a training text file, refusing missing, empty, oversized, non-regular and binary files with one
+    /// sentence each.</summary>
     public static string ReadTextFile(string path)
     {
-        if (!File.Exists(path)) throw new TensorLiteException($"Data file '{path}' does not exist.");
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length == 0) throw new TensorLiteException($"Data file '{path}' is empty.");
+        RequireTextFile(path);
+        var bytes = IO.SafeFile.ReadAllBytes(path, "Data file", MaxDataBytes);
         int probe = Math.Min(bytes.Length, 1 << 16);
         if (Array.IndexOf(bytes, (byte)0, 0, probe) >= 0)
             throw new TensorLiteException($"Data file '{path}' looks binary (it contains NUL bytes); give a UTF-8 text file.");

@@ -67,22 +67,62 @@ public sealed record TrainingOptions
     /// <summary>Bytes of synthetic text to generate when no data files are given.</summary>
     public int SyntheticBytes { get; init; } = 2_000_000;
 
+    /// <summary>The most optimizer steps a run can have (checkpoint folders are named step-NNNNNNN).</summary>
+    public const int MaxSteps = 9_999_999;
+
+    /// <summary>The largest generated corpus (it is generated and tokenized in memory).</summary>
+    public const int MaxSyntheticBytes = 256 << 20;
+
+    /// <summary>Tokens of one micro-batch (--batch × --seq) above this cannot be held by the data path's int arrays.</summary>
+    public const long MaxTokensPerMicroBatch = 1 << 26;
+
     public TrainingOptions Validate()
     {
         void Positive(long v, string flag)
         {
             if (v <= 0) throw new ArgumentException($"{flag} must be positive, got {v}.");
         }
+        void Finite(float v, string flag)
+        {
+            if (!float.IsFinite(v)) throw new ArgumentException($"{flag} must be a finite number, got {v}.");
+        }
+        void Given(object? v, string flag)
+        {
+            if (v == null) throw new ArgumentException($"{flag} must be given.");
+        }
+        Given(Model, "--model");
+        Given(Data, "--data");
+        if (Data.Any(d => string.IsNullOrEmpty(d))) throw new ArgumentException("--data names an empty path.");
+        Given(Tokenizer, "--tokenizer");
+        Given(Optimizer, "--optimizer");
+        Given(States, "--states");
+        Given(Weights, "--weights");
+        Given(Activations, "--activations");
+        Given(Device, "--device");
+        Finite(LearningRate, "--lr");
+        Finite(MinLrRatio, "--min-lr-ratio");
+        Finite(WeightDecay, "--weight-decay");
+        Finite(Beta1, "--beta1");
+        Finite(Beta2, "--beta2");
+        Finite(Eps, "Eps");
+        Finite(ClipNorm, "--clip");
+        Finite(Density, "--density");
+        if (Scale is float scale && !(float.IsFinite(scale) && scale > 0)) throw new ArgumentException($"--scale must be a positive finite number, got {scale}.");
+        if (!(Eps > 0)) throw new ArgumentException($"Eps must be positive, got {Eps}.");
         Positive(Seq, "--seq");
         Positive(Batch, "--batch");
         Positive(GradAccum, "--grad-accum");
         Positive(Steps, "--steps");
+        if (Steps > MaxSteps) throw new ArgumentException($"--steps must be at most {MaxSteps}, got {Steps}.");
         Positive(EvalEvery, "--eval-every");
         Positive(EvalBatches, "--eval-batches");
         Positive(CheckpointEvery, "--checkpoint-every");
         Positive(KeepCheckpoints, "--keep-checkpoints");
         Positive(LogEvery, "--log-every");
         Positive(SyntheticBytes, "--synthetic-bytes");
+        if (SyntheticBytes > MaxSyntheticBytes) throw new ArgumentException($"--synthetic-bytes must be at most {MaxSyntheticBytes} (256 MiB), got {SyntheticBytes}.");
+        if ((long)Batch * Seq > MaxTokensPerMicroBatch)
+            throw new ArgumentException($"--batch {Batch} × --seq {Seq} is {(long)Batch * Seq:N0} tokens per micro-batch, over the limit of {MaxTokensPerMicroBatch:N0}.");
         Positive(Rank, "--rank");
         Positive(UpdateGap, "--update-gap");
         if (Density is < 0 or > 1) throw new ArgumentException($"--density must be in [0, 1], got {Density}.");
@@ -120,11 +160,20 @@ public sealed record TrainingOptions
     {
         try
         {
-            return JsonSerializer.Deserialize<TrainingOptions>(json) ?? throw new TensorLiteException($"{source} is empty.");
+            var options = JsonSerializer.Deserialize<TrainingOptions>(json) ?? throw new TensorLiteException($"{source} is empty.");
+            // JSON null deserializes into properties the type declares non-null: name the field instead of failing later.
+            foreach (var (field, value) in new (string, object?)[]
+            {
+                (nameof(Model), options.Model), (nameof(Data), options.Data), (nameof(Tokenizer), options.Tokenizer), (nameof(Optimizer), options.Optimizer),
+                (nameof(States), options.States), (nameof(Weights), options.Weights), (nameof(Activations), options.Activations), (nameof(Device), options.Device),
+            })
+                if (value == null) throw new TensorLiteException($"{source}: \"{field}\" must not be null.");
+            if (options.Data.Any(string.IsNullOrEmpty)) throw new TensorLiteException($"{source}: \"Data\" holds an empty or null path.");
+            return options;
         }
         catch (JsonException e)
         {
-            throw new TensorLiteException($"{source} is not a valid training options file: {e.Message.Split(". ")[0]}.");
+            throw new TensorLiteException($"{source} is not a valid training options file: {Models.LlamaConfig.Where(e)}.");
         }
     }
 }
