@@ -19,9 +19,9 @@ public static class TrainingView
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));
         Console.WriteLine($"optimizer    {OptimizerSummary(o)}; state {trainer.PredictedOptimizerStateBytes / 1048576.0:F2} MiB" +
                           (o.States != "fp32" ? $" ({o.States})" : "") + (o.PerLayer ? "; per-layer updates" : ""));
-        if (o.Weights != "fp32")
+        if (o.WeightDType != DType.Float32)
             Console.WriteLine($"weights      {o.Weights}" + (o.MasterWeights ? " with float32 masters" : o.StochasticRounding ? ", stochastic rounding" : ", rounded to nearest"));
-        if (o.Activations != "fp32")
+        if (o.ActivationDType != DType.Float32)
             Console.WriteLine($"activations  {o.Activations} (fp32 math inside each op; fp32 logits and loss)");
         Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, lr {o.LearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
                           (trainer.StartStep > 0 ? $", resuming at step {trainer.StartStep}" : ""));

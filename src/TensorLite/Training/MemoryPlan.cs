@@ -3,6 +3,7 @@ using System.Text;
 using TensorLite.Backends.Meta;
 using TensorLite.Memory;
 using TensorLite.Models;
+using TensorLite.Optim.Projected;
 
 namespace TensorLite.Training;
 
@@ -43,8 +44,8 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                             (double)config.NumHiddenLayers * ((double)config.HiddenSize * config.HiddenSize * 2 +
                                                               (double)config.HiddenSize * config.KeyValueHeads * config.HeadDim * 2 +
                                                               3.0 * config.HiddenSize * config.IntermediateSize + 2.0 * config.HiddenSize);
-        double weightBytes = parameters * (options.Weights == "bf16" ? 2 : 4);
-        double needed = weightBytes * (options.Device == "cpu" ? 2 : 1);
+        double weightBytes = parameters * options.WeightDType.SizeInBytes();
+        double needed = weightBytes * (AllocatorOf(options.Device) == BlockCachePolicy.Cpu ? 2 : 1);
         long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         if (available > 0 && needed > available)
             throw new TensorLiteException($"The model ({config.NumHiddenLayers} layers, hidden_size {config.HiddenSize}, vocab_size {config.VocabSize}: " +
@@ -85,12 +86,12 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         {
             ("--per-layer", o => o.PerLayer ? null : o with { PerLayer = true }),
             ("--checkpoint-layers", o => o.CheckpointLayers ? null : o with { CheckpointLayers = true }),
-            ("--states 8bit", o => o.States == "fp32" ? o with { States = "8bit" } : null),
-            ("--weights bf16", o => o.Weights == "bf16" ? null : o with { Weights = "bf16" }),
-            ("--activations bf16", o => o.Activations == "bf16" ? null : o with { Activations = "bf16" }),
-            ("--rank (halved)", o => o.Optimizer is "galore" or "osd" or "grass" && o.Rank > 1 ? o with { Rank = o.Rank / 2 } : null),
+            ("--states 8bit", o => o.ToOptimizerSpec().States == OptimizerStates.Fp32 ? o with { States = "8bit" } : null),
+            ("--weights bf16", o => o.WeightDType == DType.BFloat16 ? null : o with { Weights = "bf16" }),
+            ("--activations bf16", o => o.ActivationDType == DType.BFloat16 ? null : o with { Activations = "bf16" }),
+            ("--rank (halved)", o => HasRank(o) && o.Rank > 1 ? o with { Rank = o.Rank / 2 } : null),
             ("--batch (halved, --grad-accum doubled)", o => o.Batch > 1 ? o with { Batch = o.Batch / 2, GradAccum = o.GradAccum * 2 } : null),
-            ("--optimizer galore", o => o.Optimizer == "adamw" ? o with { Optimizer = "galore", Projection = "rsvd" } : null),
+            ("--optimizer galore", o => o.ToOptimizerSpec().Method == OptimizerMethod.AdamW ? o with { Optimizer = "galore", Projection = "rsvd" } : null),
         };
         var fits = new List<(string, MemoryPlan)>();
         foreach (var (flag, apply) in steps)
@@ -121,6 +122,9 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         return [];
     }
 
+    /// <summary>Whether the run's optimizer projects to a rank (GaLore, OSD, GRASS).</summary>
+    private static bool HasRank(TrainingOptions o) => o.ToOptimizerSpec().Method is OptimizerMethod.GaLore or OptimizerMethod.Osd or OptimizerMethod.Grass;
+
     private static string Describe(TrainingOptions o, string change) => change switch
     {
         var c when c.StartsWith("--rank", StringComparison.Ordinal) => $"--rank {o.Rank}",
@@ -138,9 +142,9 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         var o = Options;
         var sb = new StringBuilder();
         sb.AppendLine($"plan         {o.Model} ({ParameterCount:N0} parameters), {o.Optimizer}" +
-                      (o.Optimizer is "galore" or "osd" or "grass" ? $" rank {o.Rank}" : o.Optimizer == "frugal" ? $" density {o.Density}" : "") +
+                      (HasRank(o) ? $" rank {o.Rank}" : o.ToOptimizerSpec().Method == OptimizerMethod.Frugal ? $" density {o.Density}" : "") +
                       $", states {o.States}, weights {o.Weights}" + (o.MasterWeights ? " + fp32 masters" : "") +
-                      (o.Activations != "fp32" ? $", activations {o.Activations}" : "") + (o.PerLayer ? ", per-layer updates" : "") +
+                      (o.ActivationDType != DType.Float32 ? $", activations {o.Activations}" : "") + (o.PerLayer ? ", per-layer updates" : "") +
                       (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +
                       (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : ""));
         sb.AppendLine("at the peak of a training step:");

@@ -324,13 +324,11 @@ public sealed class Trainer : IDisposable
     }
 
     internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true) =>
-        new(config, initialize ? new Generator(options.Seed) : null, WeightDType(options))
+        new(config, initialize ? new Generator(options.Seed) : null, options.WeightDType)
         {
             CheckpointLayers = options.CheckpointLayers,
-            ActivationDType = options.Activations == "bf16" ? DType.BFloat16 : DType.Float32,
+            ActivationDType = options.ActivationDType,
         };
-
-    internal static DType WeightDType(TrainingOptions options) => options.Weights == "bf16" ? DType.BFloat16 : DType.Float32;
 
     /// <summary>Dense AdamW, or the one composition (projector × inner optimizer × residual rule): a projected method
     /// whose attention and MLP matrices are projected while the embedding, norms and LM head get the inner optimizer
@@ -344,7 +342,7 @@ public sealed class Trainer : IDisposable
     }
 
     private static Optimizer NewOptimizerOf(LlamaModel model, TrainingOptions o) =>
-        o.ToOptimizerSpec().Create(model.NamedParameters(), WeightDType(o));
+        o.ToOptimizerSpec().Create(model.NamedParameters(), o.WeightDType);
 
     /// <summary>The optimizer is built over the model's parameters in NamedParameters order, so parameter i of the
     /// optimizer is _named[i].</summary>

@@ -55,6 +55,10 @@ public sealed record TrainingOptions
     /// <summary>Dtype of the model's hidden states (and of what backward saves): fp32 or bf16 (every op still computes
     /// in fp32; logits and loss stay fp32).</summary>
     public string Activations { get; init; } = "fp32";
+    /// <summary><see cref="Weights"/> as the dtype the model's parameters are created in.</summary>
+    [JsonIgnore] public DType WeightDType => Weights == "bf16" ? DType.BFloat16 : DType.Float32;
+    /// <summary><see cref="Activations"/> as the dtype of the hidden states.</summary>
+    [JsonIgnore] public DType ActivationDType => Activations == "bf16" ? DType.BFloat16 : DType.Float32;
     /// <summary>Round bf16 weight updates stochastically instead of to nearest.</summary>
     public bool StochasticRounding { get; init; }
     /// <summary>Update bf16 weights through float32 master copies (4 more bytes per parameter).</summary>
