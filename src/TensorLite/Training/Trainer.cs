@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using TensorLite.Autograd;
 using TensorLite.Data;
+using TensorLite.Distributed;
 using TensorLite.IO;
 using TensorLite.Memory;
 using TensorLite.Models;
@@ -59,6 +60,11 @@ public sealed class Trainer : IDisposable
         if (options.PerLayer) InstallPerLayerHooks();
     }
 
+    /// <summary>The processes of a data-parallel run (<see cref="SingleProcess"/> for one): each takes GradAccum / WorldSize
+    /// of every step's micro-batches, gradients are summed across them before the update, and rank 0 alone writes the
+    /// run folder.</summary>
+    public ICommunicator World { get; private set; } = SingleProcess.Instance;
+
     /// <summary>The backend the model, its optimizer state and every batch live on.</summary>
     public IBackend Device { get; }
 
@@ -105,7 +111,10 @@ public sealed class Trainer : IDisposable
         model.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || File.Exists(model) ? LlamaConfig.Load(model) : LlamaConfig.FromName(model);
 
     /// <summary>Starts a new run in an empty (or new) folder; refuses to touch an existing run.</summary>
-    public static Trainer Create(TrainingOptions options, string runDir)
+    public static Trainer Create(TrainingOptions options, string runDir, ICommunicator? world = null) =>
+        OnEveryRank(world, options, () => CreateAlone(options, runDir), () => OpenCore(runDir, null, null, allowNoCheckpoint: true));
+
+    private static Trainer CreateAlone(TrainingOptions options, string runDir)
     {
         options.Validate();
         if (File.Exists(Path.Combine(runDir, "train.json")))
@@ -215,7 +224,44 @@ public sealed class Trainer : IDisposable
     /// Holds the run folder's lock until <see cref="Run"/> ends: under it, what interrupted writes left behind is
     /// removed and metrics.jsonl is cut back to whole records up to the checkpoint. With
     /// <paramref name="refuseFinished"/>, a run that has no steps left is refused before anything is written.</summary>
-    public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null, bool refuseFinished = false)
+    public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null, bool refuseFinished = false, ICommunicator? world = null) =>
+        OnEveryRank(world, world == null ? null : ReadOptions(runDir, steps, deviceName),
+            () => ResumeAlone(runDir, steps, deviceName, refuseFinished), () => OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true));
+
+    /// <summary>
+    /// Starts a trainer on every rank of <paramref name="world"/>: rank 0 runs <paramref name="leader"/> (which creates or
+    /// repairs the run folder under its lock), then tells the others whether it succeeded; they then open the folder
+    /// read-only with <paramref name="follower"/>, so every rank starts from the same weights, optimizer state and data
+    /// position. A rank-0 failure makes the others fail too instead of waiting for it.
+    /// </summary>
+    private static Trainer OnEveryRank(ICommunicator? world, TrainingOptions? options, Func<Trainer> leader, Func<Trainer> follower)
+    {
+        if (world == null || world.WorldSize == 1) return leader();
+        if (options!.GradAccum % world.WorldSize != 0)
+            throw new TensorLiteException($"--grad-accum {options.GradAccum} must be a multiple of the {world.WorldSize} processes: " +
+                                          "each process takes an equal share of every step's micro-batches.");
+        Trainer? trainer = null;
+        Span<byte> started = [0];
+        try
+        {
+            if (world.Rank == 0) trainer = leader();
+            started[0] = 1;
+        }
+        finally
+        {
+            if (world.Rank == 0) world.Broadcast(started, 0);
+        }
+        if (world.Rank != 0)
+        {
+            world.Broadcast(started, 0);
+            if (started[0] == 0) throw new TensorLiteException("Rank 0 could not start the run (its error is printed by rank 0).");
+            trainer = follower();
+        }
+        trainer!.World = world;
+        return trainer;
+    }
+
+    private static Trainer ResumeAlone(string runDir, int? steps, string? deviceName, bool refuseFinished)
     {
         RequireRunFolder(runDir);
         var runLock = RunLock.Acquire(runDir);
@@ -362,6 +408,7 @@ public sealed class Trainer : IDisposable
     {
         var (name, p) = _named[index];
         if (!_stepInBackward || p.Grad == null) return;
+        World.AllReduceSum(p.Grad);
         double norm = GradientClipping.GlobalNorm([p]);
         if (!double.IsFinite(norm)) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
         _sumOfSquares += norm * norm;
@@ -388,7 +435,8 @@ public sealed class Trainer : IDisposable
         var o = Options;
         var clock = Stopwatch.StartNew();
         long tokensPerStep = (long)o.Batch * o.Seq * o.GradAccum;
-        using var metrics = WriteFailure(() => new MetricsLog.Writer(Path.Combine(RunDir, MetricsLog.FileName)), "metrics.jsonl");
+        bool writes = World.Rank == 0; // the other ranks of a data-parallel run compute the same step and write nothing
+        using var metrics = writes ? WriteFailure(() => new MetricsLog.Writer(Path.Combine(RunDir, MetricsLog.FileName)), "metrics.jsonl") : null;
         float lastLoss = float.NaN;
         long step = StartStep;
         while (step < o.Steps && !cancel.IsCancellationRequested)
@@ -409,6 +457,7 @@ public sealed class Trainer : IDisposable
             _tokensSeen += tokensPerStep;
             lastLoss = loss;
             float? val = null;
+            if (!writes) continue;
             if (step % o.EvalEvery == 0 || step == o.Steps) val = LastValidationLoss = Evaluate(o.EvalBatches);
             if (step % o.LogEvery == 0 || val != null || step == StartStep + 1)
             {
@@ -429,7 +478,7 @@ public sealed class Trainer : IDisposable
                     optimizer_state_bytes = Optimizer.StateBytes,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
                 });
-                WriteFailure(() => { metrics.Append(record); return 0; }, "metrics.jsonl");
+                WriteFailure(() => { metrics!.Append(record); return 0; }, "metrics.jsonl");
                 Progress?.Invoke(progress);
             }
             if (step % o.CheckpointEvery == 0 || step == o.Steps) SaveCheckpoint(step);
@@ -477,9 +526,15 @@ public sealed class Trainer : IDisposable
         var o = Options;
         float loss = 0;
         _currentStep = step;
+        int perRank = o.GradAccum / World.WorldSize, lastOwned = (World.Rank + 1) * perRank - 1;
         for (int micro = 0; micro < o.GradAccum; micro++)
         {
-            bool stepNow = o.PerLayer && micro == o.GradAccum - 1;
+            using var scope = TensorScope.Enter();
+            // Every rank draws every micro-batch of the step, so the data stream is the single process's, and trains on
+            // its own contiguous share of them.
+            var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng, Device);
+            if (micro / perRank != World.Rank) continue;
+            bool stepNow = o.PerLayer && micro == lastOwned;
             if (stepNow)
             {
                 Optimizer.LearningRate = lr;
@@ -488,8 +543,6 @@ public sealed class Trainer : IDisposable
                 _sumOfSquares = 0;
             }
             _stepInBackward = stepNow;
-            using var scope = TensorScope.Enter();
-            var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng, Device);
             var l = Model.Loss(x, y);
             float value = l.Item();
             if (!float.IsFinite(value))
@@ -510,6 +563,13 @@ public sealed class Trainer : IDisposable
                 _stepInBackward = false;
             }
         }
+        if (World.WorldSize > 1)
+        {
+            FaultPoints.Hit($"allreduce.rank{World.Rank}");
+            Span<double> total = [loss];
+            World.AllReduceSum(total);
+            loss = (float)total[0];
+        }
         if (o.PerLayer)
         {
             // A parameter the last micro-batch did not reach still holds gradient from earlier ones: step it now, so
@@ -526,6 +586,7 @@ public sealed class Trainer : IDisposable
             _lastGradNorm = stepNorm;
             return (loss, stepNorm);
         }
+        World.AllReduceSum(Optimizer.Parameters.Where(p => p.Grad != null).Select(p => p.Grad!).ToList());
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");
