@@ -20,6 +20,10 @@ namespace TensorLite.Training;
 public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, long ParameterCount, long PeakTensorBytes,
     MemoryBreakdown AtPeak, BlockCachePolicy Allocator, long PeakPoolBytes)
 {
+    /// <summary>The processes of a data-parallel run; the plan is then rank 0's (with sharded optimizer states, its
+    /// share of them).</summary>
+    public int Processes { get; init; } = 1;
+
     /// <summary>Process memory beyond the CPU pool: peak RSS minus the pool's peak, 107–109 MiB in llama_20m runs on the
     /// CPU machine (docs/memory.md).</summary>
     public const long RuntimeBytes = 112L << 20;
@@ -55,18 +59,19 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
 
     private static string FormatDouble(double bytes) => bytes < long.MaxValue / 2 ? Format((long)bytes) : $"{bytes / (1L << 40):G3} TiB";
 
-    public static MemoryPlan Predict(TrainingOptions options)
+    public static MemoryPlan Predict(TrainingOptions options, int processes = 1)
     {
         options.Validate();
         var (config, _) = Trainer.ResolveConfig(options);
         var meta = new MetaBackend { Policy = AllocatorOf(options.Device) };
         using (Backend.Use(meta))
         {
-            var trainer = Trainer.ForPlanning(options, config);
+            var trainer = Trainer.ForPlanning(options, config, processes);
             meta.TrimCache(); // as Trainer.Create releases what building the model left behind
             trainer.RunPlanningSteps(2);
             long parameters = trainer.Model.ParameterCount();
-            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Policy, meta.PeakReservedBytes);
+            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Policy, meta.PeakReservedBytes)
+                { Processes = processes };
         }
     }
 
@@ -146,7 +151,8 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                       $", states {o.States}, weights {o.Weights}" + (o.MasterWeights ? " + fp32 masters" : "") +
                       (o.ActivationDType != DType.Float32 ? $", activations {o.Activations}" : "") + (o.PerLayer ? ", per-layer updates" : "") +
                       (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +
-                      (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : ""));
+                      (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : "") +
+                      (Processes > 1 ? $"; per process of {Processes}" + (o.ShardStates ? ", optimizer states sharded" : "") : ""));
         sb.AppendLine("at the peak of a training step:");
         foreach (var (category, bytes) in AtPeak.Items())
             sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");

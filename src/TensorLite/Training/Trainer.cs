@@ -65,6 +65,24 @@ public sealed class Trainer : IDisposable
     /// run folder.</summary>
     public ICommunicator World { get; private set; } = SingleProcess.Instance;
 
+    /// <summary>The optimizer-state shards of a data-parallel run with --shard-states (null: this rank keeps all state).</summary>
+    private StateShards? _shards;
+
+    private static StateShards? ShardsFor(TrainingOptions options, Optimizer optimizer, int processes) =>
+        options.ShardStates && processes > 1 ? new StateShards(optimizer.Parameters, processes) : null;
+
+    /// <summary>Whether this rank updates parameter <paramref name="index"/> (and keeps its optimizer state).</summary>
+    private bool Owns(int index) => _shards == null || _shards.Owner(index) == World.Rank;
+
+    /// <summary>Updates the parameters this rank owns, then every rank receives each parameter from its owner.</summary>
+    private void StepShardedParameters()
+    {
+        Optimizer.BeginStep();
+        for (int i = 0; i < Optimizer.Parameters.Count; i++)
+            if (Owns(i)) Optimizer.StepParameter(i);
+        for (int i = 0; i < Optimizer.Parameters.Count; i++) World.Broadcast([Optimizer.Parameters[i]], _shards!.Owner(i));
+    }
+
     /// <summary>The backend the model, its optimizer state and every batch live on.</summary>
     public IBackend Device { get; }
 
@@ -112,7 +130,7 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Starts a new run in an empty (or new) folder; refuses to touch an existing run.</summary>
     public static Trainer Create(TrainingOptions options, string runDir, ICommunicator? world = null) =>
-        OnEveryRank(world, options, () => CreateAlone(options, runDir), () => OpenCore(runDir, null, null, allowNoCheckpoint: true));
+        OnEveryRank(world, options, () => CreateAlone(options, runDir), () => OpenCore(runDir, null, null, allowNoCheckpoint: true, world));
 
     private static Trainer CreateAlone(TrainingOptions options, string runDir)
     {
@@ -204,12 +222,15 @@ public sealed class Trainer : IDisposable
     /// A trainer with no run folder whose uninitialized model, optimizer and data are created on the current default
     /// backend; the memory planner runs <see cref="RunPlanningSteps"/> on it on the meta backend.
     /// </summary>
-    internal static Trainer ForPlanning(TrainingOptions options, LlamaConfig config)
+    internal static Trainer ForPlanning(TrainingOptions options, LlamaConfig config, int processes = 1)
     {
         var model = NewModel(config, options, initialize: false);
         var optimizer = NewOptimizer(model, options);
         var data = new TrainingData(new TokenDataset(new int[20 * (options.Seq + 1)], config.VocabSize), "planning", 0, null);
-        return new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
+        var trainer = new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
+        // The plan of a data-parallel run is rank 0's: all weights and gradients, its share of the optimizer state.
+        trainer._shards = ShardsFor(options, optimizer, processes);
+        return trainer;
     }
 
     /// <summary>Runs training steps exactly as <see cref="Run"/> does, without evaluation, metrics or checkpoints.</summary>
@@ -226,7 +247,7 @@ public sealed class Trainer : IDisposable
     /// <paramref name="refuseFinished"/>, a run that has no steps left is refused before anything is written.</summary>
     public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null, bool refuseFinished = false, ICommunicator? world = null) =>
         OnEveryRank(world, world == null ? null : ReadOptions(runDir, steps, deviceName),
-            () => ResumeAlone(runDir, steps, deviceName, refuseFinished), () => OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true));
+            () => ResumeAlone(runDir, steps, deviceName, refuseFinished, world), () => OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true, world));
 
     /// <summary>
     /// Starts a trainer on every rank of <paramref name="world"/>: rank 0 runs <paramref name="leader"/> (which creates or
@@ -258,16 +279,17 @@ public sealed class Trainer : IDisposable
             trainer = follower();
         }
         trainer!.World = world;
+        trainer._shards = ShardsFor(trainer.Options, trainer.Optimizer, world.WorldSize);
         return trainer;
     }
 
-    private static Trainer ResumeAlone(string runDir, int? steps, string? deviceName, bool refuseFinished)
+    private static Trainer ResumeAlone(string runDir, int? steps, string? deviceName, bool refuseFinished, ICommunicator? world)
     {
         RequireRunFolder(runDir);
         var runLock = RunLock.Acquire(runDir);
         try
         {
-            var trainer = OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true);
+            var trainer = OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true, world);
             if (refuseFinished && trainer.StartStep >= trainer.Options.Steps)
                 throw new TensorLiteException($"The run in '{runDir}' is already complete (step {trainer.StartStep} of {trainer.Options.Steps}); " +
                                               "give a larger --steps to continue it.");
@@ -322,7 +344,7 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private static Trainer OpenCore(string runDir, int? steps, string? deviceName, bool allowNoCheckpoint)
+    private static Trainer OpenCore(string runDir, int? steps, string? deviceName, bool allowNoCheckpoint, ICommunicator? world = null)
     {
         var options = ReadOptions(runDir, steps, deviceName);
         string configPath = Path.Combine(runDir, "config.json");
@@ -346,7 +368,12 @@ public sealed class Trainer : IDisposable
         {
             model = NewModel(config, options);
             optimizer = NewOptimizer(model, options);
-            if (checkpoint != null) state = Checkpoints.Load(checkpoint, model, optimizer, expectedState);
+            // A sharded rank loads the optimizer state of its own parameters only.
+            var shards = ShardsFor(options, optimizer, world?.WorldSize ?? 1);
+            int rank = world?.Rank ?? 0;
+            if (checkpoint != null)
+                state = Checkpoints.Load(checkpoint, model, optimizer, expectedState,
+                    shards == null ? null : name => shards.Owner(StateShards.ParameterOf(name)) == rank);
         }
         ReleaseInitializationMemory(device);
         if (state == null) // killed before its first checkpoint: the run starts again, exactly as it first did
@@ -413,7 +440,8 @@ public sealed class Trainer : IDisposable
         if (!double.IsFinite(norm)) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
         _sumOfSquares += norm * norm;
         if (_clipScale < 1f) p.Backend.Unary(UnaryOp.Affine, p.Grad, p.Grad, _clipScale, 0f);
-        Optimizer.StepParameter(index);
+        if (Owns(index)) Optimizer.StepParameter(index);
+        if (_shards != null) World.Broadcast([p], _shards.Owner(index));
         p.ZeroGrad();
     }
 
@@ -457,6 +485,9 @@ public sealed class Trainer : IDisposable
             _tokensSeen += tokensPerStep;
             lastLoss = loss;
             float? val = null;
+            bool checkpointNow = step % o.CheckpointEvery == 0 || step == o.Steps;
+            // A sharded run's optimizer state is spread over the ranks: they all send theirs to rank 0 for the checkpoint.
+            var gathered = checkpointNow && _shards != null ? _shards.GatherToRankZero(World, ShardStateTensors()) : null;
             if (!writes) continue;
             if (step % o.EvalEvery == 0 || step == o.Steps) val = LastValidationLoss = Evaluate(o.EvalBatches);
             if (step % o.LogEvery == 0 || val != null || step == StartStep + 1)
@@ -481,7 +512,11 @@ public sealed class Trainer : IDisposable
                 WriteFailure(() => { metrics!.Append(record); return 0; }, "metrics.jsonl");
                 Progress?.Invoke(progress);
             }
-            if (step % o.CheckpointEvery == 0 || step == o.Steps) SaveCheckpoint(step);
+            if (checkpointNow)
+            {
+                SaveCheckpoint(step, gathered);
+                foreach (var (name, t) in gathered ?? []) if (!Owns(StateShards.ParameterOf(name))) t.Dispose(); // the other ranks' copies
+            }
         }
         return LastValidationLoss ?? lastLoss;
     }
@@ -591,7 +626,8 @@ public sealed class Trainer : IDisposable
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");
         Optimizer.LearningRate = lr;
-        Optimizer.Step();
+        if (_shards == null) Optimizer.Step();
+        else StepShardedParameters();
         Optimizer.ZeroGrad();
         _lastGradNorm = norm;
         return (loss, norm);
@@ -620,12 +656,17 @@ public sealed class Trainer : IDisposable
         return (float)(sum / batches);
     }
 
-    private void SaveCheckpoint(long step)
+    /// <summary>This rank's entries of the optimizer state: those of the parameters it owns (a non-owner's master
+    /// weights are stale copies).</summary>
+    private List<(string Name, Tensor Tensor)> ShardStateTensors() =>
+        Optimizer.StateTensors().Where(e => Owns(StateShards.ParameterOf(e.Name))).ToList();
+
+    private void SaveCheckpoint(long step, List<(string Name, Tensor Tensor)>? optimizerState = null)
     {
         var state = new TrainingState { Step = step, DataRngState = _dataRng.GetState(), TokensSeen = _tokensSeen, LastGradNorm = _lastGradNorm };
         try
         {
-            WriteFailure(() => Checkpoints.Save(RunDir, Model, Optimizer, state, Options.KeepCheckpoints), $"checkpoint step-{step:D7}");
+            WriteFailure(() => Checkpoints.Save(RunDir, Model, Optimizer, state, Options.KeepCheckpoints, optimizerState), $"checkpoint step-{step:D7}");
         }
         catch (NonFiniteTensorException e)
         {

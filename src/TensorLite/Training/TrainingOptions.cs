@@ -65,6 +65,9 @@ public sealed record TrainingOptions
     public bool MasterWeights { get; init; }
     /// <summary>Run each parameter's update inside backward as soon as its gradient is final, then free the gradient.</summary>
     public bool PerLayer { get; init; }
+    /// <summary>In a data-parallel run, each process keeps the optimizer state of only its share of the parameters
+    /// (ZeRO stage 1; see docs/distributed.md).</summary>
+    public bool ShardStates { get; init; }
     /// <summary>Where the run computes: cpu, cuda, auto (cuda when present, else cpu) or ilgpu-cpu (the GPU kernels on
     /// ILGPU's CPU accelerator, for checking them). See <see cref="Devices"/>.</summary>
     public string Device { get; init; } = "cpu";
