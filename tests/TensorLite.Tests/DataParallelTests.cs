@@ -14,8 +14,7 @@ public sealed class OpenMpi
     {
         Mpirun = Find("mpirun");
         if (Mpirun != null) return;
-        Run("apt-get", "update -qq");
-        Run("apt-get", "install -y -qq --no-install-recommends openmpi-bin");
+        Apt.Install("openmpi-bin");
         Mpirun = Find("mpirun") ?? throw new InvalidOperationException("Open MPI could not be installed (apt-get install openmpi-bin); the data-parallel tests need it.");
     }
 
@@ -24,17 +23,6 @@ public sealed class OpenMpi
 
     private static string? Find(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Where(dir => dir.Length > 0).Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
-
-    private static void Run(string file, string args)
-    {
-        var info = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-        using var p = Process.Start(info)!;
-        var err = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(600_000)) throw new TimeoutException($"{file} {args} took more than 10 minutes.");
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {args} failed ({p.ExitCode}): {err.Result}");
-    }
 }
 
 /// <summary>
