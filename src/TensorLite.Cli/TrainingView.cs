@@ -14,6 +14,9 @@ public static class TrainingView
         var c = trainer.Model.Config;
         Console.WriteLine($"run folder   {Path.GetFullPath(trainer.RunDir)}");
         Console.WriteLine($"device       {trainer.DeviceNote}");
+        if (trainer.World.WorldSize > 1)
+            Console.WriteLine($"processes    {trainer.World.Description}; each takes {o.GradAccum / trainer.World.WorldSize} of the {o.GradAccum} micro-batches of a step" +
+                              (o.ShardStates ? "; optimizer states sharded" : ""));
         Console.WriteLine($"model        {o.Model}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, heads {c.NumAttentionHeads}, {trainer.Model.ParameterCount():N0} parameters");
         Console.WriteLine($"data         {data.Description}; unigram entropy {data.UnigramEntropyNats:F3} nats/token" +
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));
@@ -43,6 +46,8 @@ public static class TrainingView
             .Select(x => $"{MemoryPlan.CategoryName(x.Category)} {MemoryPlan.Format(x.Bytes)}")) +
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +
             (trainer.Device is IDeviceAllocator a ? $", device allocator {MemoryPlan.Format(a.PeakReservedBytes)}" : ""));
+        if (trainer.World is TensorLite.Distributed.TimedCommunicator timed)
+            Console.WriteLine($"collectives  {timed.Elapsed.TotalSeconds:F1} s on rank 0 (summing gradients and losses, waiting for the other ranks included)");
         float val = trainer.LastValidationLoss ?? float.NaN;
         Console.WriteLine($"done: validation loss {val:F4} nats/token (perplexity {Math.Exp(val):F2})" +
                           (data.EntropyFloorNats is double floor ? $"; floor {floor:F3}, unigram {data.UnigramEntropyNats:F3}" : "") +

@@ -278,7 +278,7 @@ public sealed class Trainer : IDisposable
             if (started[0] == 0) throw new TensorLiteException("Rank 0 could not start the run (its error is printed by rank 0).");
             trainer = follower();
         }
-        trainer!.World = world;
+        trainer!.World = new TimedCommunicator(world);
         trainer._shards = ShardsFor(trainer.Options, trainer.Optimizer, world.WorldSize);
         return trainer;
     }
@@ -505,6 +505,7 @@ public sealed class Trainer : IDisposable
                     peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
                     peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = Backend.CpuPoolPeakBytes,
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
+                    collective_s = (World as TimedCommunicator)?.Elapsed.TotalSeconds,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
