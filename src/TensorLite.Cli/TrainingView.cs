@@ -43,6 +43,7 @@ public static class TrainingView
             .Select(x => $"{MemoryPlan.CategoryName(x.Category)} {MemoryPlan.Format(x.Bytes)}")) +
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +
             (trainer.Device is IDeviceAllocator a ? $", device allocator {MemoryPlan.Format(a.PeakReservedBytes)}" : ""));
+        if (DistinctRowsSummary(trainer) is string rows) Console.WriteLine(rows);
         float val = trainer.LastValidationLoss ?? float.NaN;
         Console.WriteLine($"done: validation loss {val:F4} nats/token (perplexity {Math.Exp(val):F2})" +
                           (data.EntropyFloorNats is double floor ? $"; floor {floor:F3}, unigram {data.UnigramEntropyNats:F3}" : "") +
@@ -56,14 +57,28 @@ public static class TrainingView
     {
         var spec = o.ToOptimizerSpec();
         var p = spec.ToOptions();
+        string side = o.ProjSide is string w ? $", side {w}" : "";
         return spec.Method switch
         {
             OptimizerMethod.AdamW => $"AdamW (β {o.Beta1}, {o.Beta2}, weight decay {o.WeightDecay})",
-            OptimizerMethod.Frugal => $"FRUGAL density {p.Density}, subspace {o.Projection ?? Word(spec.Subspace)}, residual {o.Residual ?? Word(spec.Residual)}, refresh every {p.UpdateGap}",
-            OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}",
-            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {o.Projection ?? Word(spec.Selection)}, refresh every {p.UpdateGap}",
-            _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}",
+            OptimizerMethod.Frugal => $"FRUGAL density {p.Density}, subspace {o.Projection ?? Word(spec.Subspace)}" +
+                (p.Projector is WholeMatrixProjectorFactory whole ? $" ({Word<MatrixOrder>(whole.Order)} order)" : "") +
+                $", residual {o.Residual ?? Word(spec.Residual)}, lr scales {p.Scale} / {p.ResidualScale}, refresh every {p.UpdateGap}{side}",
+            OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}, PCA lr {((OnlinePcaProjectorFactory)p.Projector).LearningRateFor(p.UpdateGap):G3} × schedule{side}",
+            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {o.Projection ?? Word(spec.Selection)}, refresh every {p.UpdateGap}{side}",
+            _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}{side}",
         };
+    }
+
+    /// <summary>For GRASS: how many distinct rows (columns) each projected matrix has selected during this process —
+    /// min, median and max over the matrices, as a fraction of the projected side.</summary>
+    private static string? DistinctRowsSummary(Trainer trainer)
+    {
+        if (trainer.Optimizer is not ProjectedOptimizer opt) return null;
+        var fractions = Enumerable.Range(0, opt.Names.Count).Select(opt.ProjectorOf).OfType<SparseProjector>()
+            .Select(s => (double)s.DistinctSelected / s.Dim).Order().ToArray();
+        if (fractions.Length == 0) return null;
+        return $"rows seen    distinct rows selected per matrix: min {fractions[0]:P0}, median {fractions[fractions.Length / 2]:P0}, max {fractions[^1]:P0} of the projected side ({fractions.Length} matrices)";
     }
 
     private static string Word<T>(T? value) where T : struct, Enum => value?.ToString().ToLowerInvariant() ?? "";

@@ -35,18 +35,29 @@ public sealed record TrainingOptions
     public bool CheckpointLayers { get; init; }
     /// <summary>adamw (dense) or a projected method: galore, osd, grass, frugal.</summary>
     public string Optimizer { get; init; } = "adamw";
-    /// <summary>Rank of the projection (galore, osd, grass).</summary>
-    public int Rank { get; init; } = 128;
-    /// <summary>Steps between projection refreshes (galore, grass, frugal).</summary>
-    public int UpdateGap { get; init; } = 200;
-    /// <summary>Update scale α (galore/osd default 0.25, grass 1).</summary>
+    // The method's own numbers: null means "not given", and the method's preset (ProjectedOptions.Presets.cs) supplies
+    // its default, so each default lives in one place.
+
+    /// <summary>Rank of the projection (galore, osd, grass); null: the preset's.</summary>
+    public int? Rank { get; init; }
+    /// <summary>Steps T between projection refreshes (galore, grass, frugal; osd's PCA step size is 1/T); null: the preset's.</summary>
+    public int? UpdateGap { get; init; }
+    /// <summary>Update scale α (galore/osd 0.25, grass 1; FRUGAL's lr scale of the state-full part); null: the preset's.</summary>
     public float? Scale { get; init; }
-    /// <summary>FRUGAL's fraction ρ of each projected matrix that gets the stateful optimizer.</summary>
-    public float Density { get; init; } = 0.25f;
-    /// <summary>Projection variant: galore svd|rsvd|range; grass topnorm|norm|norm2|uniform; frugal blocks|columns|random|svd|rsvd; osd adam|sgd[+qr].</summary>
+    /// <summary>FRUGAL's density ρ (fraction of the projectable matrices, or of each one, that gets the stateful optimizer); null: the preset's.</summary>
+    public float? Density { get; init; }
+    /// <summary>Projection variant: galore svd|rsvd|range; grass norm2|norm|uniform[+norepl]|topnorm; frugal matrices|blocks|columns|random|svd|rsvd; osd adamw|sgd[+qr].</summary>
     public string? Projection { get; init; }
     /// <summary>FRUGAL's rule for the rest of the gradient: signsgd | sgd.</summary>
     public string? Residual { get; init; }
+    /// <summary>FRUGAL: the state-free part's lr multiplier on top of --scale (inactive_lr_scale); null: the preset's (1).</summary>
+    public float? ResidualScale { get; init; }
+    /// <summary>FRUGAL's whole-matrix mode: random | ascending | descending; null: the preset's (descending).</summary>
+    public string? BlockOrder { get; init; }
+    /// <summary>Which side is projected, GaLore's proj_type: std | reverse_std | left | right; null: std.</summary>
+    public string? ProjSide { get; init; }
+    /// <summary>OSD: the online PCA's peak learning rate; null: 1/T.</summary>
+    public float? PcaLearningRate { get; init; }
     /// <summary>Optimizer state precision: fp32 (AdamW moments), 8bit (block-wise quantized AdamW moments) or factored
     /// (Adafactor). Applies to the dense optimizer and to the inner optimizer of every projected method.</summary>
     public string States { get; init; } = "fp32";
@@ -106,8 +117,9 @@ public sealed record TrainingOptions
         Finite(Beta2, "--beta2");
         Finite(Eps, "Eps");
         Finite(ClipNorm, "--clip");
-        Finite(Density, "--density");
         if (Scale is float scale && !(float.IsFinite(scale) && scale > 0)) throw new ArgumentException($"--scale must be a positive finite number, got {scale}.");
+        if (ResidualScale is float rs && !(float.IsFinite(rs) && rs >= 0)) throw new ArgumentException($"--residual-scale must be a non-negative finite number, got {rs}.");
+        if (PcaLearningRate is float plr && !(float.IsFinite(plr) && plr >= 0)) throw new ArgumentException($"--pca-lr must be a non-negative finite number, got {plr}.");
         if (!(Eps > 0)) throw new ArgumentException($"Eps must be positive, got {Eps}.");
         Positive(Seq, "--seq");
         Positive(Batch, "--batch");
@@ -123,9 +135,9 @@ public sealed record TrainingOptions
         if (SyntheticBytes > MaxSyntheticBytes) throw new ArgumentException($"--synthetic-bytes must be at most {MaxSyntheticBytes} (256 MiB), got {SyntheticBytes}.");
         if ((long)Batch * Seq > MaxTokensPerMicroBatch)
             throw new ArgumentException($"--batch {Batch} × --seq {Seq} is {(long)Batch * Seq:N0} tokens per micro-batch, over the limit of {MaxTokensPerMicroBatch:N0}.");
-        Positive(Rank, "--rank");
-        Positive(UpdateGap, "--update-gap");
-        if (Density is < 0 or > 1) throw new ArgumentException($"--density must be in [0, 1], got {Density}.");
+        if (Rank is int rank) Positive(rank, "--rank");
+        if (UpdateGap is int gap) Positive(gap, "--update-gap");
+        if (Density is float rho && !(rho >= 0 && rho <= 1)) throw new ArgumentException($"--density must be in [0, 1], got {rho}.");
         if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}.");
         if (MinLrRatio is < 0 or > 1) throw new ArgumentException($"--min-lr-ratio must be in [0, 1], got {MinLrRatio}.");
         if (Warmup < 0) throw new ArgumentException($"--warmup must be non-negative, got {Warmup}.");
@@ -149,8 +161,17 @@ public sealed record TrainingOptions
     public OptimizerSpec ToOptimizerSpec() => OptimizerSpec.Parse(Optimizer, Projection, Residual, States) with
     {
         LearningRate = LearningRate, WeightDecay = WeightDecay, Beta1 = Beta1, Beta2 = Beta2, Eps = Eps, Seed = Seed,
-        Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density,
+        Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density, ResidualScale = ResidualScale,
+        Order = BlockOrder == null ? null : OptimizerSpec.ParseOrder(BlockOrder),
+        Side = ProjSide == null ? null : OptimizerSpec.ParseSide(ProjSide),
+        PcaLearningRate = PcaLearningRate,
     };
+
+    /// <summary>The projection rank the run uses (the given one, else the method's preset's).</summary>
+    public int ResolvedRank => Rank ?? ToOptimizerSpec().ToOptions().Rank;
+
+    /// <summary>FRUGAL's density the run uses (the given one, else the preset's).</summary>
+    public float ResolvedDensity => Density ?? ToOptimizerSpec().ToOptions().Density ?? 0f;
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 
