@@ -31,6 +31,41 @@ public sealed partial class ProjectedOptimizer
         return set.Active[_matrixOrdinals[Array.IndexOf(_slots, s)]];
     }
 
+    /// <summary>The prefix of a parameter's inner-state names: "{index}." — except in whole-matrix mode, where the
+    /// moments of the j-th active matrix are "matrices.{j}.": which matrices are active changes at every refresh, and a
+    /// checkpoint's names must not (the trainer checks them against a fresh optimizer's). The active set is a function of
+    /// the step count, so loading maps j back to its matrix.</summary>
+    private string InnerStatePrefix(int index)
+    {
+        if (_slots[index].Projector is not WholeMatrixProjector) return $"{index}.";
+        int j = 0;
+        for (int i = 0; i < index; i++)
+            if (_slots[i].Projector is WholeMatrixProjector && _slots[i].Inner != null) j++;
+        return $"matrices.{j}.";
+    }
+
+    /// <summary>Restores the moments of the active matrices ("matrices.{j}.…", see <see cref="InnerStatePrefix"/>) into
+    /// the matrices active at the loaded step.</summary>
+    private void LoadWholeMatrixMoments(IReadOnlyDictionary<string, Tensor> state)
+    {
+        var wholeSlots = _slots.Where(s => s.Projector is WholeMatrixProjector).ToArray();
+        if (wholeSlots.Length == 0) return;
+        var first = wholeSlots[0];
+        var whole = (WholeMatrixProjector)first.Projector!;
+        int j = 0;
+        foreach (var s in wholeSlots)
+        {
+            if (s.ParamSteps == 0 || !IsActiveMatrix(s, (s.ParamSteps - 1) / whole.UpdateGap)) continue;
+            string prefix = $"matrices.{j++}.";
+            if (!state.Keys.Any(k => k.StartsWith(prefix, StringComparison.Ordinal))) continue;
+            s.Inner = _inner.CreateState(s.Parameter.ShapeArray, s.Parameter.Backend);
+            s.Inner.LoadState(state, prefix);
+            TagState(s);
+        }
+        if (state.Keys.Any(k => k.StartsWith($"matrices.{j}.", StringComparison.Ordinal)))
+            throw new TensorLiteException($"The optimizer checkpoint holds moments for more than the {j} matrices active at its step; it was written with different options.");
+    }
+
     private void StepWholeMatrix(Slot s, WholeMatrixProjector whole, Tensor p, Tensor grad, ParamRounding rounding)
     {
         float lr = StepLearningRate, wd = Options.WeightDecay, alpha = Options.Scale;

@@ -256,7 +256,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
                 foreach (var (name, t) in s.Projector.StateTensors()) yield return ($"{i}.proj.{name}", t);
             }
             if (s.Inner != null)
-                foreach (var (name, t) in s.Inner.StateTensors()) yield return ($"{i}.{name}", t);
+                foreach (var (name, t) in s.Inner.StateTensors()) yield return ($"{InnerStatePrefix(i)}{name}", t);
         }
     }
 
@@ -312,6 +312,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
                 TagState(s);
             }
         }
+        LoadWholeMatrixMoments(state);
         StepCount = stepCount;
     }
 
