@@ -15,12 +15,12 @@ public sealed class TrainingOptionsBinder
     private readonly Option<int> batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => Defaults.Batch };
     private readonly Option<int> accum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => Defaults.GradAccum };
     private readonly Option<int> steps = new Option<int>("--steps") { Description = "Optimizer steps (with --resume: the new total).", DefaultValueFactory = _ => Defaults.Steps };
-    private readonly Option<float> lr = new Option<float>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => Defaults.LearningRate };
+    private readonly Option<float?> lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: the method's; adamw 3e-3, galore/osd/grass 0.01, frugal 1e-3)." };
     private readonly Option<float> minLr = new Option<float>("--min-lr-ratio") { Description = "Final learning rate as a fraction of the peak.", DefaultValueFactory = _ => Defaults.MinLrRatio };
     private readonly Option<int> warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => Defaults.Warmup };
-    private readonly Option<float> wd = new Option<float>("--weight-decay") { Description = "AdamW decoupled weight decay.", DefaultValueFactory = _ => Defaults.WeightDecay };
-    private readonly Option<float> beta1 = new Option<float>("--beta1") { Description = "AdamW beta1.", DefaultValueFactory = _ => Defaults.Beta1 };
-    private readonly Option<float> beta2 = new Option<float>("--beta2") { Description = "AdamW beta2.", DefaultValueFactory = _ => Defaults.Beta2 };
+    private readonly Option<float?> wd = new Option<float?>("--weight-decay") { Description = "Decoupled weight decay (default: adamw 0.1, the projected methods 0)." };
+    private readonly Option<float?> beta1 = new Option<float?>("--beta1") { Description = "Adam beta1 (default 0.9)." };
+    private readonly Option<float?> beta2 = new Option<float?>("--beta2") { Description = "Adam beta2 (default: adamw 0.95, the projected methods 0.999)." };
     private readonly Option<float> clip = new Option<float>("--clip") { Description = "Global gradient-norm clip (0 = off).", DefaultValueFactory = _ => Defaults.ClipNorm };
     private readonly Option<int> evalEvery = new Option<int>("--eval-every") { Description = "Steps between validation evaluations.", DefaultValueFactory = _ => Defaults.EvalEvery };
     private readonly Option<int> evalBatches = new Option<int>("--eval-batches") { Description = "Batches per validation evaluation.", DefaultValueFactory = _ => Defaults.EvalBatches };

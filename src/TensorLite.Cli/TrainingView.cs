@@ -23,7 +23,7 @@ public static class TrainingView
             Console.WriteLine($"weights      {o.Weights}" + (o.MasterWeights ? " with float32 masters" : o.StochasticRounding ? ", stochastic rounding" : ", rounded to nearest"));
         if (o.Activations != "fp32")
             Console.WriteLine($"activations  {o.Activations} (fp32 math inside each op; fp32 logits and loss)");
-        Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, lr {o.LearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
+        Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, lr {o.PeakLearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
                           (trainer.StartStep > 0 ? $", resuming at step {trainer.StartStep}" : ""));
         try
         {
@@ -58,15 +58,17 @@ public static class TrainingView
         var spec = o.ToOptimizerSpec();
         var p = spec.ToOptions();
         string side = o.ProjSide is string w ? $", side {w}" : "";
+        var h = spec.HyperParameters;
+        string adam = spec.Method == OptimizerMethod.AdamW ? "" : $"; Adam β {h.Beta1}, {h.Beta2}, ε {h.Eps:G2}, weight decay {h.WeightDecay}";
         return spec.Method switch
         {
-            OptimizerMethod.AdamW => $"AdamW (β {o.Beta1}, {o.Beta2}, weight decay {o.WeightDecay})",
+            OptimizerMethod.AdamW => $"AdamW (β {h.Beta1}, {h.Beta2}, weight decay {h.WeightDecay})",
             OptimizerMethod.Frugal => $"FRUGAL density {p.Density}, subspace {o.Projection ?? Word(spec.Subspace)}" +
                 (p.Projector is WholeMatrixProjectorFactory whole ? $" ({Word<MatrixOrder>(whole.Order)} order)" : "") +
-                $", residual {o.Residual ?? Word(spec.Residual)}, lr scales {p.Scale} / {p.ResidualScale}, refresh every {p.UpdateGap}{side}",
-            OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}, PCA lr {((OnlinePcaProjectorFactory)p.Projector).LearningRateFor(p.UpdateGap):G3} × schedule{side}",
-            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {o.Projection ?? Word(spec.Selection)}, refresh every {p.UpdateGap}{side}",
-            _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}{side}",
+                $", residual {o.Residual ?? Word(spec.Residual)}, lr scales {p.Scale} / {p.ResidualScale}, refresh every {p.UpdateGap}{side}{adam}",
+            OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}, PCA lr {((OnlinePcaProjectorFactory)p.Projector).LearningRateFor(p.UpdateGap):G3} × schedule{side}{adam}",
+            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {o.Projection ?? Word(spec.Selection)}, refresh every {p.UpdateGap}{side}{adam}",
+            _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}{side}{adam}",
         };
     }
 

@@ -231,3 +231,28 @@ public class FaithfulMethodsTests
         }
     }
 }
+
+/// <summary>Issue 14's leftover: method defaults live with the method's preset; the trainer's options say "not given".</summary>
+public class MethodDefaultsTests
+{
+    [Fact]
+    public void TrainingOptions_LeaveMethodNumbersToThePresets()
+    {
+        var o = new TensorLite.Training.TrainingOptions();
+        Assert.Equal((null, null, null, null, null), (o.Rank, o.UpdateGap, o.Density, o.Scale, o.LearningRate));
+        var galore = (o with { Optimizer = "galore" }).ToOptimizerSpec();
+        var g = galore.ToOptions();
+        Assert.Equal((128, 200, 0.25f, 0.01f, 0f), (g.Rank, g.UpdateGap, g.Scale, g.LearningRate, g.WeightDecay));
+        Assert.Equal((0.999f, 1e-6f), (galore.HyperParameters.Beta2, galore.HyperParameters.Eps));
+        var frugal = (o with { Optimizer = "frugal" }).ToOptimizerSpec().ToOptions();
+        Assert.Equal((0.25f, 200, 1e-3f, ProjectionKind.WholeMatrix), (frugal.Density!.Value, frugal.UpdateGap, frugal.LearningRate, frugal.Projection));
+        Assert.Equal(MatrixOrder.Descending, ((WholeMatrixProjectorFactory)frugal.Projector).Order);
+        // adamw keeps the trainer's own numbers, so the default run does not change.
+        var adamw = o.ToOptimizerSpec().HyperParameters;
+        Assert.Equal(new MethodHyperParameters(3e-3f, 0.1f, 0.9f, 0.95f, 1e-8f), adamw);
+        Assert.Equal(3e-3f, o.PeakLearningRate);
+        // A given number wins over the preset's.
+        Assert.Equal(16, (o with { Optimizer = "osd", Rank = 16 }).ToOptimizerSpec().ToOptions().Rank);
+        Assert.Equal(1e-4f, (o with { Optimizer = "galore", LearningRate = 1e-4f }).PeakLearningRate);
+    }
+}

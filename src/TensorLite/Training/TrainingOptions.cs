@@ -16,13 +16,17 @@ public sealed record TrainingOptions
     public int Batch { get; init; } = 16;
     public int GradAccum { get; init; } = 1;
     public int Steps { get; init; } = 300;
-    public float LearningRate { get; init; } = 3e-3f;
+    // The optimizer's numbers: null takes the method's (ProjectedOptions.HyperParametersOf: the trainer's own for adamw —
+    // 3e-3, 0.1, β 0.9/0.95, ε 1e-8 — and each paper's for the projected methods).
+
+    /// <summary>Peak learning rate; null: the method's. The run uses <see cref="PeakLearningRate"/>.</summary>
+    public float? LearningRate { get; init; }
     public float MinLrRatio { get; init; } = 0.1f;
     public int Warmup { get; init; } = 30;
-    public float WeightDecay { get; init; } = 0.1f;
-    public float Beta1 { get; init; } = 0.9f;
-    public float Beta2 { get; init; } = 0.95f;
-    public float Eps { get; init; } = 1e-8f;
+    public float? WeightDecay { get; init; }
+    public float? Beta1 { get; init; }
+    public float? Beta2 { get; init; }
+    public float? Eps { get; init; }
     /// <summary>Global gradient-norm clip; 0 disables clipping.</summary>
     public float ClipNorm { get; init; } = 1f;
     public int EvalEvery { get; init; } = 50;
@@ -110,17 +114,17 @@ public sealed record TrainingOptions
         Given(Weights, "--weights");
         Given(Activations, "--activations");
         Given(Device, "--device");
-        Finite(LearningRate, "--lr");
+        if (LearningRate is float lrGiven) Finite(lrGiven, "--lr");
         Finite(MinLrRatio, "--min-lr-ratio");
-        Finite(WeightDecay, "--weight-decay");
-        Finite(Beta1, "--beta1");
-        Finite(Beta2, "--beta2");
-        Finite(Eps, "Eps");
+        if (WeightDecay is float wdGiven) Finite(wdGiven, "--weight-decay");
+        if (Beta1 is float b1Given) Finite(b1Given, "--beta1");
+        if (Beta2 is float b2Given) Finite(b2Given, "--beta2");
+        if (Eps is float epsGiven) Finite(epsGiven, "Eps");
         Finite(ClipNorm, "--clip");
         if (Scale is float scale && !(float.IsFinite(scale) && scale > 0)) throw new ArgumentException($"--scale must be a positive finite number, got {scale}.");
         if (ResidualScale is float rs && !(float.IsFinite(rs) && rs >= 0)) throw new ArgumentException($"--residual-scale must be a non-negative finite number, got {rs}.");
         if (PcaLearningRate is float plr && !(float.IsFinite(plr) && plr >= 0)) throw new ArgumentException($"--pca-lr must be a non-negative finite number, got {plr}.");
-        if (!(Eps > 0)) throw new ArgumentException($"Eps must be positive, got {Eps}.");
+        if (Eps is float eps && !(eps > 0)) throw new ArgumentException($"Eps must be positive, got {eps}.");
         Positive(Seq, "--seq");
         Positive(Batch, "--batch");
         Positive(GradAccum, "--grad-accum");
@@ -138,7 +142,7 @@ public sealed record TrainingOptions
         if (Rank is int rank) Positive(rank, "--rank");
         if (UpdateGap is int gap) Positive(gap, "--update-gap");
         if (Density is float rho && !(rho >= 0 && rho <= 1)) throw new ArgumentException($"--density must be in [0, 1], got {rho}.");
-        if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}.");
+        if (LearningRate is float lr && !(lr > 0)) throw new ArgumentException($"--lr must be positive, got {lr}.");
         if (MinLrRatio is < 0 or > 1) throw new ArgumentException($"--min-lr-ratio must be in [0, 1], got {MinLrRatio}.");
         if (Warmup < 0) throw new ArgumentException($"--warmup must be non-negative, got {Warmup}.");
         if (Beta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) throw new ArgumentException("--beta1 and --beta2 must be in [0, 1).");
@@ -166,6 +170,9 @@ public sealed record TrainingOptions
         Side = ProjSide == null ? null : OptimizerSpec.ParseSide(ProjSide),
         PcaLearningRate = PcaLearningRate,
     };
+
+    /// <summary>The peak learning rate the run uses (the given one, else the method's).</summary>
+    public float PeakLearningRate => LearningRate ?? ToOptimizerSpec().HyperParameters.LearningRate;
 
     /// <summary>The projection rank the run uses (the given one, else the method's preset's).</summary>
     public int ResolvedRank => Rank ?? ToOptimizerSpec().ToOptions().Rank;

@@ -13,11 +13,22 @@ public sealed record OptimizerSpec
     public OptimizerMethod Method { get; init; } = OptimizerMethod.AdamW;
     public OptimizerStates States { get; init; } = OptimizerStates.Fp32;
 
-    public float LearningRate { get; init; } = 1e-3f;
-    public float WeightDecay { get; init; }
-    public float Beta1 { get; init; } = 0.9f;
-    public float Beta2 { get; init; } = 0.999f;
-    public float Eps { get; init; } = 1e-8f;
+    // The run's optimizer numbers; null takes the method's (ProjectedOptions.HyperParametersOf).
+    public float? LearningRate { get; init; }
+    public float? WeightDecay { get; init; }
+    public float? Beta1 { get; init; }
+    public float? Beta2 { get; init; }
+    public float? Eps { get; init; }
+
+    /// <summary>The numbers the run uses: those given, else the method's defaults.</summary>
+    public MethodHyperParameters HyperParameters
+    {
+        get
+        {
+            var d = ProjectedOptions.HyperParametersOf(Method);
+            return new(LearningRate ?? d.LearningRate, WeightDecay ?? d.WeightDecay, Beta1 ?? d.Beta1, Beta2 ?? d.Beta2, Eps ?? d.Eps);
+        }
+    }
     /// <summary>Seeds the projected optimizer's generators.</summary>
     public ulong Seed { get; init; }
 
@@ -174,28 +185,29 @@ public sealed record OptimizerSpec
     /// inner optimizer (which alone receives the betas and ε).</summary>
     public ProjectedOptions ToOptions()
     {
+        var h = HyperParameters;
         var o = Method switch
         {
-            OptimizerMethod.AdamW => ProjectedOptions.AdamW(LearningRate, WeightDecay),
+            OptimizerMethod.AdamW => ProjectedOptions.AdamW(h.LearningRate, h.WeightDecay),
             OptimizerMethod.GaLore => GaLore(),
             OptimizerMethod.Osd => Osd(),
             OptimizerMethod.Grass => Grass(),
             OptimizerMethod.Frugal => Frugal(),
             _ => throw new ArgumentOutOfRangeException(nameof(Method), $"Unknown optimizer method {Method}."),
         };
-        return (o with { Seed = Seed, Inner = CreateInner(States, Beta1, Beta2, Eps) }).Validate();
+        return (o with { Seed = Seed, Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps) }).Validate();
     }
 
     private ProjectedOptions GaLore()
     {
-        var o = ProjectedOptions.GaLore(randomizedSvd: GaLoreBasis == ProjectionKind.RandomizedSvd, learningRate: LearningRate, weightDecay: WeightDecay);
+        var o = ProjectedOptions.GaLore(randomizedSvd: GaLoreBasis == ProjectionKind.RandomizedSvd, learningRate: HyperParameters.LearningRate, weightDecay: HyperParameters.WeightDecay);
         o = o with { Rank = Rank ?? o.Rank, UpdateGap = UpdateGap ?? o.UpdateGap, Scale = Scale ?? o.Scale, Side = Side ?? o.Side };
         return GaLoreBasis == ProjectionKind.RangeFinder ? o with { Method = "galore-range", Projector = new RangeFinderProjectorFactory() } : o;
     }
 
     private ProjectedOptions Osd()
     {
-        var o = ProjectedOptions.Osd(orthonormalize: PcaOrthonormalize, learningRate: LearningRate, weightDecay: WeightDecay);
+        var o = ProjectedOptions.Osd(orthonormalize: PcaOrthonormalize, learningRate: HyperParameters.LearningRate, weightDecay: HyperParameters.WeightDecay);
         var pca = (OnlinePcaProjectorFactory)o.Projector;
         return o with
         {
@@ -206,15 +218,15 @@ public sealed record OptimizerSpec
 
     private ProjectedOptions Grass()
     {
-        var d = ProjectedOptions.Grass(learningRate: LearningRate, weightDecay: WeightDecay);
+        var d = ProjectedOptions.Grass(learningRate: HyperParameters.LearningRate, weightDecay: HyperParameters.WeightDecay);
         var o = ProjectedOptions.Grass(Rank ?? d.Rank, Selection ?? d.Selection, UpdateGap ?? d.UpdateGap, Scale ?? d.Scale,
-            LearningRate, WeightDecay, WithReplacement ?? true, Side ?? d.Side);
+            d.LearningRate, d.WeightDecay, WithReplacement ?? true, Side ?? d.Side);
         return o;
     }
 
     private ProjectedOptions Frugal()
     {
-        var o = ProjectedOptions.Frugal(learningRate: LearningRate, weightDecay: WeightDecay);
+        var o = ProjectedOptions.Frugal(learningRate: HyperParameters.LearningRate, weightDecay: HyperParameters.WeightDecay);
         var projector = Subspace is FrugalSubspace s ? ProjectedOptions.FrugalProjector(s) : o.Projector;
         if (projector is WholeMatrixProjectorFactory whole && Order is MatrixOrder order) projector = whole with { Order = order };
         return o with
@@ -231,7 +243,10 @@ public sealed record OptimizerSpec
     public Optimizer Create(IEnumerable<(string Name, Tensor Parameter)> namedParameters, DType basisDType)
     {
         if (Method == OptimizerMethod.AdamW && States == OptimizerStates.Fp32)
-            return new AdamW(namedParameters.Select(x => x.Parameter), LearningRate, Beta1, Beta2, Eps, WeightDecay);
+        {
+            var h = HyperParameters;
+            return new AdamW(namedParameters.Select(x => x.Parameter), h.LearningRate, h.Beta1, h.Beta2, h.Eps, h.WeightDecay);
+        }
         return new ProjectedOptimizer(namedParameters, ToOptions() with { BasisDType = basisDType });
     }
 }

@@ -20,6 +20,26 @@ public sealed partial record ProjectedOptions
     public static IInnerOptimizer InnerFromCli(string states, float beta1, float beta2, float eps) =>
         OptimizerSpec.CreateInner(OptimizerSpec.ParseStates(states), beta1, beta2, eps);
 
+    // Each method's reference pre-training numbers (LLaMA-60M on C4; sources in docs/optimizers.md). AdamW keeps the
+    // trainer's own: they are this project's dense baseline, not a paper's.
+    private const float AdamWLr = 3e-3f, AdamWDecay = 0.1f, AdamWBeta2 = 0.95f;
+    private const float GaLoreLr = 1e-2f;     // GaLore README, LLaMA-60M: --lr 0.01 --weight_decay 0
+    private const float GaLoreEps = 1e-6f;    // galore_torch/adamw.py: eps defaults to 1e-6, betas (0.9, 0.999)
+    private const float OsdLr = 1e-2f;        // OSD README, LLaMA-60M: --lr 0.01 --weight_decay 0 (same AdamW code as GaLore)
+    private const float FrugalLr = 1e-3f;     // FRUGAL scripts/benchmark_c4/llama_60m.sh: --lr 0.001 --eps 1e-8 --beta2 0.999
+
+    /// <summary>The lr, weight decay, β1, β2 and ε a method runs with when the run does not give them.</summary>
+    public static MethodHyperParameters HyperParametersOf(OptimizerMethod method) => method switch
+    {
+        OptimizerMethod.AdamW => new(AdamWLr, AdamWDecay, 0.9f, AdamWBeta2, 1e-8f),
+        OptimizerMethod.GaLore => new(GaLoreLr, 0f, 0.9f, 0.999f, GaLoreEps),
+        OptimizerMethod.Osd => new(OsdLr, 0f, 0.9f, 0.999f, GaLoreEps),
+        // GRASS's code is not public: the paper compares with GaLore at GaLore's setting, so GRASS takes GaLore's numbers.
+        OptimizerMethod.Grass => new(GaLoreLr, 0f, 0.9f, 0.999f, GaLoreEps),
+        OptimizerMethod.Frugal => new(FrugalLr, 0f, 0.9f, 0.999f, 1e-8f),
+        _ => throw new ArgumentOutOfRangeException(nameof(method), $"Unknown optimizer method {method}."),
+    };
+
     // The defaults below are each method's reference pre-training settings (LLaMA-60M on C4); docs/optimizers.md has the
     // table with the source of every number. Only the method's own numbers live here: the training run's lr, betas and
     // weight decay come from the trainer unless a caller passes the preset's learningRate / weightDecay.
@@ -28,7 +48,7 @@ public sealed partial record ProjectedOptions
     /// update α·P·N, residual dropped, moments kept across refreshes (as the reference code does). Reference defaults:
     /// rank 128, T = 200, α = 0.25, lr 0.01, no weight decay.</summary>
     public static ProjectedOptions GaLore(int rank = 128, int updateGap = 200, float scale = 0.25f, bool randomizedSvd = false,
-        float learningRate = 1e-2f, float weightDecay = 0f, ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
+        float learningRate = GaLoreLr, float weightDecay = 0f, ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
     {
         Method = randomizedSvd ? "galore-rsvd" : "galore",
         Projector = new SvdProjectorFactory(Randomized: randomizedSvd),
@@ -43,7 +63,7 @@ public sealed partial record ProjectedOptions
     /// kept. Reference defaults: rank 128, T = 200, α = 0.25, lr 0.01, no weight decay.</summary>
     public static ProjectedOptions Osd(int rank = 128, float scale = 0.25f, float? pcaLearningRate = null,
         bool orthonormalize = false, OnlinePcaOptimizer pcaOptimizer = OnlinePcaOptimizer.Adam,
-        float learningRate = 1e-2f, float weightDecay = 0f, int updateGap = 200, ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
+        float learningRate = OsdLr, float weightDecay = 0f, int updateGap = 200, ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
     {
         Method = "osd",
         Projector = new OnlinePcaProjectorFactory(pcaLearningRate, pcaOptimizer, orthonormalize),
@@ -57,7 +77,7 @@ public sealed partial record ProjectedOptions
     /// so that PᵀP·G is unbiased (<see cref="RowSampler"/>); R = ρ·G[rows]; the update touches only those rows; moments
     /// reset. Rank, T and lr follow GaLore's setting, which the paper compares against.</summary>
     public static ProjectedOptions Grass(int rank = 128, RowSelection selection = RowSelection.NormSquaredProportional, int updateGap = 200,
-        float scale = 1f, float learningRate = 1e-2f, float weightDecay = 0f, bool withReplacement = true,
+        float scale = 1f, float learningRate = GaLoreLr, float weightDecay = 0f, bool withReplacement = true,
         ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
     {
         Method = "grass",
@@ -77,7 +97,7 @@ public sealed partial record ProjectedOptions
     /// SignSGD, both scales 1, lr 1e-3, no weight decay.</summary>
     public static ProjectedOptions Frugal(float density = 0.25f, FrugalSubspace subspace = FrugalSubspace.Matrices,
         ResidualRule residual = ResidualRule.SignSgd, int updateGap = 200, float residualScale = 1f,
-        float learningRate = 1e-3f, float weightDecay = 0f, MatrixOrder order = MatrixOrder.Descending, float scale = 1f,
+        float learningRate = FrugalLr, float weightDecay = 0f, MatrixOrder order = MatrixOrder.Descending, float scale = 1f,
         ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
     {
         Method = "frugal",
