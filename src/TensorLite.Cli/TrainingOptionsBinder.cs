@@ -30,7 +30,7 @@ public sealed class TrainingOptionsBinder
     private readonly Option<ulong> seed = new Option<ulong>("--seed") { Description = "Seed of initialization and data order.", DefaultValueFactory = _ => Defaults.Seed };
     private readonly Option<bool> ckptLayers = new Option<bool>("--checkpoint-layers") { Description = "Recompute decoder-layer activations in backward (less memory)." };
     private readonly Option<int> synthetic = new Option<int>("--synthetic-bytes") { Description = "Size of the generated corpus when no --data is given.", DefaultValueFactory = _ => Defaults.SyntheticBytes };
-    private readonly Option<string> optimizer = new Option<string>("--optimizer") { Description = "adamw (dense) or a projected optimizer: galore, osd, grass, frugal.", DefaultValueFactory = _ => Defaults.Optimizer };
+    private readonly Option<string> optimizer = new Option<string>("--optimizer") { Description = "adamw (dense), a projected optimizer (galore, osd, grass, frugal) or the lora baseline.", DefaultValueFactory = _ => Defaults.Optimizer };
     // The method's own numbers have no default here: left out, they take the method's preset (ProjectedOptions.Presets.cs).
     private readonly Option<int?> rank = new Option<int?>("--rank") { Description = "Projection rank (galore, osd, grass; default 128)." };
     private readonly Option<int?> gap = new Option<int?>("--update-gap") { Description = "Steps T between projection refreshes (galore, grass, frugal; default 200); osd's PCA step size is 1/T." };
@@ -41,6 +41,7 @@ public sealed class TrainingOptionsBinder
     private readonly Option<float?> residualScale = new Option<float?>("--residual-scale") { Description = "FRUGAL: lr scale of the state-free part, on top of --scale (default 1)." };
     private readonly Option<string?> blockOrder = new Option<string?>("--block-order") { Description = "FRUGAL matrices mode: random|ascending|descending (default descending)." };
     private readonly Option<string?> projSide = new Option<string?>("--proj-side") { Description = "Projected side, GaLore's proj_type: std (right when rows ≥ columns)|reverse_std|left|right (default std)." };
+    private readonly Option<float?> loraAlpha = new Option<float?>("--lora-alpha") { Description = "LoRA: α, the adapters' scale is α/rank (default 32)." };
     private readonly Option<float?> pcaLr = new Option<float?>("--pca-lr") { Description = "OSD: the online PCA's peak learning rate, following the lr schedule (default 1/update-gap)." };
     private readonly Option<string> states = new("--states") { Description = "Optimizer state precision: fp32, 8bit (block-wise quantized AdamW moments) or factored (Adafactor).", DefaultValueFactory = _ => Defaults.States };
     private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (GEMMs accumulate in fp32).", DefaultValueFactory = _ => Defaults.Weights };
@@ -52,7 +53,7 @@ public sealed class TrainingOptionsBinder
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, states, weights, activations, stochastic, masters, perLayer, device })
+        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, states, weights, activations, stochastic, masters, perLayer, device })
             command.Options.Add(option);
     }
 
@@ -73,7 +74,7 @@ public sealed class TrainingOptionsBinder
         CheckpointLayers = r.GetValue(ckptLayers), SyntheticBytes = r.GetValue(synthetic),
         Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
-        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr),
+        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), LoraAlpha = r.GetValue(loraAlpha),
         States = r.GetValue(states)!, Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
     };

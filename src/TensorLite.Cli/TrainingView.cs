@@ -56,6 +56,12 @@ public static class TrainingView
     private static string OptimizerSummary(TrainingOptions o)
     {
         var spec = o.ToOptimizerSpec();
+        if (spec.Method == OptimizerMethod.Lora)
+        {
+            var l = spec.ToLoraOptions();
+            var hl = spec.HyperParameters;
+            return $"LoRA rank {l.Rank}, alpha {l.Alpha} (scale {l.Alpha / l.Rank:G3}), base frozen, merged into the weights; Adam β {hl.Beta1}, {hl.Beta2}, ε {hl.Eps:G2}, weight decay {hl.WeightDecay}";
+        }
         var p = spec.ToOptions();
         string side = o.ProjSide is string w ? $", side {w}" : "";
         var h = spec.HyperParameters;

@@ -88,7 +88,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             ("--states 8bit", o => o.States == "fp32" ? o with { States = "8bit" } : null),
             ("--weights bf16", o => o.Weights == "bf16" ? null : o with { Weights = "bf16" }),
             ("--activations bf16", o => o.Activations == "bf16" ? null : o with { Activations = "bf16" }),
-            ("--rank (halved)", o => o.Optimizer is "galore" or "osd" or "grass" && o.ResolvedRank > 1 ? o with { Rank = o.ResolvedRank / 2 } : null),
+            ("--rank (halved)", o => o.Optimizer is "galore" or "osd" or "grass" or "lora" && o.ResolvedRank > 1 ? o with { Rank = o.ResolvedRank / 2 } : null),
             ("--batch (halved, --grad-accum doubled)", o => o.Batch > 1 ? o with { Batch = o.Batch / 2, GradAccum = o.GradAccum * 2 } : null),
             ("--optimizer galore", o => o.Optimizer == "adamw" ? o with { Optimizer = "galore", Projection = "rsvd" } : null),
         };
@@ -138,7 +138,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         var o = Options;
         var sb = new StringBuilder();
         sb.AppendLine($"plan         {o.Model} ({ParameterCount:N0} parameters), {o.Optimizer}" +
-                      (o.Optimizer is "galore" or "osd" or "grass" ? $" rank {o.ResolvedRank}" : o.Optimizer == "frugal" ? $" density {o.ResolvedDensity}" : "") +
+                      (o.Optimizer is "galore" or "osd" or "grass" or "lora" ? $" rank {o.ResolvedRank}" : o.Optimizer == "frugal" ? $" density {o.ResolvedDensity}" : "") +
                       $", states {o.States}, weights {o.Weights}" + (o.MasterWeights ? " + fp32 masters" : "") +
                       (o.Activations != "fp32" ? $", activations {o.Activations}" : "") + (o.PerLayer ? ", per-layer updates" : "") +
                       (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +

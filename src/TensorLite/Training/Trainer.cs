@@ -79,6 +79,7 @@ public sealed class Trainer : IDisposable
     public long PredictedOptimizerStateBytes => Optimizer switch
     {
         ProjectedOptimizer p => ProjectedOptimizer.PredictStateBytes(Model.NamedParameters().Select(x => (x.Name, x.Parameter.ShapeArray)), p.Options),
+        Optim.Lora.LoraOptimizer l => Optim.Lora.LoraOptimizer.PredictStateBytes(Model.NamedParameters().Select(x => (x.Name, x.Parameter.ShapeArray)), l.Options),
         _ => ProjectedOptimizer.AdamWStateBytes(Model.Parameters().Select(x => x.ShapeArray)),
     };
     public float? LastValidationLoss { get; private set; }

@@ -60,6 +60,8 @@ public sealed record TrainingOptions
     public string? BlockOrder { get; init; }
     /// <summary>Which side is projected, GaLore's proj_type: std | reverse_std | left | right; null: std.</summary>
     public string? ProjSide { get; init; }
+    /// <summary>LoRA's α (scale α/r); null: 32.</summary>
+    public float? LoraAlpha { get; init; }
     /// <summary>OSD: the online PCA's peak learning rate; null: 1/T.</summary>
     public float? PcaLearningRate { get; init; }
     /// <summary>Optimizer state precision: fp32 (AdamW moments), 8bit (block-wise quantized AdamW moments) or factored
@@ -123,6 +125,8 @@ public sealed record TrainingOptions
         Finite(ClipNorm, "--clip");
         if (Scale is float scale && !(float.IsFinite(scale) && scale > 0)) throw new ArgumentException($"--scale must be a positive finite number, got {scale}.");
         if (ResidualScale is float rs && !(float.IsFinite(rs) && rs >= 0)) throw new ArgumentException($"--residual-scale must be a non-negative finite number, got {rs}.");
+        if (LoraAlpha is float alpha && !(float.IsFinite(alpha) && alpha > 0)) throw new ArgumentException($"--lora-alpha must be a positive finite number, got {alpha}.");
+        if (Optimizer == "lora" && Weights != "fp32") throw new ArgumentException("--optimizer lora merges its adapters into float32 weights; it needs --weights fp32.");
         if (PcaLearningRate is float plr && !(float.IsFinite(plr) && plr >= 0)) throw new ArgumentException($"--pca-lr must be a non-negative finite number, got {plr}.");
         if (Eps is float eps && !(eps > 0)) throw new ArgumentException($"Eps must be positive, got {eps}.");
         Positive(Seq, "--seq");
@@ -168,16 +172,19 @@ public sealed record TrainingOptions
         Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density, ResidualScale = ResidualScale,
         Order = BlockOrder == null ? null : OptimizerSpec.ParseOrder(BlockOrder),
         Side = ProjSide == null ? null : OptimizerSpec.ParseSide(ProjSide),
-        PcaLearningRate = PcaLearningRate,
+        PcaLearningRate = PcaLearningRate, LoraAlpha = LoraAlpha,
     };
 
     /// <summary>The peak learning rate the run uses (the given one, else the method's).</summary>
+    [JsonIgnore]
     public float PeakLearningRate => LearningRate ?? ToOptimizerSpec().HyperParameters.LearningRate;
 
     /// <summary>The projection rank the run uses (the given one, else the method's preset's).</summary>
-    public int ResolvedRank => Rank ?? ToOptimizerSpec().ToOptions().Rank;
+    [JsonIgnore]
+    public int ResolvedRank => Rank ?? (Optimizer == "lora" ? ToOptimizerSpec().ToLoraOptions().Rank : ToOptimizerSpec().ToOptions().Rank);
 
     /// <summary>FRUGAL's density the run uses (the given one, else the preset's).</summary>
+    [JsonIgnore]
     public float ResolvedDensity => Density ?? ToOptimizerSpec().ToOptions().Density ?? 0f;
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };

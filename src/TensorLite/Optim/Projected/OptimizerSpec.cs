@@ -62,6 +62,8 @@ public sealed record OptimizerSpec
     public bool? WithReplacement { get; init; }
     /// <summary>OSD: the online PCA's peak learning rate (null: 1/T).</summary>
     public float? PcaLearningRate { get; init; }
+    /// <summary>LoRA's α (the adapters' scale is α/r); null: <see cref="Lora.LoraOptions.Alpha"/>'s default.</summary>
+    public float? LoraAlpha { get; init; }
     /// <summary>Which side a projector reduces (GaLore's proj_type: std, reverse_std, left, right); null: std.</summary>
     public ProjectionSide? Side { get; init; }
 
@@ -157,7 +159,8 @@ public sealed record OptimizerSpec
                     _ => throw new ArgumentException($"FRUGAL's residual rule is signsgd or sgd, not '{residual}'.", nameof(residual)),
                 },
             },
-            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass or frugal.", nameof(method)),
+            "lora" => spec with { Method = OptimizerMethod.Lora },
+            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass, frugal or lora.", nameof(method)),
         };
     }
 
@@ -185,6 +188,7 @@ public sealed record OptimizerSpec
     /// inner optimizer (which alone receives the betas and ε).</summary>
     public ProjectedOptions ToOptions()
     {
+        if (Method == OptimizerMethod.Lora) throw new InvalidOperationException("LoRA is not a projected optimizer; use ToLoraOptions.");
         var h = HyperParameters;
         var o = Method switch
         {
@@ -237,6 +241,18 @@ public sealed record OptimizerSpec
         };
     }
 
+    /// <summary>The LoRA baseline's options: its defaults, then the values this spec sets.</summary>
+    public Lora.LoraOptions ToLoraOptions()
+    {
+        var h = HyperParameters;
+        var d = new Lora.LoraOptions();
+        return new Lora.LoraOptions
+        {
+            Rank = Rank ?? d.Rank, Alpha = LoraAlpha ?? d.Alpha, LearningRate = h.LearningRate, WeightDecay = h.WeightDecay,
+            Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps), Seed = Seed,
+        }.Validate();
+    }
+
     /// <summary>The optimizer this spec describes over <paramref name="namedParameters"/>: dense <see cref="AdamW"/> for
     /// AdamW with float32 states, else a <see cref="ProjectedOptimizer"/> whose stored bases are kept in
     /// <paramref name="basisDType"/>.</summary>
@@ -247,6 +263,7 @@ public sealed record OptimizerSpec
             var h = HyperParameters;
             return new AdamW(namedParameters.Select(x => x.Parameter), h.LearningRate, h.Beta1, h.Beta2, h.Eps, h.WeightDecay);
         }
+        if (Method == OptimizerMethod.Lora) return new Lora.LoraOptimizer(namedParameters, ToLoraOptions());
         return new ProjectedOptimizer(namedParameters, ToOptions() with { BasisDType = basisDType });
     }
 }

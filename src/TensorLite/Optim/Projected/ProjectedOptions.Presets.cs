@@ -37,6 +37,8 @@ public sealed partial record ProjectedOptions
         // GRASS's code is not public: the paper compares with GaLore at GaLore's setting, so GRASS takes GaLore's numbers.
         OptimizerMethod.Grass => new(GaLoreLr, 0f, 0.9f, 0.999f, GaLoreEps),
         OptimizerMethod.Frugal => new(FrugalLr, 0f, 0.9f, 0.999f, 1e-8f),
+        // No reference pre-training default is given for the LoRA baseline: GaLore's AdamW numbers, for a like comparison.
+        OptimizerMethod.Lora => new(GaLoreLr, 0f, 0.9f, 0.999f, GaLoreEps),
         _ => throw new ArgumentOutOfRangeException(nameof(method), $"Unknown optimizer method {method}."),
     };
 
