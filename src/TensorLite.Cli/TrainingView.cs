@@ -73,7 +73,7 @@ public static class TrainingView
                 (p.Projector is WholeMatrixProjectorFactory whole ? $" ({Word<MatrixOrder>(whole.Order)} order)" : "") +
                 $", residual {o.Residual ?? Word(spec.Residual)}, lr scales {p.Scale} / {p.ResidualScale}, refresh every {p.UpdateGap}{side}{adam}",
             OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}, PCA lr {((OnlinePcaProjectorFactory)p.Projector).LearningRateFor(p.UpdateGap):G3} × schedule{side}{adam}",
-            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {o.Projection ?? Word(spec.Selection)}, refresh every {p.UpdateGap}{side}{adam}",
+            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {GrassSelection((SparseProjectorFactory)p.Projector)}, refresh every {p.UpdateGap}{side}{adam}",
             _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}{side}{adam}",
         };
     }
@@ -88,6 +88,15 @@ public static class TrainingView
         if (fractions.Length == 0) return null;
         return $"rows seen    distinct rows selected per matrix: min {fractions[0]:P0}, median {fractions[fractions.Length / 2]:P0}, max {fractions[^1]:P0} of the projected side ({fractions.Length} matrices)";
     }
+
+    /// <summary>GRASS's selection in the command line's words, with how it samples.</summary>
+    private static string GrassSelection(SparseProjectorFactory f) => f.Selection switch
+    {
+        TensorLite.LinearAlgebra.RowSelection.TopNorm => "topnorm",
+        TensorLite.LinearAlgebra.RowSelection.NormProportional => "norm",
+        TensorLite.LinearAlgebra.RowSelection.NormSquaredProportional => "norm2",
+        _ => "uniform",
+    } + (f.Sampled ? (f.WithReplacement ? " (sampled with replacement" : " (sampled without replacement") + (f.Rescaled ? ", re-scaled)" : ")") : "");
 
     private static string Word<T>(T? value) where T : struct, Enum => value?.ToString().ToLowerInvariant() ?? "";
 
