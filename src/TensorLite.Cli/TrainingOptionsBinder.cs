@@ -42,6 +42,7 @@ public sealed class TrainingOptionsBinder
     private readonly Option<string?> blockOrder = new Option<string?>("--block-order") { Description = "FRUGAL matrices mode: random|ascending|descending (default descending)." };
     private readonly Option<string?> projSide = new Option<string?>("--proj-side") { Description = "Projected side, GaLore's proj_type: std (right when rows ≥ columns)|reverse_std|left|right (default std)." };
     private readonly Option<float?> loraAlpha = new Option<float?>("--lora-alpha") { Description = "LoRA: α, the adapters' scale is α/rank (default 32)." };
+    private readonly Option<int?> loraRestart = new Option<int?>("--lora-restart") { Description = "LoRA: merge the adapters and restart them every this many steps (ReLoRA-style; default never)." };
     private readonly Option<float?> pcaLr = new Option<float?>("--pca-lr") { Description = "OSD: the online PCA's peak learning rate, following the lr schedule (default 1/update-gap)." };
     private readonly Option<string> states = new("--states") { Description = "Optimizer state precision: fp32, 8bit (block-wise quantized AdamW moments) or factored (Adafactor).", DefaultValueFactory = _ => Defaults.States };
     private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (GEMMs accumulate in fp32).", DefaultValueFactory = _ => Defaults.Weights };
@@ -53,7 +54,7 @@ public sealed class TrainingOptionsBinder
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, states, weights, activations, stochastic, masters, perLayer, device })
+        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, loraRestart, states, weights, activations, stochastic, masters, perLayer, device })
             command.Options.Add(option);
     }
 
@@ -74,7 +75,7 @@ public sealed class TrainingOptionsBinder
         CheckpointLayers = r.GetValue(ckptLayers), SyntheticBytes = r.GetValue(synthetic),
         Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
-        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), LoraAlpha = r.GetValue(loraAlpha),
+        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), LoraAlpha = r.GetValue(loraAlpha), LoraRestart = r.GetValue(loraRestart),
         States = r.GetValue(states)!, Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
     };

@@ -60,7 +60,7 @@ public static class TrainingView
         {
             var l = spec.ToLoraOptions();
             var hl = spec.HyperParameters;
-            return $"LoRA rank {l.Rank}, alpha {l.Alpha} (scale {l.Alpha / l.Rank:G3}), base frozen, merged into the weights; Adam β {hl.Beta1}, {hl.Beta2}, ε {hl.Eps:G2}, weight decay {hl.WeightDecay}";
+            return $"LoRA rank {l.Rank}, alpha {l.Alpha} (scale {l.Alpha / l.Rank:G3}), base frozen, merged into the weights{(l.RestartEvery > 0 ? $", merge-and-restart every {l.RestartEvery} steps" : "")}; Adam β {hl.Beta1}, {hl.Beta2}, ε {hl.Eps:G2}, weight decay {hl.WeightDecay}";
         }
         var p = spec.ToOptions();
         string side = o.ProjSide is string w ? $", side {w}" : "";

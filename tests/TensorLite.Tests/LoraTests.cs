@@ -111,6 +111,34 @@ public class LoraTests
     }
 
     [Fact]
+    public void Restart_MergesTheAdaptersIntoTheBase_AndStartsThemAfresh()
+    {
+        const int m = 6, n = 4;
+        var gen = new Generator(3);
+        var w = Tensor.RandN([m, n], gen).RequireGrad().Persist();
+        using var opt = new LoraOptimizer([("mlp.w", w)], new LoraOptions { Rank = 2, Alpha = 4, LearningRate = 0.05f, RestartEvery = 3 });
+        float s = opt.ScaleOf(0);
+        float[] aBefore = [], wBefore = [];
+        for (int step = 1; step <= 4; step++)
+        {
+            if (step == 4) { aBefore = opt.AdaptersOf(0).A!.ToArray(); wBefore = w.ToArray(); }
+            w.Grad?.Dispose();
+            w.Grad = Tensor.RandN([m, n], gen).Persist();
+            opt.Step();
+        }
+        // Step 4 opened a new period: B restarted from zero and took one step, A was redrawn, and the base the new
+        // adapters sit on is the weight as step 3 left it.
+        var (a, b) = opt.AdaptersOf(0);
+        Assert.NotEqual(aBefore, a!.ToArray());
+        var delta = Merged(b!, a, s);
+        var now = w.ToArray();
+        double drift = now.Select((x, e) => Math.Abs(x - delta[e] - wBefore[e])).Max();
+        Assert.True(drift < 1e-5, $"the new base differs from the merged weight by {drift}");
+        Assert.True(delta.Max(Math.Abs) > 0, "the restarted adapters did not move");
+        Assert.Throws<ArgumentException>(() => new TrainingOptions { Optimizer = "lora", LoraRestart = 0 }.Validate());
+    }
+
+    [Fact]
     public void Cli_LoraRun_SavesAPlainLlamaCheckpoint_AndResumesBitwise()
     {
         var root = Path.Combine(Path.GetTempPath(), $"tl-lora-{Environment.ProcessId}-{Guid.NewGuid():N}");
@@ -119,7 +147,7 @@ public class LoraTests
             var options = new TrainingOptions
             {
                 Model = "tiny", Seq = 16, Batch = 2, Steps = 4, Warmup = 1, EvalEvery = 2, EvalBatches = 1, CheckpointEvery = 2,
-                LogEvery = 1, SyntheticBytes = 20_000, Optimizer = "lora", Rank = 4, LoraAlpha = 8,
+                LogEvery = 1, SyntheticBytes = 20_000, Optimizer = "lora", Rank = 4, LoraAlpha = 8, LoraRestart = 3,
             }.Validate();
             var straight = Trainer.Create(options, Path.Combine(root, "a"));
             straight.Run();

@@ -62,6 +62,8 @@ public sealed record TrainingOptions
     public string? ProjSide { get; init; }
     /// <summary>LoRA's α (scale α/r); null: 32.</summary>
     public float? LoraAlpha { get; init; }
+    /// <summary>LoRA: ReLoRA-style merge-and-restart every this many steps; null: never.</summary>
+    public int? LoraRestart { get; init; }
     /// <summary>OSD: the online PCA's peak learning rate; null: 1/T.</summary>
     public float? PcaLearningRate { get; init; }
     /// <summary>Optimizer state precision: fp32 (AdamW moments), 8bit (block-wise quantized AdamW moments) or factored
@@ -126,6 +128,7 @@ public sealed record TrainingOptions
         if (Scale is float scale && !(float.IsFinite(scale) && scale > 0)) throw new ArgumentException($"--scale must be a positive finite number, got {scale}.");
         if (ResidualScale is float rs && !(float.IsFinite(rs) && rs >= 0)) throw new ArgumentException($"--residual-scale must be a non-negative finite number, got {rs}.");
         if (LoraAlpha is float alpha && !(float.IsFinite(alpha) && alpha > 0)) throw new ArgumentException($"--lora-alpha must be a positive finite number, got {alpha}.");
+        if (LoraRestart is int restart) Positive(restart, "--lora-restart");
         if (Optimizer == "lora" && Weights != "fp32") throw new ArgumentException("--optimizer lora merges its adapters into float32 weights; it needs --weights fp32.");
         if (PcaLearningRate is float plr && !(float.IsFinite(plr) && plr >= 0)) throw new ArgumentException($"--pca-lr must be a non-negative finite number, got {plr}.");
         if (Eps is float eps && !(eps > 0)) throw new ArgumentException($"Eps must be positive, got {eps}.");
@@ -172,7 +175,7 @@ public sealed record TrainingOptions
         Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density, ResidualScale = ResidualScale,
         Order = BlockOrder == null ? null : OptimizerSpec.ParseOrder(BlockOrder),
         Side = ProjSide == null ? null : OptimizerSpec.ParseSide(ProjSide),
-        PcaLearningRate = PcaLearningRate, LoraAlpha = LoraAlpha,
+        PcaLearningRate = PcaLearningRate, LoraAlpha = LoraAlpha, LoraRestart = LoraRestart,
     };
 
     /// <summary>The peak learning rate the run uses (the given one, else the method's).</summary>

@@ -34,7 +34,6 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         Options = options.Validate();
         LearningRate = options.LearningRate;
         _inner = options.Inner ?? new AdamWInner();
-        var gen = new Generator(options.Seed ^ 0x10_4A_5EEDUL);
         _slots = new Slot[named.Length];
         for (int i = 0; i < named.Length; i++)
         {
@@ -50,8 +49,7 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
                 using (GradMode.NoGrad())
                 using (MemoryLedger.Categorize(MemoryCategory.OptimizerState))
                 {
-                    float bound = 1f / MathF.Sqrt(n);
-                    slot.A = Tensor.Rand([slot.Rank, n], gen, -bound, bound, p.Backend).Persist();
+                    slot.A = InitialA(slot.Rank, n, i, restart: 0, p.Backend).Persist();
                     slot.B = Tensor.Zeros([m, slot.Rank], DType.Float32, p.Backend).Persist();
                 }
             }
@@ -60,6 +58,31 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
     }
 
     public LoraOptions Options { get; }
+
+    /// <summary>A [r, n] ~ U(±1/√n) (PEFT's Kaiming-uniform), drawn from the seed, the parameter and the restart number, so
+    /// a restart needs no generator state in the checkpoint.</summary>
+    private Tensor InitialA(int r, int n, int index, long restart, IBackend backend)
+    {
+        var gen = new Generator(unchecked(Options.Seed ^ 0x10_4A_5EEDUL ^ ((ulong)index + 1) * 0x9E3779B97F4A7C15UL ^ (ulong)restart * 0xC2B2AE3D27D4EB4FUL));
+        float bound = 1f / MathF.Sqrt(n);
+        return Tensor.Rand([r, n], gen, -bound, bound, backend);
+    }
+
+    /// <summary>The adapters' step count since the last restart (the bias corrections use it): the optimizer's step count
+    /// without restarts, else its position in the current restart period (1-based).</summary>
+    private long AdapterStep => Options.RestartEvery == 0 ? StepCount : (StepCount - 1) % Options.RestartEvery + 1;
+
+    /// <summary>ReLoRA's restart, at the first step of every period after the first: the adapters are already merged into
+    /// W, so B goes to zero (W is then the new base), A is drawn afresh and the moments restart.</summary>
+    private void RestartIfDue(Slot s, int index)
+    {
+        if (Options.RestartEvery == 0 || StepCount <= 1 || AdapterStep != 1) return;
+        long restart = (StepCount - 1) / Options.RestartEvery;
+        using (var fresh = InitialA(s.Rank, s.A!.Shape[1], index, restart, s.A.Backend)) s.A.Backend.Copy(fresh, s.A);
+        using (var zeros = Tensor.Zeros(s.B!.Shape, DType.Float32, s.B.Backend)) s.B.Backend.Copy(zeros, s.B);
+        s.InnerA?.Reset();
+        s.InnerB?.Reset();
+    }
 
     /// <summary>s = α/r of the parameter at <paramref name="index"/> (0 when it has no adapter).</summary>
     public float ScaleOf(int index) => _slots[index].Rank == 0 ? 0f : Options.Alpha / _slots[index].Rank;
@@ -81,6 +104,7 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         }
         using var scope = TensorScope.Enter();
         using var workspace = MemoryLedger.Categorize(MemoryCategory.Workspace);
+        RestartIfDue(s, index);
         float scale = Options.Alpha / s.Rank;
         using var g = grad.DType == DType.Float32 ? grad.ContiguousNoGrad() : grad.To(DType.Float32);
         using var bt = s.B!.T;
@@ -92,8 +116,8 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         using var before = s.B.MatMul(s.A);
         s.InnerA ??= Tagged(_inner.CreateState(s.A.ShapeArray, p.Backend));
         s.InnerB ??= Tagged(_inner.CreateState(s.B.ShapeArray, p.Backend));
-        s.InnerA.Apply(s.A, gA, lr, Options.WeightDecay, StepCount, ParamRounding.Nearest);
-        s.InnerB.Apply(s.B, gB, lr, Options.WeightDecay, StepCount, ParamRounding.Nearest);
+        s.InnerA.Apply(s.A, gA, lr, Options.WeightDecay, AdapterStep, ParamRounding.Nearest);
+        s.InnerB.Apply(s.B, gB, lr, Options.WeightDecay, AdapterStep, ParamRounding.Nearest);
         using var after = s.B.MatMul(s.A);
         using var change = before - after;
         p.Backend.ApplyUpdate(p, change, 1f, scale, ParamRounding.Nearest); // W ← W − s·(BA − B'A') = W + s·(B'A' − BA)

@@ -19,6 +19,10 @@ public sealed record LoraOptions
     /// <summary>The optimizer of A, B and the dense parameters; null means AdamW.</summary>
     public IInnerOptimizer? Inner { get; init; }
     public ulong Seed { get; init; }
+    /// <summary>ReLoRA-style merge-and-restart (Lialin et al. 2023, arXiv:2307.05695) every this many steps: the merged
+    /// adapters stay in the weights as the new base, A is drawn afresh, B and the adapters' moments restart from zero.
+    /// 0 never restarts (plain LoRA). ReLoRA's partial optimizer-state pruning and jagged schedule are not reproduced.</summary>
+    public int RestartEvery { get; init; }
     /// <summary>Which matrices get adapters; null means <see cref="ProjectedOptions.DefaultShouldProject"/>.</summary>
     public Func<string, int[], bool>? ShouldAdapt { get; init; }
 
@@ -32,6 +36,7 @@ public sealed record LoraOptions
         if (Rank < 1) throw new ArgumentOutOfRangeException(nameof(Rank), $"The LoRA rank must be at least 1, got {Rank}.");
         if (!(float.IsFinite(Alpha) && Alpha > 0)) throw new ArgumentOutOfRangeException(nameof(Alpha), $"The LoRA alpha must be a positive number, got {Alpha}.");
         if (!(LearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), "The learning rate must be non-negative.");
+        if (RestartEvery < 0) throw new ArgumentOutOfRangeException(nameof(RestartEvery), $"The LoRA restart interval must be non-negative (0 = never), got {RestartEvery}.");
         if (!float.IsFinite(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), "The weight decay must be finite.");
         return this;
     }

@@ -64,6 +64,8 @@ public sealed record OptimizerSpec
     public float? PcaLearningRate { get; init; }
     /// <summary>LoRA's α (the adapters' scale is α/r); null: <see cref="Lora.LoraOptions.Alpha"/>'s default.</summary>
     public float? LoraAlpha { get; init; }
+    /// <summary>LoRA: ReLoRA-style merge-and-restart every this many steps; null or 0: never.</summary>
+    public int? LoraRestart { get; init; }
     /// <summary>Which side a projector reduces (GaLore's proj_type: std, reverse_std, left, right); null: std.</summary>
     public ProjectionSide? Side { get; init; }
 
@@ -249,7 +251,7 @@ public sealed record OptimizerSpec
         return new Lora.LoraOptions
         {
             Rank = Rank ?? d.Rank, Alpha = LoraAlpha ?? d.Alpha, LearningRate = h.LearningRate, WeightDecay = h.WeightDecay,
-            Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps), Seed = Seed,
+            Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps), Seed = Seed, RestartEvery = LoraRestart ?? d.RestartEvery,
         }.Validate();
     }
 
