@@ -92,7 +92,7 @@ public sealed record OptimizerSpec
     };
 
     /// <summary>
-    /// The spec named by command-line words: <paramref name="method"/> is adamw | galore | osd | grass | frugal;
+    /// The spec named by command-line words: <paramref name="method"/> is adamw | galore | osd | grass | frugal | lora;
     /// <paramref name="projection"/> is, for galore: svd | rsvd | range; for grass: norm2 | norm | uniform (sampled with replacement, "+norepl" without) | topnorm; for
     /// frugal: matrices | blocks | columns | random | svd | rsvd; for osd: adamw | sgd (the online PCA's optimizer), optionally "+qr";
     /// <paramref name="residual"/> (frugal) is signsgd | sgd; <paramref name="states"/> is one of
