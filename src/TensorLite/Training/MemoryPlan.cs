@@ -94,7 +94,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             ("--states 8bit", o => o.ToOptimizerSpec().States == OptimizerStates.Fp32 ? o with { States = "8bit" } : null),
             ("--weights bf16", o => o.WeightDType == DType.BFloat16 ? null : o with { Weights = "bf16" }),
             ("--activations bf16", o => o.ActivationDType == DType.BFloat16 ? null : o with { Activations = "bf16" }),
-            ("--rank (halved)", o => HasRank(o) && o.Rank > 1 ? o with { Rank = o.Rank / 2 } : null),
+            ("--rank (halved)", o => HasRank(o) && o.ResolvedRank > 1 ? o with { Rank = o.ResolvedRank / 2 } : null),
             ("--batch (halved, --grad-accum doubled)", o => o.Batch > 1 ? o with { Batch = o.Batch / 2, GradAccum = o.GradAccum * 2 } : null),
             ("--optimizer galore", o => o.ToOptimizerSpec().Method == OptimizerMethod.AdamW ? o with { Optimizer = "galore", Projection = "rsvd" } : null),
         };
@@ -127,15 +127,15 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         return [];
     }
 
-    /// <summary>Whether the run's optimizer projects to a rank (GaLore, OSD, GRASS).</summary>
-    private static bool HasRank(TrainingOptions o) => o.ToOptimizerSpec().Method is OptimizerMethod.GaLore or OptimizerMethod.Osd or OptimizerMethod.Grass;
+    /// <summary>Whether the run's optimizer has a rank (GaLore, OSD, GRASS, LoRA).</summary>
+    private static bool HasRank(TrainingOptions o) => o.ToOptimizerSpec().Method is OptimizerMethod.GaLore or OptimizerMethod.Osd or OptimizerMethod.Grass or OptimizerMethod.Lora;
 
     private static string Describe(TrainingOptions o, string change) => change switch
     {
-        var c when c.StartsWith("--rank", StringComparison.Ordinal) => $"--rank {o.Rank}",
+        var c when c.StartsWith("--rank", StringComparison.Ordinal) => $"--rank {o.ResolvedRank}",
         var c when c.StartsWith("--batch", StringComparison.Ordinal) => $"--batch {o.Batch} --grad-accum {o.GradAccum}",
-        "--optimizer galore" => $"--optimizer galore --projection rsvd --rank {o.Rank}",
-        _ when change.Contains(" + ") => change.Replace("--rank (halved)", $"--rank {o.Rank}")
+        "--optimizer galore" => $"--optimizer galore --projection rsvd --rank {o.ResolvedRank}",
+        _ when change.Contains(" + ") => change.Replace("--rank (halved)", $"--rank {o.ResolvedRank}")
             .Replace("--batch (halved, --grad-accum doubled)", $"--batch {o.Batch} --grad-accum {o.GradAccum}")
             .Replace("--optimizer galore", "--optimizer galore --projection rsvd"),
         _ => change,
@@ -147,7 +147,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         var o = Options;
         var sb = new StringBuilder();
         sb.AppendLine($"plan         {o.Model} ({ParameterCount:N0} parameters), {o.Optimizer}" +
-                      (HasRank(o) ? $" rank {o.Rank}" : o.ToOptimizerSpec().Method == OptimizerMethod.Frugal ? $" density {o.Density}" : "") +
+                      (HasRank(o) ? $" rank {o.ResolvedRank}" : o.ToOptimizerSpec().Method == OptimizerMethod.Frugal ? $" density {o.ResolvedDensity}" : "") +
                       $", states {o.States}, weights {o.Weights}" + (o.MasterWeights ? " + fp32 masters" : "") +
                       (o.ActivationDType != DType.Float32 ? $", activations {o.Activations}" : "") + (o.PerLayer ? ", per-layer updates" : "") +
                       (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +

@@ -103,6 +103,7 @@ public sealed class Trainer : IDisposable
     public long PredictedOptimizerStateBytes => Optimizer switch
     {
         ProjectedOptimizer p => ProjectedOptimizer.PredictStateBytes(Model.NamedParameters().Select(x => (x.Name, x.Parameter.ShapeArray)), p.Options),
+        Optim.Lora.LoraOptimizer l => Optim.Lora.LoraOptimizer.PredictStateBytes(Model.NamedParameters().Select(x => (x.Name, x.Parameter.ShapeArray)), l.Options),
         _ => ProjectedOptimizer.AdamWStateBytes(Model.Parameters().Select(x => x.ShapeArray)),
     };
     public float? LastValidationLoss { get; private set; }
@@ -236,7 +237,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Runs training steps exactly as <see cref="Run"/> does, without evaluation, metrics or checkpoints.</summary>
     internal void RunPlanningSteps(int steps)
     {
-        for (int step = 0; step < steps; step++) TrainStep(step, Options.LearningRate);
+        for (int step = 0; step < steps; step++) TrainStep(step, Options.PeakLearningRate);
     }
 
     /// <summary>Continues a run from its newest checkpoint (or, killed before its first checkpoint, from the start);
@@ -469,7 +470,7 @@ public sealed class Trainer : IDisposable
         long step = StartStep;
         while (step < o.Steps && !cancel.IsCancellationRequested)
         {
-            float lr = LrSchedule.WarmupCosine(step, o.Steps, o.Warmup, o.LearningRate, o.MinLrRatio);
+            float lr = LrSchedule.WarmupCosine(step, o.Steps, o.Warmup, o.PeakLearningRate, o.MinLrRatio);
             var before = Memory.Live;
             float loss;
             double norm;
