@@ -40,8 +40,9 @@ public sealed partial class PtxAssembler(string binDirectory)
 
     public string BinDirectory { get; } = binDirectory;
 
-    /// <summary>Assembles <paramref name="ptx"/> for sm_<paramref name="sm"/> and reads back its resources and SASS.</summary>
-    public KernelMachineCode Assemble(string kernel, string ptx, int sm)
+    /// <summary>Assembles <paramref name="ptx"/> for sm_<paramref name="sm"/> and reads back its resources and (unless
+    /// <paramref name="withSass"/> is false, which leaves the instruction counts at 0) its SASS.</summary>
+    public KernelMachineCode Assemble(string kernel, string ptx, int sm, bool withSass = true)
     {
         string work = Directory.CreateTempSubdirectory("tl-ptxas-").FullName;
         try
@@ -49,7 +50,7 @@ public sealed partial class PtxAssembler(string binDirectory)
             string ptxFile = Path.Combine(work, "k.ptx"), cubin = Path.Combine(work, "k.cubin");
             File.WriteAllText(ptxFile, ptx);
             string report = Run("ptxas", $"-arch=sm_{sm} -v -o {cubin} {ptxFile}");
-            string sass = Run("cuobjdump", $"-sass {cubin}");
+            string sass = withSass ? Run("cuobjdump", $"-sass {cubin}") : "";
             return Parse(kernel, sm, report, sass);
         }
         finally
