@@ -289,16 +289,42 @@ public static class GemmKernels
     /// <summary>tile += a·b for one m16n8k16 step on tensor cores (inline PTX; CUDA only).</summary>
     private static void Mma(ref MmaTile tile, MmaFragmentA a, MmaFragmentB b, int f16)
     {
-        Ref<float> d0 = tile.D0, d1 = tile.D1, d2 = tile.D2, d3 = tile.D3;
-        Input<uint> a0 = a.R0, a1 = a.R1, a2 = a.R2, a3 = a.R3, b0 = b.R0, b1 = b.R1;
+        // ILGPU hands EmitRef operands over through local memory (an alloca per operand, stored before and loaded after
+        // the asm), so every fragment made a round trip through local memory. CudaAsm.Emit takes its inputs by value
+        // (registers) and has one output: each call runs the mma on packed 64-bit operands and returns two of the
+        // four accumulators, packed.
+        ulong a01 = Pack(a.R0, a.R1), a23 = Pack(a.R2, a.R3), b01 = Pack(b.R0, b.R1);
+        ulong c01 = Pack(Interop.FloatAsInt(tile.D0), Interop.FloatAsInt(tile.D1));
+        ulong c23 = Pack(Interop.FloatAsInt(tile.D2), Interop.FloatAsInt(tile.D3));
+        ulong lo, hi;
         if (f16 == 0)
-            CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
+        {
+            CudaAsm.Emit(MmaBf16Low, out lo, a01, a23, b01, c01, c23);
+            CudaAsm.Emit(MmaBf16High, out hi, a01, a23, b01, c01, c23);
+        }
         else
-            CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
-        tile.D0 = d0.Value; tile.D1 = d1.Value; tile.D2 = d2.Value; tile.D3 = d3.Value;
+        {
+            CudaAsm.Emit(MmaF16Low, out lo, a01, a23, b01, c01, c23);
+            CudaAsm.Emit(MmaF16High, out hi, a01, a23, b01, c01, c23);
+        }
+        tile.D0 = Interop.IntAsFloat((uint)lo); tile.D1 = Interop.IntAsFloat((uint)(lo >> 32));
+        tile.D2 = Interop.IntAsFloat((uint)hi); tile.D3 = Interop.IntAsFloat((uint)(hi >> 32));
     }
+
+    private static ulong Pack(uint low, uint high) => low | ((ulong)high << 32);
+
+    // One mma.sync on 64-bit packed operands (%1, %2: A; %3: B; %4, %5: C); %0 = two of the four results. The asm
+    // text must be a compile-time constant for ILGPU.
+    private const string MmaUnpack =
+        "{ .reg .b32 a<4>, b<2>; .reg .f32 c<4>, d<4>; " +
+        "mov.b64 {a0, a1}, %1; mov.b64 {a2, a3}, %2; mov.b64 {b0, b1}, %3; mov.b64 {c0, c1}, %4; mov.b64 {c2, c3}, %5; ";
+    private const string MmaOperands = " {d0, d1, d2, d3}, {a0, a1, a2, a3}, {b0, b1}, {c0, c1, c2, c3}; ";
+    private const string MmaBf16 = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" + MmaOperands;
+    private const string MmaF16 = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" + MmaOperands;
+    private const string MmaBf16Low = MmaUnpack + MmaBf16 + "mov.b64 %0, {d0, d1}; }";
+    private const string MmaBf16High = MmaUnpack + MmaBf16 + "mov.b64 %0, {d2, d3}; }";
+    private const string MmaF16Low = MmaUnpack + MmaF16 + "mov.b64 %0, {d0, d1}; }";
+    private const string MmaF16High = MmaUnpack + MmaF16 + "mov.b64 %0, {d2, d3}; }";
 
     /// <summary>32-bit words one lane publishes per k16 step in the emulation: two A fragments (4 each), four B (2 each).</summary>
     private const int MmaFragmentWords = 16;

@@ -12,10 +12,18 @@ public static class PtxReport
 {
     public static void Run(string[] args)
     {
+        // ptx-report --dump KERNEL SM: print that kernel's PTX (for reading what ILGPU generates).
+        if (args.Length > 3 && args[1] == "--dump")
+        {
+            using var dump = new OfflinePtxCompiler(int.Parse(args[3]));
+            var (kernel, explicitlyGrouped) = IlgpuKernels.All().First(k => OfflinePtxCompiler.NameOf(k.Method) == args[2]);
+            Console.Write(dump.Compile(kernel, explicitlyGrouped));
+            return;
+        }
         string bin = PtxAssembler.Find() ?? throw new InvalidOperationException(
             "ptxas and cuobjdump were not found ($TL_CUDA_BIN, ~/.cache/tensorlite/cuda-11.8/usr/bin or the PATH); run tools/get-ptxas.sh.");
         var assembler = new PtxAssembler(bin);
-        Console.WriteLine("| kernel | sm | registers | stack B | spill st/ld B | smem B | SASS instr. | HMMA | LDL | STL | LDG |");
+        Console.WriteLine("| kernel | sm | registers | stack B | spill st/ld B | smem B | SASS instr. | HMMA | LDL | STL | global loads |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (int sm in new[] { 80, 90 })
         {

@@ -14,7 +14,7 @@ namespace TensorLite.Tests;
 public sealed class PtxAssemblyTests
 {
     [Fact]
-    public void EveryKernel_AssemblesForSm80AndSm90_WithoutSpills_AndTheTensorCoreGemmUsesHmma()
+    public void EveryKernel_AssemblesForSm80AndSm90_WithoutSpills_AndTheGemmsMachineCodeIsAsExpected()
     {
         var assembler = new PtxAssembler(AssemblerFolder());
         foreach (int sm in new[] { 80, 90 })
@@ -27,13 +27,16 @@ public sealed class PtxAssemblyTests
             var codes = new KernelMachineCode[sources.Count];
             Parallel.For(0, sources.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
                 codes[i] = assembler.Assemble(sources[i].Name, sources[i].Ptx, sm,
-                    withSass: sources[i].Name == nameof(GemmKernels.GemmTensorCore)));
+                    withSass: sources[i].Name is nameof(GemmKernels.GemmTensorCore) or nameof(GemmKernels.GemmBlocked)));
 
             var spilling = codes.Where(c => c.Spills).Select(c => $"{c.Kernel} ({c.SpillStoreBytes}/{c.SpillLoadBytes} B)").ToList();
             Assert.True(spilling.Count == 0, $"sm_{sm}: register spills in {string.Join(", ", spilling)}");
             Assert.All(codes, c => Assert.InRange(c.Registers, 1, 255));
             var tensorCore = codes.Single(c => c.Kernel == nameof(GemmKernels.GemmTensorCore));
             Assert.Equal(16, tensorCore.Hmma);   // 8 mma.sync m16n8k16 per k16 step, 2 steps per 32-deep slice (unrolled)
+            // The portable GEMM keeps its 4×4 accumulators in registers: no local memory at all.
+            var blocked = codes.Single(c => c.Kernel == nameof(GemmKernels.GemmBlocked));
+            Assert.Equal((0, 0, 0), (blocked.StackFrameBytes, blocked.LocalLoads, blocked.LocalStores));
         }
     }
 
@@ -52,9 +55,10 @@ public sealed class PtxAssemblyTests
                 /*00a0*/              @!P0 LDL.64 R2, [R1+0x10] ;                  /* 0x0000100001028983 */
                 /*00b0*/                   STL [R1], R2 ;                          /* 0x0000000201007387 */
                 /*00c0*/                   LDG.E R5, [R2.64] ;                     /* 0x0000000402057981 */
+                /*00d0*/                   LD.E R6, [R2.64+0x4] ;                  /* 0x0000040402067980 */
             """;
         var code = PtxAssembler.Parse("Kernel", 90, report, sass);
-        Assert.Equal(new KernelMachineCode("Kernel", 90, 102, 320, 8, 4, 18432, 4, 1, 1, 1, 1), code);
+        Assert.Equal(new KernelMachineCode("Kernel", 90, 102, 320, 8, 4, 18432, 5, 1, 1, 1, 2), code);
         Assert.True(code.Spills);
     }
 

@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace TensorLite.Ilgpu.Ptx;
 
 /// <summary>What NVIDIA's assembler made of one kernel for one architecture: ptxas's resource report and the SASS
-/// instruction mix.</summary>
+/// instruction mix (GlobalLoads: LDG and generic LD instructions).</summary>
 public sealed record KernelMachineCode(
     string Kernel, int Sm, int Registers, int StackFrameBytes, int SpillStoreBytes, int SpillLoadBytes, int SharedBytes,
     int Instructions, int Hmma, int LocalLoads, int LocalStores, int GlobalLoads)
@@ -72,7 +72,8 @@ public sealed partial class PtxAssembler(string binDirectory)
             if (op.StartsWith("HMMA", StringComparison.Ordinal)) hmma++;
             else if (op.StartsWith("LDL", StringComparison.Ordinal)) ldl++;
             else if (op.StartsWith("STL", StringComparison.Ordinal)) stl++;
-            else if (op.StartsWith("LDG", StringComparison.Ordinal)) ldg++;
+            // ILGPU addresses ArrayViews generically, so global loads are mostly LD (generic) rather than LDG.
+            else if (op.StartsWith("LDG", StringComparison.Ordinal) || op == "LD" || op.StartsWith("LD.", StringComparison.Ordinal)) ldg++;
         }
         return new KernelMachineCode(kernel, sm, Field(Registers()), Field(StackFrame()), Field(SpillStores()), Field(SpillLoads()),
             Field(Shared()), instructions, hmma, ldl, stl, ldg);
