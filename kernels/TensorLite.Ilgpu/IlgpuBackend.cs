@@ -48,7 +48,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _groupThreadsLimit = Kind == DeviceKind.Cuda ? accelerator.MaxNumThreadsPerGroup : Math.Min(EmulatorGroupThreads, accelerator.MaxNumThreadsPerGroup);
         Description = Kind == DeviceKind.Cuda
             ? $"ILGPU CUDA accelerator: {accelerator.Name}"
-            : $"ILGPU CPU accelerator (the GPU kernels emulated on {accelerator.NumMultiprocessors} cores, groups of ≤ {_groupThreadsLimit} threads; for checking kernels, slow): {accelerator.Name}";
+            : $"ILGPU CPU accelerator (the GPU kernels emulated on {accelerator.NumMultiprocessors} cores: for checking kernels on tiny runs, not for speed): {accelerator.Name}";
 
         var a = accelerator;
         _fill8 = a.LoadElementwiseKernel<Index1D, ArrayView<byte>, byte>(IlgpuKernels.Fill);
