@@ -80,32 +80,36 @@ public static class GemmKernels
 
     // ---- portable block-tiled, register-blocked ---------------------------------------------------------
 
-    /// <summary>Rows and columns of c one group computes.</summary>
+    /// <summary>Rows and columns of c one group computes on CUDA (4 × <see cref="BlockThreads"/>).</summary>
     public const int BlockTile = 64;
     /// <summary>Depth of the k slice staged in shared memory per step.</summary>
     public const int BlockDepth = 16;
-    /// <summary>The group is BlockThreads × BlockThreads threads; each computes a 4×4 micro-tile.</summary>
+    /// <summary>The group is BlockThreads × BlockThreads threads on CUDA; each computes a 4×4 micro-tile.</summary>
     public const int BlockThreads = 16;
+    /// <summary>Rows (and columns) of a thread's micro-tile.</summary>
+    public const int MicroTileSide = 4;
     // Shared tiles are [k][BlockTile] with one float of padding per k row, so that staging writes that walk k
     // (row-major a, transposed b) land in different banks.
     private const int TileStride = BlockTile + 1;
 
     /// <summary>
-    /// Each group of 16×16 threads computes a 64×64 block of c. Per k slice of 16, the a block (64×16) and the b block
-    /// (16×64) are widened to float32 and staged in shared memory, 4 elements per thread; consecutive threads walk the
-    /// operand's contiguous dimension so global reads coalesce whether or not it is transposed. Thread (tx, ty) then
-    /// keeps a 4×4 micro-tile of accumulators in registers for rows ty + 16·i and columns tx + 16·j (i, j &lt; 4):
-    /// per k step it reads 4 + 4 values from shared memory for 16 multiply-adds, and a warp's reads of b are
-    /// consecutive (no bank conflicts) while its reads of a are broadcasts. Edge blocks stage zeros outside the
-    /// matrix and store only in-range elements. Grid: (⌈n/64⌉, ⌈m/64⌉, min(batch, 65535)); groups loop over the rest
-    /// of the batch.
+    /// Each group of T×T threads (T = Group.DimX: 16 on CUDA, a smaller power of two on the CPU emulator, which runs
+    /// every group thread on an OS thread) computes a 4T×4T block of c. Per k slice of 16, the a block (4T×16) and the
+    /// b block (16×4T) are widened to float32 and staged in shared memory, 4 elements per thread; consecutive threads
+    /// walk the operand's contiguous dimension so global reads coalesce whether or not it is transposed. Thread
+    /// (tx, ty) then keeps a 4×4 micro-tile of accumulators in registers for rows ty + T·i and columns tx + T·j
+    /// (i, j &lt; 4): per k step it reads 4 + 4 values from shared memory for 16 multiply-adds, and a warp's reads of b
+    /// are consecutive (no bank conflicts) while its reads of a are broadcasts. Edge blocks stage zeros outside the
+    /// matrix and store only in-range elements. Grid: (⌈n/4T⌉, ⌈m/4T⌉, min(batch, 65535)); groups loop over the rest
+    /// of the batch. Each output's sum runs in k order whatever T is.
     /// </summary>
     public static void GemmBlocked(GemmOperand a, GemmOperand b, GemmOperand c, GemmParams p)
     {
         var tileA = SharedMemory.Allocate<float>(BlockDepth * TileStride);
         var tileB = SharedMemory.Allocate<float>(BlockDepth * TileStride);
-        int tx = Group.IdxX, ty = Group.IdxY, tid = ty * BlockThreads + tx;
-        int row0 = Grid.IdxY * BlockTile, col0 = Grid.IdxX * BlockTile;
+        int side = Group.DimX, tile = MicroTileSide * side;
+        int tx = Group.IdxX, ty = Group.IdxY, tid = ty * side + tx;
+        int row0 = Grid.IdxY * tile, col0 = Grid.IdxX * tile;
         bool aAlongK = p.ACol == 1, bAlongK = p.BRow == 1;   // is k the contiguous dimension?
         for (int z = Grid.IdxZ; z < p.BatchCount; z += Grid.DimZ)
         {
@@ -113,16 +117,16 @@ public static class GemmKernels
             var acc = new MicroTile();
             for (int k0 = 0; k0 < p.K; k0 += BlockDepth)
             {
-                for (int e = tid; e < BlockTile * BlockDepth; e += BlockThreads * BlockThreads)
+                for (int e = tid; e < tile * BlockDepth; e += side * side)
                 {
-                    // e enumerates the 64×16 block along whichever dimension is contiguous in memory.
-                    int mm = aAlongK ? e / BlockDepth : e % BlockTile;
-                    int ka = aAlongK ? e % BlockDepth : e / BlockTile;
+                    // e enumerates the tile×16 block along whichever dimension is contiguous in memory.
+                    int mm = aAlongK ? e / BlockDepth : e % tile;
+                    int ka = aAlongK ? e % BlockDepth : e / tile;
                     int row = row0 + mm, k = k0 + ka;
                     tileA[ka * TileStride + mm] = row < p.M && k < p.K ? a.Load(oa + row * p.ARow + k * p.ACol) : 0f;
 
-                    int nn = bAlongK ? e / BlockDepth : e % BlockTile;
-                    int kb = bAlongK ? e % BlockDepth : e / BlockTile;
+                    int nn = bAlongK ? e / BlockDepth : e % tile;
+                    int kb = bAlongK ? e % BlockDepth : e / tile;
                     int col = col0 + nn;
                     k = k0 + kb;
                     tileB[kb * TileStride + nn] = col < p.N && k < p.K ? b.Load(ob + k * p.BRow + col * p.BCol) : 0f;
@@ -131,28 +135,28 @@ public static class GemmKernels
                 for (int kk = 0; kk < BlockDepth; kk++)
                 {
                     int ra = kk * TileStride + ty, rb = kk * TileStride + tx;
-                    acc.Add(tileA[ra], tileA[ra + 16], tileA[ra + 32], tileA[ra + 48],
-                        tileB[rb], tileB[rb + 16], tileB[rb + 32], tileB[rb + 48]);
+                    acc.Add(tileA[ra], tileA[ra + side], tileA[ra + 2 * side], tileA[ra + 3 * side],
+                        tileB[rb], tileB[rb + side], tileB[rb + 2 * side], tileB[rb + 3 * side]);
                 }
                 Group.Barrier();   // the next slice overwrites the tiles
             }
             int r = row0 + ty, cl = col0 + tx;
-            StoreRow(c, p, oc, r, cl, acc.C00, acc.C01, acc.C02, acc.C03);
-            StoreRow(c, p, oc, r + 16, cl, acc.C10, acc.C11, acc.C12, acc.C13);
-            StoreRow(c, p, oc, r + 32, cl, acc.C20, acc.C21, acc.C22, acc.C23);
-            StoreRow(c, p, oc, r + 48, cl, acc.C30, acc.C31, acc.C32, acc.C33);
+            StoreRow(c, p, oc, r, cl, side, acc.C00, acc.C01, acc.C02, acc.C03);
+            StoreRow(c, p, oc, r + side, cl, side, acc.C10, acc.C11, acc.C12, acc.C13);
+            StoreRow(c, p, oc, r + 2 * side, cl, side, acc.C20, acc.C21, acc.C22, acc.C23);
+            StoreRow(c, p, oc, r + 3 * side, cl, side, acc.C30, acc.C31, acc.C32, acc.C33);
         }
     }
 
-    /// <summary>Stores one micro-tile row: columns col, col + 16, col + 32, col + 48, those inside c only.</summary>
-    private static void StoreRow(GemmOperand c, GemmParams p, int oc, int row, int col, float v0, float v1, float v2, float v3)
+    /// <summary>Stores one micro-tile row: columns col, col + side, col + 2·side, col + 3·side, those inside c only.</summary>
+    private static void StoreRow(GemmOperand c, GemmParams p, int oc, int row, int col, int side, float v0, float v1, float v2, float v3)
     {
         if (row >= p.M) return;
         int baseIndex = oc + row * p.CRow;
         if (col < p.N) StoreResult(c, p, baseIndex + col * p.CCol, v0);
-        if (col + 16 < p.N) StoreResult(c, p, baseIndex + (col + 16) * p.CCol, v1);
-        if (col + 32 < p.N) StoreResult(c, p, baseIndex + (col + 32) * p.CCol, v2);
-        if (col + 48 < p.N) StoreResult(c, p, baseIndex + (col + 48) * p.CCol, v3);
+        if (col + side < p.N) StoreResult(c, p, baseIndex + (col + side) * p.CCol, v1);
+        if (col + 2 * side < p.N) StoreResult(c, p, baseIndex + (col + 2 * side) * p.CCol, v2);
+        if (col + 3 * side < p.N) StoreResult(c, p, baseIndex + (col + 3 * side) * p.CCol, v3);
     }
 
     /// <summary>A thread's 4×4 accumulators as named fields, so they stay in registers (no local-memory array).</summary>
@@ -285,16 +289,42 @@ public static class GemmKernels
     /// <summary>tile += a·b for one m16n8k16 step on tensor cores (inline PTX; CUDA only).</summary>
     private static void Mma(ref MmaTile tile, MmaFragmentA a, MmaFragmentB b, int f16)
     {
-        Ref<float> d0 = tile.D0, d1 = tile.D1, d2 = tile.D2, d3 = tile.D3;
-        Input<uint> a0 = a.R0, a1 = a.R1, a2 = a.R2, a3 = a.R3, b0 = b.R0, b1 = b.R1;
+        // ILGPU hands EmitRef operands over through local memory (an alloca per operand, stored before and loaded after
+        // the asm), so every fragment made a round trip through local memory. CudaAsm.Emit takes its inputs by value
+        // (registers) and has one output: each call runs the mma on packed 64-bit operands and returns two of the
+        // four accumulators, packed.
+        ulong a01 = Pack(a.R0, a.R1), a23 = Pack(a.R2, a.R3), b01 = Pack(b.R0, b.R1);
+        ulong c01 = Pack(Interop.FloatAsInt(tile.D0), Interop.FloatAsInt(tile.D1));
+        ulong c23 = Pack(Interop.FloatAsInt(tile.D2), Interop.FloatAsInt(tile.D3));
+        ulong lo, hi;
         if (f16 == 0)
-            CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
+        {
+            CudaAsm.Emit(MmaBf16Low, out lo, a01, a23, b01, c01, c23);
+            CudaAsm.Emit(MmaBf16High, out hi, a01, a23, b01, c01, c23);
+        }
         else
-            CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
-        tile.D0 = d0.Value; tile.D1 = d1.Value; tile.D2 = d2.Value; tile.D3 = d3.Value;
+        {
+            CudaAsm.Emit(MmaF16Low, out lo, a01, a23, b01, c01, c23);
+            CudaAsm.Emit(MmaF16High, out hi, a01, a23, b01, c01, c23);
+        }
+        tile.D0 = Interop.IntAsFloat((uint)lo); tile.D1 = Interop.IntAsFloat((uint)(lo >> 32));
+        tile.D2 = Interop.IntAsFloat((uint)hi); tile.D3 = Interop.IntAsFloat((uint)(hi >> 32));
     }
+
+    private static ulong Pack(uint low, uint high) => low | ((ulong)high << 32);
+
+    // One mma.sync on 64-bit packed operands (%1, %2: A; %3: B; %4, %5: C); %0 = two of the four results. The asm
+    // text must be a compile-time constant for ILGPU.
+    private const string MmaUnpack =
+        "{ .reg .b32 a<4>, b<2>; .reg .f32 c<4>, d<4>; " +
+        "mov.b64 {a0, a1}, %1; mov.b64 {a2, a3}, %2; mov.b64 {b0, b1}, %3; mov.b64 {c0, c1}, %4; mov.b64 {c2, c3}, %5; ";
+    private const string MmaOperands = " {d0, d1, d2, d3}, {a0, a1, a2, a3}, {b0, b1}, {c0, c1, c2, c3}; ";
+    private const string MmaBf16 = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" + MmaOperands;
+    private const string MmaF16 = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" + MmaOperands;
+    private const string MmaBf16Low = MmaUnpack + MmaBf16 + "mov.b64 %0, {d0, d1}; }";
+    private const string MmaBf16High = MmaUnpack + MmaBf16 + "mov.b64 %0, {d2, d3}; }";
+    private const string MmaF16Low = MmaUnpack + MmaF16 + "mov.b64 %0, {d0, d1}; }";
+    private const string MmaF16High = MmaUnpack + MmaF16 + "mov.b64 %0, {d2, d3}; }";
 
     /// <summary>32-bit words one lane publishes per k16 step in the emulation: two A fragments (4 each), four B (2 each).</summary>
     private const int MmaFragmentWords = 16;

@@ -16,7 +16,7 @@ public sealed partial class IlgpuBackend
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(IlgpuKernels.AttentionForward);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> RowDots =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.AttentionRowDots);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.AttentionRowDots);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams> BackwardQuery =
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(IlgpuKernels.AttentionBackwardQuery);
@@ -32,6 +32,15 @@ public sealed partial class IlgpuBackend
     /// put more tile edges into a short sequence.
     /// </summary>
     public int? AttentionTileRows { get; set; }
+
+    /// <summary>The CUDA tile for this head dim, or on the CPU emulator the largest that fits a group of
+    /// <see cref="GroupThreadsLimit"/> threads (tile² threads per group) and the head dim.</summary>
+    private int DefaultAttentionTile(int headDim)
+    {
+        int tile = IlgpuKernels.AttentionTile(headDim);
+        while (tile > 1 && tile * tile > GroupThreadsLimit && IlgpuKernels.AttentionTileFits(tile / 2, headDim)) tile /= 2;
+        return tile;
+    }
 
     /// <summary>Checks dtypes, layout and shapes (a wrong-sized output would be written out of bounds on the
     /// device, silently) and derives the launch parameters. likeQ: tensors shaped as q; likeK: shaped as k.</summary>
@@ -56,7 +65,7 @@ public sealed partial class IlgpuBackend
         if (d > IlgpuKernels.AttentionMaxHeadDim)
             throw new NotSupportedException(
                 $"{op} on ILGPU supports head_dim up to {IlgpuKernels.AttentionMaxHeadDim} (shared-memory tiles are sized for it), got {d}.");
-        int tile = AttentionTileRows ?? IlgpuKernels.AttentionTile(d);
+        int tile = AttentionTileRows ?? DefaultAttentionTile(d);
         if (!IlgpuKernels.AttentionTileFits(tile, d))
             throw new NotSupportedException($"{op}: attention tiles of {tile} rows do not fit head_dim {d} (AttentionTileRows).");
         return new AttentionParams

@@ -13,40 +13,40 @@ public sealed partial class IlgpuBackend
     private sealed class IndexKernelSet(Accelerator a)
     {
         public readonly Action<Index1D, ArrayView<int>, int, long, ArrayView<long>> FindOutOfRange =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, long, ArrayView<long>>(IlgpuKernels.FindIndexOutOfRange);
+            a.LoadElementwiseKernel<Index1D, ArrayView<int>, int, long, ArrayView<long>>(IlgpuKernels.FindIndexOutOfRange);
 
         public readonly Action<Index1D, ArrayView<int>, int, long, ArrayView<long>> FetchOutOfRangeValue =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, long, ArrayView<long>>(IlgpuKernels.FetchOutOfRangeValue);
+            a.LoadElementwiseKernel<Index1D, ArrayView<int>, int, long, ArrayView<long>>(IlgpuKernels.FetchOutOfRangeValue);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<int>, int, int, int, int> IndexSelect8 =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexSelectElements);
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexSelectElements);
 
         public readonly Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<int>, int, int, int, int> IndexSelect16 =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexSelectElements);
+            a.LoadElementwiseKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexSelectElements);
 
         public readonly Action<Index1D, ArrayView<uint>, ArrayView<uint>, ArrayView<int>, int, int, int, int> IndexSelect32 =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<uint>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexSelectElements);
+            a.LoadElementwiseKernel<Index1D, ArrayView<uint>, ArrayView<uint>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexSelectElements);
 
         public readonly Action<Index1D, ArrayView<ulong>, ArrayView<ulong>, ArrayView<int>, int, int, int, int> IndexSelect64 =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexSelectElements);
+            a.LoadElementwiseKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexSelectElements);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int> IndexAdd =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexAddColumns);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int>(IlgpuKernels.IndexAddColumns);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, StridedLayout, int> Gather =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, StridedLayout, int>(IlgpuKernels.GatherElements);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, StridedLayout, int>(IlgpuKernels.GatherElements);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, StridedLayout, int, int, int> ScatterAdd =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, StridedLayout, int, int, int>(IlgpuKernels.ScatterAddLines);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, StridedLayout, int, int, int>(IlgpuKernels.ScatterAddLines);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int, ulong> Where =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int, ulong>(IlgpuKernels.WhereSelect);
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int, ulong>(IlgpuKernels.WhereSelect);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, uint, uint, uint, float> Dropout =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, uint, uint, uint, float>(IlgpuKernels.DropoutMask);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, uint, uint, uint, float>(IlgpuKernels.DropoutMask);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout, int, int> CopyConvert =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout, int, int>(IlgpuKernels.CopyConvert);
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout, int, int>(IlgpuKernels.CopyConvert);
     }
 
     /// <summary>An index tensor as 32-bit words and whether its entries are int64 (two words each).</summary>

@@ -20,10 +20,10 @@ public sealed partial class IlgpuBackend
         public int GroupSize = a.AcceleratorType == AcceleratorType.Cuda ? IlgpuKernels.LinalgGroupSize : CpuAcceleratorLinalgGroupSize;
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<double>, int, int, int> Widen =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, int>(IlgpuKernels.WidenMatrix);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, int>(IlgpuKernels.WidenMatrix);
 
         public readonly Action<Index1D, ArrayView<double>, int> Identity =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int>(IlgpuKernels.SetIdentityColumns);
+            a.LoadElementwiseKernel<Index1D, ArrayView<double>, int>(IlgpuKernels.SetIdentityColumns);
 
         public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, int, int> Reflector =
             a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int, int>(IlgpuKernels.QrReflector);
@@ -32,10 +32,10 @@ public sealed partial class IlgpuBackend
             a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int, int, int>(IlgpuKernels.QrApplyReflector);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int> StoreQ =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int>(IlgpuKernels.QrStoreQ);
+            a.LoadElementwiseKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int>(IlgpuKernels.QrStoreQ);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<float>, int, int> StoreR =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int>(IlgpuKernels.QrStoreR);
+            a.LoadElementwiseKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int>(IlgpuKernels.QrStoreR);
 
         public readonly Action<KernelConfig, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<int>, int, int, int, double> JacobiRound =
             a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<int>, int, int, int, double>(IlgpuKernels.JacobiRound);
@@ -44,22 +44,22 @@ public sealed partial class IlgpuBackend
             a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, int>(IlgpuKernels.ColumnNorms);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<double>, int> NormalizeSorted =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<double>, int>(IlgpuKernels.NormalizeSortedColumns);
+            a.LoadElementwiseKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<int>, ArrayView<double>, int>(IlgpuKernels.NormalizeSortedColumns);
 
         public readonly Action<KernelConfig, ArrayView<double>, int, int> CompleteColumn =
             a.LoadStreamKernel<ArrayView<double>, int, int>(IlgpuKernels.CompleteColumn);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<float>, int, int, int> StoreVectors =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int, int>(IlgpuKernels.StoreSingularVectors);
+            a.LoadElementwiseKernel<Index1D, ArrayView<double>, ArrayView<float>, int, int, int>(IlgpuKernels.StoreSingularVectors);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<double>, int, int> TransposeUpper =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, int, int>(IlgpuKernels.TransposeUpperTriangle);
+            a.LoadElementwiseKernel<Index1D, ArrayView<double>, ArrayView<double>, int, int>(IlgpuKernels.TransposeUpperTriangle);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<double>, int, int> PadSorted =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<double>, int, int>(IlgpuKernels.PadSortedColumns);
+            a.LoadElementwiseKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<double>, int, int>(IlgpuKernels.PadSortedColumns);
 
         public readonly Action<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>> StoreValues =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>>(IlgpuKernels.StoreSingularValues);
+            a.LoadElementwiseKernel<Index1D, ArrayView<double>, ArrayView<int>, ArrayView<float>>(IlgpuKernels.StoreSingularValues);
     }
 
     /// <summary>Threads per group of the QR and Jacobi kernels on ILGPU's CPU accelerator. Each thread of an emulated
@@ -76,8 +76,9 @@ public sealed partial class IlgpuBackend
             : throw new ArgumentOutOfRangeException(nameof(value), $"A power of two from 1 to {IlgpuKernels.LinalgGroupSize}, got {value}.");
     }
 
-    /// <summary><paramref name="groups"/> groups of <see cref="LinalgGroupSize"/> threads.</summary>
-    private KernelConfig LinalgLaunch(int groups) => new(new Index1D(groups), new Index1D(_linalg.GroupSize));
+    /// <summary><paramref name="groups"/> groups of <see cref="LinalgGroupSize"/> threads (at most
+    /// <see cref="GroupThreadsLimit"/>).</summary>
+    private KernelConfig LinalgLaunch(int groups) => new(new Index1D(groups), new Index1D(GroupThreads(_linalg.GroupSize)));
 
     /// <summary>A device scratch buffer of <paramref name="count"/> doubles. The tensor is typed int64 only to get
     /// 8-byte elements from the pool (and be counted in the memory ledger); kernels see it as double.</summary>

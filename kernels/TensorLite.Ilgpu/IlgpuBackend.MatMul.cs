@@ -18,7 +18,7 @@ public sealed partial class IlgpuBackend
         public readonly bool HasTensorCores = a is CudaAccelerator { Architecture: { Major: >= 8 } };
 
         public readonly Action<Index3D, GemmOperand, GemmOperand, GemmOperand, GemmParams> Naive =
-            a.LoadAutoGroupedStreamKernel<Index3D, GemmOperand, GemmOperand, GemmOperand, GemmParams>(GemmKernels.GemmNaive);
+            a.LoadElementwiseKernel<Index3D, GemmOperand, GemmOperand, GemmOperand, GemmParams>(GemmKernels.GemmNaive);
 
         public readonly Action<KernelConfig, GemmOperand, GemmOperand, GemmOperand, GemmParams> Blocked =
             a.LoadStreamKernel<GemmOperand, GemmOperand, GemmOperand, GemmParams>(GemmKernels.GemmBlocked);
@@ -48,14 +48,8 @@ public sealed partial class IlgpuBackend
     {
         if (Kind != DeviceKind.Cpu || _accelerator.MaxNumThreadsPerGroup < GemmKernels.MmaThreads)
             throw new InvalidOperationException($"Tensor-core emulation needs the CPU accelerator with groups of {GemmKernels.MmaThreads} threads.");
+        GroupThreadsLimit = Math.Max(GroupThreadsLimit, GemmKernels.MmaThreads);   // its fragment layout needs whole warps of 32
         _emulateTensorCores = true;
-    }
-
-    /// <summary>A backend on ILGPU's CPU accelerator with the given warp size and warps per group (tests).</summary>
-    internal static IlgpuBackend CreateCpu(int warpSize, int warpsPerGroup)
-    {
-        var ctx = Context.Create(b => b.CPU(new CPUDevice(warpSize, warpsPerGroup, 1)).EnableAlgorithms());
-        return new IlgpuBackend(ctx, ctx.GetCPUDevice(0).CreateAccelerator(ctx));
     }
 
     /// <summary>Which kernel <see cref="MatMul"/> would launch for these operands (tests and diagnostics).</summary>
@@ -108,10 +102,19 @@ public sealed partial class IlgpuBackend
                     View<ushort>(a), View<ushort>(b), co, p, TensorCoreFormat(a, b));
                 break;
             default:
-                _gemm.Blocked(BlockLaunch(m, n, batch, GemmKernels.BlockTile, new Index3D(GemmKernels.BlockThreads, GemmKernels.BlockThreads, 1)),
-                    Operand(a), Operand(b), co, p);
+                int side = BlockedGemmSide();
+                _gemm.Blocked(BlockLaunch(m, n, batch, GemmKernels.MicroTileSide * side, new Index3D(side, side, 1)), Operand(a), Operand(b), co, p);
                 break;
         }
+    }
+
+    /// <summary>Threads along each side of a <see cref="GemmKernels.GemmBlocked"/> group: 16 on CUDA, fewer when
+    /// <see cref="GroupThreadsLimit"/> is smaller (a side·4 square block of c per group).</summary>
+    private int BlockedGemmSide()
+    {
+        int side = GemmKernels.BlockThreads;
+        while (side * side > GroupThreadsLimit) side /= 2;
+        return side;
     }
 
     /// <summary>One group per tile × tile block of c; the batch goes to z, capped at CUDA's 65535 (groups loop over

@@ -26,7 +26,7 @@ public sealed partial class IlgpuBackend
             a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(IlgpuKernels.CrossEntropyLoss);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> CrossEntropyBackward =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(IlgpuKernels.CrossEntropyBackward);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(IlgpuKernels.CrossEntropyBackward);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> RmsNorm =
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(IlgpuKernels.RmsNormRows);
@@ -35,20 +35,20 @@ public sealed partial class IlgpuBackend
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.RmsNormBackwardRows);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> RmsNormWeightGrad =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.RmsNormWeightGrad);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.RmsNormWeightGrad);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> Rope =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(IlgpuKernels.Rope);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(IlgpuKernels.Rope);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int> SwiGlu =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int>(IlgpuKernels.SwiGlu);
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int>(IlgpuKernels.SwiGlu);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int, int> SwiGluBackward =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int, int>(IlgpuKernels.SwiGluBackward);
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, int, int>(IlgpuKernels.SwiGluBackward);
     }
 
-    /// <summary>One group of <see cref="IlgpuKernels.RowGroupSize"/> threads per row.</summary>
-    private static KernelConfig RowLaunch(int rows) => new(new Index1D(rows), new Index1D(IlgpuKernels.RowGroupSize));
+    /// <summary>One group of <see cref="IlgpuKernels.RowGroupSize"/> threads per row (fewer on the CPU emulator).</summary>
+    private KernelConfig RowLaunch(int rows) => new(new Index1D(rows), new Index1D(GroupThreads(IlgpuKernels.RowGroupSize)));
 
     private static int LastDim(Tensor t) => t.Rank == 0 ? 1 : t.Shape[^1];
 

@@ -16,13 +16,13 @@ public sealed partial class IlgpuBackend
     private sealed class OptimKernelSet(Accelerator a)
     {
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, AdamKernelParams, ParamUpdateFormat> AdamW =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, AdamKernelParams, ParamUpdateFormat>(IlgpuKernels.AdamW);
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, AdamKernelParams, ParamUpdateFormat>(IlgpuKernels.AdamW);
 
         public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamKernelParams> AdamDirection =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamKernelParams>(IlgpuKernels.AdamDirection);
+            a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamKernelParams>(IlgpuKernels.AdamDirection);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ParamUpdateFormat, float, float> ApplyUpdate =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ParamUpdateFormat, float, float>(IlgpuKernels.ApplyUpdate);
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ParamUpdateFormat, float, float>(IlgpuKernels.ApplyUpdate);
 
         public readonly Action<KernelConfig, ArrayView<byte>, int, int, ArrayView<double>> SumOfSquaresPartials =
             a.LoadStreamKernel<ArrayView<byte>, int, int, ArrayView<double>>(IlgpuKernels.SumOfSquaresPartials);
@@ -34,7 +34,7 @@ public sealed partial class IlgpuBackend
             a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, ArrayView<float>, int>(IlgpuKernels.QuantizeBlocks);
 
         public readonly Action<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> Dequantize =
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.DequantizeBlocks);
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.DequantizeBlocks);
 
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>> Adam8bit =
             a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>>(IlgpuKernels.AdamBlocks8bit);
@@ -60,7 +60,7 @@ public sealed partial class IlgpuBackend
 
     private int _sumOfSquaresMaxGroups = IlgpuKernels.MaxSumPartials;
 
-    private static KernelConfig OptimGroups(int groups) => new(new Index1D(groups), new Index1D(IlgpuKernels.OptimGroupSize));
+    private KernelConfig OptimGroups(int groups) => new(new Index1D(groups), new Index1D(GroupThreads(IlgpuKernels.OptimGroupSize)));
 
     /// <summary>The kernel constants of an Adam step, computed as the CPU backend computes them.</summary>
     private static AdamKernelParams AdamParams(AdamWStepParams h) => new()
@@ -116,7 +116,7 @@ public sealed partial class IlgpuBackend
         int format = FormatOf(x, "sum_of_squares");
         int n = x.Numel;
         if (n == 0) return 0;
-        const int perGroup = IlgpuKernels.OptimGroupSize * IlgpuKernels.SumElementsPerThread;
+        int perGroup = GroupThreads(IlgpuKernels.OptimGroupSize) * IlgpuKernels.SumElementsPerThread;
         int groups = (int)Math.Min((n + (long)perGroup - 1) / perGroup, SumOfSquaresMaxGroups);
         var scratch = _optim.SumScratch.View.AsContiguous();
         var partials = scratch.SubView(0, IlgpuKernels.MaxSumPartials);

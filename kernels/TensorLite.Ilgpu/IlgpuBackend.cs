@@ -45,27 +45,28 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _accelerator = accelerator;
         Pool = new IlgpuMemoryPool(accelerator);
         Kind = accelerator.AcceleratorType == AcceleratorType.Cuda ? DeviceKind.Cuda : DeviceKind.Cpu;
+        _groupThreadsLimit = Kind == DeviceKind.Cuda ? accelerator.MaxNumThreadsPerGroup : Math.Min(EmulatorGroupThreads, accelerator.MaxNumThreadsPerGroup);
         Description = Kind == DeviceKind.Cuda
             ? $"ILGPU CUDA accelerator: {accelerator.Name}"
-            : $"ILGPU CPU accelerator (kernels emulated on the CPU, {accelerator.MaxNumThreadsPerGroup} threads per group): {accelerator.Name}";
+            : $"ILGPU CPU accelerator (the GPU kernels emulated on {accelerator.NumMultiprocessors} cores: for checking kernels on tiny runs, not for speed): {accelerator.Name}";
 
         var a = accelerator;
-        _fill8 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, byte>(IlgpuKernels.Fill);
-        _fill16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ushort>(IlgpuKernels.Fill);
-        _fill32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, uint>(IlgpuKernels.Fill);
-        _fill64 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ulong>(IlgpuKernels.Fill);
-        _copy8 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout>(IlgpuKernels.CopyStrided);
-        _copy16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyStrided);
-        _copy32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<uint>, StridedLayout>(IlgpuKernels.CopyStrided);
-        _copy64 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, StridedLayout>(IlgpuKernels.CopyStrided);
-        _f32ToBf16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyF32ToBF16);
-        _bf16ToF32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(IlgpuKernels.CopyBF16ToF32);
-        _f32ToF16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyF32ToF16);
-        _f16ToF32 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(IlgpuKernels.CopyF16ToF32);
-        _unary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, float>(IlgpuKernels.Unary);
-        _unaryBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(IlgpuKernels.UnaryBackward);
-        _binary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(IlgpuKernels.Binary);
-        _reduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(IlgpuKernels.Reduce);
+        _fill8 = a.LoadElementwiseKernel<Index1D, ArrayView<byte>, byte>(IlgpuKernels.Fill);
+        _fill16 = a.LoadElementwiseKernel<Index1D, ArrayView<ushort>, ushort>(IlgpuKernels.Fill);
+        _fill32 = a.LoadElementwiseKernel<Index1D, ArrayView<uint>, uint>(IlgpuKernels.Fill);
+        _fill64 = a.LoadElementwiseKernel<Index1D, ArrayView<ulong>, ulong>(IlgpuKernels.Fill);
+        _copy8 = a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<byte>, StridedLayout>(IlgpuKernels.CopyStrided);
+        _copy16 = a.LoadElementwiseKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyStrided);
+        _copy32 = a.LoadElementwiseKernel<Index1D, ArrayView<uint>, ArrayView<uint>, StridedLayout>(IlgpuKernels.CopyStrided);
+        _copy64 = a.LoadElementwiseKernel<Index1D, ArrayView<ulong>, ArrayView<ulong>, StridedLayout>(IlgpuKernels.CopyStrided);
+        _f32ToBf16 = a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyF32ToBF16);
+        _bf16ToF32 = a.LoadElementwiseKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(IlgpuKernels.CopyBF16ToF32);
+        _f32ToF16 = a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<ushort>, StridedLayout>(IlgpuKernels.CopyF32ToF16);
+        _f16ToF32 = a.LoadElementwiseKernel<Index1D, ArrayView<ushort>, ArrayView<float>, StridedLayout>(IlgpuKernels.CopyF16ToF32);
+        _unary = a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, float>(IlgpuKernels.Unary);
+        _unaryBackward = a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(IlgpuKernels.UnaryBackward);
+        _binary = a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(IlgpuKernels.Binary);
+        _reduce = a.LoadElementwiseKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(IlgpuKernels.Reduce);
         _nn = new NnKernelSet(a);
         _index = new IndexKernelSet(a);
         _attention = new AttentionKernelSet(a);
@@ -74,8 +75,8 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _linalg = new LinalgKernelSet(a);
     }
 
-    /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator
-    /// (a 16×16×1 CPU device, enough threads per group for the tiled GEMM).</summary>
+    /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator (one
+    /// emulated multiprocessor per core; see "the CPU emulator's thread use" below).</summary>
     public static IlgpuBackend Create(DeviceKind kind)
     {
         if (kind == DeviceKind.Cuda)
@@ -89,9 +90,54 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
             }
             return new IlgpuBackend(ctx, devices[0].CreateAccelerator(ctx));
         }
-        var cpu = Context.Create(b => b.CPU(new CPUDevice(IlgpuKernels.TileSize, IlgpuKernels.TileSize, 1)).EnableAlgorithms());
-        return new IlgpuBackend(cpu, cpu.GetCPUDevice(0).CreateAccelerator(cpu));
+        return CreateCpu(EmulatorWarpSize, EmulatorMaxGroupThreads / EmulatorWarpSize, Environment.ProcessorCount);
     }
+
+    /// <summary>A backend on ILGPU's CPU accelerator: <paramref name="processors"/> emulated multiprocessors (each runs
+    /// a share of the groups of a launch), groups of up to <paramref name="warpSize"/> × <paramref name="warpsPerGroup"/>
+    /// threads.</summary>
+    internal static IlgpuBackend CreateCpu(int warpSize, int warpsPerGroup, int processors = 1)
+    {
+        var ctx = Context.Create(b => b.CPU(new CPUDevice(warpSize, warpsPerGroup, processors)).EnableAlgorithms());
+        return new IlgpuBackend(ctx, ctx.GetCPUDevice(0).CreateAccelerator(ctx));
+    }
+
+    // ---- the CPU emulator's thread use ----------------------------------------------------------------
+    // ILGPU's CPU accelerator runs every thread of a group on its own OS thread. Each multiprocessor starts as many OS
+    // threads as the largest group it has run, and from then on all of them take part in two rendezvous per launch,
+    // whatever the launch's group size; a group's threads also meet at a barrier after every group they run. On the
+    // 2-core development machine one 256-thread launch made every later launch cost ~15 ms instead of ~2 ms, and groups
+    // of 16 cost ~2 µs per element (docs/gpu.md, "The CPU emulator"). So on the CPU accelerator element-wise kernels
+    // run in groups of one (ElementwiseKernelLoader) and the grouped kernels in groups of at most GroupThreadsLimit
+    // (EmulatorGroupThreads unless a test raises it): that many busy OS threads per core, whatever the kernels' CUDA
+    // group sizes.
+
+    private const int EmulatorWarpSize = 16;
+
+    /// <summary>The CPU accelerator's capacity: the largest CUDA group shape (16 × 16) still runs there when a test
+    /// raises <see cref="GroupThreadsLimit"/>.</summary>
+    private const int EmulatorMaxGroupThreads = 256;
+
+    /// <summary>Threads per group of the grouped kernels on the CPU accelerator. One: every launch is then a loop over
+    /// its groups on each core, with no rendezvous of OS threads inside a core, so the emulator's speed does not
+    /// collapse when the machine is busy (a rendezvous waits for every thread to be scheduled). The kernel tests raise
+    /// <see cref="GroupThreadsLimit"/> to check the cooperation of a group's threads (barriers, shared memory).</summary>
+    public const int EmulatorGroupThreads = 1;
+
+    /// <summary>The most threads a grouped kernel's group gets: unlimited on CUDA, <see cref="EmulatorGroupThreads"/>
+    /// on the CPU accelerator. Tests raise it to run the CUDA group shapes on the emulator (a power of two ≤ 256).</summary>
+    internal int GroupThreadsLimit
+    {
+        get => _groupThreadsLimit;
+        set => _groupThreadsLimit = value >= 1 && value <= _accelerator.MaxNumThreadsPerGroup && (value & (value - 1)) == 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), $"A power of two from 1 to {_accelerator.MaxNumThreadsPerGroup}, got {value}.");
+    }
+
+    private int _groupThreadsLimit;
+
+    /// <summary>The group size a kernel written for <paramref name="cudaThreads"/> threads per group (a power of two)
+    /// launches with here. The kernels read it at run time (Group.DimX).</summary>
+    private int GroupThreads(int cudaThreads) => Math.Min(cudaThreads, _groupThreadsLimit);
 
     /// <summary>CUDA when a device is present, otherwise the CPU accelerator; <see cref="Description"/> says which.</summary>
     public static IlgpuBackend Auto()

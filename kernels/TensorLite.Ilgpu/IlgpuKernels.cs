@@ -6,13 +6,12 @@ namespace TensorLite.Ilgpu;
 
 /// <summary>
 /// The ILGPU kernels: static methods over <see cref="ArrayView{T}"/>. Element-wise kernels are implicitly grouped
-/// (one thread per element); the GEMM kernels are in <see cref="GemmKernels"/>. <see cref="TileSize"/>² is the CPU device's group size.
+/// (one thread per element); the GEMM kernels are in <see cref="GemmKernels"/>.
 /// Only scalar code, <see cref="XMath"/> and plain arithmetic are used inside, so they compile for PTX and run on
 /// the CPU accelerator alike.
 /// </summary>
 public static partial class IlgpuKernels
 {
-    public const int TileSize = 16;
     private const float GeluC = 0.7978845608f, GeluA = 0.044715f;
 
     // ---- fill and copy ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ namespace TensorLite.Ilgpu;
 
 // Row-wise NN kernels: softmax (any axis), cross-entropy, RMSNorm and RoPE.
 //
-// Reducing kernels are explicitly grouped: one group of RowGroupSize threads per row (a "row" is one line along
+// Reducing kernels are explicitly grouped: one group of up to RowGroupSize threads per row (a "row" is one line along
 // the reduced axis; for softmax along a non-last axis its elements are `inner` apart). Each thread strides through
 // the row, then the group combines the per-thread partials with a shared-memory tree (GroupSum / GroupMax). The
 // barriers sit in control flow that is uniform across the group, so the same code runs on CUDA and on the CPU
@@ -14,7 +14,9 @@ namespace TensorLite.Ilgpu;
 // implicitly grouped, one thread per output element.
 public static partial class IlgpuKernels
 {
-    /// <summary>Threads per group of the row kernels (a power of two, a multiple of the CUDA warp).</summary>
+    /// <summary>Threads per group of the row kernels on CUDA (a power of two, a multiple of the CUDA warp), and the size
+    /// of their shared scratch. The kernels read their group size at run time (Group.DimX, a power of two up to this):
+    /// the CPU emulator runs them with smaller groups (IlgpuBackend.GroupThreads).</summary>
     public const int RowGroupSize = 64;
 
     /// <summary>Sum of <paramref name="value"/> over the group; every thread gets the result.</summary>
@@ -22,7 +24,7 @@ public static partial class IlgpuKernels
     {
         scratch[tid] = value;
         Group.Barrier();
-        for (int s = RowGroupSize / 2; s > 0; s >>= 1)
+        for (int s = Group.DimX / 2; s > 0; s >>= 1)
         {
             if (tid < s) scratch[tid] += scratch[tid + s];
             Group.Barrier();
@@ -60,17 +62,17 @@ public static partial class IlgpuKernels
         long start = (long)o * len * inner + j;
 
         float m = float.NegativeInfinity;
-        for (int k = tid; k < len; k += RowGroupSize) m = XMath.Max(m, x[start + (long)k * inner]);
-        m = GroupMax(scratch, tid, m, RowGroupSize);
+        for (int k = tid; k < len; k += Group.DimX) m = XMath.Max(m, x[start + (long)k * inner]);
+        m = GroupMax(scratch, tid, m, Group.DimX);
 
         float s = 0f;
-        for (int k = tid; k < len; k += RowGroupSize) s += XMath.Exp(x[start + (long)k * inner] - m);
+        for (int k = tid; k < len; k += Group.DimX) s += XMath.Exp(x[start + (long)k * inner] - m);
         s = GroupSum(scratch, tid, s);
 
         if (log != 0)
         {
             float logSum = XMath.Log(s);
-            for (int k = tid; k < len; k += RowGroupSize)
+            for (int k = tid; k < len; k += Group.DimX)
             {
                 long idx = start + (long)k * inner;
                 y[idx] = (x[idx] - m) - logSum;
@@ -79,7 +81,7 @@ public static partial class IlgpuKernels
         else
         {
             float inv = 1f / s;
-            for (int k = tid; k < len; k += RowGroupSize)
+            for (int k = tid; k < len; k += Group.DimX)
             {
                 long idx = start + (long)k * inner;
                 y[idx] = XMath.Exp(x[idx] - m) * inv;
@@ -97,14 +99,14 @@ public static partial class IlgpuKernels
         long start = (long)o * len * inner + j;
 
         float acc = 0f;
-        for (int k = tid; k < len; k += RowGroupSize)
+        for (int k = tid; k < len; k += Group.DimX)
         {
             long idx = start + (long)k * inner;
             acc += log != 0 ? gy[idx] : gy[idx] * y[idx];
         }
         float sum = GroupSum(scratch, tid, acc);
 
-        for (int k = tid; k < len; k += RowGroupSize)
+        for (int k = tid; k < len; k += Group.DimX)
         {
             long idx = start + (long)k * inner;
             gx[idx] = log != 0 ? gy[idx] - XMath.Exp(y[idx]) * sum : (gy[idx] - sum) * y[idx];
@@ -129,10 +131,10 @@ public static partial class IlgpuKernels
         }
         long start = (long)r * v;
         float m = float.NegativeInfinity;
-        for (int k = tid; k < v; k += RowGroupSize) m = XMath.Max(m, x[start + k]);
-        m = GroupMax(scratch, tid, m, RowGroupSize);
+        for (int k = tid; k < v; k += Group.DimX) m = XMath.Max(m, x[start + k]);
+        m = GroupMax(scratch, tid, m, Group.DimX);
         float s = 0f;
-        for (int k = tid; k < v; k += RowGroupSize) s += XMath.Exp(x[start + k] - m);
+        for (int k = tid; k < v; k += Group.DimX) s += XMath.Exp(x[start + k] - m);
         s = GroupSum(scratch, tid, s);
         if (tid == 0)
         {
@@ -149,7 +151,7 @@ public static partial class IlgpuKernels
         var scratch = SharedMemory.Allocate<float>(RowGroupSize);
         int tid = Group.IdxX;
         float acc = 0f;
-        for (int r = tid; r < n; r += RowGroupSize)
+        for (int r = tid; r < n; r += Group.DimX)
         {
             int t = targets[r << targetShift];
             if (t != ignoreIndex) acc += rowLogSum[r] + (rowMax[r] - x[(long)r * v + t]);
@@ -184,7 +186,7 @@ public static partial class IlgpuKernels
         int tid = Group.IdxX, r = Grid.IdxX;
         long start = (long)r * d;
         float ss = 0f;
-        for (int k = tid; k < d; k += RowGroupSize)
+        for (int k = tid; k < d; k += Group.DimX)
         {
             float v = x[start + k];
             ss += v * v;
@@ -192,7 +194,7 @@ public static partial class IlgpuKernels
         ss = GroupSum(scratch, tid, ss);
         float inv = 1f / XMath.Sqrt(ss / d + eps);
         if (tid == 0) rstd[r] = inv;
-        for (int k = tid; k < d; k += RowGroupSize) y[start + k] = x[start + k] * inv * w[k];
+        for (int k = tid; k < d; k += Group.DimX) y[start + k] = x[start + k] * inv * w[k];
     }
 
     /// <summary>gx = rstd·(a − x·rstd²·(a·x)/d) with a = gy·w, per row of [rows, d]. Grid: rows groups.</summary>
@@ -203,11 +205,11 @@ public static partial class IlgpuKernels
         int tid = Group.IdxX, r = Grid.IdxX;
         long start = (long)r * d;
         float dot = 0f;
-        for (int k = tid; k < d; k += RowGroupSize) dot += gy[start + k] * w[k] * x[start + k];
+        for (int k = tid; k < d; k += Group.DimX) dot += gy[start + k] * w[k] * x[start + k];
         dot = GroupSum(scratch, tid, dot);
         float inv = rstd[r];
         float c2 = inv * inv * dot / d;
-        for (int k = tid; k < d; k += RowGroupSize)
+        for (int k = tid; k < d; k += Group.DimX)
             gx[start + k] = (x[start + k] * -c2 + gy[start + k] * w[k]) * inv;
     }
 

@@ -177,9 +177,9 @@ public static partial class IlgpuKernels
     {
         var scratch = SharedMemory.Allocate<double>(OptimGroupSize);
         int tid = Group.IdxX;
-        long stride = (long)Grid.DimX * OptimGroupSize;
+        long stride = (long)Grid.DimX * Group.DimX;
         double acc = 0;
-        for (long k = (long)Grid.IdxX * OptimGroupSize + tid; k < n; k += stride)
+        for (long k = (long)Grid.IdxX * Group.DimX + tid; k < n; k += stride)
         {
             float value = LoadAsFloat(x, format, (int)k);
             acc += value * value;
@@ -194,7 +194,7 @@ public static partial class IlgpuKernels
         var scratch = SharedMemory.Allocate<double>(OptimGroupSize);
         int tid = Group.IdxX;
         double acc = 0;
-        for (int k = tid; k < count; k += OptimGroupSize) acc += partials[k];
+        for (int k = tid; k < count; k += Group.DimX) acc += partials[k];
         double total = GroupSum(scratch, tid, acc);
         if (tid == 0) result[0] = total;
     }
@@ -204,7 +204,7 @@ public static partial class IlgpuKernels
     {
         scratch[tid] = value;
         Group.Barrier();
-        for (int s = OptimGroupSize / 2; s > 0; s >>= 1)
+        for (int s = Group.DimX / 2; s > 0; s >>= 1)
         {
             if (tid < s) scratch[tid] += scratch[tid + s];
             Group.Barrier();
@@ -241,10 +241,10 @@ public static partial class IlgpuKernels
         int tid = Group.IdxX, block = Grid.IdxX;
         int start = block * BlockwiseQuantizer.BlockSize, len = XMath.Min(BlockwiseQuantizer.BlockSize, n - start);
         float max = 0f;
-        for (int k = tid; k < len; k += OptimGroupSize) max = XMath.Max(max, XMath.Abs(x[start + k]));
-        max = GroupMax(scratch, tid, max, OptimGroupSize);
+        for (int k = tid; k < len; k += Group.DimX) max = XMath.Max(max, XMath.Abs(x[start + k]));
+        max = GroupMax(scratch, tid, max, Group.DimX);
         if (tid == 0) absmax[block] = max;
-        for (int k = tid; k < len; k += OptimGroupSize)
+        for (int k = tid; k < len; k += Group.DimX)
             codes[start + k] = Encode(max == 0f ? 0f : x[start + k] / max, tables, midpoints);
     }
 
@@ -269,7 +269,7 @@ public static partial class IlgpuKernels
         int start = block * BlockwiseQuantizer.BlockSize, len = XMath.Min(BlockwiseQuantizer.BlockSize, n - start);
         float ma = mAbsmax[block], va = vAbsmax[block];
         float maxM = 0f, maxV = 0f;
-        for (int k = tid; k < len; k += OptimGroupSize)
+        for (int k = tid; k < len; k += Group.DimX)
         {
             int i = start + k;
             float gi = g[i];
@@ -281,14 +281,14 @@ public static partial class IlgpuKernels
             maxM = XMath.Max(maxM, XMath.Abs(mi));
             maxV = XMath.Max(maxV, vi);
         }
-        maxM = GroupMax(scratch, tid, maxM, OptimGroupSize);
-        maxV = GroupMax(scratch, tid, maxV, OptimGroupSize);
+        maxM = GroupMax(scratch, tid, maxM, Group.DimX);
+        maxV = GroupMax(scratch, tid, maxV, Group.DimX);
         if (tid == 0)
         {
             mAbsmax[block] = maxM;
             vAbsmax[block] = maxV;
         }
-        for (int k = tid; k < len; k += OptimGroupSize)
+        for (int k = tid; k < len; k += Group.DimX)
         {
             int i = start + k;
             mCodes[i] = Encode(maxM == 0f ? 0f : mValues[k] / maxM, tables, CodeTables.SignedMidpoints);

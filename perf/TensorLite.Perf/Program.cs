@@ -15,6 +15,8 @@ using TensorLite.Perf;
 //   q8 [sizes] [reps]  fp32 AdamDirection vs AdamDirection8bit vs block-wise quantize/dequantize (Stopwatch medians)
 //   gpu-check | gpu-bench | gpu-7b [--device cuda] [--smoke] [--out f.json]
 //                      the GPU backend vs the CPU backend, GEMM/training speed, the 7B step's device peak (GpuBench.cs)
+//   ilgpu-launch [n]   launch cost and cores kept busy on ILGPU's CPU accelerator (--device ilgpu-cpu)
+//   ptx-report         every kernel assembled by ptxas for sm_80/sm_90: registers, stack, spills, SASS mix (tools/ptx-report.sh)
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -51,6 +53,12 @@ switch (mode)
         break;
     case "gpu-check" or "gpu-bench" or "gpu-7b":
         GpuBench.Run(args);
+        break;
+    case "ilgpu-launch":
+        IlgpuLaunchProbe.Run(args);
+        break;
+    case "ptx-report":
+        PtxReport.Run(args);
         break;
     case "llama-step":
         LlamaStep.Run(args);

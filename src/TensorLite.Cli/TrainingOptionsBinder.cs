@@ -49,7 +49,7 @@ public sealed class TrainingOptionsBinder
     private readonly Option<string> activations = new("--activations") { Description = "Activation dtype: fp32 or bf16 (ops compute in fp32; logits and loss stay fp32).", DefaultValueFactory = _ => Defaults.Activations };
     private readonly Option<bool> stochastic = new("--stochastic-rounding") { Description = "Round bf16 weight updates stochastically (needs --weights bf16)." };
     private readonly Option<bool> masters = new("--master-weights") { Description = "Update bf16 weights through float32 master copies (needs --weights bf16)." };
-    private readonly Option<string> device = new("--device") { Description = "cpu, cuda, auto (cuda when a device is visible, else cpu) or ilgpu-cpu (the GPU kernels on ILGPU's CPU emulator, slow; for checking kernels).", DefaultValueFactory = _ => Defaults.Device };
+    private readonly Option<string> device = new("--device") { Description = "cpu, cuda, auto (cuda when a device is visible, else cpu) or ilgpu-cpu (the GPU kernels emulated on the CPU, to check them without a GPU: 15-30x slower than cpu, for tiny runs such as --model tiny --seq 32 --batch 4; see docs/gpu.md).", DefaultValueFactory = _ => Defaults.Device };
     private readonly Option<bool> shardStates = new("--shard-states") { Description = "With --nproc: each process keeps the optimizer state of only its share of the parameters (ZeRO-1)." };
     private readonly Option<bool> perLayer = new("--per-layer") { Description = "Update each parameter during backward as soon as its gradient is final, then free the gradient; clipping uses the previous step's norm." };
 

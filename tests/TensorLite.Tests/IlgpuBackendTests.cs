@@ -16,6 +16,9 @@ public sealed class IlgpuCpuFixture : IDisposable
 {
     public IlgpuBackend Backend { get; } = IlgpuBackend.Create(DeviceKind.Cpu);
 
+    // Groups of 16 threads (the device runs groups of one), so the kernels' barriers and shared memory are exercised.
+    public IlgpuCpuFixture() => Backend.GroupThreadsLimit = 16;
+
     public void Dispose()
     {
         Backend.Dispose();

@@ -16,6 +16,7 @@ public sealed class IlgpuGemmFixture : IDisposable
 
     public IlgpuGemmFixture()
     {
+        Backend.GroupThreadsLimit = 16;   // 4×4-thread groups: the blocked kernel's cooperation is exercised
         TensorCoreEmulation = IlgpuBackend.CreateCpu(warpSize: 32, warpsPerGroup: 4);
         TensorCoreEmulation.EmulateTensorCores();
     }

@@ -283,7 +283,8 @@ public sealed class IlgpuLinalgTests(IlgpuCpuFixture fixture) : IClassFixture<Il
     {
         // The CPU accelerator runs these kernels with 4 threads per group (see CpuAcceleratorLinalgGroupSize); CUDA runs
         // them with 64, so the reductions and strided loops are checked once at that size too.
-        int saved = _gpu.LinalgGroupSize;
+        int saved = _gpu.LinalgGroupSize, savedLimit = _gpu.GroupThreadsLimit;
+        _gpu.GroupThreadsLimit = IlgpuKernels.LinalgGroupSize;
         _gpu.LinalgGroupSize = IlgpuKernels.LinalgGroupSize;
         try
         {
@@ -299,6 +300,7 @@ public sealed class IlgpuLinalgTests(IlgpuCpuFixture fixture) : IClassFixture<Il
         finally
         {
             _gpu.LinalgGroupSize = saved;
+            _gpu.GroupThreadsLimit = savedLimit;
         }
     }
 

@@ -38,8 +38,8 @@ public static class Devices
 
     /// <summary>
     /// The backend for a device name: cpu, cuda (fails when no CUDA device is visible), ilgpu-cpu (the GPU kernels
-    /// emulated on ILGPU's CPU accelerator — for checking kernels, not for speed) or auto (cuda when a device is
-    /// visible, otherwise cpu). <paramref name="note"/> says what was chosen and, for auto, why.
+    /// emulated on ILGPU's CPU accelerator, one group thread at a time per core — for checking kernels on tiny runs,
+    /// not for speed: docs/gpu.md, "The CPU emulator") or auto (cuda when a device is visible, otherwise cpu). <paramref name="note"/> says what was chosen and, for auto, why.
     /// </summary>
     public static IBackend Resolve(string name, out string note)
     {
