@@ -43,11 +43,12 @@ public sealed class TrainingOptionsBinder
     private readonly Option<bool> stochastic = new("--stochastic-rounding") { Description = "Round bf16 weight updates stochastically (needs --weights bf16)." };
     private readonly Option<bool> masters = new("--master-weights") { Description = "Update bf16 weights through float32 master copies (needs --weights bf16)." };
     private readonly Option<string> device = new("--device") { Description = "cpu, cuda, auto (cuda when a device is visible, else cpu) or ilgpu-cpu (the GPU kernels on ILGPU's CPU emulator, slow; for checking kernels).", DefaultValueFactory = _ => Defaults.Device };
+    private readonly Option<string> factored = FactoredGradientsOption();
     private readonly Option<bool> perLayer = new("--per-layer") { Description = "Update each parameter during backward as soon as its gradient is final, then free the gradient; clipping uses the previous step's norm." };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, states, weights, activations, stochastic, masters, perLayer, device })
+        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, states, weights, activations, stochastic, masters, perLayer, factored, device })
             command.Options.Add(option);
     }
 
@@ -70,5 +71,17 @@ public sealed class TrainingOptionsBinder
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
         States = r.GetValue(states)!, Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
+        FactoredGradients = r.GetValue(factored) == "on",
     };
+
+    private static Option<string> FactoredGradientsOption()
+    {
+        var option = new Option<string>("--factored-gradients")
+        {
+            Description = "on: projected matrices take their gradient as the layer's factors and are projected without forming it; off: the dense gradient.",
+            DefaultValueFactory = _ => Defaults.FactoredGradients ? "on" : "off",
+        };
+        option.AcceptOnlyFromAmong("on", "off");
+        return option;
+    }
 }

@@ -56,7 +56,26 @@ public sealed class Trainer : IDisposable
         StartStep = startStep;
         _dataRng = dataRng;
         _named = model.NamedParameters().ToList();
-        if (options.PerLayer) InstallPerLayerHooks();
+        _factored = options.FactoredGradients ? CaptureFactoredGradients() : null;
+        if (options.PerLayer || _factored != null) InstallGradientHooks();
+    }
+
+    /// <summary>The projected optimizer when some of its parameters take factored gradients, else null.</summary>
+    private readonly ProjectedOptimizer? _factored;
+
+    /// <summary>Marks every parameter the projected optimizer can update from factors (projected matrices without a
+    /// residual rule) to capture its gradient as factors; returns the optimizer when any does.</summary>
+    private ProjectedOptimizer? CaptureFactoredGradients()
+    {
+        if (Optimizer is not ProjectedOptimizer projected) return null;
+        bool any = false;
+        for (int i = 0; i < _named.Count; i++)
+        {
+            bool capture = projected.TakesFactoredGradient(i);
+            _named[i].Parameter.CaptureFactoredGradient = capture;
+            any |= capture;
+        }
+        return any ? projected : null;
     }
 
     /// <summary>The backend the model, its optimizer state and every batch live on.</summary>
@@ -347,8 +366,9 @@ public sealed class Trainer : IDisposable
         o.ToOptimizerSpec().Create(model.NamedParameters(), WeightDType(o));
 
     /// <summary>The optimizer is built over the model's parameters in NamedParameters order, so parameter i of the
-    /// optimizer is _named[i].</summary>
-    private void InstallPerLayerHooks()
+    /// optimizer is _named[i]. Each hook steps the parameter during the last micro-batch's backward (per-layer updates)
+    /// or, between steps, folds a factored gradient into the projected space so its factors are freed at once.</summary>
+    private void InstallGradientHooks()
     {
         var parameters = Optimizer.Parameters;
         for (int i = 0; i < parameters.Count; i++)
@@ -356,14 +376,32 @@ public sealed class Trainer : IDisposable
             if (!ReferenceEquals(parameters[i], _named[i].Parameter))
                 throw new InvalidOperationException("The optimizer's parameters are not the model's, in order.");
             int index = i;
-            parameters[i].RegisterGradHook(_ => StepInBackward(index));
+            parameters[i].RegisterGradHook(_ => OnGradient(index));
         }
+    }
+
+    private void OnGradient(int index)
+    {
+        if (_stepInBackward) StepInBackward(index);
+        else _factored?.Fold(index);
     }
 
     private void StepInBackward(int index)
     {
         var (name, p) = _named[index];
-        if (!_stepInBackward || p.Grad == null) return;
+        if (!_stepInBackward || !p.HasGradient) return;
+        if (p.FactoredGrad is { } factors)
+        {
+            // The norm a factored parameter reports is its projected gradient's (known once it is stepped); the
+            // NaN/Inf check reads the factors before the update.
+            if (!factors.FactorsAreFinite()) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
+            if (_clipScale < 1f) factors.Scale *= _clipScale;
+            Optimizer.StepParameter(index);
+            double projectedNorm = _factored!.FactoredGradNorm(index);
+            _sumOfSquares += projectedNorm * projectedNorm;
+            p.ZeroGrad();
+            return;
+        }
         double norm = GradientClipping.GlobalNorm([p]);
         if (!double.IsFinite(norm)) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
         _sumOfSquares += norm * norm;
@@ -518,7 +556,7 @@ public sealed class Trainer : IDisposable
             // the result is the ordinary step's.
             var parameters = Optimizer.Parameters;
             for (int i = 0; i < parameters.Count; i++)
-                if (parameters[i].Grad != null)
+                if (parameters[i].HasGradient)
                 {
                     _stepInBackward = true;
                     try { StepInBackward(i); }

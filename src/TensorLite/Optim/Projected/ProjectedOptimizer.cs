@@ -18,7 +18,7 @@ namespace TensorLite.Optim.Projected;
 /// Parameters the predicate does not select (embeddings, norms, the LM head by default) get the inner optimizer densely
 /// (AdamW), with bias correction from the optimizer's step count exactly as <see cref="Optim.AdamW"/> does.
 /// </summary>
-public sealed class ProjectedOptimizer : Optimizer, IDisposable
+public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
 {
     private const int CounterCount = 3; // parameter steps, inner steps since the last reset, refreshes
 
@@ -37,6 +37,8 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         /// (per-layer updates step them in backward order).</summary>
         public Generator? Rng;
         public Tensor? RngState;
+        /// <summary>‖R‖ of the last update from a factored gradient, before clipping (see <see cref="FactoredGradNorm"/>).</summary>
+        public double FactoredNorm;
     }
 
     private readonly Slot[] _slots;
@@ -151,29 +153,9 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             return;
         }
         var proj = s.Projector;
-        if (proj.IsRefreshDue(t))
-        {
-            bool hadMoments = s.Inner != null && s.InnerSteps > 0;
-            using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
-            proj.Refresh(g, t);
-            if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
-            {
-                s.Inner!.Reset();
-                s.InnerSteps = 0;
-            }
-            else if (oldBasis != null)
-            {
-                using var newBasis = proj.BasisMatrix();
-                using var nt = newBasis.T;
-                using var change = nt.MatMul(oldBasis);
-                s.Inner!.ChangeBasis(change, proj.Side);
-            }
-        }
+        if (proj.IsRefreshDue(t)) RefreshProjector(s, () => proj.Refresh(g, t));
         using var r = proj.Project(g);
-        s.Inner ??= _inner.CreateState(r.ShapeArray, p.Backend);
-        long innerStep = ++s.InnerSteps;
-        using var direction = Tensor.Empty(r.Shape, DType.Float32, p.Backend);
-        s.Inner.Direction(r, direction, innerStep);
+        using var direction = InnerDirection(s, r, p.Backend);
         using var back = proj.ProjectBack(direction);
         if (Options.Residual == ResidualRule.Drop || proj.IsIdentity)
         {
@@ -187,6 +169,38 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         using var b = f * Options.ResidualScale;
         using var update = a + b;
         p.Backend.ApplyUpdate(p, update, decay, lr, rounding);
+    }
+
+    /// <summary>Runs <paramref name="refresh"/> on a slot's projector, then applies the moment policy (keep, reset, or
+    /// rotate the inner moments into the new basis).</summary>
+    private void RefreshProjector(Slot s, Action refresh)
+    {
+        var proj = s.Projector!;
+        bool hadMoments = s.Inner != null && s.InnerSteps > 0;
+        using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
+        refresh();
+        if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
+        {
+            s.Inner!.Reset();
+            s.InnerSteps = 0;
+        }
+        else if (oldBasis != null)
+        {
+            using var newBasis = proj.BasisMatrix();
+            using var nt = newBasis.T;
+            using var change = nt.MatMul(oldBasis);
+            s.Inner!.ChangeBasis(change, proj.Side);
+        }
+    }
+
+    /// <summary>The inner optimizer's direction for R (its state created on first use), a new tensor.</summary>
+    private Tensor InnerDirection(Slot s, Tensor r, IBackend backend)
+    {
+        s.Inner ??= _inner.CreateState(r.ShapeArray, backend);
+        long innerStep = ++s.InnerSteps;
+        var direction = Tensor.Empty(r.Shape, DType.Float32, backend);
+        s.Inner.Direction(r, direction, innerStep);
+        return direction;
     }
 
     private static Tensor Float32(Tensor t) => t.DType == DType.Float32 ? t.ContiguousNoGrad() : t.To(DType.Float32);

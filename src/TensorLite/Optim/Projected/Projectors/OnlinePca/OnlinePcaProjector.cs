@@ -8,7 +8,7 @@ namespace TensorLite.Optim.Projected;
 /// by an SVD. The update uses the current gradient before it is projected, so P_t is fitted to G_0..G_t (Algorithm 1
 /// of the paper fits the same sequence of P but uses each one a step later).
 /// </summary>
-public sealed class OnlinePcaProjector(ProjectionSide side, int m, int n, int rank, Generator generator, float learningRate,
+public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n, int rank, Generator generator, float learningRate,
     OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam, bool reorthonormalize = false, float beta1 = 0.9f, float beta2 = 0.999f)
     : DenseBasisProjector(side, m, n, rank, 1)
 {
@@ -22,11 +22,16 @@ public sealed class OnlinePcaProjector(ProjectionSide side, int m, int n, int ra
     public override void Refresh(Tensor g, long step)
     {
         using var noGrad = GradMode.NoGrad();
-        _pca ??= OnlinePca.RandomInit(Dim, Rank, generator, LearningRate, optimizer, reorthonormalize, g.Backend);
-        _pca.LearningRate = LearningRate;
         using var oriented = Oriented(g);
-        _pca.Update(oriented);
+        Prepare(g.Backend).Update(oriented);
         RefreshCount++;
+    }
+
+    private OnlinePca Prepare(IBackend backend)
+    {
+        _pca ??= OnlinePca.RandomInit(Dim, Rank, generator, LearningRate, optimizer, reorthonormalize, backend);
+        _pca.LearningRate = LearningRate;
+        return _pca;
     }
 
     public override long StateBytes =>

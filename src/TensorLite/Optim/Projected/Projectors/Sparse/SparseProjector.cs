@@ -9,7 +9,7 @@ namespace TensorLite.Optim.Projected;
 /// by <see cref="RowSelection"/> — top norms, norm-proportional or uniform sampling, or a contiguous block that moves on
 /// by one block per refresh. R = G[rows] (or G[:, columns]); back(N) scatters N into zeros. The state is the r int32 indices.
 /// </summary>
-public sealed class SparseProjector(ProjectionSide side, int m, int n, int rank, int updateGap, RowSelection selection, Generator generator)
+public sealed partial class SparseProjector(ProjectionSide side, int m, int n, int rank, int updateGap, RowSelection selection, Generator generator)
     : OneSidedProjector(side, m, n, rank, updateGap), IProjector
 {
     private Tensor? _index;

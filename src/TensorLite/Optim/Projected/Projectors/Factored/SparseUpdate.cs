@@ -1,0 +1,36 @@
+using TensorLite.LinearAlgebra;
+
+namespace TensorLite.Optim.Projected;
+
+/// <summary>
+/// A sparse projector's update written only where it lands: W[rows] ← (1 − lr·wd)·W[rows] − step·N for the selected
+/// rows (left) or columns (right), every other element keeping its bits. Decoupled weight decay is therefore applied
+/// only to the rows (columns) this step updates — GRASS's structured sparse update.
+/// </summary>
+internal static class SparseUpdate
+{
+    public static void Apply(Tensor p, SparseProjector projector, Tensor direction, float decay, float stepSize, ParamRounding rounding)
+    {
+        var index = projector.Index ?? throw new InvalidOperationException("The projector has no selection yet; refresh it first.");
+        var backend = p.Backend;
+        if (projector.Side == ProjectionSide.Left)
+        {
+            // Rows of a contiguous matrix are contiguous views: each is updated in place.
+            var rows = index.ToArray<int>();
+            for (int j = 0; j < rows.Length; j++)
+            {
+                using var row = p.Narrow(0, rows[j], 1);
+                using var d = direction.Narrow(0, j, 1);
+                backend.ApplyUpdate(row, d, decay, stepSize, rounding);
+            }
+            return;
+        }
+        // Columns are strided: update a gathered copy, then write it back over exactly those columns.
+        using var columns = p.IndexSelect(1, index);
+        backend.ApplyUpdate(columns, direction, decay, stepSize, rounding);
+        using var columns32 = columns.DType == DType.Float32 ? columns.Detach() : columns.To(DType.Float32);
+        using var p32 = p.DType == DType.Float32 ? p.Detach() : p.To(DType.Float32);
+        using var merged = Linalg.ScatterColumns(p32, index, columns32, ScatterMode.Replace);
+        backend.Copy(merged, p);
+    }
+}
