@@ -383,8 +383,11 @@ public sealed class Trainer : IDisposable
     private void OnGradient(int index)
     {
         if (_stepInBackward) StepInBackward(index);
-        else _factored?.Fold(index);
+        else _factored?.Fold(index, _lastMicroBatch);
     }
+
+    /// <summary>Whether the backward running is the step's last micro-batch.</summary>
+    private bool _lastMicroBatch;
 
     private void StepInBackward(int index)
     {
@@ -528,6 +531,7 @@ public sealed class Trainer : IDisposable
                 _sumOfSquares = 0;
             }
             _stepInBackward = stepNow;
+            _lastMicroBatch = micro == o.GradAccum - 1;
             using var scope = TensorScope.Enter();
             var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng, Device);
             var l = Model.Loss(x, y);
@@ -566,6 +570,8 @@ public sealed class Trainer : IDisposable
             _lastGradNorm = stepNorm;
             return (loss, stepNorm);
         }
+        if (_factored != null)
+            for (int i = 0; i < _named.Count; i++) _factored.PrepareFactored(i);
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");

@@ -25,12 +25,13 @@ public sealed partial class ProjectedOptimizer
     public double FactoredGradNorm(int index) => _slots[index].FactoredNorm;
 
     /// <summary>
-    /// Between micro-batches: replaces the parameter's factor pairs by their projection when the projection is fixed
-    /// for the coming step (so X and dY are freed at once and micro-batches add in the projected space); otherwise —
-    /// a refresh is due (it needs the step's whole gradient), or the parameter is not projected from factors — forms
-    /// the dense gradient, exactly today's accumulation. Nothing happens without factors.
+    /// Called as a parameter's gradient of a micro-batch becomes final, outside per-layer updates. When the projection
+    /// is fixed for the coming step, the factor pairs are replaced by their projection at once (X and dY are freed;
+    /// micro-batches add in the projected space). When a refresh is due, the last micro-batch's pairs are kept
+    /// (<paramref name="lastMicroBatch"/>) for <see cref="PrepareFactored"/> to refresh from, and earlier ones form the
+    /// dense gradient — the refresh needs the whole step's gradient, exactly as the dense path accumulates it.
     /// </summary>
-    public void Fold(int index)
+    public void Fold(int index, bool lastMicroBatch)
     {
         var p = Parameters[index];
         var f = p.FactoredGrad;
@@ -38,16 +39,45 @@ public sealed partial class ProjectedOptimizer
         var s = _slots[index];
         using var noGrad = GradMode.NoGrad();
         using var workspace = MemoryLedger.Categorize(MemoryCategory.Workspace);
-        if (ProjectsFactored(s) && !s.Projector!.IsRefreshDue(s.ParamSteps))
+        if (ProjectsFactored(s) && !RefreshPending(s))
         {
-            f.Fold(s.Projector.ProjectFactored(f), (s.Projector, s.Projector.RefreshCount));
+            f.Fold(s.Projector!.ProjectFactored(f), (s.Projector, s.Projector.RefreshCount));
             return;
         }
+        if (ProjectsFactored(s) && lastMicroBatch) return;
         var dense = f.ToDense(p.DType);
         f.Dispose();
         p.FactoredGrad = null;
         p.Grad = dense.Persist().Tag(MemoryCategory.Gradients);
     }
+
+    /// <summary>
+    /// Before a step that is not taken inside backward: refreshes the projection from the factors kept by
+    /// <see cref="Fold"/> and folds them, so every factored gradient is a projected one when its norm is taken (gradient
+    /// clipping) and the step itself (which then does not refresh again) gives what a per-layer update gives.
+    /// </summary>
+    public void PrepareFactored(int index)
+    {
+        var f = Parameters[index].FactoredGrad;
+        if (f == null || f.Pairs.Count == 0) return;
+        var s = _slots[index];
+        using (GradMode.NoGrad())
+        using (MemoryLedger.Categorize(MemoryCategory.Workspace))
+        using (TensorScope.Enter())
+        {
+            long t = s.ParamSteps;
+            if (RefreshPending(s))
+            {
+                RefreshProjector(s, () => s.Projector!.RefreshFactored(f, t));
+                s.RefreshedFor = t;
+            }
+            f.Fold(s.Projector!.ProjectFactored(f).Persist(), (s.Projector, s.Projector.RefreshCount));
+        }
+        TagState(s);
+    }
+
+    /// <summary>Whether the slot's projection must be refreshed before its next step (and has not been yet).</summary>
+    private static bool RefreshPending(Slot s) => s.Projector!.IsRefreshDue(s.ParamSteps) && s.RefreshedFor != s.ParamSteps;
 
     protected override void UpdateFactored(int index, Tensor p, FactoredGradient grad)
     {
@@ -73,12 +103,13 @@ public sealed partial class ProjectedOptimizer
         float lr = StepLearningRate;
         float decay = 1f - lr * Options.WeightDecay;
         var proj = s.Projector!;
-        long t = s.ParamSteps++;
-        if (proj.IsRefreshDue(t))
+        if (RefreshPending(s))
         {
             if (f.Folded != null) throw new InvalidOperationException($"'{s.Name}' was folded under a projection that is refreshed at this step.");
-            RefreshProjector(s, () => proj.RefreshFactored(f, t));
+            long step = s.ParamSteps;
+            RefreshProjector(s, () => proj.RefreshFactored(f, step));
         }
+        s.ParamSteps++;
         using var r = ProjectedGradient(proj, f);
         using (var sq = r.Square())
         using (var sum = sq.Sum())

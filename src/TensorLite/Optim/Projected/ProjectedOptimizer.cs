@@ -39,6 +39,8 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         public Tensor? RngState;
         /// <summary>‖R‖ of the last update from a factored gradient, before clipping (see <see cref="FactoredGradNorm"/>).</summary>
         public double FactoredNorm;
+        /// <summary>The parameter step whose refresh <see cref="PrepareFactored"/> already ran (−1: none).</summary>
+        public long RefreshedFor = -1;
     }
 
     private readonly Slot[] _slots;

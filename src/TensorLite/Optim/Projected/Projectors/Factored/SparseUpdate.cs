@@ -1,5 +1,3 @@
-using TensorLite.LinearAlgebra;
-
 namespace TensorLite.Optim.Projected;
 
 /// <summary>
@@ -25,12 +23,18 @@ internal static class SparseUpdate
             }
             return;
         }
-        // Columns are strided: update a gathered copy, then write it back over exactly those columns.
+        // Columns are strided: update a gathered copy, then write it back over exactly those columns (a selection's
+        // indices are distinct, so scattering into zeros places each column unchanged and a mask picks them).
         using var columns = p.IndexSelect(1, index);
         backend.ApplyUpdate(columns, direction, decay, stepSize, rounding);
         using var columns32 = columns.DType == DType.Float32 ? columns.Detach() : columns.To(DType.Float32);
+        using var zeros = Tensor.Zeros(p.Shape, DType.Float32, backend);
+        using var scattered = zeros.IndexAdd(1, index, columns32);
+        using var maskZeros = Tensor.Zeros([1, p.Shape[1]], DType.Float32, backend);
+        using var ones = Tensor.Ones([1, index.Shape[0]], DType.Float32, backend);
+        using var mask = maskZeros.IndexAdd(1, index, ones);
         using var p32 = p.DType == DType.Float32 ? p.Detach() : p.To(DType.Float32);
-        using var merged = Linalg.ScatterColumns(p32, index, columns32, ScatterMode.Replace);
+        using var merged = Tensor.Where(mask, scattered, p32);
         backend.Copy(merged, p);
     }
 }
