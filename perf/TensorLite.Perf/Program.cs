@@ -15,6 +15,7 @@ using TensorLite.Perf;
 //   q8 [sizes] [reps]  fp32 AdamDirection vs AdamDirection8bit vs block-wise quantize/dequantize (Stopwatch medians)
 //   gpu-check | gpu-bench | gpu-7b [--device cuda] [--smoke] [--out f.json]
 //                      the GPU backend vs the CPU backend, GEMM/training speed, the 7B step's device peak (GpuBench.cs)
+//   factored [b] [reps] [steps]  dW cost and step time, dense vs factored gradients (FactoredBench.cs)
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -51,6 +52,9 @@ switch (mode)
         break;
     case "gpu-check" or "gpu-bench" or "gpu-7b":
         GpuBench.Run(args);
+        break;
+    case "factored":
+        FactoredBench.Run(args);
         break;
     case "llama-step":
         LlamaStep.Run(args);
