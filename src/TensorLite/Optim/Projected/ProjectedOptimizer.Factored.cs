@@ -79,24 +79,16 @@ public sealed partial class ProjectedOptimizer
     /// <summary>Whether the slot's projection must be refreshed before its next step (and has not been yet).</summary>
     private static bool RefreshPending(Slot s) => s.Projector!.IsRefreshDue(s.ParamSteps) && s.RefreshedFor != s.ParamSteps;
 
-    protected override void UpdateFactored(int index, Tensor p, FactoredGradient grad)
+    protected override void UpdateFactored(int index, Tensor p, FactoredGradient grad) => InWorkspace(index, p, (s, rounding) =>
     {
-        var s = _slots[index];
-        if (!p.IsContiguous)
-            throw new TensorLiteException($"The projected optimizer updates parameters in place and needs contiguous ones; '{s.Name}' is a strided view.");
-        using (GradMode.NoGrad())
-        using (MemoryLedger.Categorize(MemoryCategory.Workspace))
-        using (TensorScope.Enter())
+        if (ProjectsFactored(s))
         {
-            if (ProjectsFactored(s)) StepFactored(s, p, grad, RoundingFor(index));
-            else
-            {
-                using var dense = grad.ToDense(DType.Float32);
-                StepSlot(s, p, dense, RoundingFor(index));
-            }
+            StepFactored(s, p, grad, rounding);
+            return;
         }
-        TagState(s);
-    }
+        using var dense = grad.ToDense(DType.Float32);
+        StepSlot(s, p, dense, rounding);
+    });
 
     private void StepFactored(Slot s, Tensor p, FactoredGradient f, ParamRounding rounding)
     {

@@ -110,7 +110,11 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     private static int[] ProjectedShape(int m, int n, int rank, ProjectionSide side, bool identity) =>
         identity ? [m, n] : side == ProjectionSide.Left ? [rank, n] : [m, rank];
 
-    protected override void Update(int index, Tensor p, Tensor grad)
+    protected override void Update(int index, Tensor p, Tensor grad) => InWorkspace(index, p, (s, rounding) => StepSlot(s, p, grad, rounding));
+
+    /// <summary>Runs one parameter's update without recording, its temporaries counted as workspace and freed at the
+    /// end, then counts the state it created.</summary>
+    private void InWorkspace(int index, Tensor p, Action<Slot, ParamRounding> step)
     {
         var s = _slots[index];
         if (!p.IsContiguous)
@@ -118,7 +122,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         using (GradMode.NoGrad())
         using (MemoryLedger.Categorize(MemoryCategory.Workspace))
         using (TensorScope.Enter())
-            StepSlot(s, p, grad, RoundingFor(index));
+            step(s, RoundingFor(index));
         TagState(s);
     }
 
