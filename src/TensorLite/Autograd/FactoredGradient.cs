@@ -65,7 +65,9 @@ public sealed class FactoredGradient : IDisposable
         other.Dispose();
     }
 
-    private static Tensor Keep(Tensor t) => t.Alias().Persist().Tag(MemoryCategory.Gradients);
+    /// <summary>An alias that outlives the backward's scope. Not re-tagged: X is the activation the graph saved and dY
+    /// the backward's own gradient, and their memory keeps the category it was counted under.</summary>
+    private static Tensor Keep(Tensor t) => t.Alias().Persist();
 
     /// <summary>Replaces the pairs by their projection: Folded += <paramref name="projected"/> (which this object takes).
     /// <paramref name="projectionKey"/> identifies the projection; folding under a different one is refused.</summary>
