@@ -80,4 +80,24 @@ public sealed class FactoredTrainingTests : IDisposable
         // Nothing is left behind between steps: no factors, no gradients.
         Assert.All(factored.Trainer.Model.Parameters(), p => Assert.False(p.HasGradient));
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Clipping_UsesTheProjectedNorm_WhichIsAtMostTheDenseNorm(bool perLayer)
+    {
+        // GRASS projects by a selection, so ‖R‖ ≤ ‖G‖ for every projected matrix; the other parameters are dense in both.
+        var options = Options("grass", "topnorm") with { ClipNorm = 1e-3f, GradAccum = 1, PerLayer = perLayer };
+        double[] Norms(string dir) => File.ReadLines(Path.Combine(dir, "metrics.jsonl"))
+            .Select(line => JsonDocument.Parse(line).RootElement.GetProperty("grad_norm").GetDouble()).ToArray();
+        var dense = Train(options with { FactoredGradients = false }, $"clip-dense-{perLayer}");
+        var factored = Train(options with { FactoredGradients = true }, $"clip-factored-{perLayer}");
+        var unclipped = Train(options with { FactoredGradients = true, ClipNorm = 0 }, $"clip-none-{perLayer}");
+        double denseNorm = Norms(dense.Trainer.RunDir)[0], factoredNorm = Norms(factored.Trainer.RunDir)[0];
+        Assert.True(factoredNorm > 0 && double.IsFinite(factoredNorm), $"factored norm {factoredNorm}");
+        Assert.True(factoredNorm <= denseNorm * (1 + 1e-6), $"projected norm {factoredNorm} above the dense {denseNorm}");
+        Assert.True(factoredNorm < denseNorm * 0.999, "the first step's norms should differ: GRASS drops most of each projected gradient");
+        // The clip (1e-3, far below the norm) really scaled the factored steps of a projected matrix.
+        Assert.NotEqual(unclipped.Trainer.Model.Layers[0].QProj.ToArray(), factored.Trainer.Model.Layers[0].QProj.ToArray());
+    }
 }
