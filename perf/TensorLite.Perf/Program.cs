@@ -17,6 +17,7 @@ using TensorLite.Perf;
 //                      the GPU backend vs the CPU backend, GEMM/training speed, the 7B step's device peak (GpuBench.cs)
 //   ilgpu-launch [n]   launch cost and cores kept busy on ILGPU's CPU accelerator (--device ilgpu-cpu)
 //   ptx-report         every kernel assembled by ptxas for sm_80/sm_90: registers, stack, spills, SASS mix (tools/ptx-report.sh)
+//   factored [b] [reps] [steps]  dW cost and step time, dense vs factored gradients (FactoredBench.cs)
 //   anything else      BenchmarkDotNet (e.g. --filter '*Gemm*'), with GFLOP/s and % of peak columns
 string mode = args.Length > 0 ? args[0] : "";
 switch (mode)
@@ -59,6 +60,9 @@ switch (mode)
         break;
     case "ptx-report":
         PtxReport.Run(args);
+        break;
+    case "factored":
+        FactoredBench.Run(args);
         break;
     case "llama-step":
         LlamaStep.Run(args);

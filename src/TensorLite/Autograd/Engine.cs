@@ -47,25 +47,76 @@ public static class Engine
     {
         var order = TopologicalOrder(root, targets);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = seed };
+        var run = new RunContext(targets);
+        (_runs ??= []).Add(run);
         using var noGrad = GradMode.NoGrad();
-        for (int i = order.Count - 1; i >= 0; i--)
+        try
         {
-            Tensor t = order[i];
-            if (!grads.Remove(t, out var g)) continue;
-            if (targets != null && targets.ContainsKey(t))
+            for (int i = order.Count - 1; i >= 0; i--)
             {
-                targets[t] = g.Persist();
-                continue;
+                Tensor t = order[i];
+                bool hasDense = grads.Remove(t, out var g);
+                run.Factors.Remove(t, out var factors);
+                if (!hasDense && factors == null) continue;
+                if (targets != null && targets.ContainsKey(t))
+                {
+                    // Factors only reach a target when an outer run takes them (see DeliverFactors); a dense part is
+                    // handed back as usual.
+                    if (hasDense) targets[t] = g!.Persist();
+                    factors?.Dispose();
+                    continue;
+                }
+                if (t.GradFn == null)
+                {
+                    if (targets == null) AccumulateIntoLeaf(t, g, factors);
+                    else { g?.Dispose(); factors?.Dispose(); }
+                    continue;
+                }
+                PropagateThroughNode(t, g!, grads);
             }
-            if (t.GradFn == null)
-            {
-                if (targets == null) AccumulateIntoLeaf(t, g);
-                else g.Dispose();
-                continue;
-            }
-            PropagateThroughNode(t, g, grads);
         }
-        foreach (var leftover in grads.Values) leftover.Dispose();
+        finally
+        {
+            _runs.RemoveAt(_runs.Count - 1);
+            foreach (var leftover in grads.Values) leftover.Dispose();
+            foreach (var leftover in run.Factors.Values) leftover.Dispose();
+        }
+    }
+
+    /// <summary>One backward pass in progress: its targets (null for Backward) and the factored gradients delivered to
+    /// its leaves, consumed when the leaf's turn comes.</summary>
+    private sealed class RunContext(Dictionary<Tensor, Tensor?>? targets)
+    {
+        public Dictionary<Tensor, Tensor?>? Targets { get; } = targets;
+        public Dictionary<Tensor, FactoredGradient> Factors { get; } = new(ReferenceEqualityComparer.Instance);
+    }
+
+    [ThreadStatic] private static List<RunContext>? _runs;
+
+    /// <summary>
+    /// Offers the factors of <paramref name="leaf"/>'s gradient (X [b, n] and dY [b, m], G = dYᵀ·X) to the backward
+    /// passes in progress, innermost first. A pass that computes gradients for its targets (a checkpointed block's
+    /// recomputation) passes a target's factors on to the pass that will accumulate them; the first plain Backward takes
+    /// them (aliases; the caller keeps its tensors). Returns false when no pass can keep factors for this leaf (the
+    /// caller then computes the dense gradient); true also when no pass needs the leaf's gradient at all.
+    /// </summary>
+    internal static bool DeliverFactors(Tensor leaf, Tensor input, Tensor outputGrad)
+    {
+        if (_runs == null) return false;
+        for (int i = _runs.Count - 1; i >= 0; i--)
+        {
+            var run = _runs[i];
+            if (run.Targets != null)
+            {
+                if (run.Targets.ContainsKey(leaf)) continue; // the enclosing pass accumulates it
+                return true;                                  // this pass does not want it
+            }
+            if (!run.Factors.TryGetValue(leaf, out var f))
+                run.Factors[leaf] = f = new FactoredGradient(leaf.Shape[0], leaf.Shape[1]);
+            f.Add(input, outputGrad);
+            return true;
+        }
+        return false;
     }
 
     private static void PropagateThroughNode(Tensor t, Tensor g, Dictionary<Tensor, Tensor> grads)
@@ -127,7 +178,37 @@ public static class Engine
         return sum;
     }
 
-    private static void AccumulateIntoLeaf(Tensor leaf, Tensor g)
+    /// <summary>Adds a pass's gradient of a leaf, dense (<paramref name="g"/>), factored or both, to what the leaf holds,
+    /// then runs its hooks. Factors stay factors only while the leaf receives nothing dense; otherwise they are formed
+    /// into the dense gradient (the fallback for a weight that is also used outside a factored matmul).</summary>
+    private static void AccumulateIntoLeaf(Tensor leaf, Tensor? g, FactoredGradient? factors)
+    {
+        if (factors != null && (g != null || leaf.Grad != null))
+        {
+            using (factors)
+            {
+                var dense = factors.ToDense(leaf.DType);
+                g = g == null ? dense : Sum(g, dense);
+            }
+            factors = null;
+        }
+        if (g != null && leaf.FactoredGrad != null)
+        {
+            using (var held = leaf.FactoredGrad) g = Sum(g, held.ToDense(leaf.DType));
+            leaf.FactoredGrad = null;
+        }
+        if (g == null)
+        {
+            if (leaf.FactoredGrad == null) leaf.FactoredGrad = factors;
+            else leaf.FactoredGrad.Absorb(factors!);
+            leaf.RunGradHooks();
+            return;
+        }
+        AccumulateDense(leaf, g);
+        leaf.RunGradHooks();
+    }
+
+    private static void AccumulateDense(Tensor leaf, Tensor g)
     {
         if (leaf.Grad == null)
         {
@@ -139,7 +220,6 @@ public static class Engine
             leaf.Grad = Sum(leaf.Grad, g);
         }
         leaf.Grad.Persist().Tag(Memory.MemoryCategory.Gradients);
-        leaf.RunGradHooks();
     }
 
     /// <summary>Tensors reachable from root through recorded ops, inputs before their consumers.

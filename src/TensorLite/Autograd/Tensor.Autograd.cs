@@ -24,6 +24,29 @@ public sealed partial class Tensor
     /// <summary>The accumulated gradient of a leaf after Backward (summed over calls until cleared).</summary>
     public Tensor? Grad { get; set; }
 
+    /// <summary>The gradient of a leaf kept as its factors (see <see cref="FactoredGradient"/>) instead of
+    /// <see cref="Grad"/>; at most one of the two is set. Only leaves with <see cref="CaptureFactoredGradient"/> get one.</summary>
+    public FactoredGradient? FactoredGrad { get; set; }
+
+    /// <summary>Whether <see cref="Linear"/> hands this weight's gradient to the engine as its factors (input and output
+    /// gradient) instead of computing the m×n product. The engine falls back to the dense gradient when the weight also
+    /// receives a dense one (e.g. it is tied to an embedding) or when no backward pass can keep factors.</summary>
+    public bool CaptureFactoredGradient
+    {
+        get => _captureFactored;
+        set
+        {
+            if (value && (!IsLeaf || Rank != 2))
+                throw new TensorLiteException($"Only 2-D leaf weights can capture factored gradients, not {Describe()}.");
+            _captureFactored = value;
+        }
+    }
+
+    private bool _captureFactored;
+
+    /// <summary>Whether this leaf has any gradient: dense or factored.</summary>
+    public bool HasGradient => Grad != null || FactoredGrad != null;
+
     /// <summary>The op that produced this tensor, or null for leaves.</summary>
     public Node? GradFn { get; internal set; }
 
@@ -68,6 +91,8 @@ public sealed partial class Tensor
     {
         Grad?.Dispose();
         Grad = null;
+        FactoredGrad?.Dispose();
+        FactoredGrad = null;
     }
 
     /// <summary>Back-propagates from this scalar (or with an explicit output gradient).</summary>

@@ -164,11 +164,7 @@ public sealed class LlamaDecoderLayer : Module
     }
 
     /// <summary>x·Wᵀ in x's dtype (the activations'), whatever the weight's dtype.</summary>
-    private static Tensor Project(Tensor x, Tensor weight)
-    {
-        using var wt = weight.T;
-        return x.MatMul(wt, x.DType);
-    }
+    private static Tensor Project(Tensor x, Tensor weight) => x.LinearProduct(weight, x.DType);
 }
 
 /// <summary>Creates a model's weights in its dtype, one tensor at a time (a bf16 model never holds float32 copies of its

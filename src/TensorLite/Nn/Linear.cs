@@ -24,8 +24,7 @@ public sealed class Linear : Module
     {
         if (x.Shape[^1] != InFeatures)
             throw new ShapeMismatchException($"Linear({InFeatures} → {OutFeatures}) got input of shape {ShapeMath.Format(x.Shape)}.");
-        using var wt = Weight.T;
-        var y = x.MatMul(wt);
+        var y = x.LinearProduct(Weight, Tensor.MatMulResultType(x.DType, Weight.DType));
         if (Bias == null) return y;
         using (y) return y + Bias;
     }

@@ -54,6 +54,55 @@ public sealed partial class Tensor
         return MatMul2D(this, other, resultType);
     }
 
+    /// <summary>
+    /// x·Wᵀ for a weight W [m, n] stored as in PyTorch (this is x [..., n]; the result [..., m] has
+    /// <paramref name="resultType"/>): exactly <c>MatMul(weight.T, resultType)</c>. When the weight captures factored
+    /// gradients (<see cref="CaptureFactoredGradient"/>), the backward does not form dW = dYᵀ·X: it hands X and dY (as
+    /// [b, n] and [b, m] rows) to the engine, which keeps them as the weight's <see cref="FactoredGradient"/> until an
+    /// optimizer consumes them. The input gradient is the same product as MatMul's either way.
+    /// </summary>
+    public Tensor LinearProduct(Tensor weight, DType resultType)
+    {
+        if (!weight.CaptureFactoredGradient || !weight.RequiresGrad || !GradMode.IsEnabled || Rank < 2 || weight.Rank != 2
+            || _shape[^1] != weight._shape[1])
+        {
+            using var wt = weight.T;
+            return MatMul(wt, resultType);
+        }
+        RequireGemmOperand(this, "linear");
+        RequireGemmOperand(weight, "linear");
+        RequireSameBackend(this, weight, "linear");
+        int m = weight._shape[0], n = weight._shape[1];
+        var x = this;
+        var xShape = _shape;
+        Tensor rows, y;
+        using (GradMode.NoGrad())
+        {
+            rows = Reshape(-1, n);
+            using var wt = weight.T;
+            using var product = rows.MatMul(wt, resultType);
+            y = product.Reshape([.. _shape[..^1], m]);
+        }
+        var result = Recorder.Record(y, "linear", [this, weight], g =>
+        {
+            using var dy = g.Reshape(-1, m);
+            Tensor? gx = null, gw = null;
+            if (x.RequiresGrad)
+            {
+                using var rowsGrad = dy.MatMul(weight, x.DType);
+                gx = rowsGrad.Reshape(xShape);
+            }
+            if (!Engine.DeliverFactors(weight, rows, dy))
+            {
+                using var dyt = dy.T;
+                gw = dyt.MatMul(rows, weight.DType);
+            }
+            return [gx, gw];
+        }, saved: [rows]);
+        rows.Dispose(); // the node keeps its memory until the backward has run
+        return result;
+    }
+
     private static void RequireGemmOperand(Tensor t, string op)
     {
         t.ThrowIfDisposed();

@@ -55,15 +55,25 @@ public abstract class Optimizer
     public void StepParameter(int index)
     {
         var p = Parameters[index];
-        if (p.Grad == null) return;
+        if (!p.HasGradient) return;
         var master = _masters?[index];
-        Update(index, master ?? p, p.Grad);
+        if (p.Grad != null) Update(index, master ?? p, p.Grad);
+        else UpdateFactored(index, master ?? p, p.FactoredGrad!);
         if (master != null) p.Backend.Copy(master, p); // rounded to nearest into the parameter's dtype
     }
 
     /// <summary>Applies this optimizer's rule for the parameter at <paramref name="index"/> to <paramref name="target"/>:
     /// the parameter itself, or its float32 master copy.</summary>
     protected abstract void Update(int index, Tensor target, Tensor grad);
+
+    /// <summary>The update from a gradient kept as factors (<see cref="Tensor.FactoredGrad"/>). By default the dense
+    /// gradient is formed and <see cref="Update"/> applies; projected optimizers compute what they need from the factors.</summary>
+    protected virtual void UpdateFactored(int index, Tensor target, Autograd.FactoredGradient grad)
+    {
+        using var noGrad = Autograd.GradMode.NoGrad();
+        using var dense = grad.ToDense(Parameters[index].DType);
+        Update(index, target, dense);
+    }
 
     private Tensor?[]? _masters;
 

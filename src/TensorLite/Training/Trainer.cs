@@ -57,7 +57,26 @@ public sealed class Trainer : IDisposable
         StartStep = startStep;
         _dataRng = dataRng;
         _named = model.NamedParameters().ToList();
-        if (options.PerLayer) InstallPerLayerHooks();
+        _factored = options.FactoredGradients ? CaptureFactoredGradients() : null;
+        if (options.PerLayer || _factored != null) InstallGradientHooks();
+    }
+
+    /// <summary>The projected optimizer when some of its parameters take factored gradients, else null.</summary>
+    private ProjectedOptimizer? _factored;
+
+    /// <summary>Marks every parameter the projected optimizer can update from factors (projected matrices without a
+    /// residual rule) to capture its gradient as factors; returns the optimizer when any does.</summary>
+    private ProjectedOptimizer? CaptureFactoredGradients()
+    {
+        if (Optimizer is not ProjectedOptimizer projected) return null;
+        bool any = false;
+        for (int i = 0; i < _named.Count; i++)
+        {
+            bool capture = projected.TakesFactoredGradient(i);
+            _named[i].Parameter.CaptureFactoredGradient = capture;
+            any |= capture;
+        }
+        return any ? projected : null;
     }
 
     /// <summary>The processes of a data-parallel run (<see cref="SingleProcess"/> for one): each takes GradAccum / WorldSize
@@ -280,6 +299,7 @@ public sealed class Trainer : IDisposable
             trainer = follower();
         }
         trainer!.World = new TimedCommunicator(world);
+        trainer.TakeDenseGradients(); // the ranks sum dense gradients (summing projected ones is not built yet)
         trainer._shards = ShardsFor(trainer.Options, trainer.Optimizer, world.WorldSize);
         return trainer;
     }
@@ -419,8 +439,9 @@ public sealed class Trainer : IDisposable
         o.ToOptimizerSpec().Create(model.NamedParameters(), o.WeightDType);
 
     /// <summary>The optimizer is built over the model's parameters in NamedParameters order, so parameter i of the
-    /// optimizer is _named[i].</summary>
-    private void InstallPerLayerHooks()
+    /// optimizer is _named[i]. Each hook steps the parameter during the last micro-batch's backward (per-layer updates)
+    /// or, between steps, folds a factored gradient into the projected space so its factors are freed at once.</summary>
+    private void InstallGradientHooks()
     {
         var parameters = Optimizer.Parameters;
         for (int i = 0; i < parameters.Count; i++)
@@ -428,19 +449,47 @@ public sealed class Trainer : IDisposable
             if (!ReferenceEquals(parameters[i], _named[i].Parameter))
                 throw new InvalidOperationException("The optimizer's parameters are not the model's, in order.");
             int index = i;
-            parameters[i].RegisterGradHook(_ => StepInBackward(index));
+            parameters[i].RegisterGradHook(_ => OnGradient(index));
         }
     }
+
+    /// <summary>Turns factored gradients off: every parameter gets its dense gradient again.</summary>
+    private void TakeDenseGradients()
+    {
+        foreach (var (_, p) in _named) p.CaptureFactoredGradient = false;
+        _factored = null;
+    }
+
+    private void OnGradient(int index)
+    {
+        if (_stepInBackward) StepInBackward(index);
+        else _factored?.Fold(index, _lastMicroBatch);
+    }
+
+    /// <summary>Whether the backward running is the step's last micro-batch.</summary>
+    private bool _lastMicroBatch;
 
     private void StepInBackward(int index)
     {
         var (name, p) = _named[index];
-        if (!_stepInBackward || p.Grad == null) return;
-        World.AllReduceSum(p.Grad);
+        if (!_stepInBackward || !p.HasGradient) return;
+        if (p.FactoredGrad is { } factors)
+        {
+            // The norm a factored parameter reports is its projected gradient's (known once it is stepped); the
+            // NaN/Inf check reads the factors before the update.
+            if (!factors.FactorsAreFinite()) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
+            if (_clipScale < 1f) factors.Scale *= _clipScale;
+            Optimizer.StepParameter(index);
+            double projectedNorm = _factored!.FactoredGradNorm(index);
+            _sumOfSquares += projectedNorm * projectedNorm;
+            p.ZeroGrad();
+            return;
+        }
+        World.AllReduceSum(p.Grad!);
         double norm = GradientClipping.GlobalNorm([p]);
         if (!double.IsFinite(norm)) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
         _sumOfSquares += norm * norm;
-        if (_clipScale < 1f) p.Backend.Unary(UnaryOp.Affine, p.Grad, p.Grad, _clipScale, 0f);
+        if (_clipScale < 1f) p.Backend.Unary(UnaryOp.Affine, p.Grad!, p.Grad!, _clipScale, 0f);
         if (Owns(index)) Optimizer.StepParameter(index);
         if (_shards != null) World.Broadcast([p], _shards.Owner(index));
         p.ZeroGrad();
@@ -580,6 +629,7 @@ public sealed class Trainer : IDisposable
                 _sumOfSquares = 0;
             }
             _stepInBackward = stepNow;
+            _lastMicroBatch = micro == lastOwned;
             var l = Model.Loss(x, y);
             float value = l.Item();
             if (!float.IsFinite(value))
@@ -613,7 +663,7 @@ public sealed class Trainer : IDisposable
             // the result is the ordinary step's.
             var parameters = Optimizer.Parameters;
             for (int i = 0; i < parameters.Count; i++)
-                if (parameters[i].Grad != null)
+                if (parameters[i].HasGradient)
                 {
                     _stepInBackward = true;
                     try { StepInBackward(i); }
@@ -623,6 +673,8 @@ public sealed class Trainer : IDisposable
             _lastGradNorm = stepNorm;
             return (loss, stepNorm);
         }
+        if (_factored != null)
+            for (int i = 0; i < _named.Count; i++) _factored.PrepareFactored(i);
         World.AllReduceSum(Optimizer.Parameters.Where(p => p.Grad != null).Select(p => p.Grad!).ToList());
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))

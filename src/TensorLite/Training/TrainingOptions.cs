@@ -87,6 +87,9 @@ public sealed record TrainingOptions
     /// <summary>In a data-parallel run, each process keeps the optimizer state of only its share of the parameters
     /// (ZeRO stage 1; see docs/distributed.md).</summary>
     public bool ShardStates { get; init; }
+    /// <summary>Projected matrices take their gradient as the layer's factors (input and output gradient) and the
+    /// optimizer projects from them, never forming the m×n gradient where the method allows (docs/optimizers.md).</summary>
+    public bool FactoredGradients { get; init; } = true;
     /// <summary>Where the run computes: cpu, cuda, auto (cuda when present, else cpu) or ilgpu-cpu (the GPU kernels on
     /// ILGPU's CPU accelerator, for checking them). See <see cref="Devices"/>.</summary>
     public string Device { get; init; } = "cpu";

@@ -38,6 +38,10 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         /// (per-layer updates step them in backward order).</summary>
         public Generator? Rng;
         public Tensor? RngState;
+        /// <summary>‖R‖ of the last update from a factored gradient, before clipping (see <see cref="FactoredGradNorm"/>).</summary>
+        public double FactoredNorm;
+        /// <summary>The parameter step whose refresh <see cref="PrepareFactored"/> already ran (−1: none).</summary>
+        public long RefreshedFor = -1;
     }
 
     private readonly Slot[] _slots;
@@ -107,7 +111,11 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     private static int[] ProjectedShape(int m, int n, int rank, ProjectionSide side, bool identity) =>
         identity ? [m, n] : side == ProjectionSide.Left ? [rank, n] : [m, rank];
 
-    protected override void Update(int index, Tensor p, Tensor grad)
+    protected override void Update(int index, Tensor p, Tensor grad) => InWorkspace(index, p, (s, rounding) => StepSlot(s, p, grad, rounding));
+
+    /// <summary>Runs one parameter's update without recording, its temporaries counted as workspace and freed at the
+    /// end, then counts the state it created.</summary>
+    private void InWorkspace(int index, Tensor p, Action<Slot, ParamRounding> step)
     {
         var s = _slots[index];
         if (!p.IsContiguous)
@@ -115,7 +123,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         using (GradMode.NoGrad())
         using (MemoryLedger.Categorize(MemoryCategory.Workspace))
         using (TensorScope.Enter())
-            StepSlot(s, p, grad, RoundingFor(index));
+            step(s, RoundingFor(index));
         TagState(s);
     }
 
@@ -153,30 +161,9 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
             return;
         }
         var proj = s.Projector;
-        if (proj.IsRefreshDue(t))
-        {
-            bool hadMoments = s.Inner != null && s.InnerSteps > 0;
-            using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
-            if (proj is IFollowsLearningRateSchedule follower) follower.ScheduleRatio = Options.LearningRate > 0 ? lr / Options.LearningRate : 1f;
-            proj.Refresh(g, t);
-            if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
-            {
-                s.Inner!.Reset();
-                s.InnerSteps = 0;
-            }
-            else if (oldBasis != null)
-            {
-                using var newBasis = proj.BasisMatrix();
-                using var nt = newBasis.T;
-                using var change = nt.MatMul(oldBasis);
-                s.Inner!.ChangeBasis(change, proj.Side);
-            }
-        }
+        if (proj.IsRefreshDue(t)) RefreshProjector(s, () => proj.Refresh(g, t));
         using var r = proj.Project(g);
-        s.Inner ??= _inner.CreateState(r.ShapeArray, p.Backend);
-        long innerStep = ++s.InnerSteps;
-        using var direction = Tensor.Empty(r.Shape, DType.Float32, p.Backend);
-        s.Inner.Direction(r, direction, innerStep);
+        using var direction = InnerDirection(s, r, p.Backend);
         using var back = proj.ProjectBack(direction);
         if (Options.Residual == ResidualRule.Drop || proj.IsIdentity)
         {
@@ -190,6 +177,39 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         using var b = f * (Options.ResidualScale * Options.Scale); // FRUGAL: the state-free lr is lr·α·ResidualScale
         using var update = a + b;
         p.Backend.ApplyUpdate(p, update, decay, lr, rounding);
+    }
+
+    /// <summary>Runs <paramref name="refresh"/> on a slot's projector, then applies the moment policy (keep, reset, or
+    /// rotate the inner moments into the new basis).</summary>
+    private void RefreshProjector(Slot s, Action refresh)
+    {
+        var proj = s.Projector!;
+        bool hadMoments = s.Inner != null && s.InnerSteps > 0;
+        using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
+        if (proj is IFollowsLearningRateSchedule follower) follower.ScheduleRatio = Options.LearningRate > 0 ? StepLearningRate / Options.LearningRate : 1f;
+        refresh();
+        if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
+        {
+            s.Inner!.Reset();
+            s.InnerSteps = 0;
+        }
+        else if (oldBasis != null)
+        {
+            using var newBasis = proj.BasisMatrix();
+            using var nt = newBasis.T;
+            using var change = nt.MatMul(oldBasis);
+            s.Inner!.ChangeBasis(change, proj.Side);
+        }
+    }
+
+    /// <summary>The inner optimizer's direction for R (its state created on first use), a new tensor.</summary>
+    private Tensor InnerDirection(Slot s, Tensor r, IBackend backend)
+    {
+        s.Inner ??= _inner.CreateState(r.ShapeArray, backend);
+        long innerStep = ++s.InnerSteps;
+        var direction = Tensor.Empty(r.Shape, DType.Float32, backend);
+        s.Inner.Direction(r, direction, innerStep);
+        return direction;
     }
 
     private static Tensor Float32(Tensor t) => t.DType == DType.Float32 ? t.ContiguousNoGrad() : t.To(DType.Float32);

@@ -17,6 +17,20 @@ public abstract class DenseBasisProjector(ProjectionSide side, int m, int n, int
     /// <summary>R = Bᵀ·G (left) or G·B (right).</summary>
     public Tensor Project(Tensor g) => Side == ProjectionSide.Left ? WithBasis(g, basisFirst: true, transposed: true) : WithBasis(g, basisFirst: false, transposed: false);
 
+    /// <summary>R from the factors: Bᵀ·G = (dY·B)ᵀ·X (left) or G·B = dYᵀ·(X·B) (right), through the b dimension.</summary>
+    public Tensor ProjectFactored(FactoredGradient g)
+    {
+        var b = Basis ?? throw new InvalidOperationException("The projector has no basis yet; refresh it first.");
+        return Side == ProjectionSide.Left ? g.LeftProject(b) : g.Times(b);
+    }
+
+    /// <summary><see cref="Refresh"/> from the factors; by default G is formed (kinds that need only products override).</summary>
+    public virtual void RefreshFactored(FactoredGradient g, long step)
+    {
+        using var dense = g.ToDense(DType.Float32);
+        Refresh(dense, step);
+    }
+
     /// <summary>back(N) = B·N (left) or N·Bᵀ (right).</summary>
     public Tensor ProjectBack(Tensor n) => Side == ProjectionSide.Left ? WithBasis(n, basisFirst: true, transposed: false) : WithBasis(n, basisFirst: false, transposed: true);
 

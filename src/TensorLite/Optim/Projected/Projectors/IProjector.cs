@@ -1,3 +1,5 @@
+using TensorLite.Autograd;
+
 namespace TensorLite.Optim.Projected;
 
 /// <summary>
@@ -28,6 +30,22 @@ public interface IProjector : IDisposable
 
     /// <summary>R, a new tensor the caller owns.</summary>
     Tensor Project(Tensor g);
+
+    /// <summary>R from a gradient kept as factors (G = dYᵀ·X), without forming G where the kind allows; a new float32
+    /// tensor the caller owns. Equals <see cref="Project"/> of the dense G up to float32 rounding. The default forms G.</summary>
+    Tensor ProjectFactored(FactoredGradient g)
+    {
+        using var dense = g.ToDense(DType.Float32);
+        return Project(dense);
+    }
+
+    /// <summary><see cref="Refresh"/> from a gradient kept as factors. The default forms G (exact SVD, norm-based
+    /// selections); kinds that only need products with G compute them through the factors.</summary>
+    void RefreshFactored(FactoredGradient g, long step)
+    {
+        using var dense = g.ToDense(DType.Float32);
+        Refresh(dense, step);
+    }
 
     /// <summary>The full-size [m, n] image of an R-shaped tensor, a new tensor the caller owns.</summary>
     Tensor ProjectBack(Tensor n);

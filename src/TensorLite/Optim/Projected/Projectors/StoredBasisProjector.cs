@@ -16,10 +16,27 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
     /// <summary>The new basis [Dim, Rank] computed from G (any layout; the caller keeps ownership of nothing it returns).</summary>
     protected abstract Tensor ComputeBasis(Tensor g);
 
+    /// <summary>The new basis from G kept as factors; by default G is formed and <see cref="ComputeBasis(Tensor)"/> runs.</summary>
+    protected virtual Tensor ComputeBasis(FactoredGradient g)
+    {
+        using var dense = g.ToDense(DType.Float32);
+        return ComputeBasis(dense);
+    }
+
     public override void Refresh(Tensor g, long step)
     {
         using var noGrad = GradMode.NoGrad();
-        var next = ComputeBasis(g);
+        Install(ComputeBasis(g));
+    }
+
+    public override void RefreshFactored(FactoredGradient g, long step)
+    {
+        using var noGrad = GradMode.NoGrad();
+        Install(ComputeBasis(g));
+    }
+
+    private void Install(Tensor next)
+    {
         if (!next.IsContiguous || next.Shape[0] != Dim || next.Shape[1] != Rank)
             throw new InvalidOperationException($"A projector computed a basis {ShapeMath.Format(next.Shape)}; [{Dim}, {Rank}] contiguous was expected.");
         _basis?.Dispose();

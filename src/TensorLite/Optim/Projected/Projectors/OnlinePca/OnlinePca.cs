@@ -67,6 +67,14 @@ public sealed class OnlinePca : IDisposable
     {
         using var noGrad = GradMode.NoGrad();
         using var grad = Linalg.OnlinePcaGradient(Projection, g);
+        Step(grad);
+    }
+
+    /// <summary>One optimizer step of P from a gradient of the reconstruction loss computed elsewhere (from a gradient
+    /// kept as factors).</summary>
+    public void Step(Tensor grad)
+    {
+        using var noGrad = GradMode.NoGrad();
         StepCount++;
         var backend = Projection.Backend;
         if (Optimizer == OnlinePcaOptimizer.Adam)

@@ -10,7 +10,7 @@ namespace TensorLite.Optim.Projected;
 /// schedule's lr_t/lr_peak. Unlike the reference, the step is taken before G is projected (P_t has seen G_t; the
 /// reference projects with P_{t−1} and steps afterwards), which saves holding a second copy of P.
 /// </summary>
-public sealed class OnlinePcaProjector(ProjectionSide side, int m, int n, int rank, float learningRate,
+public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n, int rank, float learningRate,
     OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam, bool reorthonormalize = false, float weightDecay = 0f,
     float beta1 = 0.9f, float beta2 = 0.999f)
     : DenseBasisProjector(side, m, n, rank, 1), IFollowsLearningRateSchedule

@@ -1,3 +1,4 @@
+using TensorLite.Autograd;
 using LA = TensorLite.LinearAlgebra.Linalg;
 
 namespace TensorLite.Optim.Projected;
@@ -8,9 +9,13 @@ public sealed class RandomOrthonormalProjector(ProjectionSide side, int m, int n
     DType basisDType = DType.Float32)
     : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
 {
-    protected override Tensor ComputeBasis(Tensor g)
+    protected override Tensor ComputeBasis(Tensor g) => Draw(g.Backend);
+
+    protected override Tensor ComputeBasis(FactoredGradient g) => Draw(g.Backend);
+
+    private Tensor Draw(IBackend backend)
     {
-        using var gauss = Tensor.RandN([Dim, Rank], generator, 1f, g.Backend);
+        using var gauss = Tensor.RandN([Dim, Rank], generator, 1f, backend);
         return LA.Orthonormalize(gauss);
     }
 }

@@ -1,3 +1,4 @@
+using TensorLite.Autograd;
 using LA = TensorLite.LinearAlgebra.Linalg;
 
 namespace TensorLite.Optim.Projected;
@@ -13,6 +14,15 @@ public sealed class RangeFinderProjector(ProjectionSide side, int m, int n, int 
         using var oriented = Oriented(g);
         using var omega = Tensor.RandN([oriented.Shape[1], Rank], generator, 1f, g.Backend);
         using var sketch = oriented.MatMul(omega);
+        return LA.Orthonormalize(sketch);
+    }
+
+    /// <summary>The same sketch through the factors: G·Ω = dYᵀ·(X·Ω) (left) or Gᵀ·Ω = Xᵀ·(dY·Ω) (right).</summary>
+    protected override Tensor ComputeBasis(FactoredGradient g)
+    {
+        int other = Side == ProjectionSide.Left ? Columns : Rows;
+        using var omega = Tensor.RandN([other, Rank], generator, 1f, g.Backend);
+        using var sketch = Side == ProjectionSide.Left ? g.Times(omega) : g.TransposeTimes(omega);
         return LA.Orthonormalize(sketch);
     }
 }

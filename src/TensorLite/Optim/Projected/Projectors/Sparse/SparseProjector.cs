@@ -12,7 +12,7 @@ namespace TensorLite.Optim.Projected;
 /// The state is the r int32 indices and, when re-scaled, the r float32 scales. The projector also counts the distinct
 /// rows it has selected since it was created (<see cref="DistinctSelected"/>), for the end-of-run summary.
 /// </summary>
-public sealed class SparseProjector(ProjectionSide side, int m, int n, int rank, int updateGap, RowSelection selection, Generator generator,
+public sealed partial class SparseProjector(ProjectionSide side, int m, int n, int rank, int updateGap, RowSelection selection, Generator generator,
     bool rescaled = false, bool withReplacement = false)
     : OneSidedProjector(side, m, n, rank, updateGap), IProjector
 {

@@ -4,7 +4,7 @@ namespace TensorLite.Optim.Projected;
 
 /// <summary>GaLore's projection: the top-r singular vectors of G, left (U_r) for a left projector and right (V_r) for a
 /// right one, by the exact SVD or the randomized one (Halko et al., drawing its sketch from the optimizer's generator).</summary>
-public sealed class SvdProjector(ProjectionSide side, int m, int n, int rank, int updateGap, bool randomized,
+public sealed partial class SvdProjector(ProjectionSide side, int m, int n, int rank, int updateGap, bool randomized,
     Generator generator, int oversampling = 10, int powerIterations = 2, DType basisDType = DType.Float32)
     : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
 {
