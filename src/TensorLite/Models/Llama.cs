@@ -21,11 +21,12 @@ public sealed class LlamaModel : Module
         if (weightDType is not (DType.Float32 or DType.BFloat16))
             throw new DTypeMismatchException($"LLaMA weights are float32 or bfloat16, not {weightDType}.");
         WeightDType = weightDType;
+        _ropeInverseFrequencies = config.RopeInverseFrequencies();
         var init = new WeightInit(generator, config.InitializerRange, weightDType);
         EmbedTokens = RegisterParameter("model.embed_tokens.weight", init.Normal(config.VocabSize, config.HiddenSize));
         Layers = new LlamaDecoderLayer[config.NumHiddenLayers];
         for (int i = 0; i < Layers.Length; i++)
-            Layers[i] = RegisterModule($"model.layers.{i}", new LlamaDecoderLayer(config, init));
+            Layers[i] = RegisterModule($"model.layers.{i}", new LlamaDecoderLayer(config, init, _ropeInverseFrequencies));
         Norm = RegisterParameter("model.norm.weight", init.Ones(config.HiddenSize));
         LmHead = config.TieWordEmbeddings
             ? EmbedTokens
@@ -33,6 +34,10 @@ public sealed class LlamaModel : Module
     }
 
     public DType WeightDType { get; }
+
+    /// <summary>RoPE's scaled inverse frequencies (the config's rope_scaling), one array shared by all layers so the
+    /// rotary tables are computed once; null for plain theta^(−2i/d).</summary>
+    private readonly float[]? _ropeInverseFrequencies;
 
     /// <summary>The dtype of the hidden states between ops: float32 (default) or bfloat16. With bfloat16 the residual
     /// stream, normed inputs, q/k/v, the attention output and the SwiGLU intermediates are bfloat16, and so is
@@ -92,16 +97,18 @@ public sealed class LlamaModel : Module
 public sealed class LlamaDecoderLayer : Module
 {
     private readonly LlamaConfig _config;
+    private readonly float[]? _ropeInverseFrequencies;
 
-    internal LlamaDecoderLayer(LlamaConfig config, WeightInit init)
+    internal LlamaDecoderLayer(LlamaConfig config, WeightInit init, float[]? ropeInverseFrequencies)
     {
         _config = config;
-        int h = config.HiddenSize, kv = config.KeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
+        _ropeInverseFrequencies = ropeInverseFrequencies;
+        int h = config.HiddenSize, q = config.AttentionWidth, kv = config.KeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
         InputNorm = RegisterParameter("input_layernorm.weight", init.Ones(h));
-        QProj = RegisterParameter("self_attn.q_proj.weight", init.Normal(h, h));
+        QProj = RegisterParameter("self_attn.q_proj.weight", init.Normal(q, h));
         KProj = RegisterParameter("self_attn.k_proj.weight", init.Normal(kv, h));
         VProj = RegisterParameter("self_attn.v_proj.weight", init.Normal(kv, h));
-        OProj = RegisterParameter("self_attn.o_proj.weight", init.Normal(h, h));
+        OProj = RegisterParameter("self_attn.o_proj.weight", init.Normal(h, q));
         PostAttentionNorm = RegisterParameter("post_attention_layernorm.weight", init.Ones(h));
         GateProj = RegisterParameter("mlp.gate_proj.weight", init.Normal(inter, h));
         UpProj = RegisterParameter("mlp.up_proj.weight", init.Normal(inter, h));
@@ -151,7 +158,7 @@ public sealed class LlamaDecoderLayer : Module
         {
             var heads = split.Transpose(1, 2);
             if (!rope) return heads;
-            using (heads) return heads.Rope(0, _config.RopeTheta);
+            using (heads) return heads.Rope(0, _config.RopeTheta, _ropeInverseFrequencies);
         }
     }
 
