@@ -91,7 +91,8 @@ public sealed class Trainer : IDisposable
         "byte" => ByteTokenizer.Instance,
         "cl100k" => TiktokenTokenizer.Cl100k(),
         "o200k" => TiktokenTokenizer.O200k(),
-        _ => throw new TensorLiteException($"Unknown tokenizer '{name}'; available: byte, cl100k, o200k."),
+        _ when HfTokenizer.IsTokenizerPath(name) => HfTokenizer.Load(name),
+        _ => throw new TensorLiteException($"Unknown tokenizer '{name}'; available: byte, cl100k, o200k, or a tokenizer.json path."),
     };
 
     /// <summary>Releases the run folder's lock (a trainer that was created or resumed but not run).</summary>
@@ -159,11 +160,11 @@ public sealed class Trainer : IDisposable
     /// <summary>The model config a run of <paramref name="options"/> trains, and its tokenizer.</summary>
     public static (LlamaConfig Config, ITokenizer Tokenizer) ResolveConfig(TrainingOptions options)
     {
-        var config = ResolveModel(options.Model);
+        var config = options.InitFrom != null ? HfModelFolder.ReadConfig(options.InitFrom) : ResolveModel(options.Model);
         var tokenizer = CreateTokenizer(options.Tokenizer);
         // A named size fixes the architecture; its vocabulary grows to fit the tokenizer. An explicit config.json is taken
         // as written (and refused below if its vocabulary is too small).
-        if (config.VocabSize < tokenizer.VocabSize && LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
+        if (config.VocabSize < tokenizer.VocabSize && options.InitFrom == null && LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
         CheckCompatible(config, tokenizer, options);
         return (config, tokenizer);
     }
@@ -323,12 +324,17 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true) =>
-        new(config, initialize ? new Generator(options.Seed) : null, WeightDType(options))
+    internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true)
+    {
+        bool fromCheckpoint = initialize && options.InitFrom != null; // fine-tuning: the folder's weights, not random ones
+        var model = new LlamaModel(config, initialize && !fromCheckpoint ? new Generator(options.Seed) : null, WeightDType(options))
         {
             CheckpointLayers = options.CheckpointLayers,
             ActivationDType = options.Activations == "bf16" ? DType.BFloat16 : DType.Float32,
         };
+        if (fromCheckpoint) HfModelFolder.LoadWeights(model, options.InitFrom!);
+        return model;
+    }
 
     internal static DType WeightDType(TrainingOptions options) => options.Weights == "bf16" ? DType.BFloat16 : DType.Float32;
 
