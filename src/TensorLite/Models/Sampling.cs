@@ -7,8 +7,10 @@ public static class Sampling
 {
     /// <summary>Extends <paramref name="prompt"/> by <paramref name="newTokens"/> sampled tokens. Each step
     /// recomputes the forward pass over the last <paramref name="context"/> tokens (no KV cache: simple and
-    /// exact, fine for the small models trained here). Temperature 0 means greedy.</summary>
-    public static int[] Generate(LlamaModel model, int[] prompt, int newTokens, float temperature, int topK, Generator generator, int? context = null)
+    /// exact, fine for the small models trained here). Temperature 0 means greedy. Generation ends early after a token of
+    /// <paramref name="stopTokens"/> (a model's end-of-sequence ids), which is kept as the last token.</summary>
+    public static int[] Generate(LlamaModel model, int[] prompt, int newTokens, float temperature, int topK, Generator generator, int? context = null,
+        IReadOnlySet<int>? stopTokens = null)
     {
         if (prompt.Length == 0) throw new ArgumentException("The prompt must contain at least one token.");
         if (temperature < 0) throw new ArgumentException($"--temperature must be non-negative, got {temperature}.");
@@ -23,7 +25,9 @@ public static class Sampling
             var ids = Tensor.FromArray(tokens.GetRange(start, tokens.Count - start).ToArray(), 1, tokens.Count - start);
             var logits = model.Forward(ids);
             var last = logits.Select(1, -1).Reshape(-1).ToArray();
-            tokens.Add(Pick(last, temperature, topK, generator));
+            int next = Pick(last, temperature, topK, generator);
+            tokens.Add(next);
+            if (stopTokens?.Contains(next) == true) break;
         }
         return tokens.ToArray();
     }
