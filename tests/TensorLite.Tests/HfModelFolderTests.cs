@@ -241,3 +241,54 @@ public class HfModelFolderTests
         NumHiddenLayers = 2, MaxPositionEmbeddings = 16, InitializerRange = 0.3f,
     };
 }
+
+/// <summary>Generation with the key/value cache gives the logits (and so the tokens) of full recomputation.</summary>
+public class KvCacheTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void CachedForward_MatchesFullForward(bool llama3Style)
+    {
+        var config = new LlamaConfig
+        {
+            VocabSize = 23, HiddenSize = 16, IntermediateSize = 24, NumAttentionHeads = 4, NumKeyValueHeads = 2, NumHiddenLayers = 2,
+            MaxPositionEmbeddings = 32, InitializerRange = 0.3f,
+            HeadDimOverride = llama3Style ? 8 : null,
+            RopeScaling = llama3Style ? new RopeScaling { RopeType = "llama3", Factor = 4, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8 } : null,
+        };
+        var model = new LlamaModel(config, new Generator(11));
+        int[] ids = [3, 9, 1, 22, 7, 7, 0, 15, 4, 18];
+        var full = model.Forward(Tensor.FromArray(ids, 1, ids.Length)).ToArray();
+        using var cache = new KvCache(model);
+        var prompt = model.ForwardCached(Tensor.FromArray(ids[..4], 1, 4), cache).ToArray();
+        AssertRow(full, 3, prompt);
+        for (int t = 4; t < ids.Length; t++)
+            AssertRow(full, t, model.ForwardCached(Tensor.FromArray([ids[t]], 1, 1), cache).ToArray());
+        Assert.Equal(ids.Length, cache.Length);
+
+        void AssertRow(float[] all, int position, float[] row)
+        {
+            for (int v = 0; v < config.VocabSize; v++) Approx.Close(all[position * config.VocabSize + v], row[v], 1e-4, $"position {position}, logit {v}");
+        }
+    }
+
+    [Fact]
+    public void Generation_PastTheWindow_StillMatchesRecomputation()
+    {
+        var config = new LlamaConfig { VocabSize = 19, HiddenSize = 16, IntermediateSize = 24, NumAttentionHeads = 2, NumHiddenLayers = 1, MaxPositionEmbeddings = 8, InitializerRange = 0.5f };
+        var model = new LlamaModel(config, new Generator(5));
+        var generated = Sampling.Generate(model, [1, 2, 3], 12, temperature: 0, topK: 0, new Generator(1), context: 6);
+        var tokens = new List<int> { 1, 2, 3 };
+        for (int i = 0; i < 12; i++)
+        {
+            var window = tokens.Skip(Math.Max(0, tokens.Count - 6)).ToArray();
+            var logits = model.Forward(Tensor.FromArray(window, 1, window.Length)).ToArray()[^config.VocabSize..];
+            tokens.Add(Array.IndexOf(logits, logits.Max()));
+        }
+        Assert.Equal(tokens, generated);
+        // A stop token ends generation at its first occurrence, kept as the last token.
+        int stop = generated[4], firstAt = Array.IndexOf(generated, stop, 3);
+        Assert.Equal(generated[..(firstAt + 1)], Sampling.Generate(model, [1, 2, 3], 12, 0, 0, new Generator(1), stopTokens: new HashSet<int> { stop }));
+    }
+}
