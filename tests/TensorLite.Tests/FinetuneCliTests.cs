@@ -1,4 +1,3 @@
-using TensorLite.Cli;
 using TensorLite.IO;
 using TensorLite.Models;
 using TensorLite.Training;
@@ -15,22 +14,7 @@ public sealed class FinetuneCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private static (int Code, string Stderr) Run(params string[] args)
-    {
-        var err = new StringWriter();
-        var (originalErr, originalOut) = (Console.Error, Console.Out);
-        Console.SetError(err);
-        Console.SetOut(new StringWriter());
-        try
-        {
-            return (TensorLiteCli.Run(args), err.ToString());
-        }
-        finally
-        {
-            Console.SetError(originalErr);
-            Console.SetOut(originalOut);
-        }
-    }
+    private static (int Code, string Stderr) Run(params string[] args) => CliTests.Run(args);
 
     private static readonly string[] Small = ["--seq", "16", "--batch", "2", "--eval-every", "1", "--eval-batches", "1", "--log-every", "1", "--synthetic-bytes", "4000"];
 
