@@ -9,14 +9,18 @@ public static class PlanCommand
     public static Command Create()
     {
         var binder = new TrainingOptionsBinder();
+        var nproc = new Option<int>("--nproc") { Description = "Plan one process of a data-parallel run of N processes (with --shard-states, its share of the optimizer state).", DefaultValueFactory = _ => 1 };
         var budget = new Option<string?>("--memory-budget") { Description = "Say whether the plan fits this size (e.g. 24GB, 22GiB) and, if not, the nearest settings that do." };
         var cmd = new Command("plan", "Predict a training run's peak memory (weights, gradients, optimizer states, projector state, activations, workspace) by running its steps on the meta backend.");
         binder.AddTo(cmd);
         cmd.Options.Add(budget);
+        cmd.Options.Add(nproc);
         cmd.SetAction(r =>
         {
             var options = binder.Read(r).Validate();
-            var plan = MemoryPlan.Predict(options);
+            int processes = r.GetValue(nproc);
+            if (processes < 1) throw new ArgumentException($"--nproc must be positive, got {processes}.");
+            var plan = MemoryPlan.Predict(options, processes);
             Console.WriteLine(plan.Render());
             Console.Out.Flush();
             if (r.GetValue(budget) is not string text) return 0;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using TensorLite.Distributed;
 using TensorLite.Training;
 
 namespace TensorLite.Cli;
@@ -12,42 +13,57 @@ public static class TrainCommand
         var outDir = new Option<string?>("--out") { Description = "Run folder (default: runs/<date-time>)." };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its latest checkpoint." };
         var budget = new Option<string?>("--memory-budget") { Description = "Refuse to start unless the planned peak memory fits this size (e.g. 24GB, 22GiB)." };
+        var nproc = new Option<int?>("--nproc") { Description = "Train data-parallel on N processes of this machine (runs this command under Open MPI's mpirun -np N; see docs/distributed.md)." };
         var cmd = new Command("train", "Train a LLaMA (default: a small byte-level model on the embedded synthetic language, ~2 minutes on 2 cores).");
         binder.AddTo(cmd);
         cmd.Options.Add(budget);
         cmd.Options.Add(outDir);
         cmd.Options.Add(resume);
+        cmd.Options.Add(nproc);
         cmd.SetAction(r =>
         {
-            string? resumeDir = r.GetValue(resume);
-            Trainer trainer;
-            if (resumeDir != null)
-            {
-                int? steps = binder.ExplicitSteps(r);
-                string? device = binder.ExplicitDevice(r);
-                // The budget is checked on the run's own options before anything is loaded or written, as for a new run.
-                if (r.GetValue(budget) is string text)
-                {
-                    long l = MemoryPlan.ParseBytes(text);
-                    if (PlanCommand.RefuseOverBudget(Trainer.ReadOptions(resumeDir, steps, device), l) is int refused) return refused;
-                    trainer = Trainer.Resume(resumeDir, steps, device, refuseFinished: true);
-                    trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? l : l - MemoryPlan.RuntimeBytes;
-                }
-                else trainer = Trainer.Resume(resumeDir, steps, device, refuseFinished: true);
-            }
-            else
-            {
-                var options = binder.Read(r).Validate();
-                // The budget is checked on the plan before anything is allocated or written, then enforced on the
-                // tensors while the run lasts (what the runtime itself needs is left out of the limit).
-                long? limit = r.GetValue(budget) is string text ? MemoryPlan.ParseBytes(text) : null;
-                if (limit is long l && PlanCommand.RefuseOverBudget(options, l) is int refused) return refused;
-                string dir = r.GetValue(outDir) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"));
-                trainer = Trainer.Create(options, dir);
-                if (limit is long bytes) trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? bytes : bytes - MemoryPlan.RuntimeBytes;
-            }
-            return TrainingView.Run(trainer);
+            if (r.GetValue(nproc) is int n && !MpiCommunicator.LaunchedByMpirun) return MpiLauncher.Relaunch(n);
+            var world = Communicators.FromEnvironment();
+            int code = CliErrors.Run(() => Train(r, world, binder, outDir, resume, budget));
+            if (code != 0 && world is MpiCommunicator failed) failed.Abort(code); // the other ranks must not wait for this one
+            world.Dispose();
+            return code;
         });
         return cmd;
+    }
+
+    private static int Train(ParseResult r, ICommunicator world, TrainingOptionsBinder binder, Option<string?> outDir, Option<string?> resume, Option<string?> budget)
+    {
+        string? resumeDir = r.GetValue(resume);
+        Trainer trainer;
+        if (resumeDir != null)
+        {
+            int? steps = binder.ExplicitSteps(r);
+            string? device = binder.ExplicitDevice(r);
+            // The budget is checked on the run's own options before anything is loaded or written, as for a new run.
+            if (r.GetValue(budget) is string text)
+            {
+                long l = MemoryPlan.ParseBytes(text);
+                if (PlanCommand.RefuseOverBudget(Trainer.ReadOptions(resumeDir, steps, device), l) is int refused) return refused;
+                trainer = Trainer.Resume(resumeDir, steps, device, refuseFinished: true, world);
+                trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? l : l - MemoryPlan.RuntimeBytes;
+            }
+            else trainer = Trainer.Resume(resumeDir, steps, device, refuseFinished: true, world);
+        }
+        else
+        {
+            var options = binder.Read(r).Validate();
+            // The budget is checked on the plan before anything is allocated or written, then enforced on the
+            // tensors while the run lasts (what the runtime itself needs is left out of the limit).
+            long? limit = r.GetValue(budget) is string text ? MemoryPlan.ParseBytes(text) : null;
+            if (limit is long l && PlanCommand.RefuseOverBudget(options, l) is int refused) return refused;
+            // Every rank trains in rank 0's folder (the default name holds the time, which ranks may not agree on).
+            string dir = world.Broadcast(r.GetValue(outDir) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss")), 0);
+            trainer = Trainer.Create(options, dir, world);
+            if (limit is long bytes) trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? bytes : bytes - MemoryPlan.RuntimeBytes;
+        }
+        if (world.Rank == 0) return TrainingView.Run(trainer);
+        trainer.Run(); // the other ranks train silently; rank 0 reports
+        return 0;
     }
 }

@@ -16,12 +16,12 @@ public sealed class TrainingOptionsBinder
     private readonly Option<int> batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => Defaults.Batch };
     private readonly Option<int> accum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => Defaults.GradAccum };
     private readonly Option<int> steps = new Option<int>("--steps") { Description = "Optimizer steps (with --resume: the new total).", DefaultValueFactory = _ => Defaults.Steps };
-    private readonly Option<float> lr = new Option<float>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => Defaults.LearningRate };
+    private readonly Option<float?> lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: the method's; adamw 3e-3, galore/osd/grass 0.01, frugal 1e-3)." };
     private readonly Option<float> minLr = new Option<float>("--min-lr-ratio") { Description = "Final learning rate as a fraction of the peak.", DefaultValueFactory = _ => Defaults.MinLrRatio };
     private readonly Option<int> warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => Defaults.Warmup };
-    private readonly Option<float> wd = new Option<float>("--weight-decay") { Description = "AdamW decoupled weight decay.", DefaultValueFactory = _ => Defaults.WeightDecay };
-    private readonly Option<float> beta1 = new Option<float>("--beta1") { Description = "AdamW beta1.", DefaultValueFactory = _ => Defaults.Beta1 };
-    private readonly Option<float> beta2 = new Option<float>("--beta2") { Description = "AdamW beta2.", DefaultValueFactory = _ => Defaults.Beta2 };
+    private readonly Option<float?> wd = new Option<float?>("--weight-decay") { Description = "Decoupled weight decay (default: adamw 0.1, the projected methods 0)." };
+    private readonly Option<float?> beta1 = new Option<float?>("--beta1") { Description = "Adam beta1 (default 0.9)." };
+    private readonly Option<float?> beta2 = new Option<float?>("--beta2") { Description = "Adam beta2 (default: adamw 0.95, the projected methods 0.999)." };
     private readonly Option<float> clip = new Option<float>("--clip") { Description = "Global gradient-norm clip (0 = off).", DefaultValueFactory = _ => Defaults.ClipNorm };
     private readonly Option<int> evalEvery = new Option<int>("--eval-every") { Description = "Steps between validation evaluations.", DefaultValueFactory = _ => Defaults.EvalEvery };
     private readonly Option<int> evalBatches = new Option<int>("--eval-batches") { Description = "Batches per validation evaluation.", DefaultValueFactory = _ => Defaults.EvalBatches };
@@ -31,24 +31,32 @@ public sealed class TrainingOptionsBinder
     private readonly Option<ulong> seed = new Option<ulong>("--seed") { Description = "Seed of initialization and data order.", DefaultValueFactory = _ => Defaults.Seed };
     private readonly Option<bool> ckptLayers = new Option<bool>("--checkpoint-layers") { Description = "Recompute decoder-layer activations in backward (less memory)." };
     private readonly Option<int> synthetic = new Option<int>("--synthetic-bytes") { Description = "Size of the generated corpus when no --data is given.", DefaultValueFactory = _ => Defaults.SyntheticBytes };
-    private readonly Option<string> optimizer = new Option<string>("--optimizer") { Description = "adamw (dense) or a projected optimizer: galore, osd, grass, frugal.", DefaultValueFactory = _ => Defaults.Optimizer };
-    private readonly Option<int> rank = new Option<int>("--rank") { Description = "Projection rank (galore, osd, grass).", DefaultValueFactory = _ => Defaults.Rank };
-    private readonly Option<int> gap = new Option<int>("--update-gap") { Description = "Steps between projection refreshes (galore, grass, frugal).", DefaultValueFactory = _ => Defaults.UpdateGap };
-    private readonly Option<float?> scale = new Option<float?>("--scale") { Description = "Update scale α (default: galore/osd 0.25, grass 1)." };
-    private readonly Option<float> density = new Option<float>("--density") { Description = "FRUGAL: fraction ρ of each projected matrix updated by AdamW.", DefaultValueFactory = _ => Defaults.Density };
-    private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd|range; grass: topnorm|norm|norm2|uniform; frugal: blocks|columns|random|svd|rsvd; osd: adam|sgd[+qr]." };
+    private readonly Option<string> optimizer = new Option<string>("--optimizer") { Description = "adamw (dense), a projected optimizer (galore, osd, grass, frugal) or the lora baseline.", DefaultValueFactory = _ => Defaults.Optimizer };
+    // The method's own numbers have no default here: left out, they take the method's preset (ProjectedOptions.Presets.cs).
+    private readonly Option<int?> rank = new Option<int?>("--rank") { Description = "Projection rank (galore, osd, grass; default 128)." };
+    private readonly Option<int?> gap = new Option<int?>("--update-gap") { Description = "Steps T between projection refreshes (galore, grass, frugal; default 200); osd's PCA step size is 1/T." };
+    private readonly Option<float?> scale = new Option<float?>("--scale") { Description = "Update scale α (default: galore/osd 0.25, grass 1); frugal: lr scale of the state-full part (default 1)." };
+    private readonly Option<float?> density = new Option<float?>("--density") { Description = "FRUGAL: fraction ρ of the projectable matrices (matrices mode) or of each one (other modes) updated by AdamW (default 0.25)." };
+    private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd|range; grass: norm2|norm|uniform[+norepl]|topnorm; frugal: matrices|blocks|columns|random|svd|rsvd; osd: adamw|sgd[+qr]." };
     private readonly Option<string?> residual = new Option<string?>("--residual") { Description = "FRUGAL: signsgd|sgd for the state-free part." };
+    private readonly Option<float?> residualScale = new Option<float?>("--residual-scale") { Description = "FRUGAL: lr scale of the state-free part, on top of --scale (default 1)." };
+    private readonly Option<string?> blockOrder = new Option<string?>("--block-order") { Description = "FRUGAL matrices mode: random|ascending|descending (default descending)." };
+    private readonly Option<string?> projSide = new Option<string?>("--proj-side") { Description = "Projected side, GaLore's proj_type: std (right when rows ≥ columns)|reverse_std|left|right (default std)." };
+    private readonly Option<float?> loraAlpha = new Option<float?>("--lora-alpha") { Description = "LoRA: α, the adapters' scale is α/rank (default 32)." };
+    private readonly Option<int?> loraRestart = new Option<int?>("--lora-restart") { Description = "LoRA: merge the adapters and restart them every this many steps (ReLoRA-style; default never)." };
+    private readonly Option<float?> pcaLr = new Option<float?>("--pca-lr") { Description = "OSD: the online PCA's peak learning rate, following the lr schedule (default 1/update-gap)." };
     private readonly Option<string> states = new("--states") { Description = "Optimizer state precision: fp32, 8bit (block-wise quantized AdamW moments) or factored (Adafactor).", DefaultValueFactory = _ => Defaults.States };
     private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (GEMMs accumulate in fp32).", DefaultValueFactory = _ => Defaults.Weights };
     private readonly Option<string> activations = new("--activations") { Description = "Activation dtype: fp32 or bf16 (ops compute in fp32; logits and loss stay fp32).", DefaultValueFactory = _ => Defaults.Activations };
     private readonly Option<bool> stochastic = new("--stochastic-rounding") { Description = "Round bf16 weight updates stochastically (needs --weights bf16)." };
     private readonly Option<bool> masters = new("--master-weights") { Description = "Update bf16 weights through float32 master copies (needs --weights bf16)." };
     private readonly Option<string> device = new("--device") { Description = "cpu, cuda, auto (cuda when a device is visible, else cpu) or ilgpu-cpu (the GPU kernels on ILGPU's CPU emulator, slow; for checking kernels).", DefaultValueFactory = _ => Defaults.Device };
+    private readonly Option<bool> shardStates = new("--shard-states") { Description = "With --nproc: each process keeps the optimizer state of only its share of the parameters (ZeRO-1)." };
     private readonly Option<bool> perLayer = new("--per-layer") { Description = "Update each parameter during backward as soon as its gradient is final, then free the gradient; clipping uses the previous step's norm." };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, states, weights, activations, stochastic, masters, perLayer, device })
+        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, loraRestart, states, weights, activations, stochastic, masters, perLayer, shardStates, device })
             command.Options.Add(option);
     }
 
@@ -82,7 +90,8 @@ public sealed class TrainingOptionsBinder
         CheckpointLayers = r.GetValue(ckptLayers), SyntheticBytes = r.GetValue(synthetic),
         Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
+        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), LoraAlpha = r.GetValue(loraAlpha), LoraRestart = r.GetValue(loraRestart),
         States = r.GetValue(states)!, Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
-        PerLayer = r.GetValue(perLayer), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
+        PerLayer = r.GetValue(perLayer), ShardStates = r.GetValue(shardStates), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
     };
 }

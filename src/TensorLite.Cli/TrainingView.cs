@@ -14,16 +14,19 @@ public static class TrainingView
         var c = trainer.Model.Config;
         Console.WriteLine($"run folder   {Path.GetFullPath(trainer.RunDir)}");
         Console.WriteLine($"device       {trainer.DeviceNote}");
+        if (trainer.World.WorldSize > 1)
+            Console.WriteLine($"processes    {trainer.World.Description}; each takes {o.GradAccum / trainer.World.WorldSize} of the {o.GradAccum} micro-batches of a step" +
+                              (o.ShardStates ? "; optimizer states sharded" : ""));
         Console.WriteLine($"model        {o.Model}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, heads {c.NumAttentionHeads}, {trainer.Model.ParameterCount():N0} parameters");
         Console.WriteLine($"data         {data.Description}; unigram entropy {data.UnigramEntropyNats:F3} nats/token" +
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));
         Console.WriteLine($"optimizer    {OptimizerSummary(o)}; state {trainer.PredictedOptimizerStateBytes / 1048576.0:F2} MiB" +
                           (o.States != "fp32" ? $" ({o.States})" : "") + (o.PerLayer ? "; per-layer updates" : ""));
-        if (o.Weights != "fp32")
+        if (o.WeightDType != DType.Float32)
             Console.WriteLine($"weights      {o.Weights}" + (o.MasterWeights ? " with float32 masters" : o.StochasticRounding ? ", stochastic rounding" : ", rounded to nearest"));
-        if (o.Activations != "fp32")
+        if (o.ActivationDType != DType.Float32)
             Console.WriteLine($"activations  {o.Activations} (fp32 math inside each op; fp32 logits and loss)");
-        Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, lr {o.LearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
+        Console.WriteLine($"training     {o.Steps} steps × {o.Batch}×{o.Seq} tokens × {o.GradAccum} accumulation, lr {o.PeakLearningRate:G3} (warm-up {o.Warmup}, cosine), clip {o.ClipNorm}, seed {o.Seed}" +
                           (trainer.StartStep > 0 ? $", resuming at step {trainer.StartStep}" : ""));
         try
         {
@@ -43,6 +46,9 @@ public static class TrainingView
             .Select(x => $"{MemoryPlan.CategoryName(x.Category)} {MemoryPlan.Format(x.Bytes)}")) +
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +
             (trainer.Device is IDeviceAllocator a ? $", device allocator {MemoryPlan.Format(a.PeakReservedBytes)}" : ""));
+        if (DistinctRowsSummary(trainer) is string rows) Console.WriteLine(rows);
+        if (trainer.World is TensorLite.Distributed.TimedCommunicator timed)
+            Console.WriteLine($"collectives  {timed.Elapsed.TotalSeconds:F1} s on rank 0 (summing gradients and losses, waiting for the other ranks included)");
         float val = trainer.LastValidationLoss ?? float.NaN;
         Console.WriteLine($"done: validation loss {val:F4} nats/token (perplexity {Math.Exp(val):F2})" +
                           (data.EntropyFloorNats is double floor ? $"; floor {floor:F3}, unigram {data.UnigramEntropyNats:F3}" : "") +
@@ -55,16 +61,47 @@ public static class TrainingView
     private static string OptimizerSummary(TrainingOptions o)
     {
         var spec = o.ToOptimizerSpec();
+        if (spec.Method == OptimizerMethod.Lora)
+        {
+            var l = spec.ToLoraOptions();
+            var hl = spec.HyperParameters;
+            return $"LoRA rank {l.Rank}, alpha {l.Alpha} (scale {l.Alpha / l.Rank:G3}), base frozen, merged into the weights{(l.RestartEvery > 0 ? $", merge-and-restart every {l.RestartEvery} steps" : "")}; Adam β {hl.Beta1}, {hl.Beta2}, ε {hl.Eps:G2}, weight decay {hl.WeightDecay}";
+        }
         var p = spec.ToOptions();
+        string side = o.ProjSide is string w ? $", side {w}" : "";
+        var h = spec.HyperParameters;
+        string adam = spec.Method == OptimizerMethod.AdamW ? "" : $"; Adam β {h.Beta1}, {h.Beta2}, ε {h.Eps:G2}, weight decay {h.WeightDecay}";
         return spec.Method switch
         {
-            OptimizerMethod.AdamW => $"AdamW (β {o.Beta1}, {o.Beta2}, weight decay {o.WeightDecay})",
-            OptimizerMethod.Frugal => $"FRUGAL density {p.Density}, subspace {o.Projection ?? Word(spec.Subspace)}, residual {o.Residual ?? Word(spec.Residual)}, refresh every {p.UpdateGap}",
-            OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}",
-            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {o.Projection ?? Word(spec.Selection)}, refresh every {p.UpdateGap}",
-            _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}",
+            OptimizerMethod.AdamW => $"AdamW (β {h.Beta1}, {h.Beta2}, weight decay {h.WeightDecay})",
+            OptimizerMethod.Frugal => $"FRUGAL density {p.Density}, subspace {o.Projection ?? Word(spec.Subspace)}" +
+                (p.Projector is WholeMatrixProjectorFactory whole ? $" ({Word<MatrixOrder>(whole.Order)} order)" : "") +
+                $", residual {o.Residual ?? Word(spec.Residual)}, lr scales {p.Scale} / {p.ResidualScale}, refresh every {p.UpdateGap}{side}{adam}",
+            OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}, PCA lr {((OnlinePcaProjectorFactory)p.Projector).LearningRateFor(p.UpdateGap):G3} × schedule{side}{adam}",
+            OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {GrassSelection((SparseProjectorFactory)p.Projector)}, refresh every {p.UpdateGap}{side}{adam}",
+            _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}{side}{adam}",
         };
     }
+
+    /// <summary>For GRASS: how many distinct rows (columns) each projected matrix has selected during this process —
+    /// min, median and max over the matrices, as a fraction of the projected side.</summary>
+    private static string? DistinctRowsSummary(Trainer trainer)
+    {
+        if (trainer.Optimizer is not ProjectedOptimizer opt) return null;
+        var fractions = Enumerable.Range(0, opt.Names.Count).Select(opt.ProjectorOf).OfType<SparseProjector>()
+            .Select(s => (double)s.DistinctSelected / s.Dim).Order().ToArray();
+        if (fractions.Length == 0) return null;
+        return $"rows seen    distinct rows selected per matrix: min {fractions[0]:P0}, median {fractions[fractions.Length / 2]:P0}, max {fractions[^1]:P0} of the projected side ({fractions.Length} matrices)";
+    }
+
+    /// <summary>GRASS's selection in the command line's words, with how it samples.</summary>
+    private static string GrassSelection(SparseProjectorFactory f) => f.Selection switch
+    {
+        TensorLite.LinearAlgebra.RowSelection.TopNorm => "topnorm",
+        TensorLite.LinearAlgebra.RowSelection.NormProportional => "norm",
+        TensorLite.LinearAlgebra.RowSelection.NormSquaredProportional => "norm2",
+        _ => "uniform",
+    } + (f.Sampled ? (f.WithReplacement ? " (sampled with replacement" : " (sampled without replacement") + (f.Rescaled ? ", re-scaled)" : ")") : "");
 
     private static string Word<T>(T? value) where T : struct, Enum => value?.ToString().ToLowerInvariant() ?? "";
 

@@ -11,8 +11,9 @@ public static class FaultPoints
 {
     /// <summary>Before each checkpoint file is written: "checkpoint.model", "checkpoint.optimizer", "checkpoint.state";
     /// after the folder is renamed into place, before <c>latest</c> moves: "checkpoint.commit"; after <c>latest</c> moved,
-    /// before old checkpoints are pruned: "checkpoint.prune"; in the middle of a metrics line: "metrics.line".</summary>
-    public static readonly string[] Names = ["checkpoint.model", "checkpoint.optimizer", "checkpoint.state", "checkpoint.commit", "checkpoint.prune", "metrics.line"];
+    /// before old checkpoints are pruned: "checkpoint.prune"; in the middle of a metrics line: "metrics.line"; in a data-parallel run, before rank R sums the gradients of a step
+    /// with the others: "allreduce.rankR".</summary>
+    public static readonly string[] Names = ["checkpoint.model", "checkpoint.optimizer", "checkpoint.state", "checkpoint.commit", "checkpoint.prune", "metrics.line", "allreduce.rank0", "allreduce.rank1"];
 
     /// <summary>Test hook called at every point (in-process tests).</summary>
     public static Action<string>? Hook { get; set; }

@@ -57,8 +57,11 @@ public static class Checkpoints
     public static string Folder(string runDir) => Path.Combine(runDir, "checkpoints");
 
     /// <summary>Writes a checkpoint. A NaN or infinity in the weights or the optimizer state aborts it before anything
-    /// is committed (<see cref="NonFiniteTensorException"/>): a diverged step never becomes "the last good checkpoint".</summary>
-    public static string Save(string runDir, LlamaModel model, Optimizer optimizer, TrainingState state, int keep)
+    /// is committed (<see cref="NonFiniteTensorException"/>): a diverged step never becomes "the last good checkpoint".
+    /// <paramref name="optimizerState"/> replaces the optimizer's own entries when they live on several ranks
+    /// (<see cref="Distributed.StateShards"/>).</summary>
+    public static string Save(string runDir, LlamaModel model, Optimizer optimizer, TrainingState state, int keep,
+        IEnumerable<(string Name, Tensor Tensor)>? optimizerState = null)
     {
         string root = Folder(runDir);
         Directory.CreateDirectory(root);
@@ -72,7 +75,7 @@ public static class Checkpoints
             LlamaWeights.Save(model, Path.Combine(temp, ModelFile), model.WeightDType, requireFinite: true);
             BeforeFileWrite?.Invoke(OptimizerFile);
             FaultPoints.Hit("checkpoint.optimizer");
-            SafeTensors.Save(Path.Combine(temp, OptimizerFile), optimizer.StateTensors(),
+            SafeTensors.Save(Path.Combine(temp, OptimizerFile), optimizerState ?? optimizer.StateTensors(),
                 new Dictionary<string, string> { ["optimizer"] = optimizer.GetType().Name, ["step_count"] = optimizer.StepCount.ToString() },
                 requireFinite: true);
             var checksums = new Dictionary<string, string>
@@ -124,8 +127,11 @@ public static class Checkpoints
 
     /// <summary>Verifies checksums and restores the model and optimizer from a checkpoint folder. Weights and optimizer
     /// state must be finite. With <paramref name="expectedState"/> (the names of the optimizer's state tensors once it
-    /// has taken a step), an optimizer file missing any of them or holding any other is refused.</summary>
-    public static TrainingState Load(string checkpointDir, LlamaModel model, Optimizer optimizer, IReadOnlySet<string>? expectedState = null)
+    /// has taken a step), an optimizer file missing any of them or holding any other is refused.
+    /// <paramref name="keepState"/> chooses the optimizer entries this process loads (a sharded run keeps its own share);
+    /// every entry is checked either way.</summary>
+    public static TrainingState Load(string checkpointDir, LlamaModel model, Optimizer optimizer, IReadOnlySet<string>? expectedState = null,
+        Func<string, bool>? keepState = null)
     {
         var state = ReadState(checkpointDir);
         foreach (var file in Files)
@@ -168,7 +174,7 @@ public static class Checkpoints
                 if (optState.Keys.FirstOrDefault(n => !expectedState.Contains(n)) is string extra)
                     throw new TensorLiteException($"'{optimizerPath}' has an entry '{extra}' that this run's optimizer does not keep; it was written by a different optimizer or model.");
             }
-            optimizer.LoadState(optState, stepCount);
+            optimizer.LoadState(keepState == null ? optState : optState.Where(e => keepState(e.Key)).ToDictionary(), stepCount);
         }
         finally
         {

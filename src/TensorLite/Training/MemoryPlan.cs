@@ -3,6 +3,7 @@ using System.Text;
 using TensorLite.Backends.Meta;
 using TensorLite.Memory;
 using TensorLite.Models;
+using TensorLite.Optim.Projected;
 
 namespace TensorLite.Training;
 
@@ -19,6 +20,10 @@ namespace TensorLite.Training;
 public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, long ParameterCount, long PeakTensorBytes,
     MemoryBreakdown AtPeak, BlockCachePolicy Allocator, long PeakPoolBytes)
 {
+    /// <summary>The processes of a data-parallel run; the plan is then rank 0's (with sharded optimizer states, its
+    /// share of them).</summary>
+    public int Processes { get; init; } = 1;
+
     /// <summary>Process memory beyond the CPU pool: peak RSS minus the pool's peak, 107–109 MiB in llama_20m runs on the
     /// CPU machine (docs/memory.md).</summary>
     public const long RuntimeBytes = 112L << 20;
@@ -43,8 +48,8 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                             (double)config.NumHiddenLayers * ((double)config.HiddenSize * config.HiddenSize * 2 +
                                                               (double)config.HiddenSize * config.KeyValueHeads * config.HeadDim * 2 +
                                                               3.0 * config.HiddenSize * config.IntermediateSize + 2.0 * config.HiddenSize);
-        double weightBytes = parameters * (options.Weights == "bf16" ? 2 : 4);
-        double needed = weightBytes * (options.Device == "cpu" ? 2 : 1);
+        double weightBytes = parameters * options.WeightDType.SizeInBytes();
+        double needed = weightBytes * (AllocatorOf(options.Device) == BlockCachePolicy.Cpu ? 2 : 1);
         long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         if (available > 0 && needed > available)
             throw new TensorLiteException($"The model ({config.NumHiddenLayers} layers, hidden_size {config.HiddenSize}, vocab_size {config.VocabSize}: " +
@@ -54,18 +59,19 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
 
     private static string FormatDouble(double bytes) => bytes < long.MaxValue / 2 ? Format((long)bytes) : $"{bytes / (1L << 40):G3} TiB";
 
-    public static MemoryPlan Predict(TrainingOptions options)
+    public static MemoryPlan Predict(TrainingOptions options, int processes = 1)
     {
         options.Validate();
         var (config, _) = Trainer.ResolveConfig(options);
         var meta = new MetaBackend { Policy = AllocatorOf(options.Device) };
         using (Backend.Use(meta))
         {
-            var trainer = Trainer.ForPlanning(options, config);
+            var trainer = Trainer.ForPlanning(options, config, processes);
             meta.TrimCache(); // as Trainer.Create releases what building the model left behind
             trainer.RunPlanningSteps(2);
             long parameters = trainer.Model.ParameterCount();
-            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Policy, meta.PeakReservedBytes);
+            return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Policy, meta.PeakReservedBytes)
+                { Processes = processes };
         }
     }
 
@@ -85,12 +91,12 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         {
             ("--per-layer", o => o.PerLayer ? null : o with { PerLayer = true }),
             ("--checkpoint-layers", o => o.CheckpointLayers ? null : o with { CheckpointLayers = true }),
-            ("--states 8bit", o => o.States == "fp32" ? o with { States = "8bit" } : null),
-            ("--weights bf16", o => o.Weights == "bf16" ? null : o with { Weights = "bf16" }),
-            ("--activations bf16", o => o.Activations == "bf16" ? null : o with { Activations = "bf16" }),
-            ("--rank (halved)", o => o.Optimizer is "galore" or "osd" or "grass" && o.Rank > 1 ? o with { Rank = o.Rank / 2 } : null),
+            ("--states 8bit", o => o.ToOptimizerSpec().States == OptimizerStates.Fp32 ? o with { States = "8bit" } : null),
+            ("--weights bf16", o => o.WeightDType == DType.BFloat16 ? null : o with { Weights = "bf16" }),
+            ("--activations bf16", o => o.ActivationDType == DType.BFloat16 ? null : o with { Activations = "bf16" }),
+            ("--rank (halved)", o => HasRank(o) && o.ResolvedRank > 1 ? o with { Rank = o.ResolvedRank / 2 } : null),
             ("--batch (halved, --grad-accum doubled)", o => o.Batch > 1 ? o with { Batch = o.Batch / 2, GradAccum = o.GradAccum * 2 } : null),
-            ("--optimizer galore", o => o.Optimizer == "adamw" ? o with { Optimizer = "galore", Projection = "rsvd" } : null),
+            ("--optimizer galore", o => o.ToOptimizerSpec().Method == OptimizerMethod.AdamW ? o with { Optimizer = "galore", Projection = "rsvd" } : null),
         };
         var fits = new List<(string, MemoryPlan)>();
         foreach (var (flag, apply) in steps)
@@ -121,12 +127,15 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         return [];
     }
 
+    /// <summary>Whether the run's optimizer has a rank (GaLore, OSD, GRASS, LoRA).</summary>
+    private static bool HasRank(TrainingOptions o) => o.ToOptimizerSpec().Method is OptimizerMethod.GaLore or OptimizerMethod.Osd or OptimizerMethod.Grass or OptimizerMethod.Lora;
+
     private static string Describe(TrainingOptions o, string change) => change switch
     {
-        var c when c.StartsWith("--rank", StringComparison.Ordinal) => $"--rank {o.Rank}",
+        var c when c.StartsWith("--rank", StringComparison.Ordinal) => $"--rank {o.ResolvedRank}",
         var c when c.StartsWith("--batch", StringComparison.Ordinal) => $"--batch {o.Batch} --grad-accum {o.GradAccum}",
-        "--optimizer galore" => $"--optimizer galore --projection rsvd --rank {o.Rank}",
-        _ when change.Contains(" + ") => change.Replace("--rank (halved)", $"--rank {o.Rank}")
+        "--optimizer galore" => $"--optimizer galore --projection rsvd --rank {o.ResolvedRank}",
+        _ when change.Contains(" + ") => change.Replace("--rank (halved)", $"--rank {o.ResolvedRank}")
             .Replace("--batch (halved, --grad-accum doubled)", $"--batch {o.Batch} --grad-accum {o.GradAccum}")
             .Replace("--optimizer galore", "--optimizer galore --projection rsvd"),
         _ => change,
@@ -138,11 +147,12 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         var o = Options;
         var sb = new StringBuilder();
         sb.AppendLine($"plan         {o.Model} ({ParameterCount:N0} parameters), {o.Optimizer}" +
-                      (o.Optimizer is "galore" or "osd" or "grass" ? $" rank {o.Rank}" : o.Optimizer == "frugal" ? $" density {o.Density}" : "") +
+                      (HasRank(o) ? $" rank {o.ResolvedRank}" : o.ToOptimizerSpec().Method == OptimizerMethod.Frugal ? $" density {o.ResolvedDensity}" : "") +
                       $", states {o.States}, weights {o.Weights}" + (o.MasterWeights ? " + fp32 masters" : "") +
-                      (o.Activations != "fp32" ? $", activations {o.Activations}" : "") + (o.PerLayer ? ", per-layer updates" : "") +
+                      (o.ActivationDType != DType.Float32 ? $", activations {o.Activations}" : "") + (o.PerLayer ? ", per-layer updates" : "") +
                       (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +
-                      (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : ""));
+                      (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : "") +
+                      (Processes > 1 ? $"; per process of {Processes}" + (o.ShardStates ? ", optimizer states sharded" : "") : ""));
         sb.AppendLine("at the peak of a training step:");
         foreach (var (category, bytes) in AtPeak.Items())
             sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");

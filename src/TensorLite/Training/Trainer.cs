@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using TensorLite.Autograd;
 using TensorLite.Data;
+using TensorLite.Distributed;
 using TensorLite.IO;
 using TensorLite.Memory;
 using TensorLite.Models;
@@ -59,6 +60,29 @@ public sealed class Trainer : IDisposable
         if (options.PerLayer) InstallPerLayerHooks();
     }
 
+    /// <summary>The processes of a data-parallel run (<see cref="SingleProcess"/> for one): each takes GradAccum / WorldSize
+    /// of every step's micro-batches, gradients are summed across them before the update, and rank 0 alone writes the
+    /// run folder.</summary>
+    public ICommunicator World { get; private set; } = SingleProcess.Instance;
+
+    /// <summary>The optimizer-state shards of a data-parallel run with --shard-states (null: this rank keeps all state).</summary>
+    private StateShards? _shards;
+
+    private static StateShards? ShardsFor(TrainingOptions options, Optimizer optimizer, int processes) =>
+        options.ShardStates && processes > 1 ? new StateShards(optimizer.Parameters, processes) : null;
+
+    /// <summary>Whether this rank updates parameter <paramref name="index"/> (and keeps its optimizer state).</summary>
+    private bool Owns(int index) => _shards == null || _shards.Owner(index) == World.Rank;
+
+    /// <summary>Updates the parameters this rank owns, then every rank receives each parameter from its owner.</summary>
+    private void StepShardedParameters()
+    {
+        Optimizer.BeginStep();
+        for (int i = 0; i < Optimizer.Parameters.Count; i++)
+            if (Owns(i)) Optimizer.StepParameter(i);
+        for (int i = 0; i < Optimizer.Parameters.Count; i++) World.Broadcast([Optimizer.Parameters[i]], _shards!.Owner(i));
+    }
+
     /// <summary>The backend the model, its optimizer state and every batch live on.</summary>
     public IBackend Device { get; }
 
@@ -79,6 +103,7 @@ public sealed class Trainer : IDisposable
     public long PredictedOptimizerStateBytes => Optimizer switch
     {
         ProjectedOptimizer p => ProjectedOptimizer.PredictStateBytes(Model.NamedParameters().Select(x => (x.Name, x.Parameter.ShapeArray)), p.Options),
+        Optim.Lora.LoraOptimizer l => Optim.Lora.LoraOptimizer.PredictStateBytes(Model.NamedParameters().Select(x => (x.Name, x.Parameter.ShapeArray)), l.Options),
         _ => ProjectedOptimizer.AdamWStateBytes(Model.Parameters().Select(x => x.ShapeArray)),
     };
     public float? LastValidationLoss { get; private set; }
@@ -106,7 +131,10 @@ public sealed class Trainer : IDisposable
         model.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || File.Exists(model) ? LlamaConfig.Load(model) : LlamaConfig.FromName(model);
 
     /// <summary>Starts a new run in an empty (or new) folder; refuses to touch an existing run.</summary>
-    public static Trainer Create(TrainingOptions options, string runDir)
+    public static Trainer Create(TrainingOptions options, string runDir, ICommunicator? world = null) =>
+        OnEveryRank(world, options, () => CreateAlone(options, runDir), () => OpenCore(runDir, null, null, allowNoCheckpoint: true, world));
+
+    private static Trainer CreateAlone(TrainingOptions options, string runDir)
     {
         options.Validate();
         if (File.Exists(Path.Combine(runDir, "train.json")))
@@ -196,18 +224,21 @@ public sealed class Trainer : IDisposable
     /// A trainer with no run folder whose uninitialized model, optimizer and data are created on the current default
     /// backend; the memory planner runs <see cref="RunPlanningSteps"/> on it on the meta backend.
     /// </summary>
-    internal static Trainer ForPlanning(TrainingOptions options, LlamaConfig config)
+    internal static Trainer ForPlanning(TrainingOptions options, LlamaConfig config, int processes = 1)
     {
         var model = NewModel(config, options, initialize: false);
         var optimizer = NewOptimizer(model, options);
         var data = new TrainingData(new TokenDataset(new int[20 * (options.Seq + 1)], config.VocabSize), "planning", 0, null);
-        return new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
+        var trainer = new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
+        // The plan of a data-parallel run is rank 0's: all weights and gradients, its share of the optimizer state.
+        trainer._shards = ShardsFor(options, optimizer, processes);
+        return trainer;
     }
 
     /// <summary>Runs training steps exactly as <see cref="Run"/> does, without evaluation, metrics or checkpoints.</summary>
     internal void RunPlanningSteps(int steps)
     {
-        for (int step = 0; step < steps; step++) TrainStep(step, Options.LearningRate);
+        for (int step = 0; step < steps; step++) TrainStep(step, Options.PeakLearningRate);
     }
 
     /// <summary>Continues a run from its newest checkpoint (or, killed before its first checkpoint, from the start);
@@ -216,13 +247,51 @@ public sealed class Trainer : IDisposable
     /// Holds the run folder's lock until <see cref="Run"/> ends: under it, what interrupted writes left behind is
     /// removed and metrics.jsonl is cut back to whole records up to the checkpoint. With
     /// <paramref name="refuseFinished"/>, a run that has no steps left is refused before anything is written.</summary>
-    public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null, bool refuseFinished = false)
+    public static Trainer Resume(string runDir, int? steps = null, string? deviceName = null, bool refuseFinished = false, ICommunicator? world = null) =>
+        OnEveryRank(world, world == null ? null : ReadOptions(runDir, steps, deviceName),
+            () => ResumeAlone(runDir, steps, deviceName, refuseFinished, world), () => OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true, world));
+
+    /// <summary>
+    /// Starts a trainer on every rank of <paramref name="world"/>: rank 0 runs <paramref name="leader"/> (which creates or
+    /// repairs the run folder under its lock), then tells the others whether it succeeded; they then open the folder
+    /// read-only with <paramref name="follower"/>, so every rank starts from the same weights, optimizer state and data
+    /// position. A rank-0 failure makes the others fail too instead of waiting for it.
+    /// </summary>
+    private static Trainer OnEveryRank(ICommunicator? world, TrainingOptions? options, Func<Trainer> leader, Func<Trainer> follower)
+    {
+        if (world == null || world.WorldSize == 1) return leader();
+        if (options!.GradAccum % world.WorldSize != 0)
+            throw new TensorLiteException($"--grad-accum {options.GradAccum} must be a multiple of the {world.WorldSize} processes: " +
+                                          "each process takes an equal share of every step's micro-batches.");
+        Trainer? trainer = null;
+        Span<byte> started = [0];
+        try
+        {
+            if (world.Rank == 0) trainer = leader();
+            started[0] = 1;
+        }
+        finally
+        {
+            if (world.Rank == 0) world.Broadcast(started, 0);
+        }
+        if (world.Rank != 0)
+        {
+            world.Broadcast(started, 0);
+            if (started[0] == 0) throw new TensorLiteException("Rank 0 could not start the run (its error is printed by rank 0).");
+            trainer = follower();
+        }
+        trainer!.World = new TimedCommunicator(world);
+        trainer._shards = ShardsFor(trainer.Options, trainer.Optimizer, world.WorldSize);
+        return trainer;
+    }
+
+    private static Trainer ResumeAlone(string runDir, int? steps, string? deviceName, bool refuseFinished, ICommunicator? world)
     {
         RequireRunFolder(runDir);
         var runLock = RunLock.Acquire(runDir);
         try
         {
-            var trainer = OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true);
+            var trainer = OpenCore(runDir, steps, deviceName, allowNoCheckpoint: true, world);
             if (refuseFinished && trainer.StartStep >= trainer.Options.Steps)
                 throw new TensorLiteException($"The run in '{runDir}' is already complete (step {trainer.StartStep} of {trainer.Options.Steps}); " +
                                               "give a larger --steps to continue it.");
@@ -277,7 +346,7 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private static Trainer OpenCore(string runDir, int? steps, string? deviceName, bool allowNoCheckpoint)
+    private static Trainer OpenCore(string runDir, int? steps, string? deviceName, bool allowNoCheckpoint, ICommunicator? world = null)
     {
         var options = ReadOptions(runDir, steps, deviceName);
         string configPath = Path.Combine(runDir, "config.json");
@@ -301,7 +370,12 @@ public sealed class Trainer : IDisposable
         {
             model = NewModel(config, options);
             optimizer = NewOptimizer(model, options);
-            if (checkpoint != null) state = Checkpoints.Load(checkpoint, model, optimizer, expectedState);
+            // A sharded rank loads the optimizer state of its own parameters only.
+            var shards = ShardsFor(options, optimizer, world?.WorldSize ?? 1);
+            int rank = world?.Rank ?? 0;
+            if (checkpoint != null)
+                state = Checkpoints.Load(checkpoint, model, optimizer, expectedState,
+                    shards == null ? null : name => shards.Owner(StateShards.ParameterOf(name)) == rank);
         }
         ReleaseInitializationMemory(device);
         if (state == null) // killed before its first checkpoint: the run starts again, exactly as it first did
@@ -327,16 +401,14 @@ public sealed class Trainer : IDisposable
     internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true)
     {
         bool fromCheckpoint = initialize && options.InitFrom != null; // fine-tuning: the folder's weights, not random ones
-        var model = new LlamaModel(config, initialize && !fromCheckpoint ? new Generator(options.Seed) : null, WeightDType(options))
+        var model = new LlamaModel(config, initialize && !fromCheckpoint ? new Generator(options.Seed) : null, options.WeightDType)
         {
             CheckpointLayers = options.CheckpointLayers,
-            ActivationDType = options.Activations == "bf16" ? DType.BFloat16 : DType.Float32,
+            ActivationDType = options.ActivationDType,
         };
         if (fromCheckpoint) HfModelFolder.LoadWeights(model, options.InitFrom!);
         return model;
     }
-
-    internal static DType WeightDType(TrainingOptions options) => options.Weights == "bf16" ? DType.BFloat16 : DType.Float32;
 
     /// <summary>Dense AdamW, or the one composition (projector × inner optimizer × residual rule): a projected method
     /// whose attention and MLP matrices are projected while the embedding, norms and LM head get the inner optimizer
@@ -350,7 +422,7 @@ public sealed class Trainer : IDisposable
     }
 
     private static Optimizer NewOptimizerOf(LlamaModel model, TrainingOptions o) =>
-        o.ToOptimizerSpec().Create(model.NamedParameters(), WeightDType(o));
+        o.ToOptimizerSpec().Create(model.NamedParameters(), o.WeightDType);
 
     /// <summary>The optimizer is built over the model's parameters in NamedParameters order, so parameter i of the
     /// optimizer is _named[i].</summary>
@@ -370,11 +442,13 @@ public sealed class Trainer : IDisposable
     {
         var (name, p) = _named[index];
         if (!_stepInBackward || p.Grad == null) return;
+        World.AllReduceSum(p.Grad);
         double norm = GradientClipping.GlobalNorm([p]);
         if (!double.IsFinite(norm)) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
         _sumOfSquares += norm * norm;
         if (_clipScale < 1f) p.Backend.Unary(UnaryOp.Affine, p.Grad, p.Grad, _clipScale, 0f);
-        Optimizer.StepParameter(index);
+        if (Owns(index)) Optimizer.StepParameter(index);
+        if (_shards != null) World.Broadcast([p], _shards.Owner(index));
         p.ZeroGrad();
     }
 
@@ -396,12 +470,13 @@ public sealed class Trainer : IDisposable
         var o = Options;
         var clock = Stopwatch.StartNew();
         long tokensPerStep = (long)o.Batch * o.Seq * o.GradAccum;
-        using var metrics = WriteFailure(() => new MetricsLog.Writer(Path.Combine(RunDir, MetricsLog.FileName)), "metrics.jsonl");
+        bool writes = World.Rank == 0; // the other ranks of a data-parallel run compute the same step and write nothing
+        using var metrics = writes ? WriteFailure(() => new MetricsLog.Writer(Path.Combine(RunDir, MetricsLog.FileName)), "metrics.jsonl") : null;
         float lastLoss = float.NaN;
         long step = StartStep;
         while (step < o.Steps && !cancel.IsCancellationRequested)
         {
-            float lr = LrSchedule.WarmupCosine(step, o.Steps, o.Warmup, o.LearningRate, o.MinLrRatio);
+            float lr = LrSchedule.WarmupCosine(step, o.Steps, o.Warmup, o.PeakLearningRate, o.MinLrRatio);
             var before = Memory.Live;
             float loss;
             double norm;
@@ -417,6 +492,10 @@ public sealed class Trainer : IDisposable
             _tokensSeen += tokensPerStep;
             lastLoss = loss;
             float? val = null;
+            bool checkpointNow = step % o.CheckpointEvery == 0 || step == o.Steps;
+            // A sharded run's optimizer state is spread over the ranks: they all send theirs to rank 0 for the checkpoint.
+            var gathered = checkpointNow && _shards != null ? _shards.GatherToRankZero(World, ShardStateTensors()) : null;
+            if (!writes) continue;
             if (step % o.EvalEvery == 0 || step == o.Steps) val = LastValidationLoss = Evaluate(o.EvalBatches);
             if (step % o.LogEvery == 0 || val != null || step == StartStep + 1)
             {
@@ -433,14 +512,19 @@ public sealed class Trainer : IDisposable
                     peak_tensor_bytes = progress.PeakTensorBytes, rss_bytes = progress.ProcessBytes,
                     peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = Backend.CpuPoolPeakBytes,
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
+                    collective_s = (World as TimedCommunicator)?.Elapsed.TotalSeconds,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
                 });
-                WriteFailure(() => { metrics.Append(record); return 0; }, "metrics.jsonl");
+                WriteFailure(() => { metrics!.Append(record); return 0; }, "metrics.jsonl");
                 Progress?.Invoke(progress);
             }
-            if (step % o.CheckpointEvery == 0 || step == o.Steps) SaveCheckpoint(step);
+            if (checkpointNow)
+            {
+                SaveCheckpoint(step, gathered);
+                foreach (var (name, t) in gathered ?? []) if (!Owns(StateShards.ParameterOf(name))) t.Dispose(); // the other ranks' copies
+            }
         }
         return LastValidationLoss ?? lastLoss;
     }
@@ -485,9 +569,15 @@ public sealed class Trainer : IDisposable
         var o = Options;
         float loss = 0;
         _currentStep = step;
+        int perRank = o.GradAccum / World.WorldSize, lastOwned = (World.Rank + 1) * perRank - 1;
         for (int micro = 0; micro < o.GradAccum; micro++)
         {
-            bool stepNow = o.PerLayer && micro == o.GradAccum - 1;
+            using var scope = TensorScope.Enter();
+            // Every rank draws every micro-batch of the step, so the data stream is the single process's, and trains on
+            // its own contiguous share of them.
+            var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng, Device);
+            if (micro / perRank != World.Rank) continue;
+            bool stepNow = o.PerLayer && micro == lastOwned;
             if (stepNow)
             {
                 Optimizer.LearningRate = lr;
@@ -496,8 +586,6 @@ public sealed class Trainer : IDisposable
                 _sumOfSquares = 0;
             }
             _stepInBackward = stepNow;
-            using var scope = TensorScope.Enter();
-            var (x, y) = Data.Dataset.SampleBatch(false, o.Batch, o.Seq, _dataRng, Device);
             var l = Model.Loss(x, y);
             float value = l.Item();
             if (!float.IsFinite(value))
@@ -518,6 +606,13 @@ public sealed class Trainer : IDisposable
                 _stepInBackward = false;
             }
         }
+        if (World.WorldSize > 1)
+        {
+            FaultPoints.Hit($"allreduce.rank{World.Rank}");
+            Span<double> total = [loss];
+            World.AllReduceSum(total);
+            loss = (float)total[0];
+        }
         if (o.PerLayer)
         {
             // A parameter the last micro-batch did not reach still holds gradient from earlier ones: step it now, so
@@ -534,11 +629,13 @@ public sealed class Trainer : IDisposable
             _lastGradNorm = stepNorm;
             return (loss, stepNorm);
         }
+        World.AllReduceSum(Optimizer.Parameters.Where(p => p.Grad != null).Select(p => p.Grad!).ToList());
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");
         Optimizer.LearningRate = lr;
-        Optimizer.Step();
+        if (_shards == null) Optimizer.Step();
+        else StepShardedParameters();
         Optimizer.ZeroGrad();
         _lastGradNorm = norm;
         return (loss, norm);
@@ -567,12 +664,17 @@ public sealed class Trainer : IDisposable
         return (float)(sum / batches);
     }
 
-    private void SaveCheckpoint(long step)
+    /// <summary>This rank's entries of the optimizer state: those of the parameters it owns (a non-owner's master
+    /// weights are stale copies).</summary>
+    private List<(string Name, Tensor Tensor)> ShardStateTensors() =>
+        Optimizer.StateTensors().Where(e => Owns(StateShards.ParameterOf(e.Name))).ToList();
+
+    private void SaveCheckpoint(long step, List<(string Name, Tensor Tensor)>? optimizerState = null)
     {
         var state = new TrainingState { Step = step, DataRngState = _dataRng.GetState(), TokensSeen = _tokensSeen, LastGradNorm = _lastGradNorm };
         try
         {
-            WriteFailure(() => Checkpoints.Save(RunDir, Model, Optimizer, state, Options.KeepCheckpoints), $"checkpoint step-{step:D7}");
+            WriteFailure(() => Checkpoints.Save(RunDir, Model, Optimizer, state, Options.KeepCheckpoints, optimizerState), $"checkpoint step-{step:D7}");
         }
         catch (NonFiniteTensorException e)
         {

@@ -20,13 +20,17 @@ public sealed record TrainingOptions
     public int Batch { get; init; } = 16;
     public int GradAccum { get; init; } = 1;
     public int Steps { get; init; } = 300;
-    public float LearningRate { get; init; } = 3e-3f;
+    // The optimizer's numbers: null takes the method's (ProjectedOptions.HyperParametersOf: the trainer's own for adamw —
+    // 3e-3, 0.1, β 0.9/0.95, ε 1e-8 — and each paper's for the projected methods).
+
+    /// <summary>Peak learning rate; null: the method's. The run uses <see cref="PeakLearningRate"/>.</summary>
+    public float? LearningRate { get; init; }
     public float MinLrRatio { get; init; } = 0.1f;
     public int Warmup { get; init; } = 30;
-    public float WeightDecay { get; init; } = 0.1f;
-    public float Beta1 { get; init; } = 0.9f;
-    public float Beta2 { get; init; } = 0.95f;
-    public float Eps { get; init; } = 1e-8f;
+    public float? WeightDecay { get; init; }
+    public float? Beta1 { get; init; }
+    public float? Beta2 { get; init; }
+    public float? Eps { get; init; }
     /// <summary>Global gradient-norm clip; 0 disables clipping.</summary>
     public float ClipNorm { get; init; } = 1f;
     public int EvalEvery { get; init; } = 50;
@@ -39,18 +43,33 @@ public sealed record TrainingOptions
     public bool CheckpointLayers { get; init; }
     /// <summary>adamw (dense) or a projected method: galore, osd, grass, frugal.</summary>
     public string Optimizer { get; init; } = "adamw";
-    /// <summary>Rank of the projection (galore, osd, grass).</summary>
-    public int Rank { get; init; } = 128;
-    /// <summary>Steps between projection refreshes (galore, grass, frugal).</summary>
-    public int UpdateGap { get; init; } = 200;
-    /// <summary>Update scale α (galore/osd default 0.25, grass 1).</summary>
+    // The method's own numbers: null means "not given", and the method's preset (ProjectedOptions.Presets.cs) supplies
+    // its default, so each default lives in one place.
+
+    /// <summary>Rank of the projection (galore, osd, grass); null: the preset's.</summary>
+    public int? Rank { get; init; }
+    /// <summary>Steps T between projection refreshes (galore, grass, frugal; osd's PCA step size is 1/T); null: the preset's.</summary>
+    public int? UpdateGap { get; init; }
+    /// <summary>Update scale α (galore/osd 0.25, grass 1; FRUGAL's lr scale of the state-full part); null: the preset's.</summary>
     public float? Scale { get; init; }
-    /// <summary>FRUGAL's fraction ρ of each projected matrix that gets the stateful optimizer.</summary>
-    public float Density { get; init; } = 0.25f;
-    /// <summary>Projection variant: galore svd|rsvd|range; grass topnorm|norm|norm2|uniform; frugal blocks|columns|random|svd|rsvd; osd adam|sgd[+qr].</summary>
+    /// <summary>FRUGAL's density ρ (fraction of the projectable matrices, or of each one, that gets the stateful optimizer); null: the preset's.</summary>
+    public float? Density { get; init; }
+    /// <summary>Projection variant: galore svd|rsvd|range; grass norm2|norm|uniform[+norepl]|topnorm; frugal matrices|blocks|columns|random|svd|rsvd; osd adamw|sgd[+qr].</summary>
     public string? Projection { get; init; }
     /// <summary>FRUGAL's rule for the rest of the gradient: signsgd | sgd.</summary>
     public string? Residual { get; init; }
+    /// <summary>FRUGAL: the state-free part's lr multiplier on top of --scale (inactive_lr_scale); null: the preset's (1).</summary>
+    public float? ResidualScale { get; init; }
+    /// <summary>FRUGAL's whole-matrix mode: random | ascending | descending; null: the preset's (descending).</summary>
+    public string? BlockOrder { get; init; }
+    /// <summary>Which side is projected, GaLore's proj_type: std | reverse_std | left | right; null: std.</summary>
+    public string? ProjSide { get; init; }
+    /// <summary>LoRA's α (scale α/r); null: 32.</summary>
+    public float? LoraAlpha { get; init; }
+    /// <summary>LoRA: ReLoRA-style merge-and-restart every this many steps; null: never.</summary>
+    public int? LoraRestart { get; init; }
+    /// <summary>OSD: the online PCA's peak learning rate; null: 1/T.</summary>
+    public float? PcaLearningRate { get; init; }
     /// <summary>Optimizer state precision: fp32 (AdamW moments), 8bit (block-wise quantized AdamW moments) or factored
     /// (Adafactor). Applies to the dense optimizer and to the inner optimizer of every projected method.</summary>
     public string States { get; init; } = "fp32";
@@ -59,12 +78,19 @@ public sealed record TrainingOptions
     /// <summary>Dtype of the model's hidden states (and of what backward saves): fp32 or bf16 (every op still computes
     /// in fp32; logits and loss stay fp32).</summary>
     public string Activations { get; init; } = "fp32";
+    /// <summary><see cref="Weights"/> as the dtype the model's parameters are created in.</summary>
+    [JsonIgnore] public DType WeightDType => Weights == "bf16" ? DType.BFloat16 : DType.Float32;
+    /// <summary><see cref="Activations"/> as the dtype of the hidden states.</summary>
+    [JsonIgnore] public DType ActivationDType => Activations == "bf16" ? DType.BFloat16 : DType.Float32;
     /// <summary>Round bf16 weight updates stochastically instead of to nearest.</summary>
     public bool StochasticRounding { get; init; }
     /// <summary>Update bf16 weights through float32 master copies (4 more bytes per parameter).</summary>
     public bool MasterWeights { get; init; }
     /// <summary>Run each parameter's update inside backward as soon as its gradient is final, then free the gradient.</summary>
     public bool PerLayer { get; init; }
+    /// <summary>In a data-parallel run, each process keeps the optimizer state of only its share of the parameters
+    /// (ZeRO stage 1; see docs/distributed.md).</summary>
+    public bool ShardStates { get; init; }
     /// <summary>Where the run computes: cpu, cuda, auto (cuda when present, else cpu) or ilgpu-cpu (the GPU kernels on
     /// ILGPU's CPU accelerator, for checking them). See <see cref="Devices"/>.</summary>
     public string Device { get; init; } = "cpu";
@@ -103,16 +129,20 @@ public sealed record TrainingOptions
         Given(Weights, "--weights");
         Given(Activations, "--activations");
         Given(Device, "--device");
-        Finite(LearningRate, "--lr");
+        if (LearningRate is float lrGiven) Finite(lrGiven, "--lr");
         Finite(MinLrRatio, "--min-lr-ratio");
-        Finite(WeightDecay, "--weight-decay");
-        Finite(Beta1, "--beta1");
-        Finite(Beta2, "--beta2");
-        Finite(Eps, "Eps");
+        if (WeightDecay is float wdGiven) Finite(wdGiven, "--weight-decay");
+        if (Beta1 is float b1Given) Finite(b1Given, "--beta1");
+        if (Beta2 is float b2Given) Finite(b2Given, "--beta2");
+        if (Eps is float epsGiven) Finite(epsGiven, "Eps");
         Finite(ClipNorm, "--clip");
-        Finite(Density, "--density");
         if (Scale is float scale && !(float.IsFinite(scale) && scale > 0)) throw new ArgumentException($"--scale must be a positive finite number, got {scale}.");
-        if (!(Eps > 0)) throw new ArgumentException($"Eps must be positive, got {Eps}.");
+        if (ResidualScale is float rs && !(float.IsFinite(rs) && rs >= 0)) throw new ArgumentException($"--residual-scale must be a non-negative finite number, got {rs}.");
+        if (LoraAlpha is float alpha && !(float.IsFinite(alpha) && alpha > 0)) throw new ArgumentException($"--lora-alpha must be a positive finite number, got {alpha}.");
+        if (LoraRestart is int restart) Positive(restart, "--lora-restart");
+        if (Optimizer == "lora" && Weights != "fp32") throw new ArgumentException("--optimizer lora merges its adapters into float32 weights; it needs --weights fp32.");
+        if (PcaLearningRate is float plr && !(float.IsFinite(plr) && plr >= 0)) throw new ArgumentException($"--pca-lr must be a non-negative finite number, got {plr}.");
+        if (Eps is float eps && !(eps > 0)) throw new ArgumentException($"Eps must be positive, got {eps}.");
         Positive(Seq, "--seq");
         Positive(Batch, "--batch");
         Positive(GradAccum, "--grad-accum");
@@ -127,10 +157,10 @@ public sealed record TrainingOptions
         if (SyntheticBytes > MaxSyntheticBytes) throw new ArgumentException($"--synthetic-bytes must be at most {MaxSyntheticBytes} (256 MiB), got {SyntheticBytes}.");
         if ((long)Batch * Seq > MaxTokensPerMicroBatch)
             throw new ArgumentException($"--batch {Batch} × --seq {Seq} is {(long)Batch * Seq:N0} tokens per micro-batch, over the limit of {MaxTokensPerMicroBatch:N0}.");
-        Positive(Rank, "--rank");
-        Positive(UpdateGap, "--update-gap");
-        if (Density is < 0 or > 1) throw new ArgumentException($"--density must be in [0, 1], got {Density}.");
-        if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}.");
+        if (Rank is int rank) Positive(rank, "--rank");
+        if (UpdateGap is int gap) Positive(gap, "--update-gap");
+        if (Density is float rho && !(rho >= 0 && rho <= 1)) throw new ArgumentException($"--density must be in [0, 1], got {rho}.");
+        if (LearningRate is float lr && !(lr > 0)) throw new ArgumentException($"--lr must be positive, got {lr}.");
         if (MinLrRatio is < 0 or > 1) throw new ArgumentException($"--min-lr-ratio must be in [0, 1], got {MinLrRatio}.");
         if (Warmup < 0) throw new ArgumentException($"--warmup must be non-negative, got {Warmup}.");
         if (Beta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) throw new ArgumentException("--beta1 and --beta2 must be in [0, 1).");
@@ -153,8 +183,23 @@ public sealed record TrainingOptions
     public OptimizerSpec ToOptimizerSpec() => OptimizerSpec.Parse(Optimizer, Projection, Residual, States) with
     {
         LearningRate = LearningRate, WeightDecay = WeightDecay, Beta1 = Beta1, Beta2 = Beta2, Eps = Eps, Seed = Seed,
-        Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density,
+        Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density, ResidualScale = ResidualScale,
+        Order = BlockOrder == null ? null : OptimizerSpec.ParseOrder(BlockOrder),
+        Side = ProjSide == null ? null : OptimizerSpec.ParseSide(ProjSide),
+        PcaLearningRate = PcaLearningRate, LoraAlpha = LoraAlpha, LoraRestart = LoraRestart,
     };
+
+    /// <summary>The peak learning rate the run uses (the given one, else the method's).</summary>
+    [JsonIgnore]
+    public float PeakLearningRate => LearningRate ?? ToOptimizerSpec().HyperParameters.LearningRate;
+
+    /// <summary>The projection rank the run uses (the given one, else the method's preset's).</summary>
+    [JsonIgnore]
+    public int ResolvedRank => Rank ?? (Optimizer == "lora" ? ToOptimizerSpec().ToLoraOptions().Rank : ToOptimizerSpec().ToOptions().Rank);
+
+    /// <summary>FRUGAL's density the run uses (the given one, else the preset's).</summary>
+    [JsonIgnore]
+    public float ResolvedDensity => Density ?? ToOptimizerSpec().ToOptions().Density ?? 0f;
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 

@@ -10,4 +10,6 @@ public enum OptimizerMethod
     Osd,
     Grass,
     Frugal,
+    /// <summary>The LoRA baseline (adapters on the projected matrices, base frozen; <see cref="Lora.LoraOptimizer"/>).</summary>
+    Lora,
 }

@@ -6,18 +6,29 @@ namespace TensorLite.Optim.Projected;
 /// A run's optimizer as typed values: the method, its variant (projector and residual rule), the state precision and
 /// the numbers. <see cref="Parse"/> reads the command line's words, the one place they are parsed. A value left null
 /// takes the method's default from its preset (<see cref="ProjectedOptions.GaLore"/>, …), so the defaults live with
-/// the methods; a value a method does not use is ignored (FRUGAL has no scale, OSD refreshes every step).
+/// the methods; a value a method does not use is ignored (GRASS and FRUGAL have no PCA; OSD refreshes every step and uses the update gap only for its PCA step size 1/T).
 /// </summary>
 public sealed record OptimizerSpec
 {
     public OptimizerMethod Method { get; init; } = OptimizerMethod.AdamW;
     public OptimizerStates States { get; init; } = OptimizerStates.Fp32;
 
-    public float LearningRate { get; init; } = 1e-3f;
-    public float WeightDecay { get; init; }
-    public float Beta1 { get; init; } = 0.9f;
-    public float Beta2 { get; init; } = 0.999f;
-    public float Eps { get; init; } = 1e-8f;
+    // The run's optimizer numbers; null takes the method's (ProjectedOptions.HyperParametersOf).
+    public float? LearningRate { get; init; }
+    public float? WeightDecay { get; init; }
+    public float? Beta1 { get; init; }
+    public float? Beta2 { get; init; }
+    public float? Eps { get; init; }
+
+    /// <summary>The numbers the run uses: those given, else the method's defaults.</summary>
+    public MethodHyperParameters HyperParameters
+    {
+        get
+        {
+            var d = ProjectedOptions.HyperParametersOf(Method);
+            return new(LearningRate ?? d.LearningRate, WeightDecay ?? d.WeightDecay, Beta1 ?? d.Beta1, Beta2 ?? d.Beta2, Eps ?? d.Eps);
+        }
+    }
     /// <summary>Seeds the projected optimizer's generators.</summary>
     public ulong Seed { get; init; }
 
@@ -43,11 +54,47 @@ public sealed record OptimizerSpec
     public FrugalSubspace? Subspace { get; init; }
     /// <summary>FRUGAL: the rule for the rest of the gradient.</summary>
     public ResidualRule? Residual { get; init; }
+    /// <summary>FRUGAL: the state-free part's lr multiplier on top of the scale (the reference's inactive_lr_scale).</summary>
+    public float? ResidualScale { get; init; }
+    /// <summary>FRUGAL's whole-matrix mode: the order matrices become state-full in.</summary>
+    public MatrixOrder? Order { get; init; }
+    /// <summary>GRASS: whether sampled rows are drawn with replacement (else without).</summary>
+    public bool? WithReplacement { get; init; }
+    /// <summary>OSD: the online PCA's peak learning rate (null: 1/T).</summary>
+    public float? PcaLearningRate { get; init; }
+    /// <summary>LoRA's α (the adapters' scale is α/r); null: <see cref="Lora.LoraOptions.Alpha"/>'s default.</summary>
+    public float? LoraAlpha { get; init; }
+    /// <summary>LoRA: ReLoRA-style merge-and-restart every this many steps; null or 0: never.</summary>
+    public int? LoraRestart { get; init; }
+    /// <summary>Which side a projector reduces (GaLore's proj_type: std, reverse_std, left, right); null: std.</summary>
+    public ProjectionSide? Side { get; init; }
+
+    /// <summary>The words of <see cref="ParseSide"/>, in GaLore's spelling.</summary>
+    public static IReadOnlyList<string> SideWords { get; } = ["std", "reverse_std", "left", "right"];
+
+    /// <summary>GaLore's proj_type word as a side: std (right when m ≥ n), reverse_std, left or right.</summary>
+    public static ProjectionSide ParseSide(string word) => word.Trim().ToLowerInvariant() switch
+    {
+        "std" => ProjectionSide.Auto,
+        "reverse_std" => ProjectionSide.Reverse,
+        "left" => ProjectionSide.Left,
+        "right" => ProjectionSide.Right,
+        _ => throw new ArgumentException($"The projection side is one of {string.Join(", ", SideWords)}, not '{word}'.", nameof(word)),
+    };
+
+    /// <summary>FRUGAL's block order word: random, ascending or descending.</summary>
+    public static MatrixOrder ParseOrder(string word) => word.Trim().ToLowerInvariant() switch
+    {
+        "random" => MatrixOrder.Random,
+        "ascending" => MatrixOrder.Ascending,
+        "descending" => MatrixOrder.Descending,
+        _ => throw new ArgumentException($"FRUGAL's matrix order is random, ascending or descending, not '{word}'.", nameof(word)),
+    };
 
     /// <summary>
-    /// The spec named by command-line words: <paramref name="method"/> is adamw | galore | osd | grass | frugal;
-    /// <paramref name="projection"/> is, for galore: svd | rsvd | range; for grass: topnorm | norm | norm2 | uniform; for
-    /// frugal: blocks | columns | random | svd | rsvd; for osd: adam | sgd (the online PCA's optimizer), optionally "+qr";
+    /// The spec named by command-line words: <paramref name="method"/> is adamw | galore | osd | grass | frugal | lora;
+    /// <paramref name="projection"/> is, for galore: svd | rsvd | range; for grass: norm2 | norm | uniform (sampled with replacement, "+norepl" without) | topnorm; for
+    /// frugal: matrices | blocks | columns | random | svd | rsvd; for osd: adamw | sgd (the online PCA's optimizer), optionally "+qr";
     /// <paramref name="residual"/> (frugal) is signsgd | sgd; <paramref name="states"/> is one of
     /// <see cref="ProjectedOptions.StateWords"/>. Words a method does not use are ignored; an unknown word throws an
     /// <see cref="ArgumentException"/> with one sentence.
@@ -76,21 +123,22 @@ public sealed record OptimizerSpec
                 PcaOrthonormalize = proj.EndsWith("+qr", StringComparison.Ordinal),
                 PcaOptimizer = proj.Replace("+qr", "") switch
                 {
-                    "" or "adam" => OnlinePcaOptimizer.Adam,
+                    "" or "adam" or "adamw" => OnlinePcaOptimizer.Adam,
                     "sgd" => OnlinePcaOptimizer.Sgd,
-                    _ => throw new ArgumentException($"OSD's projection optimizer is adam or sgd (optionally +qr), not '{projection}'.", nameof(projection)),
+                    _ => throw new ArgumentException($"OSD's projection optimizer is adamw or sgd (optionally +qr), not '{projection}'.", nameof(projection)),
                 },
             },
             "grass" => spec with
             {
                 Method = OptimizerMethod.Grass,
-                Selection = proj switch
+                WithReplacement = !proj.EndsWith("+norepl", StringComparison.Ordinal),
+                Selection = proj.Replace("+norepl", "") switch
                 {
-                    "" or "topnorm" or "top" => RowSelection.TopNorm,
+                    "topnorm" or "top" => RowSelection.TopNorm,
                     "norm" or "multinomial" => RowSelection.NormProportional,
-                    "norm2" => RowSelection.NormSquaredProportional,
+                    "" or "norm2" => RowSelection.NormSquaredProportional,
                     "uniform" => RowSelection.Uniform,
-                    _ => throw new ArgumentException($"GRASS's selection is topnorm, norm, norm2 or uniform, not '{projection}'.", nameof(projection)),
+                    _ => throw new ArgumentException($"GRASS's selection is norm2, norm, uniform (optionally +norepl) or topnorm, not '{projection}'.", nameof(projection)),
                 },
             },
             "frugal" => spec with
@@ -98,12 +146,13 @@ public sealed record OptimizerSpec
                 Method = OptimizerMethod.Frugal,
                 Subspace = proj switch
                 {
-                    "" or "blocks" => FrugalSubspace.Blocks,
+                    "" or "matrices" => FrugalSubspace.Matrices,
+                    "blocks" => FrugalSubspace.Blocks,
                     "columns" => FrugalSubspace.Columns,
                     "random" => FrugalSubspace.Random,
                     "svd" => FrugalSubspace.Svd,
                     "rsvd" => FrugalSubspace.RandomizedSvd,
-                    _ => throw new ArgumentException($"FRUGAL's subspace is blocks, columns, random, svd or rsvd, not '{projection}'.", nameof(projection)),
+                    _ => throw new ArgumentException($"FRUGAL's subspace is matrices, blocks, columns, random, svd or rsvd, not '{projection}'.", nameof(projection)),
                 },
                 Residual = (residual ?? "signsgd").Trim().ToLowerInvariant() switch
                 {
@@ -112,7 +161,8 @@ public sealed record OptimizerSpec
                     _ => throw new ArgumentException($"FRUGAL's residual rule is signsgd or sgd, not '{residual}'.", nameof(residual)),
                 },
             },
-            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass or frugal.", nameof(method)),
+            "lora" => spec with { Method = OptimizerMethod.Lora },
+            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass, frugal or lora.", nameof(method)),
         };
     }
 
@@ -140,46 +190,69 @@ public sealed record OptimizerSpec
     /// inner optimizer (which alone receives the betas and ε).</summary>
     public ProjectedOptions ToOptions()
     {
+        if (Method == OptimizerMethod.Lora) throw new InvalidOperationException("LoRA is not a projected optimizer; use ToLoraOptions.");
+        var h = HyperParameters;
         var o = Method switch
         {
-            OptimizerMethod.AdamW => ProjectedOptions.AdamW(LearningRate, WeightDecay),
+            OptimizerMethod.AdamW => ProjectedOptions.AdamW(h.LearningRate, h.WeightDecay),
             OptimizerMethod.GaLore => GaLore(),
             OptimizerMethod.Osd => Osd(),
             OptimizerMethod.Grass => Grass(),
             OptimizerMethod.Frugal => Frugal(),
             _ => throw new ArgumentOutOfRangeException(nameof(Method), $"Unknown optimizer method {Method}."),
         };
-        return (o with { Seed = Seed, Inner = CreateInner(States, Beta1, Beta2, Eps) }).Validate();
+        return (o with { Seed = Seed, Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps) }).Validate();
     }
 
     private ProjectedOptions GaLore()
     {
-        var o = ProjectedOptions.GaLore(randomizedSvd: GaLoreBasis == ProjectionKind.RandomizedSvd, learningRate: LearningRate, weightDecay: WeightDecay);
-        o = o with { Rank = Rank ?? o.Rank, UpdateGap = UpdateGap ?? o.UpdateGap, Scale = Scale ?? o.Scale };
+        var o = ProjectedOptions.GaLore(randomizedSvd: GaLoreBasis == ProjectionKind.RandomizedSvd, learningRate: HyperParameters.LearningRate, weightDecay: HyperParameters.WeightDecay);
+        o = o with { Rank = Rank ?? o.Rank, UpdateGap = UpdateGap ?? o.UpdateGap, Scale = Scale ?? o.Scale, Side = Side ?? o.Side };
         return GaLoreBasis == ProjectionKind.RangeFinder ? o with { Method = "galore-range", Projector = new RangeFinderProjectorFactory() } : o;
     }
 
     private ProjectedOptions Osd()
     {
-        var o = ProjectedOptions.Osd(orthonormalize: PcaOrthonormalize, learningRate: LearningRate, weightDecay: WeightDecay);
+        var o = ProjectedOptions.Osd(orthonormalize: PcaOrthonormalize, learningRate: HyperParameters.LearningRate, weightDecay: HyperParameters.WeightDecay);
         var pca = (OnlinePcaProjectorFactory)o.Projector;
-        return o with { Rank = Rank ?? o.Rank, Scale = Scale ?? o.Scale, Projector = pca with { Optimizer = PcaOptimizer ?? pca.Optimizer } };
+        return o with
+        {
+            Rank = Rank ?? o.Rank, UpdateGap = UpdateGap ?? o.UpdateGap, Scale = Scale ?? o.Scale, Side = Side ?? o.Side,
+            Projector = pca with { Optimizer = PcaOptimizer ?? pca.Optimizer, LearningRate = PcaLearningRate ?? pca.LearningRate },
+        };
     }
 
     private ProjectedOptions Grass()
     {
-        var o = ProjectedOptions.Grass(learningRate: LearningRate, weightDecay: WeightDecay);
-        return o with { Rank = Rank ?? o.Rank, UpdateGap = UpdateGap ?? o.UpdateGap, Scale = Scale ?? o.Scale, Selection = Selection ?? o.Selection };
+        var d = ProjectedOptions.Grass(learningRate: HyperParameters.LearningRate, weightDecay: HyperParameters.WeightDecay);
+        var o = ProjectedOptions.Grass(Rank ?? d.Rank, Selection ?? d.Selection, UpdateGap ?? d.UpdateGap, Scale ?? d.Scale,
+            d.LearningRate, d.WeightDecay, WithReplacement ?? true, Side ?? d.Side);
+        return o;
     }
 
     private ProjectedOptions Frugal()
     {
-        var o = ProjectedOptions.Frugal(learningRate: LearningRate, weightDecay: WeightDecay);
+        var o = ProjectedOptions.Frugal(learningRate: HyperParameters.LearningRate, weightDecay: HyperParameters.WeightDecay);
+        var projector = Subspace is FrugalSubspace s ? ProjectedOptions.FrugalProjector(s) : o.Projector;
+        if (projector is WholeMatrixProjectorFactory whole && Order is MatrixOrder order) projector = whole with { Order = order };
         return o with
         {
             Density = Density ?? o.Density, UpdateGap = UpdateGap ?? o.UpdateGap, Residual = Residual ?? o.Residual,
-            Projector = Subspace is FrugalSubspace s ? ProjectedOptions.FrugalProjector(s) : o.Projector,
+            Scale = Scale ?? o.Scale, ResidualScale = ResidualScale ?? o.ResidualScale, Side = Side ?? o.Side,
+            Projector = projector,
         };
+    }
+
+    /// <summary>The LoRA baseline's options: its defaults, then the values this spec sets.</summary>
+    public Lora.LoraOptions ToLoraOptions()
+    {
+        var h = HyperParameters;
+        var d = new Lora.LoraOptions();
+        return new Lora.LoraOptions
+        {
+            Rank = Rank ?? d.Rank, Alpha = LoraAlpha ?? d.Alpha, LearningRate = h.LearningRate, WeightDecay = h.WeightDecay,
+            Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps), Seed = Seed, RestartEvery = LoraRestart ?? d.RestartEvery,
+        }.Validate();
     }
 
     /// <summary>The optimizer this spec describes over <paramref name="namedParameters"/>: dense <see cref="AdamW"/> for
@@ -188,7 +261,11 @@ public sealed record OptimizerSpec
     public Optimizer Create(IEnumerable<(string Name, Tensor Parameter)> namedParameters, DType basisDType)
     {
         if (Method == OptimizerMethod.AdamW && States == OptimizerStates.Fp32)
-            return new AdamW(namedParameters.Select(x => x.Parameter), LearningRate, Beta1, Beta2, Eps, WeightDecay);
+        {
+            var h = HyperParameters;
+            return new AdamW(namedParameters.Select(x => x.Parameter), h.LearningRate, h.Beta1, h.Beta2, h.Eps, h.WeightDecay);
+        }
+        if (Method == OptimizerMethod.Lora) return new Lora.LoraOptimizer(namedParameters, ToLoraOptions());
         return new ProjectedOptimizer(namedParameters, ToOptions() with { BasisDType = basisDType });
     }
 }

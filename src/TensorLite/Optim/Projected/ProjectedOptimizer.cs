@@ -12,13 +12,14 @@ namespace TensorLite.Optim.Projected;
 /// <item>refresh the projector when due (every T steps; every step for OSD), then apply the moment policy
 /// (keep / reset / rotate the inner moments into the new basis);</item>
 /// <item>R = Project(G) (small), N = inner direction of R (Adam: m̂/(√v̂ + ε), state only for R's shape);</item>
-/// <item>U = α·back(N) + ResidualScale·f(G − back(R)), with f = 0 (drop), sign (SignSGD) or identity (SGD);</item>
+/// <item>U = α·back(N) + α·ResidualScale·f(G − back(R)), with f = 0 (drop), sign (SignSGD) or identity (SGD), as
+/// FRUGAL's reference scales both parts by its proj_params_lr_scale (α);</item>
 /// <item>W ← (1 − lr·wd)·W − lr·U (decoupled weight decay, as AdamW).</item>
 /// </list>
 /// Parameters the predicate does not select (embeddings, norms, the LM head by default) get the inner optimizer densely
 /// (AdamW), with bias correction from the optimizer's step count exactly as <see cref="Optim.AdamW"/> does.
 /// </summary>
-public sealed class ProjectedOptimizer : Optimizer, IDisposable
+public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
 {
     private const int CounterCount = 3; // parameter steps, inner steps since the last reset, refreshes
 
@@ -129,6 +130,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             ApplyDense(s.Inner, p, grad, lr, wd, StepCount, rounding);
             return;
         }
+        if (s.Projector is WholeMatrixProjector whole) { StepWholeMatrix(s, whole, p, grad, rounding); return; }
         if (s.Projector is { IsIdentity: true } && Options.Scale == 1f)
         {
             // The identity projection (AdamW with 8-bit or factored states) is a dense update with the slot's own
@@ -147,7 +149,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
             // Rank 0: no state at all, only the residual rule on the whole gradient.
             if (Options.Residual == ResidualRule.Drop) { p.Backend.ApplyUpdate(p, g, decay, 0f, rounding); return; }
             using var f0 = Options.Residual == ResidualRule.SignSgd ? g.Sign() : g.Detach();
-            p.Backend.ApplyUpdate(p, f0, decay, lr * Options.ResidualScale, rounding);
+            p.Backend.ApplyUpdate(p, f0, decay, lr * Options.Scale * Options.ResidualScale, rounding);
             return;
         }
         var proj = s.Projector;
@@ -155,6 +157,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         {
             bool hadMoments = s.Inner != null && s.InnerSteps > 0;
             using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
+            if (proj is IFollowsLearningRateSchedule follower) follower.ScheduleRatio = Options.LearningRate > 0 ? lr / Options.LearningRate : 1f;
             proj.Refresh(g, t);
             if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
             {
@@ -184,7 +187,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
         using var residual = g - backR;
         using var f = Options.Residual == ResidualRule.SignSgd ? residual.Sign() : residual.Detach();
         using var a = back * Options.Scale;
-        using var b = f * Options.ResidualScale;
+        using var b = f * (Options.ResidualScale * Options.Scale); // FRUGAL: the state-free lr is lr·α·ResidualScale
         using var update = a + b;
         p.Backend.ApplyUpdate(p, update, decay, lr, rounding);
     }
@@ -253,7 +256,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
                 foreach (var (name, t) in s.Projector.StateTensors()) yield return ($"{i}.proj.{name}", t);
             }
             if (s.Inner != null)
-                foreach (var (name, t) in s.Inner.StateTensors()) yield return ($"{i}.{name}", t);
+                foreach (var (name, t) in s.Inner.StateTensors()) yield return ($"{InnerStatePrefix(i)}{name}", t);
         }
     }
 
@@ -309,6 +312,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
                 TagState(s);
             }
         }
+        LoadWholeMatrixMoments(state);
         StepCount = stepCount;
     }
 
@@ -323,6 +327,7 @@ public sealed class ProjectedOptimizer : Optimizer, IDisposable
     public static long PredictStateBytes(IEnumerable<(string Name, int[] Shape)> shapes, ProjectedOptions options)
     {
         options.Validate();
+        if (options.Projector is WholeMatrixProjectorFactory) return PredictWholeMatrixStateBytes(shapes, options);
         var inner = options.ResolveInner();
         long total = 0;
         foreach (var (name, shape) in shapes)

@@ -20,54 +20,91 @@ public sealed partial record ProjectedOptions
     public static IInnerOptimizer InnerFromCli(string states, float beta1, float beta2, float eps) =>
         OptimizerSpec.CreateInner(OptimizerSpec.ParseStates(states), beta1, beta2, eps);
 
+    // Each method's reference pre-training numbers (LLaMA-60M on C4; sources in docs/optimizers.md). AdamW keeps the
+    // trainer's own: they are this project's dense baseline, not a paper's.
+    private const float AdamWLr = 3e-3f, AdamWDecay = 0.1f, AdamWBeta2 = 0.95f;
+    private const float GaLoreLr = 1e-2f;     // GaLore README, LLaMA-60M: --lr 0.01 --weight_decay 0
+    private const float GaLoreEps = 1e-6f;    // galore_torch/adamw.py: eps defaults to 1e-6, betas (0.9, 0.999)
+    private const float OsdLr = 1e-2f;        // OSD README, LLaMA-60M: --lr 0.01 --weight_decay 0 (same AdamW code as GaLore)
+    private const float FrugalLr = 1e-3f;     // FRUGAL scripts/benchmark_c4/llama_60m.sh: --lr 0.001 --eps 1e-8 --beta2 0.999
+
+    /// <summary>The lr, weight decay, β1, β2 and ε a method runs with when the run does not give them.</summary>
+    public static MethodHyperParameters HyperParametersOf(OptimizerMethod method) => method switch
+    {
+        OptimizerMethod.AdamW => new(AdamWLr, AdamWDecay, 0.9f, AdamWBeta2, 1e-8f),
+        OptimizerMethod.GaLore => new(GaLoreLr, 0f, 0.9f, 0.999f, GaLoreEps),
+        OptimizerMethod.Osd => new(OsdLr, 0f, 0.9f, 0.999f, GaLoreEps),
+        // GRASS's code is not public: the paper compares with GaLore at GaLore's setting, so GRASS takes GaLore's numbers.
+        OptimizerMethod.Grass => new(GaLoreLr, 0f, 0.9f, 0.999f, GaLoreEps),
+        OptimizerMethod.Frugal => new(FrugalLr, 0f, 0.9f, 0.999f, 1e-8f),
+        // No reference pre-training default is given for the LoRA baseline: GaLore's AdamW numbers, for a like comparison.
+        OptimizerMethod.Lora => new(GaLoreLr, 0f, 0.9f, 0.999f, GaLoreEps),
+        _ => throw new ArgumentOutOfRangeException(nameof(method), $"Unknown optimizer method {method}."),
+    };
+
+    // The defaults below are each method's reference pre-training settings (LLaMA-60M on C4); docs/optimizers.md has the
+    // table with the source of every number. Only the method's own numbers live here: the training run's lr, betas and
+    // weight decay come from the trainer unless a caller passes the preset's learningRate / weightDecay.
+
     /// <summary>GaLore (Zhao et al. 2024, arXiv:2403.03507): top-r singular vectors of G every T steps, Adam on R,
-    /// update α·P·N, residual dropped, moments kept across refreshes (as the reference code does).</summary>
+    /// update α·P·N, residual dropped, moments kept across refreshes (as the reference code does). Reference defaults:
+    /// rank 128, T = 200, α = 0.25, lr 0.01, no weight decay.</summary>
     public static ProjectedOptions GaLore(int rank = 128, int updateGap = 200, float scale = 0.25f, bool randomizedSvd = false,
-        float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
+        float learningRate = GaLoreLr, float weightDecay = 0f, ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
     {
         Method = randomizedSvd ? "galore-rsvd" : "galore",
         Projector = new SvdProjectorFactory(Randomized: randomizedSvd),
-        Rank = rank, UpdateGap = updateGap, Scale = scale,
+        Rank = rank, UpdateGap = updateGap, Scale = scale, Side = side,
         LearningRate = learningRate, WeightDecay = weightDecay,
         OnRefresh = MomentPolicy.Keep, Residual = ResidualRule.Drop,
     }.Validate();
 
-    /// <summary>Online Subspace Descent (Liang et al. 2024, arXiv:2408.12857): P updated every step by online PCA (Adam on
-    /// ‖G − PPᵀG‖²), never by SVD; moments kept.</summary>
-    public static ProjectedOptions Osd(int rank = 128, float scale = 0.25f, float pcaLearningRate = 1e-2f,
+    /// <summary>Online Subspace Descent (Liang et al. 2024, arXiv:2408.12857; the reference's proj_type "continuous"): P
+    /// starts as GaLore's SVD basis of the first gradient and is then updated every step by AdamW on ‖Ĝ − PPᵀĜ‖²
+    /// (Ĝ = G/‖G‖_F) with lr (1/T)·lr_t/lr_peak (<paramref name="pcaLearningRate"/> null) and weight decay 0.01; moments
+    /// kept. Reference defaults: rank 128, T = 200, α = 0.25, lr 0.01, no weight decay.</summary>
+    public static ProjectedOptions Osd(int rank = 128, float scale = 0.25f, float? pcaLearningRate = null,
         bool orthonormalize = false, OnlinePcaOptimizer pcaOptimizer = OnlinePcaOptimizer.Adam,
-        float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
+        float learningRate = OsdLr, float weightDecay = 0f, int updateGap = 200, ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
     {
         Method = "osd",
         Projector = new OnlinePcaProjectorFactory(pcaLearningRate, pcaOptimizer, orthonormalize),
-        Rank = rank, UpdateGap = 1, Scale = scale,
+        Rank = rank, UpdateGap = updateGap, Scale = scale, Side = side,
         LearningRate = learningRate, WeightDecay = weightDecay,
         OnRefresh = MomentPolicy.Keep, Residual = ResidualRule.Drop,
     }.Validate();
 
-    /// <summary>GRASS (Muhamed et al. 2024, arXiv:2406.17660): r rows of G (columns when m &gt; n) picked by
-    /// <paramref name="selection"/> every T steps; R = G[rows]; the update touches only those rows; moments reset.</summary>
-    public static ProjectedOptions Grass(int rank = 128, RowSelection selection = RowSelection.TopNorm, int updateGap = 200,
-        float scale = 1f, float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
+    /// <summary>GRASS (Muhamed et al. 2024, arXiv:2406.17660): r rows of G (columns when the side rule says right)
+    /// sampled every T steps with q ∝ ‖row‖² (<paramref name="selection"/>), with replacement, re-scaled by 1/√(r·q_j)
+    /// so that PᵀP·G is unbiased (<see cref="RowSampler"/>); R = ρ·G[rows]; the update touches only those rows; moments
+    /// reset. Rank, T and lr follow GaLore's setting, which the paper compares against.</summary>
+    public static ProjectedOptions Grass(int rank = 128, RowSelection selection = RowSelection.NormSquaredProportional, int updateGap = 200,
+        float scale = 1f, float learningRate = GaLoreLr, float weightDecay = 0f, bool withReplacement = true,
+        ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
     {
         Method = "grass",
-        Projector = new SparseProjectorFactory(selection),
-        Rank = rank, UpdateGap = updateGap, Scale = scale,
+        Projector = selection is RowSelection.TopNorm or RowSelection.Block
+            ? new SparseProjectorFactory(selection)
+            : new SparseProjectorFactory(selection, Rescaled: true, WithReplacement: withReplacement),
+        Rank = rank, UpdateGap = updateGap, Scale = scale, Side = side,
         LearningRate = learningRate, WeightDecay = weightDecay,
         OnRefresh = MomentPolicy.Reset, Residual = ResidualRule.Drop,
     }.Validate();
 
-    /// <summary>FRUGAL (Zmushko et al. 2024, arXiv:2411.07837): a state-full subspace of density ρ (rank
-    /// round(ρ·min(m, n))) gets Adam; the rest of the gradient gets state-free SignSGD (or SGD) with step
-    /// lr·<paramref name="residualScale"/>; moments reset at each refresh. ρ = 1 is AdamW, ρ = 0 is SignSGD/SGD on
-    /// every projected parameter.</summary>
-    public static ProjectedOptions Frugal(float density = 0.25f, FrugalSubspace subspace = FrugalSubspace.Blocks,
+    /// <summary>FRUGAL (Zmushko et al. 2024, arXiv:2411.07837). By default the reference's "frugal" mode
+    /// (<see cref="FrugalSubspace.Matrices"/>): round(ρ·k) whole matrices get AdamW at lr·<paramref name="scale"/>, chosen
+    /// in <paramref name="order"/> every T steps with fresh moments, the others state-free SignSGD (or SGD) at
+    /// lr·scale·<paramref name="residualScale"/>. The other subspaces split every matrix into a state-full part of
+    /// rank round(ρ·min(m, n)) and the rest. Reference pre-training defaults: ρ = 0.25, T = 200, descending order,
+    /// SignSGD, both scales 1, lr 1e-3, no weight decay.</summary>
+    public static ProjectedOptions Frugal(float density = 0.25f, FrugalSubspace subspace = FrugalSubspace.Matrices,
         ResidualRule residual = ResidualRule.SignSgd, int updateGap = 200, float residualScale = 1f,
-        float learningRate = 1e-3f, float weightDecay = 0f) => new ProjectedOptions
+        float learningRate = FrugalLr, float weightDecay = 0f, MatrixOrder order = MatrixOrder.Descending, float scale = 1f,
+        ProjectionSide side = ProjectionSide.Auto) => new ProjectedOptions
     {
         Method = "frugal",
-        Projector = FrugalProjector(subspace),
-        Density = density, UpdateGap = updateGap, Scale = 1f, FullRankAsIdentity = true,
+        Projector = subspace == FrugalSubspace.Matrices ? new WholeMatrixProjectorFactory(order) : FrugalProjector(subspace),
+        Density = density, UpdateGap = updateGap, Scale = scale, FullRankAsIdentity = true, Side = side,
         LearningRate = learningRate, WeightDecay = weightDecay,
         OnRefresh = MomentPolicy.Reset,
         Residual = residual == ResidualRule.Drop
@@ -83,6 +120,7 @@ public sealed partial record ProjectedOptions
         FrugalSubspace.RandomizedSvd => new SvdProjectorFactory(Randomized: true),
         FrugalSubspace.Random => new RandomOrthonormalProjectorFactory(),
         FrugalSubspace.Columns => new SparseProjectorFactory(RowSelection.Uniform),
+        FrugalSubspace.Matrices => new WholeMatrixProjectorFactory(MatrixOrder.Descending),
         _ => new SparseProjectorFactory(RowSelection.Block),
     };
 

@@ -39,7 +39,8 @@ public sealed partial record ProjectedOptions
 
     public MomentPolicy OnRefresh { get; init; } = MomentPolicy.Keep;
     public ResidualRule Residual { get; init; } = ResidualRule.Drop;
-    /// <summary>The residual term's learning-rate multiplier (its step is lr·ResidualScale).</summary>
+    /// <summary>The state-free part's learning-rate multiplier on top of <see cref="Scale"/> (its step is lr·α·ResidualScale,
+    /// FRUGAL's inactive_lr_scale).</summary>
     public float ResidualScale { get; init; } = 1f;
 
     // Shorthands for settings that belong to one projector kind: they read and write its factory, so the kind must be
@@ -106,22 +107,29 @@ public sealed partial record ProjectedOptions
 
     internal bool Projects(string name, int[] shape) => (ShouldProject ?? DefaultShouldProject)(name, shape);
 
-    /// <summary>The resolved side for a [m, n] parameter.</summary>
-    public ProjectionSide SideFor(int m, int n) => Side != ProjectionSide.Auto ? Side : m <= n ? ProjectionSide.Left : ProjectionSide.Right;
+    /// <summary>The resolved side (Left or Right) for a [m, n] parameter: <see cref="ProjectionSide.Auto"/> is GaLore's
+    /// "std" (right when m ≥ n), <see cref="ProjectionSide.Reverse"/> its "reverse_std" (left when m ≥ n).</summary>
+    public ProjectionSide SideFor(int m, int n) => Side switch
+    {
+        ProjectionSide.Left or ProjectionSide.Right => Side,
+        ProjectionSide.Reverse => m >= n ? ProjectionSide.Left : ProjectionSide.Right,
+        _ => m >= n ? ProjectionSide.Right : ProjectionSide.Left,
+    };
 
     /// <summary>The rank a [m, n] projected parameter gets: 0 means no inner state (residual rule only), min(m, n) with
     /// the identity projection means full-rank AdamW.</summary>
     public int RankFor(int m, int n)
     {
         int full = Math.Min(m, n);
-        if (Projection == ProjectionKind.Identity) return full;
+        if (Projection is ProjectionKind.Identity or ProjectionKind.WholeMatrix) return full;
         if (Density is float rho) return (int)Math.Round(rho * full, MidpointRounding.AwayFromZero);
         return Math.Min(Rank, full);
     }
 
     /// <summary>Whether a [m, n] projected parameter uses the identity projector.</summary>
     public bool IsIdentityFor(int m, int n) =>
-        Projection == ProjectionKind.Identity || (FullRankAsIdentity && RankFor(m, n) == Math.Min(m, n));
+        Projection == ProjectionKind.Identity
+        || (FullRankAsIdentity && Projection != ProjectionKind.WholeMatrix && RankFor(m, n) == Math.Min(m, n));
 
     /// <summary>Checks the options; throws an argument exception with one sentence on the first problem.</summary>
     public ProjectedOptions Validate()

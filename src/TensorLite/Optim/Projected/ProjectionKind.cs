@@ -20,4 +20,7 @@ public enum ProjectionKind
     Sparse,
     /// <summary>A random orthonormal basis (QR of a Gaussian), redrawn every UpdateGap steps (FRUGAL's "random").</summary>
     RandomOrthonormal,
+    /// <summary>FRUGAL's whole-matrix mode: round(ρ·k) whole matrices get the stateful optimizer, the rest the state-free
+    /// rule, re-chosen every UpdateGap steps.</summary>
+    WholeMatrix,
 }

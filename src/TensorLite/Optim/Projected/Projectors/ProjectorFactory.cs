@@ -38,6 +38,7 @@ public abstract record ProjectorFactory
         ProjectionKind.OnlinePca => new OnlinePcaProjectorFactory(),
         ProjectionKind.Sparse => new SparseProjectorFactory(),
         ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjectorFactory(),
+        ProjectionKind.WholeMatrix => new WholeMatrixProjectorFactory(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), $"Unknown projection kind {kind}."),
     };
 }

@@ -15,8 +15,10 @@ public sealed class OnlinePca : IDisposable
     private AdamMoments? _moments;
 
     /// <param name="initialProjection">The starting P [m, r] (copied).</param>
+    /// <param name="weightDecay">AdamW's decoupled weight decay on P (the OSD reference uses torch's AdamW default,
+    /// 0.01); SGD ignores it.</param>
     public OnlinePca(Tensor initialProjection, float learningRate, OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam,
-        bool reorthonormalize = false, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
+        bool reorthonormalize = false, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f, float weightDecay = 0f)
     {
         Linalg.RequireMatrix(initialProjection, "online_pca", "initialProjection");
         if (initialProjection.Shape[1] > initialProjection.Shape[0])
@@ -25,8 +27,13 @@ public sealed class OnlinePca : IDisposable
         if (beta1 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta1), "online_pca: beta1 must be in [0, 1).");
         if (beta2 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta2), "online_pca: beta2 must be in [0, 1).");
         if (!(eps > 0)) throw new ArgumentOutOfRangeException(nameof(eps), "online_pca: eps must be positive.");
+        if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), "online_pca: the weight decay must be non-negative.");
+        WeightDecay = weightDecay;
         _adam = new AdamWInner(beta1, beta2, eps);
         using (GradMode.NoGrad()) Projection = initialProjection.Clone().Persist();
+        // AdamW's moments exist from the start (zero), so the state a checkpoint holds does not depend on whether P
+        // has taken its first step yet. Untagged: the projected optimizer counts them as projector state.
+        if (optimizer == OnlinePcaOptimizer.Adam) _moments = _adam.CreateMoments(Projection.ShapeArray, Projection.Backend, category: null);
         LearningRate = learningRate;
         Optimizer = optimizer;
         Reorthonormalize = reorthonormalize;
@@ -47,6 +54,7 @@ public sealed class OnlinePca : IDisposable
     public Tensor Projection { get; }
 
     public float LearningRate { get; set; }
+    public float WeightDecay { get; }
     public OnlinePcaOptimizer Optimizer { get; }
     public bool Reorthonormalize { get; }
     public float Beta1 => _adam.Beta1;
@@ -63,9 +71,7 @@ public sealed class OnlinePca : IDisposable
         var backend = Projection.Backend;
         if (Optimizer == OnlinePcaOptimizer.Adam)
         {
-            // Untagged: the projected optimizer counts them as projector state after the step.
-            _moments ??= _adam.CreateMoments(Projection.ShapeArray, backend, category: null);
-            _moments.Apply(Projection, grad, LearningRate, 0f, StepCount, ParamRounding.Nearest);
+            _moments!.Apply(Projection, grad, LearningRate, WeightDecay, StepCount, ParamRounding.Nearest);
         }
         else
         {
@@ -80,10 +86,10 @@ public sealed class OnlinePca : IDisposable
         }
     }
 
-    /// <summary>Adam's first moment of P (null with SGD or before the first update); owned by this object. For checkpoints.</summary>
+    /// <summary>Adam's first moment of P (null with SGD); owned by this object. For checkpoints.</summary>
     public Tensor? FirstMoment => _moments?.First;
 
-    /// <summary>Adam's second moment of P (null with SGD or before the first update); owned by this object.</summary>
+    /// <summary>Adam's second moment of P (null with SGD); owned by this object.</summary>
     public Tensor? SecondMoment => _moments?.Second;
 
     /// <summary>Restores a saved state (values are copied in): P, the Adam moments (null for none) and the step count,
@@ -108,6 +114,8 @@ public sealed class OnlinePca : IDisposable
             backend.Copy(firstMoment, _moments.First);
             backend.Copy(secondMoment, _moments.Second);
         }
+        else if (Optimizer == OnlinePcaOptimizer.Adam)
+            _moments = _adam.CreateMoments(Projection.ShapeArray, backend, category: null);
         StepCount = stepCount;
     }
 

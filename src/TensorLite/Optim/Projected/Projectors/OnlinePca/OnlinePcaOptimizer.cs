@@ -5,6 +5,7 @@ public enum OnlinePcaOptimizer
 {
     /// <summary>P ← P − lr·∇.</summary>
     Sgd,
-    /// <summary>Adam on P (bias-corrected, no weight decay), as Online Subspace Descent suggests.</summary>
+    /// <summary>AdamW on P (bias-corrected, decoupled weight decay as configured), the OSD reference's default
+    /// (<c>--proj_type continuous</c>: torch.optim.AdamW).</summary>
     Adam,
 }

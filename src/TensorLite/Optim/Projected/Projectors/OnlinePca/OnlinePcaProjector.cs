@@ -3,29 +3,45 @@ using TensorLite.Autograd;
 namespace TensorLite.Optim.Projected;
 
 /// <summary>
-/// Online Subspace Descent's projection: P [dim, r] starts as a random orthonormal basis and is updated at every step
-/// by one step of <see cref="OnlinePca"/> (Adam or SGD on ‖G − P·Pᵀ·G‖², optionally re-orthonormalized by QR), never
-/// by an SVD. The update uses the current gradient before it is projected, so P_t is fitted to G_0..G_t (Algorithm 1
-/// of the paper fits the same sequence of P but uses each one a step later).
+/// Online Subspace Descent's projection, as the reference (kyleliang919/Online-Subspace-Descent, galore_projector.py,
+/// proj_type "continuous") does it: P [dim, r] starts as the top-r singular vectors of the first gradient (the same basis
+/// GaLore would compute), and at every later step takes one step of <see cref="OnlinePca"/> on ‖Ĝ − P·Pᵀ·Ĝ‖²_F with
+/// Ĝ = G/‖G‖_F, the optimizer's learning rate being <see cref="LearningRate"/> (1/T by default) times the main
+/// schedule's lr_t/lr_peak. Unlike the reference, the step is taken before G is projected (P_t has seen G_t; the
+/// reference projects with P_{t−1} and steps afterwards), which saves holding a second copy of P.
 /// </summary>
-public sealed class OnlinePcaProjector(ProjectionSide side, int m, int n, int rank, Generator generator, float learningRate,
-    OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam, bool reorthonormalize = false, float beta1 = 0.9f, float beta2 = 0.999f)
-    : DenseBasisProjector(side, m, n, rank, 1)
+public sealed class OnlinePcaProjector(ProjectionSide side, int m, int n, int rank, float learningRate,
+    OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam, bool reorthonormalize = false, float weightDecay = 0f,
+    float beta1 = 0.9f, float beta2 = 0.999f)
+    : DenseBasisProjector(side, m, n, rank, 1), IFollowsLearningRateSchedule
 {
     private OnlinePca? _pca;
 
     public OnlinePca? Pca => _pca;
+    /// <summary>The online PCA's peak learning rate (the reference: 1/T).</summary>
     public float LearningRate { get; set; } = learningRate;
+    public float ScheduleRatio { get; set; } = 1f;
     public override Tensor? Basis => _pca?.Projection;
     public override bool IsRefreshDue(long step) => true;
 
     public override void Refresh(Tensor g, long step)
     {
         using var noGrad = GradMode.NoGrad();
-        _pca ??= OnlinePca.RandomInit(Dim, Rank, generator, LearningRate, optimizer, reorthonormalize, g.Backend);
-        _pca.LearningRate = LearningRate;
-        using var oriented = Oriented(g);
-        _pca.Update(oriented);
+        if (_pca == null)
+        {
+            using var initial = SvdProjector.TopSingularBasis(g, Rank, Side);
+            _pca = new OnlinePca(initial, LearningRate, optimizer, reorthonormalize, beta1, beta2, weightDecay: weightDecay);
+        }
+        else
+        {
+            _pca.LearningRate = LearningRate * ScheduleRatio;
+            using var oriented = Oriented(g);
+            using var squares = oriented.Square();
+            using var sum = squares.Sum();
+            float norm = MathF.Sqrt(sum.Item());
+            using var normalized = norm > 0 ? oriented * (1f / norm) : oriented.Detach();
+            _pca.Update(normalized);
+        }
         RefreshCount++;
     }
 
@@ -53,10 +69,11 @@ public sealed class OnlinePcaProjector(ProjectionSide side, int m, int n, int ra
             throw new TensorLiteException($"Optimizer state '{prefix}basis' has shape {ShapeMath.Format(basis.Shape)}, but the projection needs [{Dim}, {Rank}].");
         using var noGrad = GradMode.NoGrad();
         using var b32 = ProjectedOptimizer.ToBackend(basis, backend);
-        _pca = new OnlinePca(b32, LearningRate, optimizer, reorthonormalize, beta1, beta2);
+        _pca = new OnlinePca(b32, LearningRate, optimizer, reorthonormalize, beta1, beta2, weightDecay: weightDecay);
         using var m1 = state.TryGetValue(prefix + "pca_exp_avg", out var a) ? ProjectedOptimizer.ToBackend(a, backend) : null;
         using var m2 = state.TryGetValue(prefix + "pca_exp_avg_sq", out var b) ? ProjectedOptimizer.ToBackend(b, backend) : null;
-        _pca.LoadState(b32, m1, m2, refreshCount);
+        // The first refresh only initialized P; the PCA's own step count is one less than the refreshes.
+        _pca.LoadState(b32, m1, m2, Math.Max(0, refreshCount - 1));
     }
 
     public override void Dispose()

@@ -1,17 +1,22 @@
 namespace TensorLite.Optim.Projected;
 
 /// <summary>
-/// Online Subspace Descent's projection and its own settings: the online PCA's <paramref name="LearningRate"/>, its
-/// <paramref name="Optimizer"/> (Adam or SGD on ‖G − P·Pᵀ·G‖²) and whether P is re-orthonormalized by QR after each
-/// update. The basis is trained, so it stays float32 whatever basis dtype the options ask for.
+/// Online Subspace Descent's projection and its own settings: the online PCA's peak <paramref name="LearningRate"/>
+/// (null: 1/T with T the options' update gap, as the reference), its <paramref name="Optimizer"/> (AdamW or SGD on
+/// ‖Ĝ − P·Pᵀ·Ĝ‖²), AdamW's <paramref name="WeightDecay"/> on P (0.01, torch.optim.AdamW's default, which the reference
+/// keeps) and whether P is re-orthonormalized by QR after each update. The basis is trained, so it stays float32
+/// whatever basis dtype the options ask for.
 /// </summary>
-public sealed record OnlinePcaProjectorFactory(float LearningRate = 1e-2f, OnlinePcaOptimizer Optimizer = OnlinePcaOptimizer.Adam,
-    bool Orthonormalize = false) : ProjectorFactory
+public sealed record OnlinePcaProjectorFactory(float? LearningRate = null, OnlinePcaOptimizer Optimizer = OnlinePcaOptimizer.Adam,
+    bool Orthonormalize = false, float WeightDecay = 0.01f) : ProjectorFactory
 {
     public override ProjectionKind Kind => ProjectionKind.OnlinePca;
 
+    /// <summary>The online PCA's peak learning rate for an update gap T.</summary>
+    public float LearningRateFor(int updateGap) => LearningRate ?? 1f / updateGap;
+
     public override IProjector Create(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator, DType basisDType) =>
-        new OnlinePcaProjector(side, m, n, rank, generator, LearningRate, Optimizer, Orthonormalize);
+        new OnlinePcaProjector(side, m, n, rank, LearningRateFor(updateGap), Optimizer, Orthonormalize, WeightDecay);
 
     /// <summary>P in float32, and with Adam its two moments of P's shape.</summary>
     public override long PredictStateBytes(ProjectionSide side, int m, int n, int rank, DType basisDType) =>
@@ -19,6 +24,7 @@ public sealed record OnlinePcaProjectorFactory(float LearningRate = 1e-2f, Onlin
 
     public override void Validate()
     {
-        if (!(LearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), "The online PCA learning rate must be non-negative.");
+        if (LearningRate is float lr && !(lr >= 0 && float.IsFinite(lr))) throw new ArgumentOutOfRangeException(nameof(LearningRate), "The online PCA learning rate must be a non-negative number.");
+        if (!(WeightDecay >= 0 && float.IsFinite(WeightDecay))) throw new ArgumentOutOfRangeException(nameof(WeightDecay), "The online PCA weight decay must be a non-negative number.");
     }
 }

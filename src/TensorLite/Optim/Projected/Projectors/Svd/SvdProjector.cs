@@ -10,11 +10,19 @@ public sealed class SvdProjector(ProjectionSide side, int m, int n, int rank, in
 {
     public bool Randomized { get; } = randomized;
 
-    protected override Tensor ComputeBasis(Tensor g)
+    protected override Tensor ComputeBasis(Tensor g) => Randomized
+        ? BasisOf(LA.RandomizedSvd(g, Rank, generator, oversampling, powerIterations), Side)
+        : TopSingularBasis(g, Rank, Side);
+
+    /// <summary>The top-<paramref name="rank"/> singular vectors of g [m, n] on <paramref name="side"/>: U_r [m, r] for
+    /// left, V_r [n, r] for right (a new contiguous tensor). OSD starts its basis from this too.</summary>
+    public static Tensor TopSingularBasis(Tensor g, int rank, ProjectionSide side) => BasisOf(LA.Svd(g, rank), side);
+
+    private static Tensor BasisOf((Tensor U, Tensor S, Tensor Vt) svd, ProjectionSide side)
     {
-        var (u, s, vt) = Randomized ? LA.RandomizedSvd(g, Rank, generator, oversampling, powerIterations) : LA.Svd(g, Rank);
+        var (u, s, vt) = svd;
         s.Dispose();
-        if (Side == ProjectionSide.Left)
+        if (side == ProjectionSide.Left)
         {
             vt.Dispose();
             return u;

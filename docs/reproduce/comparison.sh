@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The fair comparison of issue 17 (docs/results.md, "The comparison"): every method at its reference pre-training
+# defaults (the presets; docs/optimizers.md has the table) and with a small learning-rate sweep (½× and 2× the
+# default), 3 seeds each, on a llama_20m-shaped byte model (hidden 256, intermediate 688, 4 layers, 4 heads, vocabulary
+# 256) for STEPS steps, on the embedded synthetic language and on tinyshakespeare. It prints, per dataset and cell,
+# mean ± sample standard deviation of the final validation loss over the seeds, the optimizer-state bytes and tokens/s,
+# and keeps every run folder (metrics.jsonl is the raw data) under runs/compare.
+# Long: at ~1 s per 2048-token step on 2 cores, 5000 steps × 6 methods × 3 lrs × 3 seeds × 2 datasets is weeks of CPU;
+# run it on a bigger machine (--device auto uses a GPU) or in slices: METHODS="galore osd" SEEDS="1" bash … .
+# Usage (from the repository root): bash docs/reproduce/comparison.sh [STEPS] [DATASETS]. Needs jq.
+set -euo pipefail
+steps=${1:-5000}
+datasets=${2:-"embedded shakespeare"}
+methods=${METHODS:-"adamw galore osd grass frugal lora"}
+seeds=${SEEDS:-"1 2 3"}
+lr_factors=${LR_FACTORS:-"1 0.5 2"}
+device=${DEVICE:-cpu}
+out=runs/compare
+tl() { dotnet run -c Release --no-build --project src/TensorLite.Cli -- "$@"; }
+dotnet build -c Release src/TensorLite.Cli >/dev/null
+mkdir -p "$out"
+cat > "$out/byte_20m.json" <<'JSON'
+{ "vocab_size": 256, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 4,
+  "max_position_embeddings": 1024, "rms_norm_eps": 1e-6, "rope_theta": 10000, "tie_word_embeddings": false,
+  "hidden_act": "silu", "model_type": "llama" }
+JSON
+# Each method's default peak lr (ProjectedOptions.HyperParametersOf); the sweep multiplies it.
+default_lr() { case $1 in adamw) echo 3e-3;; frugal) echo 1e-3;; *) echo 1e-2;; esac; }
+# Rank 64 = hidden/4 (the GaLore paper's 60M ratio, 128 of 512) for every rank-based method; FRUGAL keeps ρ = 0.25.
+method_flags() { case $1 in adamw|frugal) ;; *) echo --rank 64;; esac; }
+common=(--model "$out/byte_20m.json" --steps "$steps" --warmup $((steps / 10)) --eval-every $(( steps >= 20 ? steps / 20 : 1 ))
+        --eval-batches 16 --log-every 50 --checkpoint-every "$steps" --device "$device")
+for data in $datasets; do
+  extra=()
+  [ "$data" = shakespeare ] && extra=(--data ../shared/data/tinyshakespeare.txt)
+  for method in $methods; do
+    for f in $lr_factors; do
+      lr=$(awk -v a="$(default_lr "$method")" -v f="$f" 'BEGIN { printf "%.3g", a * f }')
+      for seed in $seeds; do
+        dir="$out/$data-$method-lr$lr-seed$seed"
+        [ -f "$dir/metrics.jsonl" ] && grep -q "\"step\":$steps," "$dir/metrics.jsonl" && continue # done: resumable
+        rm -rf "$dir"
+        # shellcheck disable=SC2046
+        tl train "${common[@]}" "${extra[@]}" --optimizer "$method" $(method_flags "$method") --lr "$lr" --seed "$seed" \
+          --out "$dir" | tail -n 1
+      done
+    done
+  done
+  echo "## $data, $steps steps (mean ± sd over seeds $seeds)"
+  echo "| method | lr | final val loss | optimizer state (MiB) | tokens/s |"
+  echo "|---|---|---|---|---|"
+  for method in $methods; do
+    for f in $lr_factors; do
+      lr=$(awk -v a="$(default_lr "$method")" -v f="$f" 'BEGIN { printf "%.3g", a * f }')
+      for seed in $seeds; do
+        m="$out/$data-$method-lr$lr-seed$seed/metrics.jsonl"
+        [ -f "$m" ] || continue
+        jq -r 'select(.val_loss != null) | [.val_loss, .optimizer_state_bytes, .tokens_per_s] | @tsv' "$m" | tail -n 1
+      done | awk -v name="$method" -v lr="$lr" '
+        { n++; s += $1; ss += $1 * $1; mem = $2; tps += $3 }
+        END { if (n == 0) exit; mean = s / n; sd = n > 1 ? sqrt((ss - n * mean * mean) / (n - 1)) : 0
+              printf "| %s | %s | %.4f ± %.4f (n=%d) | %.2f | %.0f |\n", name, lr, mean, sd, n, mem / 1048576, tps / n }'
+    done
+  done
+done

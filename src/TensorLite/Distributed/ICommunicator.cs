@@ -1,0 +1,28 @@
+namespace TensorLite.Distributed;
+
+/// <summary>
+/// The processes of a data-parallel run and the collectives they use: every rank calls the same collectives in the same
+/// order with buffers of the same length. Implementations wrap an existing collective engine (MPI); a single process is
+/// <see cref="SingleProcess"/>, for which every collective is the identity.
+/// </summary>
+public interface ICommunicator : IDisposable
+{
+    /// <summary>This process's index, 0 … <see cref="WorldSize"/> − 1; rank 0 writes the run folder.</summary>
+    int Rank { get; }
+
+    /// <summary>The number of processes.</summary>
+    int WorldSize { get; }
+
+    /// <summary>What the processes are and which engine connects them, for the run's header.</summary>
+    string Description { get; }
+
+    /// <summary>Replaces <paramref name="values"/> on every rank by the element-wise sum over all ranks. Every rank
+    /// receives the same bits.</summary>
+    void AllReduceSum(Span<float> values);
+
+    /// <summary>The same for float64 values (losses and norms).</summary>
+    void AllReduceSum(Span<double> values);
+
+    /// <summary>Copies <paramref name="data"/> of rank <paramref name="root"/> into <paramref name="data"/> of every other rank.</summary>
+    void Broadcast(Span<byte> data, int root);
+}

@@ -1,0 +1,43 @@
+using TensorLite.Optim.Projected;
+
+namespace TensorLite.Optim.Lora;
+
+/// <summary>
+/// The LoRA baseline (Hu et al. 2021, arXiv:2106.09685) as the projected-optimizer papers pre-train it: every projected
+/// matrix W [m, n] (attention and MLP, as <see cref="ProjectedOptions.DefaultShouldProject"/>) is frozen and learns
+/// through W + (α/r)·B·A with A [r, n], B [m, r]; the other parameters (embeddings, norms, LM head) train densely. r is
+/// clamped to min(m, n) per matrix.
+/// </summary>
+public sealed record LoraOptions
+{
+    public int Rank { get; init; } = 128;
+    /// <summary>α: the adapter's scale is α/r (PEFT's lora_alpha).</summary>
+    public float Alpha { get; init; } = 32f;
+    public float LearningRate { get; init; } = 1e-3f;
+    /// <summary>Decoupled weight decay on the adapters and the dense parameters (never on the frozen base).</summary>
+    public float WeightDecay { get; init; }
+    /// <summary>The optimizer of A, B and the dense parameters; null means AdamW.</summary>
+    public IInnerOptimizer? Inner { get; init; }
+    public ulong Seed { get; init; }
+    /// <summary>ReLoRA-style merge-and-restart (Lialin et al. 2023, arXiv:2307.05695) every this many steps: the merged
+    /// adapters stay in the weights as the new base, A is drawn afresh, B and the adapters' moments restart from zero.
+    /// 0 never restarts (plain LoRA). ReLoRA's partial optimizer-state pruning and jagged schedule are not reproduced.</summary>
+    public int RestartEvery { get; init; }
+    /// <summary>Which matrices get adapters; null means <see cref="ProjectedOptions.DefaultShouldProject"/>.</summary>
+    public Func<string, int[], bool>? ShouldAdapt { get; init; }
+
+    internal bool Adapts(string name, int[] shape) => (ShouldAdapt ?? ProjectedOptions.DefaultShouldProject)(name, shape);
+
+    /// <summary>The adapter rank of a [m, n] matrix.</summary>
+    public int RankFor(int m, int n) => Math.Min(Rank, Math.Min(m, n));
+
+    public LoraOptions Validate()
+    {
+        if (Rank < 1) throw new ArgumentOutOfRangeException(nameof(Rank), $"The LoRA rank must be at least 1, got {Rank}.");
+        if (!(float.IsFinite(Alpha) && Alpha > 0)) throw new ArgumentOutOfRangeException(nameof(Alpha), $"The LoRA alpha must be a positive number, got {Alpha}.");
+        if (!(LearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), "The learning rate must be non-negative.");
+        if (RestartEvery < 0) throw new ArgumentOutOfRangeException(nameof(RestartEvery), $"The LoRA restart interval must be non-negative (0 = never), got {RestartEvery}.");
+        if (!float.IsFinite(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), "The weight decay must be finite.");
+        return this;
+    }
+}

@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using TensorLite.IO;
+using TensorLite.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace TensorLite.Tests;
+
+/// <summary>Open MPI for the data-parallel tests: installed from Debian when absent (CI machines start with only the .NET
+/// SDK), once per test run.</summary>
+public sealed class OpenMpi
+{
+    public OpenMpi()
+    {
+        Mpirun = Find("mpirun");
+        if (Mpirun != null) return;
+        Apt.Install("openmpi-bin");
+        Mpirun = Find("mpirun") ?? throw new InvalidOperationException("Open MPI could not be installed (apt-get install openmpi-bin); the data-parallel tests need it.");
+    }
+
+    /// <summary>Where Open MPI's launcher is.</summary>
+    public string? Mpirun { get; }
+
+    private static string? Find(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Where(dir => dir.Length > 0).Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
+}
+
+/// <summary>
+/// `train --nproc N` against one process with the same global batch: each rank trains on its share of every step's
+/// micro-batches and the gradients are summed with MPI_Allreduce. The sum equals the single process's accumulation up to
+/// float32 rounding, not bit for bit: the single process adds each micro-batch's weight gradient into the accumulated one
+/// inside the gradient GEMM (so the k-blocks of the new micro-batch are added one by one), while ranks add whole
+/// micro-batch gradients. After a few AdamW steps the parameters agree to ~1e-6 of their scale.
+/// </summary>
+public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : IClassFixture<OpenMpi>, IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("tl-dp-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private static string[] Tiny(string dir, int steps, int gradAccum, params string[] more) =>
+    [
+        "train", "--model", "byte_small", "--steps", steps.ToString(), "--grad-accum", gradAccum.ToString(), "--batch", "2", "--seq", "32",
+        "--synthetic-bytes", "40000", "--eval-every", "1000", "--checkpoint-every", "2", "--log-every", "1", "--out", dir, .. more,
+    ];
+
+    private string Train(string name, int processes, int steps, int gradAccum, params string[] more)
+    {
+        string dir = Path.Combine(_root, name);
+        string[] args = processes == 1 ? Tiny(dir, steps, gradAccum, more) : [.. Tiny(dir, steps, gradAccum, more), "--nproc", processes.ToString()];
+        var (code, stdout, stderr) = CliProcess.Run(args, timeoutSeconds: 180);
+        output.WriteLine($"{(processes == 1 ? "" : mpi.Mpirun + " ")}{string.Join(' ', args)}\n{stdout}{stderr}");
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        return dir;
+    }
+
+    private static Dictionary<string, float[]> Latest(string dir, string file) =>
+        SafeTensors.Load(Path.Combine(Checkpoints(dir).Last(), file)).ToDictionary(x => x.Key, x => x.Value.ToArray());
+
+    private static string[] Checkpoints(string dir) => Directory.GetDirectories(Path.Combine(dir, "checkpoints")).Order().ToArray();
+
+    /// <summary>Largest difference of any element, relative to the largest magnitude of its tensor.</summary>
+    private static double WorstRelativeDifference(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
+    {
+        Assert.Equal(a.Keys.Order(), b.Keys.Order());
+        double worst = 0;
+        foreach (var (name, x) in a)
+        {
+            var y = b[name];
+            double scale = x.Max(v => Math.Abs(v)) + 1e-30;
+            for (int i = 0; i < x.Length; i++) worst = Math.Max(worst, Math.Abs(x[i] - y[i]) / scale);
+        }
+        return worst;
+    }
+
+    private void AssertSameTraining(string single, string parallel, double tolerance)
+    {
+        double weights = WorstRelativeDifference(Latest(single, "model.safetensors"), Latest(parallel, "model.safetensors"));
+        double states = WorstRelativeDifference(Latest(single, "optimizer.safetensors"), Latest(parallel, "optimizer.safetensors"));
+        output.WriteLine($"worst relative difference: weights {weights:E2}, optimizer states {states:E2}");
+        Assert.InRange(weights, 0, tolerance);
+        Assert.InRange(states, 0, tolerance);
+        // Rank 0 alone writes: one metrics record per step, the same number of checkpoints as the single run.
+        var steps = File.ReadAllLines(Path.Combine(parallel, "metrics.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToArray();
+        Assert.Equal(steps.Distinct().Count(), steps.Length);
+        Assert.Equal(Checkpoints(single).Select(Path.GetFileName), Checkpoints(parallel).Select(Path.GetFileName));
+    }
+
+    [Theory]
+    [InlineData("adamw", 2)]
+    [InlineData("galore", 2)]
+    [InlineData("grass", 3)]
+    [InlineData("frugal", 3)]
+    public void N_processes_train_as_one_process_with_the_same_global_batch(string optimizer, int processes)
+    {
+        string[] method = optimizer == "adamw" ? [] : ["--optimizer", optimizer, "--rank", "8", "--update-gap", "2"];
+        string single = Train("single", 1, 4, processes, method);
+        string parallel = Train("parallel", processes, 4, processes, method);
+        AssertSameTraining(single, parallel, 1e-5);
+    }
+
+    [Fact]
+    public void Per_layer_updates_sum_each_gradient_across_ranks_before_its_update()
+    {
+        string single = Train("single", 1, 4, 2, "--per-layer");
+        string parallel = Train("parallel", 2, 4, 2, "--per-layer");
+        AssertSameTraining(single, parallel, 1e-5);
+    }
+
+    [Fact]
+    public void A_run_resumes_with_a_different_number_of_processes()
+    {
+        string single = Train("single", 1, 4, 6);
+        string parallel = Train("parallel", 2, 2, 6);
+        var (code, stdout, stderr) = CliProcess.Run(["train", "--resume", parallel, "--steps", "4", "--nproc", "3"], timeoutSeconds: 180);
+        output.WriteLine(stdout + stderr);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("resuming at step 2", stdout);
+        AssertSameTraining(single, parallel, 1e-5);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Sharded_optimizer_states_train_as_one_process_and_checkpoint_the_whole_state(bool perLayer)
+    {
+        string[] mode = perLayer ? ["--per-layer"] : [];
+        // Each rank keeps and updates half of the parameters' AdamW moments; rank 0 gathers them for the checkpoint,
+        // which then holds every entry of the single run's (compared name by name), and the run resumes on 3 ranks.
+        string single = Train("single", 1, 4, 6, mode);
+        string parallel = Train("parallel", 2, 2, 6, [.. mode, "--shard-states"]);
+        var (code, stdout, stderr) = CliProcess.Run(["train", "--resume", parallel, "--steps", "4", "--nproc", "3"], timeoutSeconds: 180);
+        output.WriteLine(stdout + stderr);
+        Assert.True(code == 0, stderr);
+        AssertSameTraining(single, parallel, 1e-5);
+    }
+
+    [Fact]
+    public void The_plan_of_a_sharded_run_holds_one_share_of_the_optimizer_state()
+    {
+        var options = new Training.TrainingOptions { Model = "llama_20m", Batch = 1, Seq = 64 };
+        var whole = Training.MemoryPlan.Predict(options, processes: 2);
+        var shard = Training.MemoryPlan.Predict(options with { ShardStates = true }, processes: 2);
+        long all = whole.AtPeak[Memory.MemoryCategory.OptimizerState], mine = shard.AtPeak[Memory.MemoryCategory.OptimizerState];
+        output.WriteLine($"optimizer states: {all} bytes unsharded, {mine} bytes on rank 0 of 2");
+        // Greedy balance by element count: rank 0's share is about half (the embedding alone is 8.2M of 21M parameters).
+        Assert.InRange(mine, all * 0.4, all * 0.6);
+        Assert.Contains("per process of 2, optimizer states sharded", shard.Render());
+    }
+
+    [Fact]
+    public void A_grad_accum_that_the_processes_cannot_share_is_refused_in_one_line()
+    {
+        string dir = Path.Combine(_root, "refused");
+        var (code, _, stderr) = CliProcess.Run([.. Tiny(dir, 2, 3), "--nproc", "2"], timeoutSeconds: 120);
+        Assert.NotEqual(0, code);
+        Assert.Contains("--grad-accum 3 must be a multiple of the 2 processes", stderr);
+        Assert.False(File.Exists(Path.Combine(dir, "train.json")));
+    }
+
+    [Fact]
+    public void A_rank_that_dies_mid_step_stops_the_job_and_the_run_resumes_from_its_last_checkpoint()
+    {
+        string dir = Path.Combine(_root, "killed");
+        var clock = Stopwatch.StartNew();
+        // Rank 1 kills itself before its 4th gradient sum: rank 0 is then waiting in the collective for it.
+        var (code, stdout, stderr) = CliProcess.Run([.. Tiny(dir, 6, 2), "--nproc", "2"], fault: "allreduce.rank1:4:kill", timeoutSeconds: 120);
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:F1} s, exit {code}\n{stdout}{stderr}");
+        Assert.NotEqual(0, code);
+        Assert.Equal("step-0000002", Path.GetFileName(Checkpoints(dir).Last()));
+        var (resumed, _, err) = CliProcess.Run(["train", "--resume", dir], timeoutSeconds: 120);
+        Assert.True(resumed == 0, err);
+        Assert.Equal("step-0000006", Path.GetFileName(Checkpoints(dir).Last()));
+    }
+}
