@@ -10,7 +10,8 @@ public sealed class TrainingOptionsBinder
 
     private readonly Option<string> model = new Option<string>("--model") { Description = "Named config (tiny, byte_small, llama_20m, llama_60m, ...) or a config.json path.", DefaultValueFactory = _ => Defaults.Model };
     private readonly Option<string[]> data = new Option<string[]>("--data") { Description = "Text files to train on (default: the embedded synthetic language).", AllowMultipleArgumentsPerToken = true };
-    private readonly Option<string> tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer: byte (UTF-8 bytes), cl100k or o200k (tiktoken).", DefaultValueFactory = _ => Defaults.Tokenizer };
+    private readonly Option<string> tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer: byte (UTF-8 bytes), cl100k or o200k (tiktoken), or a model's tokenizer.json (file or folder; default with --init-from: the folder's).", DefaultValueFactory = _ => Defaults.Tokenizer };
+    private readonly Option<string?> initFrom = new Option<string?>("--init-from") { Description = "Fine-tune an HF model folder (config.json + model.safetensors or shards): its config replaces --model, its weights the random start." };
     private readonly Option<int> seq = new Option<int>("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => Defaults.Seq };
     private readonly Option<int> batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => Defaults.Batch };
     private readonly Option<int> accum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => Defaults.GradAccum };
@@ -56,7 +57,7 @@ public sealed class TrainingOptionsBinder
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, loraRestart, states, weights, activations, stochastic, masters, perLayer, shardStates, factored, device })
+        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, loraRestart, states, weights, activations, stochastic, masters, perLayer, shardStates, factored, device })
             command.Options.Add(option);
     }
 
@@ -66,9 +67,22 @@ public sealed class TrainingOptionsBinder
     /// <summary>The --device the user gave explicitly (resume may move a run to another device).</summary>
     public string? ExplicitDevice(ParseResult r) => r.GetResult(device) is { Implicit: false } ? r.GetValue(device) : null;
 
+    /// <summary>--init-from as an absolute path (the run folder records it), refused together with an explicit --model.</summary>
+    private string? InitFromChecked(ParseResult r)
+    {
+        if (r.GetValue(initFrom) is not { } dir) return null;
+        if (r.GetResult(model) is { Implicit: false })
+            throw new ArgumentException("--model and --init-from both define the model; give one (--init-from uses the folder's config.json).");
+        return Path.GetFullPath(dir);
+    }
+
+    /// <summary>--tokenizer, or with --init-from and no --tokenizer the folder's own tokenizer.json when it has one.</summary>
+    private string TokenizerOf(ParseResult r) =>
+        r.GetResult(tokenizer) is { Implicit: true } && InitFromChecked(r) is { } dir && Data.HfTokenizer.IsTokenizerPath(dir) ? dir : r.GetValue(tokenizer)!;
+
     public TrainingOptions Read(ParseResult r) => new()
     {
-        Model = r.GetValue(model)!, Data = r.GetValue(data) ?? [], Tokenizer = r.GetValue(tokenizer)!,
+        Model = InitFromChecked(r) ?? r.GetValue(model)!, Data = r.GetValue(data) ?? [], Tokenizer = TokenizerOf(r), InitFrom = InitFromChecked(r),
         Seq = r.GetValue(seq), Batch = r.GetValue(batch), GradAccum = r.GetValue(accum), Steps = r.GetValue(steps),
         LearningRate = r.GetValue(lr), MinLrRatio = r.GetValue(minLr), Warmup = r.GetValue(warmup),
         WeightDecay = r.GetValue(wd), Beta1 = r.GetValue(beta1), Beta2 = r.GetValue(beta2), ClipNorm = r.GetValue(clip),

@@ -12,7 +12,7 @@ public sealed class CliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private static (int Code, string Stderr) Run(params string[] args)
+    internal static (int Code, string Stderr) Run(params string[] args)
     {
         var err = new StringWriter();
         var originalErr = Console.Error;

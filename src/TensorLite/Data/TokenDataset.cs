@@ -2,21 +2,32 @@ namespace TensorLite.Data;
 
 /// <summary>
 /// A tokenized corpus split deterministically into training and validation parts (the last
-/// <c>validationFraction</c> of the tokens), from which random contiguous windows are drawn.
+/// <c>validationFraction</c> of the tokens), from which random contiguous windows are drawn. With a
+/// <c>trained</c> mask (instruction data), a token the mask marks false is context only: its position's target is
+/// <see cref="IgnoreIndex"/>, so it carries no loss.
 /// </summary>
 public sealed class TokenDataset
 {
-    public TokenDataset(int[] tokens, int vocabSize, double validationFraction = 0.1)
+    /// <summary>The target of a position that carries no loss (the cross-entropy's ignore index).</summary>
+    public const int IgnoreIndex = -100;
+
+    public TokenDataset(int[] tokens, int vocabSize, double validationFraction = 0.1, bool[]? trained = null)
     {
         if (validationFraction is <= 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(validationFraction), "The validation fraction must be in (0, 1).");
+        if (trained != null && trained.Length != tokens.Length) throw new ArgumentException("The trained mask must have one entry per token.", nameof(trained));
         int validation = (int)(tokens.Length * validationFraction);
         Train = tokens[..^validation];
         Validation = tokens[^validation..];
+        TrainMask = trained?[..^validation];
+        ValidationMask = trained?[^validation..];
         VocabSize = vocabSize;
     }
 
     public int[] Train { get; }
     public int[] Validation { get; }
+    /// <summary>Per token of <see cref="Train"/>: whether it is a target; null when every token is.</summary>
+    public bool[]? TrainMask { get; }
+    public bool[]? ValidationMask { get; }
     public int VocabSize { get; }
 
     /// <summary>Checks both splits can hold at least one window of <paramref name="seq"/>+1 tokens.</summary>
@@ -26,10 +37,12 @@ public sealed class TokenDataset
             throw new TensorLiteException($"The data has too few tokens ({Train.Length} train, {Validation.Length} validation) for sequences of {seq}; use more text or a shorter --seq.");
     }
 
-    /// <summary>A batch of random windows: inputs [batch, seq] and the next-token targets [batch, seq] (int32).</summary>
+    /// <summary>A batch of random windows: inputs [batch, seq] and the next-token targets [batch, seq] (int32;
+    /// <see cref="IgnoreIndex"/> where the mask says the next token is context).</summary>
     public (Tensor Inputs, Tensor Targets) SampleBatch(bool validation, int batch, int seq, Generator generator, IBackend? backend = null)
     {
         var source = validation ? Validation : Train;
+        var mask = validation ? ValidationMask : TrainMask;
         RequireWindows(seq);
         var inputs = new int[batch * seq];
         var targets = new int[batch * seq];
@@ -38,6 +51,9 @@ public sealed class TokenDataset
             int start = generator.NextInt(source.Length - seq);
             Array.Copy(source, start, inputs, b * seq, seq);
             Array.Copy(source, start + 1, targets, b * seq, seq);
+            if (mask != null)
+                for (int j = 0; j < seq; j++)
+                    if (!mask[start + 1 + j]) targets[b * seq + j] = IgnoreIndex;
         }
         return (Tensor.FromSpan<int>(inputs, [batch, seq], DType.Int32, backend),
                 Tensor.FromSpan<int>(targets, [batch, seq], DType.Int32, backend));

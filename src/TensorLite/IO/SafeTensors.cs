@@ -45,23 +45,10 @@ public static class SafeTensors
     /// (<see cref="NonFiniteTensorException"/>).</summary>
     public static Dictionary<string, Tensor> Load(string path, IBackend? backend = null, bool requireFinite = false)
     {
-        using var stream = OpenForRead(path);
-        var (infos, _, dataStart) = ReadHeader(stream, path);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         try
         {
-            foreach (var info in infos)
-            {
-                var t = Tensor.Empty(info.Shape, info.DType, backend);
-                result[info.Name] = t;
-                var bytes = new byte[info.End - info.Begin];
-                stream.Position = dataStart + info.Begin;
-                stream.ReadExactly(bytes);
-                if (requireFinite && FirstNonFinite(bytes, info.DType) >= 0)
-                    throw new NonFiniteTensorException(info.Name, $"'{path}': tensor '{info.Name}' holds NaN or infinite values.");
-                if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Big-endian hosts are not supported.");
-                t.Backend.CopyFromHost(bytes, t);
-            }
+            Stream(path, _ => true, (info, t) => result[info.Name] = t.Alias(), backend, requireFinite);
         }
         catch
         {
@@ -69,6 +56,29 @@ public static class SafeTensors
             throw;
         }
         return result;
+    }
+
+    /// <summary>Reads the tensors <paramref name="wanted"/> selects one at a time, in file order, handing each to
+    /// <paramref name="consume"/> and disposing it afterwards (alias it to keep it): at most one tensor of the file is
+    /// in memory at once, so a checkpoint loads into a model without a second copy of its weights.</summary>
+    public static void Stream(string path, Func<SafeTensorInfo, bool> wanted, Action<SafeTensorInfo, Tensor> consume,
+        IBackend? backend = null, bool requireFinite = false)
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Big-endian hosts are not supported.");
+        using var stream = OpenForRead(path);
+        var (infos, _, dataStart) = ReadHeader(stream, path);
+        foreach (var info in infos.OrderBy(i => i.Begin))
+        {
+            if (!wanted(info)) continue;
+            var bytes = new byte[info.End - info.Begin];
+            stream.Position = dataStart + info.Begin;
+            stream.ReadExactly(bytes);
+            if (requireFinite && FirstNonFinite(bytes, info.DType) >= 0)
+                throw new NonFiniteTensorException(info.Name, $"'{path}': tensor '{info.Name}' holds NaN or infinite values.");
+            using var t = Tensor.Empty(info.Shape, info.DType, backend);
+            t.Backend.CopyFromHost(bytes, t);
+            consume(info, t);
+        }
     }
 
     /// <summary>Writes tensors (any dtype, any layout) atomically: the file is complete or untouched. With

@@ -21,11 +21,12 @@ public sealed class LlamaModel : Module
         if (weightDType is not (DType.Float32 or DType.BFloat16))
             throw new DTypeMismatchException($"LLaMA weights are float32 or bfloat16, not {weightDType}.");
         WeightDType = weightDType;
+        _ropeInverseFrequencies = config.RopeInverseFrequencies();
         var init = new WeightInit(generator, config.InitializerRange, weightDType);
         EmbedTokens = RegisterParameter("model.embed_tokens.weight", init.Normal(config.VocabSize, config.HiddenSize));
         Layers = new LlamaDecoderLayer[config.NumHiddenLayers];
         for (int i = 0; i < Layers.Length; i++)
-            Layers[i] = RegisterModule($"model.layers.{i}", new LlamaDecoderLayer(config, init));
+            Layers[i] = RegisterModule($"model.layers.{i}", new LlamaDecoderLayer(config, init, _ropeInverseFrequencies));
         Norm = RegisterParameter("model.norm.weight", init.Ones(config.HiddenSize));
         LmHead = config.TieWordEmbeddings
             ? EmbedTokens
@@ -33,6 +34,10 @@ public sealed class LlamaModel : Module
     }
 
     public DType WeightDType { get; }
+
+    /// <summary>RoPE's scaled inverse frequencies (the config's rope_scaling), one array shared by all layers so the
+    /// rotary tables are computed once; null for plain theta^(−2i/d).</summary>
+    private readonly float[]? _ropeInverseFrequencies;
 
     /// <summary>The dtype of the hidden states between ops: float32 (default) or bfloat16. With bfloat16 the residual
     /// stream, normed inputs, q/k/v, the attention output and the SwiGLU intermediates are bfloat16, and so is
@@ -78,6 +83,33 @@ public sealed class LlamaModel : Module
             return normed.MatMul(headT, DType.Float32); // float32 logits: a stable cross-entropy whatever the activations
     }
 
+    /// <summary>
+    /// Inference with a key/value cache: the logits [batch, vocab] of the last of <paramref name="ids"/> [batch, t], whose
+    /// positions follow the <see cref="KvCache.Length"/> already in <paramref name="cache"/>; their keys and values are
+    /// appended. The first call may pass any number of tokens (the prompt), later ones one token each. No gradients.
+    /// </summary>
+    public Tensor ForwardCached(Tensor ids, KvCache cache)
+    {
+        if (ids.Rank != 2) throw new ShapeMismatchException($"LLaMA expects token ids shaped [batch, seq], got {ShapeMath.Format(ids.Shape)}.");
+        if (cache.Length > 0 && ids.Shape[1] != 1) throw new ArgumentException("After the prompt, a cached forward takes one token at a time.");
+        if (cache.Length + ids.Shape[1] > Config.MaxPositionEmbeddings)
+            throw new ShapeMismatchException($"Sequence length {cache.Length + ids.Shape[1]} exceeds max_position_embeddings {Config.MaxPositionEmbeddings}.");
+        using var noGrad = GradMode.NoGrad();
+        Tensor h = Tensor.Embedding(EmbedTokens, ids);
+        if (h.DType != ActivationDType)
+            using (var embedded = h) h = embedded.To(ActivationDType);
+        for (int i = 0; i < Layers.Length; i++)
+            using (var input = h) h = Layers[i].Forward(input, cache, i);
+        cache.Length += ids.Shape[1];
+        using (h)
+        using (var last = h.Narrow(1, h.Shape[1] - 1, 1))
+        using (var normCast = WeightInit.Float32Cast(Norm))
+        using (var normed = last.RmsNorm(normCast ?? Norm, Config.RmsNormEps))
+        using (var headT = LmHead.T)
+        using (var logits = normed.MatMul(headT, DType.Float32))
+            return logits.Reshape(ids.Shape[0], Config.VocabSize);
+    }
+
     /// <summary>Mean next-token cross-entropy (nats) of <paramref name="targets"/> given <paramref name="ids"/>.</summary>
     public Tensor Loss(Tensor ids, Tensor targets, int ignoreIndex = -100)
     {
@@ -92,16 +124,18 @@ public sealed class LlamaModel : Module
 public sealed class LlamaDecoderLayer : Module
 {
     private readonly LlamaConfig _config;
+    private readonly float[]? _ropeInverseFrequencies;
 
-    internal LlamaDecoderLayer(LlamaConfig config, WeightInit init)
+    internal LlamaDecoderLayer(LlamaConfig config, WeightInit init, float[]? ropeInverseFrequencies)
     {
         _config = config;
-        int h = config.HiddenSize, kv = config.KeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
+        _ropeInverseFrequencies = ropeInverseFrequencies;
+        int h = config.HiddenSize, q = config.AttentionWidth, kv = config.KeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
         InputNorm = RegisterParameter("input_layernorm.weight", init.Ones(h));
-        QProj = RegisterParameter("self_attn.q_proj.weight", init.Normal(h, h));
+        QProj = RegisterParameter("self_attn.q_proj.weight", init.Normal(q, h));
         KProj = RegisterParameter("self_attn.k_proj.weight", init.Normal(kv, h));
         VProj = RegisterParameter("self_attn.v_proj.weight", init.Normal(kv, h));
-        OProj = RegisterParameter("self_attn.o_proj.weight", init.Normal(h, h));
+        OProj = RegisterParameter("self_attn.o_proj.weight", init.Normal(h, q));
         PostAttentionNorm = RegisterParameter("post_attention_layernorm.weight", init.Ones(h));
         GateProj = RegisterParameter("mlp.gate_proj.weight", init.Normal(inter, h));
         UpProj = RegisterParameter("mlp.up_proj.weight", init.Normal(inter, h));
@@ -119,11 +153,14 @@ public sealed class LlamaDecoderLayer : Module
     public Tensor DownProj { get; }
 
     /// <summary>x: [batch, seq, hidden] → same shape.</summary>
-    public Tensor Forward(Tensor x)
+    public Tensor Forward(Tensor x) => Forward(x, null, 0);
+
+    /// <summary>With a cache: x holds the positions after the cached ones, whose keys and values are appended.</summary>
+    internal Tensor Forward(Tensor x, KvCache? cache, int layerIndex)
     {
         using var inputNormCast = WeightInit.Float32Cast(InputNorm);
         using var attnIn = x.RmsNorm(inputNormCast ?? InputNorm, _config.RmsNormEps);
-        using var attn = Attention(attnIn);
+        using var attn = Attention(attnIn, cache, layerIndex);
         using var h = x + attn;
         using var postNormCast = WeightInit.Float32Cast(PostAttentionNorm);
         using var mlpIn = h.RmsNorm(postNormCast ?? PostAttentionNorm, _config.RmsNormEps);
@@ -131,28 +168,44 @@ public sealed class LlamaDecoderLayer : Module
         return h + mlp;
     }
 
-    private Tensor Attention(Tensor x)
+    private Tensor Attention(Tensor x, KvCache? cache, int layerIndex)
     {
-        int b = x.Shape[0], t = x.Shape[1];
+        int b = x.Shape[0], t = x.Shape[1], offset = cache?.Length ?? 0;
         int heads = _config.NumAttentionHeads, kvHeads = _config.KeyValueHeads, d = _config.HeadDim;
-        using var q = Heads(Project(x, QProj), b, t, heads, d, rope: true);
-        using var k = Heads(Project(x, KProj), b, t, kvHeads, d, rope: true);
-        using var v = Heads(Project(x, VProj), b, t, kvHeads, d, rope: false);
-        using var o = Tensor.CausalAttention(q, k, v);
+        using var q = Heads(Project(x, QProj), b, t, heads, d, rope: true, offset);
+        using var k = Heads(Project(x, KProj), b, t, kvHeads, d, rope: true, offset);
+        using var v = Heads(Project(x, VProj), b, t, kvHeads, d, rope: false, offset);
+        using var o = offset == 0 ? Tensor.CausalAttention(q, k, v) : AttendToCache(q, cache!, layerIndex, k, v);
+        if (cache != null && offset == 0) cache.Append(layerIndex, k, v);
         using var merged = o.Transpose(1, 2).Reshape(b, t, heads * d);
         return Project(merged, OProj);
     }
 
-    /// <summary>[b, t, n·d] → [b, n, t, d], rotated by RoPE for queries and keys.</summary>
-    private Tensor Heads(Tensor projected, int b, int t, int n, int d, bool rope)
+    /// <summary>[b, t, n·d] → [b, n, t, d], rotated by RoPE (positions from <paramref name="offset"/>) for queries and keys.</summary>
+    private Tensor Heads(Tensor projected, int b, int t, int n, int d, bool rope, int offset)
     {
         using (projected)
         using (var split = projected.Reshape(b, t, n, d))
         {
             var heads = split.Transpose(1, 2);
             if (!rope) return heads;
-            using (heads) return heads.Rope(0, _config.RopeTheta);
+            using (heads) return heads.Rope(offset, _config.RopeTheta, _ropeInverseFrequencies);
         }
+    }
+
+    /// <summary>One new query position attending to every cached position and itself (nothing later exists, so no
+    /// mask): the new key and value are appended first. Query heads are grouped onto their key/value head.</summary>
+    private Tensor AttendToCache(Tensor q, KvCache cache, int layerIndex, Tensor k, Tensor v)
+    {
+        var (keys, values) = cache.Append(layerIndex, k, v);
+        int b = q.Shape[0], heads = q.Shape[1], d = q.Shape[3], kvHeads = keys.Shape[1];
+        using var grouped = q.Reshape(b, kvHeads, heads / kvHeads, d);
+        using var keysT = keys.Transpose(2, 3);
+        using var scores = grouped.MatMul(keysT, DType.Float32);
+        using var scaled = scores * (1f / MathF.Sqrt(d));
+        using var weights = scaled.Softmax(-1);
+        using var attended = weights.MatMul(values, q.DType);
+        return attended.Reshape(b, heads, 1, d);
     }
 
     private Tensor Mlp(Tensor x)
@@ -185,4 +238,43 @@ internal sealed class WeightInit(Generator? generator, float std, DType dtype)
     /// <summary>For a small non-float32 weight (norm scales), a differentiable float32 cast for the fp32 kernels (its
     /// gradient flows back in the weight's dtype); null when the weight is float32 already and is used as it is.</summary>
     public static Tensor? Float32Cast(Tensor weight) => weight.DType == DType.Float32 ? null : weight.To(DType.Float32);
+}
+
+/// <summary>The keys and values (after RoPE) of the positions a model has seen, one pair per layer, so that generation
+/// computes each new token from it instead of re-running the whole sequence. Dispose it when done.</summary>
+public sealed class KvCache : IDisposable
+{
+    private readonly Tensor?[] _keys, _values;
+
+    public KvCache(LlamaModel model)
+    {
+        _keys = new Tensor?[model.Layers.Length];
+        _values = new Tensor?[model.Layers.Length];
+    }
+
+    /// <summary>Positions cached.</summary>
+    public int Length { get; internal set; }
+
+    /// <summary>Appends new keys and values [b, kvHeads, t, d] of a layer along the sequence; returns the layer's whole cache.</summary>
+    internal (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
+    {
+        _keys[layer] = Grow(_keys[layer], k);
+        _values[layer] = Grow(_values[layer], v);
+        return (_keys[layer]!, _values[layer]!);
+    }
+
+    private static Tensor Grow(Tensor? cached, Tensor added)
+    {
+        var grown = cached == null ? added.ContiguousNoGrad() : Tensor.Concat(2, cached, added);
+        cached?.Dispose();
+        return grown.Persist(); // outlives the caller's tensor scope
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _keys.Concat(_values)) t?.Dispose();
+        Array.Clear(_keys);
+        Array.Clear(_values);
+        Length = 0;
+    }
 }

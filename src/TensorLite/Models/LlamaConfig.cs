@@ -25,11 +25,33 @@ public sealed record LlamaConfig
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "llama";
     [JsonPropertyName("architectures")] public string[] Architectures { get; init; } = ["LlamaForCausalLM"];
     [JsonPropertyName("bos_token_id")] public int? BosTokenId { get; init; }
-    [JsonPropertyName("eos_token_id")] public int? EosTokenId { get; init; }
+    /// <summary>The end-of-sequence token ids: HF writes one id or a list (Llama 3: [128001, 128008, 128009]).</summary>
+    [JsonPropertyName("eos_token_id"), JsonConverter(typeof(TokenIdsConverter))] public int[]? EosTokenId { get; init; }
     [JsonPropertyName("torch_dtype")] public string TorchDType { get; init; } = "float32";
+    /// <summary>The width of one attention head; null means hidden_size / num_attention_heads (HF's default).</summary>
+    [JsonPropertyName("head_dim")] public int? HeadDimOverride { get; init; }
+    /// <summary>RoPE frequency scaling (HF's <c>rope_scaling</c>): llama3 and linear are implemented, others refused.</summary>
+    [JsonPropertyName("rope_scaling")] public RopeScaling? RopeScaling { get; init; }
+    [JsonPropertyName("attention_bias")] public bool AttentionBias { get; init; }
+    [JsonPropertyName("mlp_bias")] public bool MlpBias { get; init; }
+
+    /// <summary>Every other field of a config.json, kept so that <see cref="Validate"/> can refuse what it does not know
+    /// (an unknown field may change the architecture) and the harmless ones survive a round trip.</summary>
+    [JsonExtensionData] public Dictionary<string, JsonElement>? OtherFields { get; init; }
 
     [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
-    [JsonIgnore] public int HeadDim => HiddenSize / NumAttentionHeads;
+    [JsonIgnore] public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
+    /// <summary>The width of the concatenated query heads (q_proj's rows, o_proj's columns).</summary>
+    [JsonIgnore] public int AttentionWidth => NumAttentionHeads * HeadDim;
+
+    /// <summary>Fields of HF LLaMA configs that do not change the model TensorLite builds from the config (bookkeeping,
+    /// inference switches, token ids). Any other field not declared above is refused.</summary>
+    private static readonly HashSet<string> HarmlessFields = new(StringComparer.Ordinal)
+    {
+        "transformers_version", "_name_or_path", "use_cache", "pad_token_id", "dtype", "pretraining_tp", "is_llama_config",
+        "rope_interleaved", "transformers.js_config", "output_attentions", "output_hidden_states", "return_dict",
+        "sep_token_id", "decoder_start_token_id", "attention_dropout",
+    };
 
     /// <summary>Checks the architecture is consistent; throws one clear sentence if not.</summary>
     public LlamaConfig Validate()
@@ -45,13 +67,15 @@ public sealed record LlamaConfig
         Positive(NumAttentionHeads, "num_attention_heads");
         Positive(KeyValueHeads, "num_key_value_heads");
         Positive(MaxPositionEmbeddings, "max_position_embeddings");
-        if (HiddenSize % NumAttentionHeads != 0)
+        if (HeadDimOverride is int explicitHeadDim) Positive(explicitHeadDim, "head_dim");
+        ValidateHfFields();
+        if (HeadDimOverride == null && HiddenSize % NumAttentionHeads != 0)
             throw new TensorLiteException($"Model config: num_attention_heads ({NumAttentionHeads}) must divide hidden_size ({HiddenSize}).");
         if (NumAttentionHeads % KeyValueHeads != 0)
             throw new TensorLiteException($"Model config: num_key_value_heads ({KeyValueHeads}) must divide num_attention_heads ({NumAttentionHeads}).");
         // Each weight matrix is one tensor, and a tensor holds at most int.MaxValue elements.
         foreach (var (rows, cols, what) in new[] { (VocabSize, HiddenSize, "vocab_size × hidden_size"), (IntermediateSize, HiddenSize, "intermediate_size × hidden_size"),
-                                                  (HiddenSize, HiddenSize, "hidden_size × hidden_size") })
+                                                  ((int)Math.Min(int.MaxValue, (long)AttentionWidth), HiddenSize, "num_attention_heads × head_dim × hidden_size") })
             if ((long)rows * cols > int.MaxValue)
                 throw new TensorLiteException($"Model config: {what} = {(long)rows * cols:N0} elements, over a tensor's {int.MaxValue:N0}.");
         if (HeadDim % 2 != 0)
@@ -67,13 +91,39 @@ public sealed record LlamaConfig
     public long ParameterCount()
     {
         long h = HiddenSize, kv = (long)KeyValueHeads * HeadDim;
-        long attention = h * h * 2 + h * kv * 2;
+        long attention = h * AttentionWidth * 2 + h * kv * 2;
         long mlp = 3L * h * IntermediateSize;
         long perLayer = attention + mlp + 2 * h;
         return VocabSize * h + NumHiddenLayers * perLayer + h + (TieWordEmbeddings ? 0 : VocabSize * h);
     }
 
-    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+    /// <summary>The architecture fields HF defines that TensorLite does not implement, each refused with its own sentence
+    /// (an unknown field in <see cref="OtherFields"/> is refused as well), and the rope_scaling parameters checked.</summary>
+    private void ValidateHfFields()
+    {
+        if (ModelType != "llama")
+            throw new TensorLiteException($"Model config: model_type '{ModelType}' is not supported; only 'llama' (LlamaForCausalLM) is.");
+        if (AttentionBias)
+            throw new TensorLiteException("Model config: attention_bias true (biases on q/k/v/o projections) is not supported.");
+        if (MlpBias)
+            throw new TensorLiteException("Model config: mlp_bias true (biases on the MLP projections) is not supported.");
+        if (EosTokenId is { } eos && eos.Any(id => id < 0))
+            throw new TensorLiteException("Model config: eos_token_id must hold non-negative token ids.");
+        RopeScaling?.Validate();
+        foreach (var (name, value) in OtherFields ?? [])
+        {
+            if (name == "attention_dropout" && value.ValueKind == JsonValueKind.Number && value.GetDouble() != 0)
+                throw new TensorLiteException($"Model config: attention_dropout {value.GetRawText()} is not supported (only 0).");
+            if (!HarmlessFields.Contains(name))
+                throw new TensorLiteException($"Model config: field '{name}' is not known to TensorLite and may change the architecture, so the config is refused.");
+        }
+    }
+
+    /// <summary>RoPE's inverse frequencies (one per pair of a head's dimensions) after <see cref="RopeScaling"/>; null
+    /// when there is no scaling, and the rotary op then uses theta^(−2i/head_dim) itself.</summary>
+    public float[]? RopeInverseFrequencies() => RopeScaling?.Apply(RopeScaling.DefaultInverseFrequencies(RopeTheta, HeadDim));
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 

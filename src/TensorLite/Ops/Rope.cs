@@ -9,8 +9,10 @@ public sealed partial class Tensor
     /// convention: the pairs are (i, i + headDim/2), inv_freq[i] = theta^(−2i/headDim) and the angle of
     /// position p is (p + <paramref name="positionOffset"/>)·inv_freq[i]. Backward is the inverse rotation.
     /// A bfloat16 or float16 x is rotated in float32 and the result (and x's gradient) rounded back to x's dtype.
+    /// <paramref name="inverseFrequencies"/> (headDim/2 values, e.g. a checkpoint's rope_scaling) replaces theta's; the
+    /// tables of one array are cached by its identity, so keep the array unchanged.
     /// </summary>
-    public Tensor Rope(int positionOffset = 0, float theta = 10000f)
+    public Tensor Rope(int positionOffset = 0, float theta = 10000f, float[]? inverseFrequencies = null)
     {
         const string op = "rope";
         RequireFloatingPoint(this, op);
@@ -25,9 +27,11 @@ public sealed partial class Tensor
             throw new ArgumentException($"{op}: theta must be a finite positive number, got {theta}.", nameof(theta));
         if ((long)seq + positionOffset > int.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(positionOffset), $"{op}: positions up to {(long)seq + positionOffset} exceed the int range.");
+        if (inverseFrequencies != null && inverseFrequencies.Length != headDim / 2)
+            throw new ArgumentException($"{op}: {inverseFrequencies.Length} inverse frequencies given for headDim {headDim} (needs {headDim / 2}).", nameof(inverseFrequencies));
 
         var backend = Backend;
-        var (cos, sin) = RopeTables.Get(backend, seq, headDim, theta, positionOffset);
+        var (cos, sin) = RopeTables.Get(backend, seq, headDim, theta, positionOffset, inverseFrequencies);
         var y32 = Empty(Shape, DType.Float32, backend);
         using (var x32 = Float32ContiguousNoGrad()) backend.Rope(x32, cos, sin, y32, inverse: false);
         var y = NarrowedNoGrad(y32, DType)!;
@@ -56,7 +60,7 @@ internal static class RopeTables
 {
     public const int Capacity = 32;
 
-    private sealed record Key(IBackend Backend, int Seq, int HeadDim, float Theta, int Offset);
+    private sealed record Key(IBackend Backend, int Seq, int HeadDim, float Theta, int Offset, float[]? InverseFrequencies);
 
     private static readonly object Gate = new();
     private static readonly Dictionary<Key, LinkedListNode<(Key Key, Tensor Cos, Tensor Sin)>> Entries = new();
@@ -71,9 +75,9 @@ internal static class RopeTables
     }
 
     /// <summary>Aliases of the cached tables; the caller disposes them.</summary>
-    public static (Tensor Cos, Tensor Sin) Get(IBackend backend, int seq, int headDim, float theta, int offset)
+    public static (Tensor Cos, Tensor Sin) Get(IBackend backend, int seq, int headDim, float theta, int offset, float[]? inverseFrequencies = null)
     {
-        var key = new Key(backend, seq, headDim, theta, offset);
+        var key = new Key(backend, seq, headDim, theta, offset, inverseFrequencies);
         lock (Gate)
         {
             if (Entries.TryGetValue(key, out var node))
@@ -84,7 +88,7 @@ internal static class RopeTables
             }
         }
 
-        var (cosHost, sinHost) = Compute(seq, headDim, theta, offset);
+        var (cosHost, sinHost) = Compute(seq, headDim, theta, offset, inverseFrequencies);
         Tensor cos, sin;
         using (GradMode.NoGrad())
         {
@@ -120,12 +124,10 @@ internal static class RopeTables
     /// float32(position)·inv_freq[i] rounded to float32; cos and sin of that angle are then exact to
     /// rounding, so long contexts see the same angles as HF-trained checkpoints.
     /// </summary>
-    internal static (float[] Cos, float[] Sin) Compute(int seq, int headDim, float theta, int offset)
+    internal static (float[] Cos, float[] Sin) Compute(int seq, int headDim, float theta, int offset, float[]? inverseFrequencies = null)
     {
         int half = headDim / 2;
-        var invFreq = new float[half];
-        for (int i = 0; i < half; i++)
-            invFreq[i] = 1f / MathF.Pow(theta, (float)(2 * i) / headDim);
+        var invFreq = inverseFrequencies ?? Models.RopeScaling.DefaultInverseFrequencies(theta, headDim);
         var cos = new float[seq * half];
         var sin = new float[seq * half];
         for (int s = 0; s < seq; s++)

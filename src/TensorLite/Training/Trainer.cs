@@ -135,7 +135,8 @@ public sealed class Trainer : IDisposable
         "byte" => ByteTokenizer.Instance,
         "cl100k" => TiktokenTokenizer.Cl100k(),
         "o200k" => TiktokenTokenizer.O200k(),
-        _ => throw new TensorLiteException($"Unknown tokenizer '{name}'; available: byte, cl100k, o200k."),
+        _ when HfTokenizer.IsTokenizerPath(name) => HfTokenizer.Load(name),
+        _ => throw new TensorLiteException($"Unknown tokenizer '{name}'; available: byte, cl100k, o200k, or a tokenizer.json path."),
     };
 
     /// <summary>Releases the run folder's lock (a trainer that was created or resumed but not run).</summary>
@@ -206,11 +207,11 @@ public sealed class Trainer : IDisposable
     /// <summary>The model config a run of <paramref name="options"/> trains, and its tokenizer.</summary>
     public static (LlamaConfig Config, ITokenizer Tokenizer) ResolveConfig(TrainingOptions options)
     {
-        var config = ResolveModel(options.Model);
+        var config = options.InitFrom != null ? HfModelFolder.ReadConfig(options.InitFrom) : ResolveModel(options.Model);
         var tokenizer = CreateTokenizer(options.Tokenizer);
         // A named size fixes the architecture; its vocabulary grows to fit the tokenizer. An explicit config.json is taken
         // as written (and refused below if its vocabulary is too small).
-        if (config.VocabSize < tokenizer.VocabSize && LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
+        if (config.VocabSize < tokenizer.VocabSize && options.InitFrom == null && LlamaConfig.Named.ContainsKey(options.Model)) config = config with { VocabSize = tokenizer.VocabSize };
         CheckCompatible(config, tokenizer, options);
         return (config, tokenizer);
     }
@@ -417,12 +418,17 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true) =>
-        new(config, initialize ? new Generator(options.Seed) : null, options.WeightDType)
+    internal static LlamaModel NewModel(LlamaConfig config, TrainingOptions options, bool initialize = true)
+    {
+        bool fromCheckpoint = initialize && options.InitFrom != null; // fine-tuning: the folder's weights, not random ones
+        var model = new LlamaModel(config, initialize && !fromCheckpoint ? new Generator(options.Seed) : null, options.WeightDType)
         {
             CheckpointLayers = options.CheckpointLayers,
             ActivationDType = options.ActivationDType,
         };
+        if (fromCheckpoint) HfModelFolder.LoadWeights(model, options.InitFrom!);
+        return model;
+    }
 
     /// <summary>Dense AdamW, or the one composition (projector × inner optimizer × residual rule): a projected method
     /// whose attention and MLP matrices are projected while the embedding, norms and LM head get the inner optimizer

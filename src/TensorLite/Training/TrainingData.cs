@@ -39,45 +39,77 @@ public sealed record TrainingData(TokenDataset Dataset, string Description, doub
                 throw new TensorLiteException($"The --data files hold more than {MaxDataBytes >> 20} MiB together (at '{path}'); the corpus is tokenized in memory, so use a smaller sample.");
         }
         var texts = options.Data.Select(ReadTextFile).ToArray();
+        bool instructions = IsInstructionData(options.Data);
         string key = CacheKey(tokenizer, texts);
         string cache = Path.Combine(runDir, $"tokens-{key}.bin");
-        int[]? ids = ReadCache(cache, tokenizer.VocabSize);
-        bool missing = ids == null;
-        ids ??= tokenizer.Encode(string.Join("\n", texts));
-        var data = Make(ids, tokenizer, $"{string.Join(", ", options.Data.Select(Path.GetFileName))} ({ids.Length:N0} tokens)", null);
+        var cached = ReadCache(cache, tokenizer.VocabSize);
+        bool missing = cached == null;
+        var (ids, trained) = cached ?? (instructions ? Instructions(options.Data, texts, tokenizer) : (tokenizer.Encode(string.Join("\n", texts)), null));
+        string what = trained == null ? "" : $", {trained.Count(t => t):N0} of them trained";
+        var data = Make(ids, tokenizer, $"{string.Join(", ", options.Data.Select(Path.GetFileName))} ({ids.Length:N0} tokens{what})", null, trained);
         data._cacheFile = cache;
         data._cacheMissing = missing;
         return data;
     }
 
-    /// <summary>Writes the token cache into the run folder if it is not there yet (call it once the run is accepted).</summary>
+    /// <summary>Whether the --data files are instruction data (.jsonl); text and .jsonl files are not mixed in one run.</summary>
+    private static bool IsInstructionData(string[] files)
+    {
+        static bool IsJsonl(string f) => f.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
+        if (files.All(IsJsonl)) return true;
+        if (files.Any(IsJsonl))
+            throw new TensorLiteException("The --data files mix .jsonl instruction data and plain text; give one kind (plain text can be {\"text\": ...} rows).");
+        return false;
+    }
+
+    private static (int[] Ids, bool[]? Trained) Instructions(string[] files, string[] texts, ITokenizer tokenizer)
+    {
+        var parts = files.Select((f, i) => InstructionData.Tokenize(texts[i], tokenizer, f)).ToArray();
+        return (parts.SelectMany(p => p.Ids).ToArray(), parts.SelectMany(p => p.Trained).ToArray());
+    }
+
+    /// <summary>Writes the token cache into the run folder if it is not there yet (call it once the run is accepted). A
+    /// context-only token (no loss) is stored as its bitwise complement, a negative number.</summary>
     public void SaveCache()
     {
         if (_cacheFile == null || !_cacheMissing) return;
         var ids = Dataset.Train.Concat(Dataset.Validation).ToArray();
+        if (Dataset.TrainMask is { } trainMask)
+        {
+            var mask = trainMask.Concat(Dataset.ValidationMask!).ToArray();
+            for (int i = 0; i < ids.Length; i++) if (!mask[i]) ids[i] = ~ids[i];
+        }
         var bytes = new byte[(long)ids.Length * 4];
         Buffer.BlockCopy(ids, 0, bytes, 0, bytes.Length);
         IO.AtomicFile.Write(_cacheFile, s => s.Write(bytes));
         _cacheMissing = false;
     }
 
-    /// <summary>The cached ids, or null when there is no usable cache (missing, not a regular file, a size that is not
-    /// whole ids or implausibly large, or an id outside the vocabulary).</summary>
-    private static int[]? ReadCache(string cache, int vocab)
+    /// <summary>The cached ids and trained mask (null when every token is trained), or null when there is no usable cache
+    /// (missing, not a regular file, a size that is not whole ids or implausibly large, or an id outside the vocabulary).</summary>
+    private static (int[] Ids, bool[]? Trained)? ReadCache(string cache, int vocab)
     {
         var info = new FileInfo(cache);
         if (!info.Exists || info.LinkTarget != null || info.Length == 0 || info.Length % 4 != 0 || info.Length > 4 * MaxDataBytes) return null;
         var bytes = IO.SafeFile.ReadAllBytes(cache, "Token cache", 4 * MaxDataBytes, allowSymlink: false);
         var ids = new int[bytes.Length / 4];
         Buffer.BlockCopy(bytes, 0, ids, 0, bytes.Length);
-        foreach (int id in ids)
-            if ((uint)id >= (uint)vocab) return null;
-        return ids;
+        bool[]? trained = ids.Any(id => id < 0) ? new bool[ids.Length] : null;
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if (trained != null)
+            {
+                trained[i] = ids[i] >= 0;
+                if (ids[i] < 0) ids[i] = ~ids[i];
+            }
+            if ((uint)ids[i] >= (uint)vocab) return null;
+        }
+        return (ids, trained);
     }
 
-    private static TrainingData Make(int[] tokens, ITokenizer tokenizer, string description, double? floor)
+    private static TrainingData Make(int[] tokens, ITokenizer tokenizer, string description, double? floor, bool[]? trained = null)
     {
-        var dataset = new TokenDataset(tokens, tokenizer.VocabSize);
+        var dataset = new TokenDataset(tokens, tokenizer.VocabSize, trained: trained);
         return new TrainingData(dataset, description, UnigramEntropy(dataset.Train, tokenizer.VocabSize), floor);
     }
 

@@ -11,7 +11,11 @@ public sealed record TrainingOptions
     public string Model { get; init; } = "byte_small";
     /// <summary>Text files to train on; empty means the embedded synthetic language.</summary>
     public string[] Data { get; init; } = [];
+    /// <summary>byte, cl100k, o200k, or the path of an HF tokenizer.json (or of a folder holding one).</summary>
     public string Tokenizer { get; init; } = "byte";
+    /// <summary>An HF model folder to fine-tune: its config.json replaces <see cref="Model"/> and its weights the random
+    /// initialization (see Models.HfModelFolder).</summary>
+    public string? InitFrom { get; init; }
     public int Seq { get; init; } = 128;
     public int Batch { get; init; } = 16;
     public int GradAccum { get; init; } = 1;

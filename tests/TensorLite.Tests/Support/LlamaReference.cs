@@ -6,11 +6,13 @@ namespace TensorLite.Tests.Support;
 /// as the reference the engine's model is checked against.</summary>
 public static class LlamaReference
 {
-    public static double[] Forward(LlamaModel model, int[] ids)
+    /// <param name="inverseFrequencies">RoPE's per-pair frequencies when the config scales them (default: theta^(−2e/d)).</param>
+    public static double[] Forward(LlamaModel model, int[] ids, double[]? inverseFrequencies = null)
     {
         var c = model.Config;
         int t = ids.Length, h = c.HiddenSize, nh = c.NumAttentionHeads, nkv = c.KeyValueHeads, d = c.HeadDim;
         var embed = Mat(model.EmbedTokens);
+        inverseFrequencies ??= Enumerable.Range(0, d / 2).Select(e => Math.Pow(c.RopeTheta, -2.0 * e / d)).ToArray();
         var x = new double[t][];
         for (int i = 0; i < t; i++) x[i] = (double[])embed[ids[i]].Clone();
         foreach (var layer in model.Layers)
@@ -21,13 +23,13 @@ public static class LlamaReference
             var v = normed.Select(r => MatVec(Mat(layer.VProj), r)).ToArray();
             for (int i = 0; i < t; i++)
             {
-                for (int head = 0; head < nh; head++) Rotate(q[i], head * d, d, i, c.RopeTheta);
-                for (int head = 0; head < nkv; head++) Rotate(k[i], head * d, d, i, c.RopeTheta);
+                for (int head = 0; head < nh; head++) Rotate(q[i], head * d, d, i, inverseFrequencies);
+                for (int head = 0; head < nkv; head++) Rotate(k[i], head * d, d, i, inverseFrequencies);
             }
             var attn = new double[t][];
             for (int i = 0; i < t; i++)
             {
-                attn[i] = new double[h];
+                attn[i] = new double[nh * d];
                 for (int head = 0; head < nh; head++)
                 {
                     int kvh = head / (nh / nkv);
@@ -58,13 +60,13 @@ public static class LlamaReference
         return x.SelectMany(r => MatVec(head_, RmsNorm(r, Vec(model.Norm), c.RmsNormEps))).ToArray();
     }
 
-    /// <summary>HF rotate_half: pairs (e, e + d/2) rotate by pos · theta^(-2e/d).</summary>
-    private static void Rotate(double[] v, int offset, int d, int pos, double theta)
+    /// <summary>HF rotate_half: pairs (e, e + d/2) rotate by pos · inverseFrequencies[e].</summary>
+    private static void Rotate(double[] v, int offset, int d, int pos, double[] inverseFrequencies)
     {
         int half = d / 2;
         for (int e = 0; e < half; e++)
         {
-            double angle = pos * Math.Pow(theta, -2.0 * e / d);
+            double angle = pos * inverseFrequencies[e];
             double a = v[offset + e], b = v[offset + e + half];
             v[offset + e] = a * Math.Cos(angle) - b * Math.Sin(angle);
             v[offset + e + half] = b * Math.Cos(angle) + a * Math.Sin(angle);
