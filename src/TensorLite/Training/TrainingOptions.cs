@@ -177,6 +177,8 @@ public sealed record TrainingOptions
         if (MasterWeights && Weights != "bf16") throw new ArgumentException("--master-weights keeps float32 copies of bf16 weights; it needs --weights bf16.");
         if (MasterWeights && StochasticRounding)
             throw new ArgumentException("--master-weights and --stochastic-rounding both keep small updates from being lost; choose one.");
+        if (ShardStates && ToOptimizerSpec() is { Method: OptimizerMethod.Frugal, Subspace: FrugalSubspace.Matrices })
+            throw new ArgumentException("--shard-states cannot shard FRUGAL's whole-matrix mode (its moments move between matrices at each refresh); use --projection blocks or leave out --shard-states.");
         ToOptimizerSpec(); // the optimizer's words (--optimizer, --projection, --residual) are checked here, at the edge
         return this;
     }
