@@ -50,6 +50,12 @@ public sealed class PerLayerUpdateTests : IDisposable
         for (int i = 0; i < ordinary.Length; i++) Assert.Equal(ordinary[i], perLayer[i]);
     }
 
+    /// <summary>OSD's refresh from the factors follows the schedule of the step it starts, in both modes (it once read
+    /// the previous step's learning rate in the ordinary step).</summary>
+    [Fact]
+    public void PerLayerUpdates_GiveTheSameParameters_AsTheOrdinaryStep_ForOsd() =>
+        PerLayerUpdates_GiveTheSameParameters_AsTheOrdinaryStep(NonNegativeInt.NewNonNegativeInt(3), NonNegativeInt.NewNonNegativeInt(0), false, PositiveInt.NewPositiveInt(1));
+
     [Fact]
     public void PerLayerUpdates_WithGradientAccumulation_StepOncePerLogicalBatch()
     {

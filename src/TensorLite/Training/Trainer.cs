@@ -679,6 +679,7 @@ public sealed class Trainer : IDisposable
             _lastGradNorm = stepNorm;
             return (loss, stepNorm);
         }
+        Optimizer.LearningRate = lr; // a refresh from the factors (OSD) follows the schedule
         if (_factored != null)
             for (int i = 0; i < _named.Count; i++) _factored.PrepareFactored(i);
         World.AllReduceSum(Optimizer.Parameters.Where(p => p.Grad != null).Select(p => p.Grad!).ToList());

@@ -186,7 +186,8 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         var proj = s.Projector!;
         bool hadMoments = s.Inner != null && s.InnerSteps > 0;
         using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
-        if (proj is IFollowsLearningRateSchedule follower) follower.ScheduleRatio = Options.LearningRate > 0 ? StepLearningRate / Options.LearningRate : 1f;
+        // The step's learning rate: set before a factored refresh runs (ahead of the step, between backward and clipping).
+        if (proj is IFollowsLearningRateSchedule follower) follower.ScheduleRatio = Options.LearningRate > 0 ? LearningRate / Options.LearningRate : 1f;
         refresh();
         if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
         {
