@@ -27,21 +27,6 @@ public static partial class IlgpuKernels
     /// normalized (the CPU backend's threshold).</summary>
     public const double SvdZeroSingularValue = 1e-250;
 
-    /// <summary>Sum of <paramref name="value"/> over the group (of a power-of-two size) in double; every thread gets the result.</summary>
-    private static double GroupSumDouble(ArrayView<double> scratch, int tid, double value)
-    {
-        scratch[tid] = value;
-        Group.Barrier();
-        for (int s = Group.DimX / 2; s > 0; s >>= 1)
-        {
-            if (tid < s) scratch[tid] += scratch[tid + s];
-            Group.Barrier();
-        }
-        double total = scratch[0];
-        Group.Barrier();   // scratch is reused by the next reduction
-        return total;
-    }
-
     // ---- layout -------------------------------------------------------------------------------------
 
     /// <summary>Widens the row-major float32 a [rows, cols] to double: column-major (w[c·rows + r] = a[r, c]) when
@@ -79,7 +64,7 @@ public static partial class IlgpuKernels
         double x0 = w[col + j];
         double sumSquares = 0;
         for (int i = j + tid; i < m; i += Group.DimX) sumSquares += w[col + i] * w[col + i];
-        double norm = XMath.Sqrt(GroupSumDouble(scratch, tid, sumSquares));
+        double norm = XMath.Sqrt(GroupSum(scratch, tid, sumSquares));
         double alpha = x0 >= 0 ? 0.0 - norm : norm;   // 0 − norm: a zero column leaves +0 on R's diagonal, not −0
         // ‖x − α·e₁‖² = ‖x‖² − 2·α·x₀ + α² = 2·‖x‖·(‖x‖ + |x₀|): no cancellation.
         double vNorm = XMath.Sqrt(2 * norm * (norm + XMath.Abs(x0)));
@@ -101,7 +86,7 @@ public static partial class IlgpuKernels
         long vc = (long)j * m, xc = (long)(firstColumn + Grid.IdxX) * m;
         double dot = 0;
         for (int i = j + tid; i < m; i += Group.DimX) dot += v[vc + i] * x[xc + i];
-        double scale = 2 * GroupSumDouble(scratch, tid, dot);
+        double scale = 2 * GroupSum(scratch, tid, dot);
         for (int i = j + tid; i < m; i += Group.DimX) x[xc + i] -= scale * v[vc + i];
     }
 
@@ -164,9 +149,9 @@ public static partial class IlgpuKernels
             bb += y * y;
             ab += x * y;
         }
-        double alpha = GroupSumDouble(scratch, tid, aa);
-        double beta = GroupSumDouble(scratch, tid, bb);
-        double gamma = GroupSumDouble(scratch, tid, ab);
+        double alpha = GroupSum(scratch, tid, aa);
+        double beta = GroupSum(scratch, tid, bb);
+        double gamma = GroupSum(scratch, tid, ab);
         if (gamma == 0 || XMath.Abs(gamma) <= tol * XMath.Sqrt(alpha) * XMath.Sqrt(beta)) return;
 
         double zeta = (beta - alpha) / (2 * gamma);
@@ -198,7 +183,7 @@ public static partial class IlgpuKernels
         long col = (long)Grid.IdxX * rows;
         double sum = 0;
         for (int i = tid; i < rows; i += Group.DimX) sum += w[col + i] * w[col + i];
-        double norm = XMath.Sqrt(GroupSumDouble(scratch, tid, sum));
+        double norm = XMath.Sqrt(GroupSum(scratch, tid, sum));
         if (tid == 0) norms[Grid.IdxX] = norm;
     }
 
@@ -233,12 +218,12 @@ public static partial class IlgpuKernels
                     long other = (long)o * rows;
                     double dot = 0;
                     for (int i = tid; i < rows; i += Group.DimX) dot += u[other + i] * u[col + i];
-                    dot = GroupSumDouble(scratch, tid, dot);
+                    dot = GroupSum(scratch, tid, dot);
                     for (int i = tid; i < rows; i += Group.DimX) u[col + i] -= dot * u[other + i];
                 }
             double sum = 0;
             for (int i = tid; i < rows; i += Group.DimX) sum += u[col + i] * u[col + i];
-            double norm = XMath.Sqrt(GroupSumDouble(scratch, tid, sum));
+            double norm = XMath.Sqrt(GroupSum(scratch, tid, sum));
             if (norm > 0.5 || e + 1 > 2 * rows)
             {
                 for (int i = tid; i < rows; i += Group.DimX) u[col + i] /= norm;

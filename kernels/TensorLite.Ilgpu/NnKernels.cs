@@ -34,6 +34,21 @@ public static partial class IlgpuKernels
         return total;
     }
 
+    /// <summary>The same sum in double (the linear-algebra and optimizer reductions).</summary>
+    private static double GroupSum(ArrayView<double> scratch, int tid, double value)
+    {
+        scratch[tid] = value;
+        Group.Barrier();
+        for (int s = Group.DimX / 2; s > 0; s >>= 1)
+        {
+            if (tid < s) scratch[tid] += scratch[tid + s];
+            Group.Barrier();
+        }
+        double total = scratch[0];
+        Group.Barrier();   // scratch is reused by the next reduction
+        return total;
+    }
+
     /// <summary>Maximum of <paramref name="value"/> over a group of <paramref name="groupSize"/> threads (a power of two);
     /// every thread gets the result. Shared by the row kernels and the 8-bit optimizer kernels.</summary>
     private static float GroupMax(ArrayView<float> scratch, int tid, float value, int groupSize)

@@ -199,21 +199,6 @@ public static partial class IlgpuKernels
         if (tid == 0) result[0] = total;
     }
 
-    /// <summary>Sum over a group of <see cref="OptimGroupSize"/> threads; every thread gets the result.</summary>
-    private static double GroupSum(ArrayView<double> scratch, int tid, double value)
-    {
-        scratch[tid] = value;
-        Group.Barrier();
-        for (int s = Group.DimX / 2; s > 0; s >>= 1)
-        {
-            if (tid < s) scratch[tid] += scratch[tid + s];
-            Group.Barrier();
-        }
-        double total = scratch[0];
-        Group.Barrier();
-        return total;
-    }
-
     // ---- block-wise 8-bit quantization --------------------------------------------------------------
 
     /// <summary>
