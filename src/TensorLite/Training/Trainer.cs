@@ -249,7 +249,8 @@ public sealed class Trainer : IDisposable
         var optimizer = NewOptimizer(model, options);
         var data = new TrainingData(new TokenDataset(new int[20 * (options.Seq + 1)], config.VocabSize), "planning", 0, null);
         var trainer = new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
-        // The plan of a data-parallel run is rank 0's: all weights and gradients, its share of the optimizer state.
+        // The plan of a data-parallel run is rank 0's: all weights and (dense) gradients, its share of the optimizer state.
+        if (processes > 1) trainer.TakeDenseGradients();
         trainer._shards = ShardsFor(options, optimizer, processes);
         return trainer;
     }
@@ -686,7 +687,6 @@ public sealed class Trainer : IDisposable
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");
-        Optimizer.LearningRate = lr;
         if (_shards == null) Optimizer.Step();
         else StepShardedParameters();
         Optimizer.ZeroGrad();
