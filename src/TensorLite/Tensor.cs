@@ -221,6 +221,8 @@ public sealed partial class Tensor : IDisposable
         _disposed = true;
         Grad?.Dispose();
         Grad = null;
+        FactoredGrad?.Dispose(); // a parameter's gradient kept as factors holds the layer's input and output gradient
+        FactoredGrad = null;
         Storage.Release();
     }
 

@@ -259,6 +259,21 @@ public sealed class FactoredGradientTests
     }
 
     [Fact]
+    public void DisposingAParameter_ReleasesTheFactorsItHolds()
+    {
+        var (w, x) = LinearInputs(6);
+        w.CaptureFactoredGradient = true;
+        using (var y = x.LinearProduct(w, DType.Float32))
+        using (var loss = SquaredLoss(y))
+            loss.Backward();
+        var (input, outputGrad) = Assert.Single(w.FactoredGrad!.Pairs);
+        w.Dispose();
+        Assert.Null(w.FactoredGrad);
+        Assert.True(input.IsDisposed && outputGrad.IsDisposed);
+        x.Dispose();
+    }
+
+    [Fact]
     public void TwoBackwardPasses_AccumulatePairs_AndACheckpointedBlockDeliversItsFactorsOutward()
     {
         static Tensor Loss(Tensor w, Tensor x) => Checkpoint.Run(inputs =>
