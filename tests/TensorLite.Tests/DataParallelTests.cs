@@ -157,6 +157,34 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
         new Training.TrainingOptions { Optimizer = "frugal", Projection = "blocks", ShardStates = true }.Validate();
     }
 
+    /// <summary>Two ranks holding the same values: every sum is twice the values.</summary>
+    private sealed class TwinRanks : Distributed.ICommunicator
+    {
+        public int Rank => 0;
+        public int WorldSize => 2;
+        public string Description => "twin ranks";
+        public void AllReduceSum(Span<float> values) { foreach (ref var v in values) v *= 2; }
+        public void AllReduceSum(Span<double> values) { foreach (ref var v in values) v *= 2; }
+        public void Broadcast(Span<byte> data, int root) { }
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public void Tensors_of_every_float_dtype_are_summed_in_place_bucket_by_bucket()
+    {
+        var values = new float[] { 1.5f, -3.25f, 0.0078125f, 1024f };
+        using var f32 = Tensor.FromArray(values, 2, 2);
+        using var bf16 = f32.To(DType.BFloat16);
+        using var f16 = f32.To(DType.Float16);
+        using var big = Tensor.Ones([Distributed.TensorCollectives.BucketElements + 3]); // a bucket of its own
+        Distributed.TensorCollectives.AllReduceSum(new TwinRanks(), [f32, bf16, f16, big]);
+        var doubled = values.Select(v => 2 * v).ToArray();
+        Assert.Equal(doubled, f32.ToArray());
+        Assert.Equal(doubled, bf16.ToArray()); // doubling is exact in every format, so no rounding shows
+        Assert.Equal(doubled, f16.ToArray());
+        Assert.All(big.ToArray(), v => Assert.Equal(2f, v));
+    }
+
     [Fact]
     public void A_grad_accum_that_the_processes_cannot_share_is_refused_in_one_line()
     {

@@ -50,16 +50,11 @@ public sealed class StateShards
     {
         List<(string, Tensor)>? gathered = world.Rank == 0 ? [.. own] : null;
         var byParameter = own.ToLookup(e => ParameterOf(e.Name));
-        Span<byte> length = stackalloc byte[8];
         for (int i = 0; i < _owner.Length; i++)
         {
             int sender = _owner[i];
             if (sender == 0) continue;
-            byte[] payload = world.Rank == sender ? Serialize([.. byParameter[i]]) : [];
-            if (world.Rank == sender) BitConverter.TryWriteBytes(length, (long)payload.Length);
-            world.Broadcast(length, sender);
-            if (world.Rank != sender) payload = new byte[BitConverter.ToInt64(length)];
-            world.Broadcast(payload, sender);
+            var payload = world.BroadcastPayload(world.Rank == sender ? Serialize([.. byParameter[i]]) : [], sender);
             gathered?.AddRange(Deserialize(payload));
         }
         return gathered;

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace TensorLite.Distributed;
 
 /// <summary>Collectives on tensors of any backend: the elements travel through one host buffer of float32 (16-bit tensors
-/// are widened for the sum and rounded back to nearest even), so every tensor of a call costs one collective in all.</summary>
+/// are widened for the sum and rounded back to nearest by the backend), one collective per bucket of tensors.</summary>
 public static class TensorCollectives
 {
     /// <summary>Tensors are packed into buckets of about this many elements (64 MiB of float32): one collective per
@@ -63,22 +63,12 @@ public static class TensorCollectives
 
     private static void ToHost(Tensor t, Span<float> destination)
     {
-        switch (t.DType)
-        {
-            case DType.Float32:
-                t.Backend.CopyToHost(t, MemoryMarshal.AsBytes(destination));
-                break;
-            case DType.BFloat16 or DType.Float16:
-                var bits = new ushort[t.Numel];
-                t.Backend.CopyToHost(t, MemoryMarshal.AsBytes(bits.AsSpan()));
-                for (int i = 0; i < bits.Length; i++)
-                    destination[i] = t.DType == DType.BFloat16 ? HalfPrecision.BFloat16ToFloat(bits[i]) : HalfPrecision.Float16ToFloat(bits[i]);
-                break;
-            default:
-                throw new InvalidOperationException($"All-reduce sums floating-point tensors, not {t.DType.Name()}.");
-        }
+        if (!t.DType.IsFloatingPoint()) throw new InvalidOperationException($"All-reduce sums floating-point tensors, not {t.DType.Name()}.");
+        using var f = t.DType == DType.Float32 ? t.Detach() : t.To(DType.Float32);
+        f.Backend.CopyToHost(f, MemoryMarshal.AsBytes(destination));
     }
 
+    /// <summary>Writes the sums back; a 16-bit tensor receives them rounded to nearest (the backend's own conversion).</summary>
     private static void FromHost(ReadOnlySpan<float> source, Tensor t)
     {
         if (t.DType == DType.Float32)
@@ -86,9 +76,7 @@ public static class TensorCollectives
             t.Backend.CopyFromHost(MemoryMarshal.AsBytes(source), t);
             return;
         }
-        var bits = new ushort[t.Numel];
-        for (int i = 0; i < bits.Length; i++)
-            bits[i] = t.DType == DType.BFloat16 ? HalfPrecision.FloatToBFloat16(source[i]) : HalfPrecision.FloatToFloat16(source[i]);
-        t.Backend.CopyFromHost(MemoryMarshal.AsBytes(bits.AsSpan()), t);
+        using var f = Tensor.FromSpan(source, t.Shape, DType.Float32, t.Backend);
+        t.Backend.Copy(f, t);
     }
 }
