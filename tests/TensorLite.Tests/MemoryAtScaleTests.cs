@@ -184,6 +184,18 @@ public sealed class MemoryPlanTests : IDisposable
         Assert.InRange(plan.PeakTensorBytes, 16 * parameters, 16 * parameters + (2L << 30));
     }
 
+    [Fact]
+    public void HostMemoryBound_CountsTheGradientsCopy_OnlyWhenTheWholeModelsGradientsCoexist()
+    {
+        var config = Models.LlamaConfig.FromName("llama_7b");
+        const double parameters = 6_738_415_616;
+        var bf16 = new TrainingOptions { Model = "llama_7b", Weights = "bf16" };
+        Assert.Equal(2 * 2 * parameters, MemoryPlan.MinimumHostBytes(config, bf16), 1e-6 * parameters);
+        // The 7B headline (bf16, per-layer: 18.96 GiB measured) must not be refused by a two-copy bound of 25.1 GiB.
+        Assert.Equal(2 * parameters, MemoryPlan.MinimumHostBytes(config, bf16 with { PerLayer = true }), 1e-6 * parameters);
+        Assert.Equal(4 * parameters, MemoryPlan.MinimumHostBytes(config, new TrainingOptions { Model = "llama_7b", Device = "cuda" }), 1e-6 * parameters);
+    }
+
     [Theory]
     [InlineData("24GB", 24_000_000_000)]
     [InlineData("22GiB", 22L << 30)]

@@ -38,24 +38,36 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
 
     /// <summary>
     /// A lower bound that needs no planning run (a run folder's config may name a model too large even to plan
-    /// quickly): on the CPU, training and loading a checkpoint both hold at least two copies of the weights (the weights
-    /// and their gradients, or the weights and the checkpoint's tensors); on a GPU the host still holds the loaded
-    /// copy. Refuses, naming the config's size, when that exceeds the memory this process may use.
+    /// quickly): the weights, once; on the CPU without per-layer updates twice, because the whole model's gradients
+    /// exist together at the end of backward. With per-layer updates a parameter's gradient is freed as soon as it is
+    /// used, and checkpoints load tensor by tensor, so one copy is the bound (the 7B headline of docs/memory.md is
+    /// 12.55 GiB of bf16 weights in 18.96 GiB). On a GPU the host holds at least the loaded copy.
     /// </summary>
+    public static double MinimumHostBytes(LlamaConfig config, TrainingOptions options)
+    {
+        double parameters = ParameterEstimate(config);
+        bool gradientsTogether = AllocatorOf(options.Device) == BlockCachePolicy.Cpu && !options.PerLayer;
+        return parameters * options.WeightDType.SizeInBytes() * (gradientsTogether ? 2 : 1);
+    }
+
+    /// <summary>Refuses, naming the config's size, when <see cref="MinimumHostBytes"/> exceeds the memory this process
+    /// may use.</summary>
     public static void RequireHostMemory(LlamaConfig config, TrainingOptions options)
     {
-        double parameters = (double)config.VocabSize * config.HiddenSize * (config.TieWordEmbeddings ? 1 : 2) + config.HiddenSize +
-                            (double)config.NumHiddenLayers * ((double)config.HiddenSize * config.HiddenSize * 2 +
-                                                              (double)config.HiddenSize * config.KeyValueHeads * config.HeadDim * 2 +
-                                                              3.0 * config.HiddenSize * config.IntermediateSize + 2.0 * config.HiddenSize);
-        double weightBytes = parameters * options.WeightDType.SizeInBytes();
-        double needed = weightBytes * (AllocatorOf(options.Device) == BlockCachePolicy.Cpu ? 2 : 1);
+        double needed = MinimumHostBytes(config, options);
         long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         if (available > 0 && needed > available)
             throw new TensorLiteException($"The model ({config.NumHiddenLayers} layers, hidden_size {config.HiddenSize}, vocab_size {config.VocabSize}: " +
-                $"{parameters:G3} parameters) needs at least {FormatDouble(needed)} to load or train, more than the {Format(available)} this machine " +
+                $"{ParameterEstimate(config):G3} parameters) needs at least {FormatDouble(needed)} to load or train, more than the {Format(available)} this machine " +
                 "has; check the config, or see `tensorlite plan`.");
     }
+
+    // In double: a corrupt or hostile config may name sizes whose product overflows a long.
+    private static double ParameterEstimate(LlamaConfig config) =>
+        (double)config.VocabSize * config.HiddenSize * (config.TieWordEmbeddings ? 1 : 2) + config.HiddenSize +
+        (double)config.NumHiddenLayers * ((double)config.HiddenSize * config.HiddenSize * 2 +
+                                          (double)config.HiddenSize * config.KeyValueHeads * config.HeadDim * 2 +
+                                          3.0 * config.HiddenSize * config.IntermediateSize + 2.0 * config.HiddenSize);
 
     private static string FormatDouble(double bytes) => bytes < long.MaxValue / 2 ? Format((long)bytes) : $"{bytes / (1L << 40):G3} TiB";
 
