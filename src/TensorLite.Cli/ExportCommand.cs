@@ -28,7 +28,7 @@ public static class ExportCommand
             long shardMb = r.GetValue(shard);
             if (shardMb <= 0) throw new ArgumentException($"--max-shard-mb must be positive, got {shardMb}.");
             var trainer = Trainer.Open(r.GetValue(run)!, deviceName: "cpu");
-            var tokenizer = Trainer.CreateTokenizer(trainer.Options.Tokenizer);
+            var tokenizer = RunFolder.OpenTokenizer(trainer.RunDir, trainer.Options.Tokenizer);
             string outDir = r.GetValue(output)!;
             HfModelFolder.Save(trainer.Model, outDir, weights, shardMb * 1_000_000, (tokenizer as HfTokenizer)?.Directory);
             Console.WriteLine($"Exported step {trainer.StartStep} of '{trainer.RunDir}' to '{outDir}' ({weights.Name()})." +

@@ -62,6 +62,7 @@ public static class TrainCommand
             trainer = Trainer.Create(options, dir, world);
             if (limit is long bytes) trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? bytes : bytes - MemoryPlan.RuntimeBytes;
         }
+        if (world.Rank == 0 && trainer.Data.Warning is string warning) Console.Error.WriteLine($"warning: {warning}");
         if (world.Rank == 0) return TrainingView.Run(trainer);
         trainer.Run(); // the other ranks train silently; rank 0 reports
         return 0;

@@ -224,7 +224,7 @@ public static class Checkpoints
     }
 
     /// <summary>Removes what interrupted writes leave behind: <c>checkpoints/.tmp-step-*</c> folders (a whole checkpoint
-    /// each) and the hidden temporaries of atomic file writes. Call it only while holding the run's lock.</summary>
+    /// each), a half-copied tokenizer folder and the hidden temporaries of atomic file writes. Call it only while holding the run's lock.</summary>
     public static int CleanTemporaries(string runDir)
     {
         int removed = 0;
@@ -234,6 +234,12 @@ public static class Checkpoints
             {
                 if (new DirectoryInfo(dir).LinkTarget != null) File.Delete(dir);
                 else Directory.Delete(dir, recursive: true);
+                removed++;
+            }
+        if (Directory.Exists(runDir))
+            foreach (var dir in Directory.GetDirectories(runDir, $".{RunFolder.TokenizerFolder}-*.tmp"))
+            {
+                Directory.Delete(dir, recursive: true); // an interrupted copy of the tokenizer (RunFolder.Complete)
                 removed++;
             }
         foreach (var folder in new[] { runDir, root })

@@ -1,0 +1,66 @@
+using TensorLite.Data;
+using TensorLite.Models;
+
+namespace TensorLite.Training;
+
+/// <summary>
+/// What makes a run folder self-contained: besides config.json, train.json and the checkpoints it keeps a copy of an HF
+/// tokenizer (<c>tokenizer/</c>) and the tokenized --data (<c>tokens-KEY.bin</c> with <c>data.json</c>), so eval,
+/// generate, export and resume work from any working directory and after the original files moved. The paths train.json
+/// records are absolute (where the run came from; only an --init-from folder is read again, by a resume before the first
+/// checkpoint).
+/// </summary>
+public static class RunFolder
+{
+    /// <summary>The run folder's copy of an HF tokenizer's files (<see cref="HfModelFolder.TokenizerFiles"/>).</summary>
+    public const string TokenizerFolder = "tokenizer";
+
+    /// <summary>The tokenizer of the run in <paramref name="runDir"/> whose train.json names <paramref name="tokenizer"/>:
+    /// a built-in one by name, an HF tokenizer from the run folder's copy, or (a folder written before copies were kept)
+    /// from the recorded path.</summary>
+    public static ITokenizer OpenTokenizer(string runDir, string tokenizer)
+    {
+        if (!IsPath(tokenizer)) return Trainer.CreateTokenizer(tokenizer);
+        string copy = Path.Combine(runDir, TokenizerFolder);
+        return HfTokenizer.IsTokenizerPath(copy) ? HfTokenizer.Load(copy) : Trainer.CreateTokenizer(tokenizer);
+    }
+
+    /// <summary>Whether a --tokenizer value names a file or folder rather than a built-in tokenizer.</summary>
+    private static bool IsPath(string tokenizer) => tokenizer is not ("byte" or "cl100k" or "o200k");
+
+    /// <summary>The options with every path (--model config.json, --data, --tokenizer, --init-from) made absolute, as a
+    /// new run records them: a relative path in train.json would depend on the working directory of later commands.</summary>
+    internal static TrainingOptions WithAbsolutePaths(TrainingOptions o) => o with
+    {
+        Model = File.Exists(o.Model) || Directory.Exists(o.Model) ? Path.GetFullPath(o.Model) : o.Model, // else a named size
+        Data = o.Data.Select(Path.GetFullPath).ToArray(),
+        Tokenizer = IsPath(o.Tokenizer) ? Path.GetFullPath(o.Tokenizer) : o.Tokenizer,
+        InitFrom = o.InitFrom == null ? null : Path.GetFullPath(o.InitFrom),
+    };
+
+    /// <summary>Writes what the run needs besides its options and checkpoints: the tokenized data (see
+    /// <see cref="TrainingData.SaveCache"/>) and a copy of an HF tokenizer's files. Called under the run's lock when a
+    /// run is created or resumed; a folder from before copies were kept gets them on its next resume.</summary>
+    internal static void Complete(string runDir, TrainingOptions options, TrainingData data)
+    {
+        data.SaveCache();
+        string copy = Path.Combine(runDir, TokenizerFolder);
+        if (!IsPath(options.Tokenizer) || HfTokenizer.IsTokenizerPath(copy)) return;
+        string source = HfTokenizer.Load(options.Tokenizer).Directory;
+        // Copied into a temporary folder and renamed, so a crash never leaves a half-copied tokenizer that would be used.
+        string temp = Path.Combine(runDir, $".{TokenizerFolder}-{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            foreach (var name in HfModelFolder.TokenizerFiles)
+                if (File.Exists(Path.Combine(source, name))) File.Copy(Path.Combine(source, name), Path.Combine(temp, name));
+            if (Directory.Exists(copy)) Directory.Delete(copy, recursive: true); // a tokenizer folder without tokenizer.json
+            Directory.Move(temp, copy);
+        }
+        catch
+        {
+            try { Directory.Delete(temp, recursive: true); } catch (IOException) { }
+            throw;
+        }
+    }
+}
