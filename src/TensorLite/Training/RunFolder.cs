@@ -20,21 +20,21 @@ public static class RunFolder
     /// from the recorded path.</summary>
     public static ITokenizer OpenTokenizer(string runDir, string tokenizer)
     {
-        if (!IsPath(tokenizer)) return Trainer.CreateTokenizer(tokenizer);
+        if (IsBuiltInTokenizer(tokenizer)) return Trainer.CreateTokenizer(tokenizer);
         string copy = Path.Combine(runDir, TokenizerFolder);
         return HfTokenizer.IsTokenizerPath(copy) ? HfTokenizer.Load(copy) : Trainer.CreateTokenizer(tokenizer);
     }
 
-    /// <summary>Whether a --tokenizer value names a file or folder rather than a built-in tokenizer.</summary>
-    private static bool IsPath(string tokenizer) => tokenizer is not ("byte" or "cl100k" or "o200k");
+    /// <summary>Whether a --tokenizer value names a built-in tokenizer (byte, cl100k, o200k) rather than a file or folder.</summary>
+    public static bool IsBuiltInTokenizer(string tokenizer) => tokenizer is "byte" or "cl100k" or "o200k";
 
     /// <summary>The options with every path (--model config.json, --data, --tokenizer, --init-from) made absolute, as a
     /// new run records them: a relative path in train.json would depend on the working directory of later commands.</summary>
     internal static TrainingOptions WithAbsolutePaths(TrainingOptions o) => o with
     {
-        Model = File.Exists(o.Model) || Directory.Exists(o.Model) ? Path.GetFullPath(o.Model) : o.Model, // else a named size
+        Model = File.Exists(o.Model) ? Path.GetFullPath(o.Model) : o.Model, // else a named size (or, with --init-from, its folder)
         Data = o.Data.Select(Path.GetFullPath).ToArray(),
-        Tokenizer = IsPath(o.Tokenizer) ? Path.GetFullPath(o.Tokenizer) : o.Tokenizer,
+        Tokenizer = !IsBuiltInTokenizer(o.Tokenizer) ? Path.GetFullPath(o.Tokenizer) : o.Tokenizer,
         InitFrom = o.InitFrom == null ? null : Path.GetFullPath(o.InitFrom),
     };
 
@@ -45,7 +45,7 @@ public static class RunFolder
     {
         data.SaveCache();
         string copy = Path.Combine(runDir, TokenizerFolder);
-        if (!IsPath(options.Tokenizer) || HfTokenizer.IsTokenizerPath(copy)) return;
+        if (IsBuiltInTokenizer(options.Tokenizer) || HfTokenizer.IsTokenizerPath(copy)) return;
         string source = HfTokenizer.Load(options.Tokenizer).Directory;
         // Copied into a temporary folder and renamed, so a crash never leaves a half-copied tokenizer that would be used.
         string temp = Path.Combine(runDir, $".{TokenizerFolder}-{Guid.NewGuid():N}.tmp");
