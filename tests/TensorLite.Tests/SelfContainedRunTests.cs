@@ -56,7 +56,7 @@ public sealed class SelfContainedRunTests : IDisposable
 
     /// <summary>A small byte-level BPE tokenizer.json (the 256 byte symbols, two merges, one added end token) and a
     /// tokenizer_config.json naming that token as eos.</summary>
-    private static void WriteTokenizer(string dir)
+    internal static void WriteTokenizer(string dir)
     {
         Directory.CreateDirectory(dir);
         var vocab = new JsonObject();
