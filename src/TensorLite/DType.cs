@@ -44,7 +44,7 @@ public static class DTypeExtensions
 }
 
 /// <summary>Scalar conversions between float32 and the 16-bit storage formats.</summary>
-public static class HalfPrecision
+internal static class HalfPrecision
 {
     /// <summary>float32 → bfloat16 with round-to-nearest-even; NaN stays a (quiet) NaN.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
