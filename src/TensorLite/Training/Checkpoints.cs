@@ -10,8 +10,11 @@ namespace TensorLite.Training;
 /// <summary>What a checkpoint stores besides tensors: enough to continue bit for bit.</summary>
 public sealed record TrainingState
 {
+    /// <summary>The optimizer steps taken when the checkpoint was written.</summary>
     public long Step { get; init; }
+    /// <summary>The data generator's state: the next batch a resume draws is the one the run would have drawn.</summary>
     public ulong[] DataRngState { get; init; } = [];
+    /// <summary>Training tokens consumed so far.</summary>
     public long TokensSeen { get; init; }
     /// <summary>The global gradient norm of the step just taken: per-layer training clips the next step by it.</summary>
     public double? LastGradNorm { get; init; }
@@ -36,6 +39,7 @@ public sealed record TrainingState
 /// </summary>
 public static class Checkpoints
 {
+    /// <summary>The files of a checkpoint folder: the weights (HF names), the optimizer state, and the step with checksums.</summary>
     public const string ModelFile = "model.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "state.json";
 
     /// <summary>The checksummed files of every checkpoint (state.json carries their checksums).</summary>
@@ -54,6 +58,7 @@ public static class Checkpoints
 
     private static readonly Regex CheckpointName = new(@"^step-(\d{7})$", RegexOptions.CultureInvariant);
 
+    /// <summary>The checkpoints folder of a run folder.</summary>
     public static string Folder(string runDir) => Path.Combine(runDir, "checkpoints");
 
     /// <summary>Writes a checkpoint. A NaN or infinity in the weights or the optimizer state aborts it before anything
