@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using TensorLite.Cli;
 using TensorLite.Tests.Support;
 using TensorLite.Training;
 using Xunit;
@@ -29,22 +28,7 @@ public sealed class SelfContainedRunTests : IDisposable
     private static readonly string Text = string.Concat(Enumerable.Range(0, 200).Select(i => $"the {i % 7} then there {i % 5}. "));
 
     /// <summary>Runs the CLI in-process; returns the exit code, stdout and stderr.</summary>
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var (stdout, stderr) = (new StringWriter(), new StringWriter());
-        var (originalOut, originalErr) = (Console.Out, Console.Error);
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try
-        {
-            return (TensorLiteCli.Run(args), stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            Console.SetOut(originalOut);
-            Console.SetError(originalErr);
-        }
-    }
+    private static (int Code, string Out, string Err) Cli(params string[] args) => RunFolderCliSafetyTests.Run(args);
 
     private static void Ok(params string[] args)
     {

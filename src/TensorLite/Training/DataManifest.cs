@@ -19,15 +19,20 @@ internal sealed record DataManifest(string TokensFile, long TokensBytes, string 
     /// <summary>One --data file as it was when the run tokenized it.</summary>
     public sealed record Source(string Path, long Bytes, string Sha256)
     {
-        /// <summary>Whether the file still exists but no longer holds what the run tokenized (a moved or deleted file is
-        /// not a change: the run has its tokens).</summary>
+        /// <summary>Whether the file still exists but no longer holds what the run tokenized (a moved, deleted or
+        /// unreadable file is not a change: the run has its tokens).</summary>
         public bool Changed()
         {
             var info = new FileInfo(Path);
             if (!info.Exists) return false;
-            if (info.Length != Bytes) return true;
-            using var stream = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
-            return Convert.ToHexString(SHA256.HashData(stream)) != Sha256;
+            try
+            {
+                return info.Length != Bytes || FileSha256(info) != Sha256;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
         }
     }
 
@@ -35,13 +40,17 @@ internal sealed record DataManifest(string TokensFile, long TokensBytes, string 
 
     public static string Sha256(byte[] bytes) => Convert.ToHexString(SHA256.HashData(bytes));
 
+    private static string FileSha256(FileInfo file)
+    {
+        using var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 20);
+        return Convert.ToHexString(SHA256.HashData(stream));
+    }
+
     /// <summary>Whether <paramref name="tokensPath"/> is the token file this manifest recorded (its size and SHA-256).</summary>
     public bool Matches(string tokensPath)
     {
         var info = new FileInfo(tokensPath);
-        if (!info.Exists || info.LinkTarget != null || info.Length != TokensBytes) return false;
-        using var stream = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-        return Convert.ToHexString(SHA256.HashData(stream)) == TokensSha256;
+        return info.Exists && info.LinkTarget == null && info.Length == TokensBytes && FileSha256(info) == TokensSha256;
     }
 
     /// <summary>The run folder's data.json, or null when it has none (a run started before data.json existed, or one
@@ -72,8 +81,7 @@ internal sealed record DataManifest(string TokensFile, long TokensBytes, string 
     public static void Write(string runDir, string tokensPath, Source[] sources)
     {
         var info = new FileInfo(tokensPath);
-        using var stream = info.OpenRead();
-        var manifest = new DataManifest(info.Name, info.Length, Convert.ToHexString(SHA256.HashData(stream)), sources);
+        var manifest = new DataManifest(info.Name, info.Length, FileSha256(info), sources);
         AtomicFile.Write(System.IO.Path.Combine(runDir, FileName), s => JsonSerializer.Serialize(s, manifest, Json));
     }
 }
