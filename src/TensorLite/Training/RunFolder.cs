@@ -46,7 +46,8 @@ public static class RunFolder
         data.SaveCache();
         string copy = Path.Combine(runDir, TokenizerFolder);
         if (IsBuiltInTokenizer(options.Tokenizer) || HfTokenizer.IsTokenizerPath(copy)) return;
-        string source = HfTokenizer.Load(options.Tokenizer).Directory;
+        // The folder the run's tokenizer.json was read from (the option names the file or its folder).
+        string source = Directory.Exists(options.Tokenizer) ? options.Tokenizer : Path.GetDirectoryName(Path.GetFullPath(options.Tokenizer))!;
         // Copied into a temporary folder and renamed, so a crash never leaves a half-copied tokenizer that would be used.
         string temp = Path.Combine(runDir, $".{TokenizerFolder}-{Guid.NewGuid():N}.tmp");
         Directory.CreateDirectory(temp);
