@@ -109,6 +109,24 @@ public sealed class SelfContainedRunTests : IDisposable
     }
 
     [Fact]
+    public void ResumeBeforeTheFirstCheckpoint_WithoutItsInitFromFolder_SaysWhatItNeeds()
+    {
+        string work = Folder("work"), hf = Path.Combine(work, "hf"), run = Path.Combine(work, "run");
+        string data = Path.Combine(work, "data.txt");
+        File.WriteAllText(data, Text);
+        Ok(["train", "--data", data, "--steps", "1", "--out", Path.Combine(work, "pre"), .. Small]);
+        Ok("export", "--run", Path.Combine(work, "pre"), "--out", hf);
+        // A run created but stopped before its first checkpoint (as a crash leaves it).
+        Trainer.Create(RunFolders.Tiny() with { InitFrom = hf, Data = [data] }, run).Dispose();
+        Directory.Delete(hf, recursive: true);
+
+        var (code, _, err) = Cli("train", "--resume", run);
+        Assert.Equal(2, code);
+        Assert.Contains($"has no checkpoint yet, so it starts again from its --init-from folder '{hf}', which does not exist any more",
+            Assert.Single(err.TrimEnd().Split('\n')));
+    }
+
+    [Fact]
     public void ResumeAfterTheDataFileChanged_WarnsOnce_AndContinuesOnTheStoredTokens()
     {
         string work = Folder("work");

@@ -28,6 +28,15 @@ public static class RunFolder
     /// <summary>Whether a --tokenizer value names a built-in tokenizer (byte, cl100k, o200k) rather than a file or folder.</summary>
     public static bool IsBuiltInTokenizer(string tokenizer) => tokenizer is "byte" or "cl100k" or "o200k";
 
+    /// <summary>The options of a run that has no checkpoint yet and so starts again from its --init-from folder: refused
+    /// with one sentence when that folder is gone (after the first checkpoint it is not needed).</summary>
+    internal static TrainingOptions RequireInitFrom(string runDir, TrainingOptions options)
+    {
+        if (options.InitFrom is { } dir && !Directory.Exists(dir))
+            throw new TensorLiteException($"The run in '{runDir}' has no checkpoint yet, so it starts again from its --init-from folder '{dir}', which does not exist any more; restore that folder or start a new run.");
+        return options;
+    }
+
     /// <summary>The options with every path (--model config.json, --data, --tokenizer, --init-from) made absolute, as a
     /// new run records them: a relative path in train.json would depend on the working directory of later commands.</summary>
     internal static TrainingOptions WithAbsolutePaths(TrainingOptions o) => o with

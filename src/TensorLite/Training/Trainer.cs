@@ -391,7 +391,7 @@ public sealed class Trainer : IDisposable
         using (Backend.Use(device))
         {
             // The checkpoint replaces the --init-from weights: that folder is only read before the first checkpoint.
-            model = NewModel(config, checkpoint == null ? options : options with { InitFrom = null });
+            model = NewModel(config, checkpoint == null ? RunFolder.RequireInitFrom(runDir, options) : options with { InitFrom = null });
             optimizer = NewOptimizer(model, options);
             // A sharded rank loads the optimizer state of its own parameters only.
             var shards = ShardsFor(options, optimizer, world?.WorldSize ?? 1);
