@@ -16,7 +16,7 @@ public static class EvalCommand
         {
             int n = r.GetValue(batches);
             if (n <= 0) throw new ArgumentException($"--batches must be positive, got {n}.");
-            var trainer = Trainer.Open(r.GetValue(run)!, deviceName: r.GetValue(device));
+            var trainer = Trainer.Open(CliPaths.ExistingRun(r.GetValue(run)!, "--run"), deviceName: r.GetValue(device));
             float loss = trainer.Evaluate(n);
             if (!float.IsFinite(loss))
                 throw new TensorLiteException($"The validation loss of '{trainer.RunDir}' at step {trainer.StartStep} is {loss}: its checkpoint does not hold a usable model.");

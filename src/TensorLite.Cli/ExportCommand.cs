@@ -27,9 +27,9 @@ public static class ExportCommand
             };
             long shardMb = r.GetValue(shard);
             if (shardMb <= 0) throw new ArgumentException($"--max-shard-mb must be positive, got {shardMb}.");
-            var trainer = Trainer.Open(r.GetValue(run)!, deviceName: "cpu");
-            var tokenizer = Trainer.CreateTokenizer(trainer.Options.Tokenizer);
-            string outDir = r.GetValue(output)!;
+            string outDir = CliPaths.OutputFolder(r.GetValue(output)!, "--out");
+            var trainer = Trainer.Open(CliPaths.ExistingRun(r.GetValue(run)!, "--run"), deviceName: "cpu");
+            var tokenizer = RunFolder.OpenTokenizer(trainer.RunDir, trainer.Options.Tokenizer);
             HfModelFolder.Save(trainer.Model, outDir, weights, shardMb * 1_000_000, (tokenizer as HfTokenizer)?.Directory);
             Console.WriteLine($"Exported step {trainer.StartStep} of '{trainer.RunDir}' to '{outDir}' ({weights.Name()})." +
                               (tokenizer is HfTokenizer ? "" : $" The run's tokenizer ({tokenizer.Name}) has no tokenizer.json; load the folder with --tokenizer {tokenizer.Name}."));

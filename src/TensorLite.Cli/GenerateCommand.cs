@@ -25,8 +25,8 @@ public static class GenerateCommand
             if (n <= 0) throw new ArgumentException($"--tokens must be positive, got {n}.");
             float temp = CliErrors.Finite(r.GetValue(temperature), "--temperature", 0f);
             if (r.GetValue(topK) < 0) throw new ArgumentException($"--top-k must be 0 (all) or positive, got {r.GetValue(topK)}.");
-            var trainer = Trainer.Open(r.GetValue(run)!, deviceName: r.GetValue(device));
-            var tokenizer = Trainer.CreateTokenizer(trainer.Options.Tokenizer);
+            var trainer = Trainer.Open(CliPaths.ExistingRun(r.GetValue(run)!, "--run"), deviceName: r.GetValue(device));
+            var tokenizer = RunFolder.OpenTokenizer(trainer.RunDir, trainer.Options.Tokenizer);
             var ids = tokenizer.Encode(r.GetValue(prompt)!);
             var stopTokens = StopTokens(trainer.Model.Config, tokenizer, r.GetValue(stop));
             using var onDevice = Backend.Use(trainer.Device); // the prompt's tensors go where the model is

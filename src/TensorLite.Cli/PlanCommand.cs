@@ -17,7 +17,7 @@ public static class PlanCommand
         cmd.Options.Add(nproc);
         cmd.SetAction(r =>
         {
-            var options = binder.Read(r).Validate();
+            var options = CliPaths.TrainingInputs(binder.Read(r).Validate());
             int processes = r.GetValue(nproc);
             if (processes < 1) throw new ArgumentException($"--nproc must be positive, got {processes}.");
             var plan = MemoryPlan.Predict(options, processes);

@@ -13,9 +13,9 @@ public static class PlotCommand
         var cmd = new Command("plot", "Plot the validation loss of several runs in one picture.") { runs, output, title };
         cmd.SetAction(r =>
         {
-            string file = r.GetValue(output)!;
+            string file = CliPaths.OutputFile(r.GetValue(output)!, "--out");
             if (!file.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--out must name a .png file, got '{file}'.");
-            Console.Write(LossPlot.Compare(r.GetValue(runs)!, file, r.GetValue(title)!));
+            Console.Write(LossPlot.Compare(r.GetValue(runs)!.Select(run => CliPaths.ExistingRun(run, "Run")).ToList(), file, r.GetValue(title)!));
             Console.WriteLine($"wrote {file}");
             return 0;
         });

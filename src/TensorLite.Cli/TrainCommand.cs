@@ -34,7 +34,7 @@ public static class TrainCommand
 
     private static int Train(ParseResult r, ICommunicator world, TrainingOptionsBinder binder, Option<string?> outDir, Option<string?> resume, Option<string?> budget)
     {
-        string? resumeDir = r.GetValue(resume);
+        string? resumeDir = r.GetValue(resume) is { } given ? CliPaths.ExistingRun(given, "--resume") : null;
         Trainer trainer;
         if (resumeDir != null)
         {
@@ -52,16 +52,17 @@ public static class TrainCommand
         }
         else
         {
-            var options = binder.Read(r).Validate();
+            var options = CliPaths.TrainingInputs(binder.Read(r).Validate());
             // The budget is checked on the plan before anything is allocated or written, then enforced on the
             // tensors while the run lasts (what the runtime itself needs is left out of the limit).
             long? limit = r.GetValue(budget) is string text ? MemoryPlan.ParseBytes(text) : null;
             if (limit is long l && PlanCommand.RefuseOverBudget(options, l) is int refused) return refused;
             // Every rank trains in rank 0's folder (the default name holds the time, which ranks may not agree on).
-            string dir = world.Broadcast(r.GetValue(outDir) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss")), 0);
+            string dir = CliPaths.OutputFolder(world.Broadcast(r.GetValue(outDir) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss")), 0), "--out");
             trainer = Trainer.Create(options, dir, world);
             if (limit is long bytes) trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? bytes : bytes - MemoryPlan.RuntimeBytes;
         }
+        if (world.Rank == 0 && trainer.Data.Warning is string warning) Console.Error.WriteLine($"warning: {warning}");
         if (world.Rank == 0) return TrainingView.Run(trainer);
         trainer.Run(); // the other ranks train silently; rank 0 reports
         return 0;

@@ -6,17 +6,26 @@ namespace TensorLite;
 /// storage formats (half precision weights, quantized optimizer states, token ids and indices).</summary>
 public enum DType
 {
+    /// <summary>32-bit IEEE float: every op computes in it.</summary>
     Float32,
+    /// <summary>bfloat16: float32's exponent with 8 bits of mantissa (weights, activations).</summary>
     BFloat16,
+    /// <summary>IEEE half precision (weights read from checkpoints).</summary>
     Float16,
+    /// <summary>Signed byte (8-bit optimizer states).</summary>
     Int8,
+    /// <summary>Unsigned byte.</summary>
     UInt8,
+    /// <summary>32-bit integer (token ids, indices).</summary>
     Int32,
+    /// <summary>64-bit integer (indices).</summary>
     Int64,
 }
 
+/// <summary>Size and naming of <see cref="DType"/> values.</summary>
 public static class DTypeExtensions
 {
+    /// <summary>Bytes one element of <paramref name="dtype"/> takes.</summary>
     public static int SizeInBytes(this DType dtype) => dtype switch
     {
         DType.Float32 or DType.Int32 => 4,
@@ -26,6 +35,7 @@ public static class DTypeExtensions
         _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
     };
 
+    /// <summary>Whether <paramref name="dtype"/> is float32, bfloat16 or float16.</summary>
     public static bool IsFloatingPoint(this DType dtype) =>
         dtype is DType.Float32 or DType.BFloat16 or DType.Float16;
 
@@ -44,7 +54,7 @@ public static class DTypeExtensions
 }
 
 /// <summary>Scalar conversions between float32 and the 16-bit storage formats.</summary>
-public static class HalfPrecision
+internal static class HalfPrecision
 {
     /// <summary>float32 → bfloat16 with round-to-nearest-even; NaN stays a (quiet) NaN.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -8,20 +8,24 @@ public sealed class Generator
 {
     private ulong _s0, _s1, _s2, _s3;
 
+    /// <summary>A generator whose whole stream is fixed by <paramref name="seed"/>.</summary>
     public Generator(ulong seed)
     {
         ulong x = seed;
         _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
     }
 
+    /// <summary>The generator's state (four words), to save in a checkpoint.</summary>
     public ulong[] GetState() => [_s0, _s1, _s2, _s3];
 
+    /// <summary>Restores a state returned by <see cref="GetState"/>; the stream continues exactly where it was.</summary>
     public void SetState(ReadOnlySpan<ulong> state)
     {
         if (state.Length != 4) throw new ArgumentException("A generator state has exactly four words.", nameof(state));
         (_s0, _s1, _s2, _s3) = (state[0], state[1], state[2], state[3]);
     }
 
+    /// <summary>The next 64 random bits.</summary>
     public ulong NextUInt64()
     {
         ulong result = RotateLeft(_s1 * 5, 7) * 9;
@@ -45,6 +49,7 @@ public sealed class Generator
         return (int)((NextUInt64() >> 33) * (ulong)maxExclusive >> 31);
     }
 
+    /// <summary>Fills <paramref name="destination"/> with uniform numbers in [<paramref name="low"/>, <paramref name="high"/>).</summary>
     public void FillUniform(Span<float> destination, float low, float high)
     {
         float scale = high - low;

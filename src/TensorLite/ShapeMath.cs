@@ -1,7 +1,7 @@
 namespace TensorLite;
 
 /// <summary>Shape and stride arithmetic shared by every op.</summary>
-public static class ShapeMath
+internal static class ShapeMath
 {
     public static string Format(ReadOnlySpan<int> shape) => "[" + string.Join(", ", shape.ToArray()) + "]";
 

@@ -11,6 +11,7 @@ public abstract class Storage
 {
     private int _refCount = 1;
 
+    /// <summary>Allocates nothing itself: counts <paramref name="byteLength"/> bytes in <paramref name="backend"/>'s ledger under the current category (which may refuse them); the derived class allocates.</summary>
     protected Storage(IBackend backend, long byteLength)
     {
         Backend = backend;
@@ -27,7 +28,9 @@ public abstract class Storage
         }
     }
 
+    /// <summary>The backend the memory belongs to.</summary>
     public IBackend Backend { get; }
+    /// <summary>Size of the memory in bytes.</summary>
     public long ByteLength { get; }
 
     /// <summary>What this memory is counted as in its backend's <see cref="MemoryLedger"/>.</summary>
@@ -44,6 +47,7 @@ public abstract class Storage
     /// <summary>How many live tensors view this storage; 1 means the owner may write in place.</summary>
     public int RefCount => Volatile.Read(ref _refCount);
 
+    /// <summary>Whether the last reference is gone (the memory went back to the backend).</summary>
     public bool IsReleased => RefCount <= 0;
 
     internal void AddRef()
@@ -66,6 +70,7 @@ public abstract class Storage
     /// <summary>Returns the memory to its backend (its pool) or, from the finalizer, to the system.</summary>
     protected abstract void Free(bool fromFinalizer);
 
+    /// <summary>Returns memory no tensor released to the system (tensors that were never disposed).</summary>
     ~Storage()
     {
         if (RefCount <= 0) return;

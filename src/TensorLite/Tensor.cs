@@ -26,24 +26,35 @@ public sealed partial class Tensor : IDisposable
         TensorScope.Register(this);
     }
 
+    /// <summary>The memory this tensor views (shared with its views).</summary>
     public Storage Storage { get; }
+    /// <summary>The backend that holds the memory and runs the ops.</summary>
     public IBackend Backend => Storage.Backend;
+    /// <summary>The element type.</summary>
     public DType DType { get; }
 
     /// <summary>Offset of the first element in the storage, in elements.</summary>
     public int Offset { get; }
+    /// <summary>The number of elements.</summary>
     public int Numel { get; }
+    /// <summary>The number of dimensions.</summary>
     public int Rank => _shape.Length;
+    /// <summary>The size of each dimension.</summary>
     public ReadOnlySpan<int> Shape => _shape;
+    /// <summary>The step between neighbours of each dimension, in elements (0 for a broadcast dimension).</summary>
     public ReadOnlySpan<int> Strides => _strides;
+    /// <summary>A copy of <see cref="Shape"/>.</summary>
     public int[] ShapeArray => (int[])_shape.Clone();
+    /// <summary>Whether <see cref="Dispose"/> was called on this tensor.</summary>
     public bool IsDisposed => _disposed;
 
     /// <summary>An optional name, used in error messages (e.g. a parameter's HF tensor name).</summary>
     public string? Name { get; set; }
 
+    /// <summary>The size of dimension <paramref name="dim"/> (negative counts from the end).</summary>
     public int Size(int dim) => _shape[ShapeMath.NormalizeDim(dim, Rank)];
 
+    /// <summary>Whether the elements lie in row-major order without gaps.</summary>
     public bool IsContiguous => ShapeMath.IsContiguous(_shape, _strides);
 
     // ---- creation -------------------------------------------------------------------------------
@@ -59,6 +70,7 @@ public sealed partial class Tensor : IDisposable
         return new Tensor(storage, dims, ShapeMath.ContiguousStrides(dims), 0, dtype);
     }
 
+    /// <summary>A new tensor with every element <paramref name="value"/>.</summary>
     public static Tensor Full(ReadOnlySpan<int> shape, double value, DType dtype = DType.Float32, IBackend? backend = null)
     {
         var t = Empty(shape, dtype, backend);
@@ -66,21 +78,31 @@ public sealed partial class Tensor : IDisposable
         return t;
     }
 
+    /// <summary>A new tensor of zeros.</summary>
     public static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype = DType.Float32, IBackend? backend = null) =>
         Full(shape, 0, dtype, backend);
 
+    /// <summary>A new tensor of ones.</summary>
     public static Tensor Ones(ReadOnlySpan<int> shape, DType dtype = DType.Float32, IBackend? backend = null) =>
         Full(shape, 1, dtype, backend);
 
+    /// <summary>A new float32 scalar (rank 0).</summary>
     public static Tensor Scalar(float value, IBackend? backend = null) => Full([], value, DType.Float32, backend);
 
+    /// <summary>Zeros of <paramref name="t"/>'s shape, dtype and backend.</summary>
     public static Tensor ZerosLike(Tensor t) => Zeros(t.Shape, t.DType, t.Backend);
+    /// <summary>Ones of <paramref name="t"/>'s shape, dtype and backend.</summary>
     public static Tensor OnesLike(Tensor t) => Ones(t.Shape, t.DType, t.Backend);
 
+    /// <summary>A float32 tensor holding a copy of <paramref name="data"/> in <paramref name="shape"/> (row-major), on the default backend.</summary>
     public static Tensor FromArray(float[] data, params int[] shape) => FromSpan<float>(data, shape, DType.Float32);
+    /// <summary>An int32 tensor holding a copy of <paramref name="data"/> in <paramref name="shape"/>.</summary>
     public static Tensor FromArray(int[] data, params int[] shape) => FromSpan<int>(data, shape, DType.Int32);
+    /// <summary>An int64 tensor holding a copy of <paramref name="data"/> in <paramref name="shape"/>.</summary>
     public static Tensor FromArray(long[] data, params int[] shape) => FromSpan<long>(data, shape, DType.Int64);
+    /// <summary>An int8 tensor holding a copy of <paramref name="data"/> in <paramref name="shape"/>.</summary>
     public static Tensor FromArray(sbyte[] data, params int[] shape) => FromSpan<sbyte>(data, shape, DType.Int8);
+    /// <summary>A uint8 tensor holding a copy of <paramref name="data"/> in <paramref name="shape"/>.</summary>
     public static Tensor FromArray(byte[] data, params int[] shape) => FromSpan<byte>(data, shape, DType.UInt8);
 
     /// <summary>Wraps host data of an unmanaged element type into a new tensor on a backend.</summary>
@@ -137,6 +159,7 @@ public sealed partial class Tensor : IDisposable
         return t;
     }
 
+    /// <summary>0, 1, ..., <paramref name="count"/> − 1 as a vector.</summary>
     public static Tensor Arange(int count, DType dtype = DType.Float32, IBackend? backend = null)
     {
         var host = new float[count];
@@ -215,6 +238,7 @@ public sealed partial class Tensor : IDisposable
         return this;
     }
 
+    /// <summary>Drops this tensor's reference to its memory (and frees its gradients); the memory goes back to the pool when no view or graph node holds it.</summary>
     public void Dispose()
     {
         if (_disposed) return;
@@ -234,8 +258,10 @@ public sealed partial class Tensor : IDisposable
             throw new ObjectDisposedException(Name ?? "Tensor", $"Tensor {Describe()} was used after Dispose().");
     }
 
+    /// <summary>Name (if any), shape and dtype, for messages.</summary>
     public string Describe() => $"{(Name is null ? "" : Name + " ")}{ShapeMath.Format(Shape)} {DType.Name()}";
 
+    /// <summary>The description and the first values.</summary>
     public override string ToString()
     {
         if (_disposed) return $"Tensor({Describe()}, disposed)";

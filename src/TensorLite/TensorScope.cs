@@ -15,8 +15,10 @@ public sealed class TensorScope : IDisposable
 
     private TensorScope(TensorScope? parent) => _parent = parent;
 
+    /// <summary>Opens a scope on this thread that owns every tensor created until it is disposed.</summary>
     public static TensorScope Enter() => _current = new TensorScope(_current);
 
+    /// <summary>The innermost open scope of this thread, or null.</summary>
     public static TensorScope? Current => _current;
 
     /// <summary>How many tensors this scope has seen created (disposed ones included).</summary>
@@ -32,6 +34,7 @@ public sealed class TensorScope : IDisposable
 
     internal static void Unregister(Tensor t) => t.OwnerScope = null;
 
+    /// <summary>Disposes every tensor the scope owns that was not persisted or disposed already.</summary>
     public void Dispose()
     {
         if (_disposed) return;

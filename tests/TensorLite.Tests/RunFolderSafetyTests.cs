@@ -334,7 +334,7 @@ public sealed class RunFolderCliSafetyTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private static (int Code, string Stdout, string Stderr) Run(params string[] args)
+    internal static (int Code, string Stdout, string Stderr) Run(params string[] args)
     {
         var err = new StringWriter();
         var output = new StringWriter();

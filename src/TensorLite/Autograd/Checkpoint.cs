@@ -8,6 +8,7 @@ namespace TensorLite.Autograd;
 /// </summary>
 public static class Checkpoint
 {
+    /// <summary>Runs <paramref name="block"/> without recording its graph and recomputes it during backward (activation checkpointing): only the inputs are kept, not the block's intermediate activations.</summary>
     public static Tensor Run(Func<Tensor[], Tensor> block, params Tensor[] inputs)
     {
         if (!GradMode.IsEnabled) return block(inputs);

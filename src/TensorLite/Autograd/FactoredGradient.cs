@@ -14,6 +14,7 @@ public sealed class FactoredGradient : IDisposable
 {
     private readonly List<(Tensor Input, Tensor OutputGrad)> _pairs = [];
 
+    /// <summary>An empty factored gradient of an m×n weight (<paramref name="rows"/> = m output features, <paramref name="columns"/> = n input features).</summary>
     public FactoredGradient(int rows, int columns)
     {
         Rows = rows;
@@ -36,6 +37,7 @@ public sealed class FactoredGradient : IDisposable
     /// and the key of the projection that produced it; null when nothing was folded.</summary>
     public Tensor? Folded { get; private set; }
 
+    /// <summary>The key of the projection <see cref="Folded"/> was computed under; folding under another key first refuses.</summary>
     public object? FoldedUnder { get; private set; }
 
     /// <summary>The backend the factors live on.</summary>
@@ -184,6 +186,7 @@ public sealed class FactoredGradient : IDisposable
         _pairs.Clear();
     }
 
+    /// <summary>Frees the recorded factors and the folded gradient.</summary>
     public void Dispose()
     {
         DisposePairs();

@@ -5,6 +5,7 @@ public static class GradMode
 {
     [ThreadStatic] private static int _disabledDepth;
 
+    /// <summary>Whether ops on this thread record the autograd graph (false inside <see cref="NoGrad"/>).</summary>
     public static bool IsEnabled => _disabledDepth == 0;
 
     /// <summary>Within the returned scope no op records history (inference, optimizer updates).</summary>
@@ -13,6 +14,7 @@ public static class GradMode
     /// <summary>Re-enables recording inside a NoGrad region (used by activation checkpointing).</summary>
     internal static NoGradScope EnableGrad() => new(disable: false);
 
+    /// <summary>Restores the previous recording mode when disposed (from <see cref="NoGrad"/>).</summary>
     public readonly struct NoGradScope : IDisposable
     {
         private readonly int _savedDepth;
@@ -23,6 +25,7 @@ public static class GradMode
             _disabledDepth = disable ? _disabledDepth + 1 : 0;
         }
 
+        /// <summary>Restores the recording mode that was active when the scope began.</summary>
         public void Dispose() => _disabledDepth = _savedDepth;
     }
 }

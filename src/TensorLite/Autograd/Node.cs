@@ -27,7 +27,9 @@ public sealed class Node
         foreach (var s in _retained) s.AddRef();
     }
 
+    /// <summary>The op's name (as in error messages and the profiler).</summary>
     public string Op { get; }
+    /// <summary>The tensors the op read; the gradient flows back to those that require it.</summary>
     public Tensor[] Inputs { get; private set; }
     internal BackwardFunction? Backward { get; private set; }
 

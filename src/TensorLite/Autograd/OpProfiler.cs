@@ -8,7 +8,7 @@ namespace TensorLite.Autograd;
 /// time since the previous recorded op on the same thread, so glue code between ops is attributed
 /// to the op that follows it; backward time is measured around each node's backward function.
 /// </summary>
-public static class OpProfiler
+internal static class OpProfiler
 {
     private static readonly Dictionary<string, (double Ms, long Calls)> Totals = new();
     [ThreadStatic] private static long _lastTimestamp;

@@ -28,7 +28,7 @@ public sealed partial class Tensor
     /// <see cref="Grad"/>; at most one of the two is set. Only leaves with <see cref="CaptureFactoredGradient"/> get one.</summary>
     public FactoredGradient? FactoredGrad { get; set; }
 
-    /// <summary>Whether <see cref="Linear"/> hands this weight's gradient to the engine as its factors (input and output
+    /// <summary>Whether <see cref="Nn.Linear"/> hands this weight's gradient to the engine as its factors (input and output
     /// gradient) instead of computing the m×n product. The engine falls back to the dense gradient when the weight also
     /// receives a dense one (e.g. it is tied to an embedding) or when no backward pass can keep factors.</summary>
     public bool CaptureFactoredGradient
@@ -50,6 +50,7 @@ public sealed partial class Tensor
     /// <summary>The op that produced this tensor, or null for leaves.</summary>
     public Node? GradFn { get; internal set; }
 
+    /// <summary>Whether this tensor was created by the user (a parameter or input) rather than by a recorded op.</summary>
     public bool IsLeaf => GradFn == null;
 
     internal void MarkComputed(Node node)
@@ -69,6 +70,7 @@ public sealed partial class Tensor
         (_gradHooks ??= []).Add(hook);
     }
 
+    /// <summary>Removes every hook added with <see cref="RegisterGradHook"/>.</summary>
     public void ClearGradHooks() => _gradHooks = null;
 
     internal void RunGradHooks()
@@ -87,6 +89,7 @@ public sealed partial class Tensor
     /// <summary>A view of the same memory that is cut from the autograd graph.</summary>
     public Tensor Detach() => Alias();
 
+    /// <summary>Frees this tensor's gradient, dense and factored; the next backward starts from zero.</summary>
     public void ZeroGrad()
     {
         Grad?.Dispose();

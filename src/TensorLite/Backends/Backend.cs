@@ -25,11 +25,14 @@ public static class Backend
         return new Scope(previous);
     }
 
+    /// <summary>Restores the previous default backend of this thread when disposed (from <see cref="Use"/>).</summary>
     public readonly struct Scope(IBackend? previous) : IDisposable
     {
+        /// <summary>Makes the backend that was the default before <see cref="Use"/> the default again.</summary>
         public void Dispose() => _override = previous;
     }
 
+    /// <summary>The CPU backend: pure managed SIMD kernels on every core, the default on every thread.</summary>
     public static IBackend Cpu => CpuBackend.Instance;
 
     /// <summary>The high-water mark of the CPU pool, which holds the host tensors of a run on any device (metrics).</summary>

@@ -3,7 +3,32 @@ namespace TensorLite;
 /// <summary>Element-wise functions of one tensor. Parameters p0/p1 are documented per member.</summary>
 public enum UnaryOp
 {
-    Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Relu, Silu, Gelu, Sigmoid, Tanh, Square,
+    /// <summary>−x.</summary>
+    Neg,
+    /// <summary>eˣ.</summary>
+    Exp,
+    /// <summary>ln x.</summary>
+    Log,
+    /// <summary>√x.</summary>
+    Sqrt,
+    /// <summary>1/√x.</summary>
+    Rsqrt,
+    /// <summary>|x|.</summary>
+    Abs,
+    /// <summary>−1, 0 or 1.</summary>
+    Sign,
+    /// <summary>max(x, 0).</summary>
+    Relu,
+    /// <summary>x·sigmoid(x).</summary>
+    Silu,
+    /// <summary>GELU, tanh approximation.</summary>
+    Gelu,
+    /// <summary>1/(1 + e⁻ˣ).</summary>
+    Sigmoid,
+    /// <summary>tanh x.</summary>
+    Tanh,
+    /// <summary>x².</summary>
+    Square,
     /// <summary>x^p0.</summary>
     Pow,
     /// <summary>min(max(x, p0), p1).</summary>
@@ -13,9 +38,36 @@ public enum UnaryOp
 }
 
 /// <summary>Element-wise functions of two (broadcast) tensors. Comparisons yield 1 or 0.</summary>
-public enum BinaryOp { Add, Sub, Mul, Div, Maximum, Minimum, Greater, Less, Equal }
+public enum BinaryOp
+{
+    /// <summary>a + b.</summary>
+    Add,
+    /// <summary>a − b.</summary>
+    Sub,
+    /// <summary>a · b.</summary>
+    Mul,
+    /// <summary>a / b.</summary>
+    Div,
+    /// <summary>max(a, b).</summary>
+    Maximum,
+    /// <summary>min(a, b).</summary>
+    Minimum,
+    /// <summary>1 where a &gt; b, else 0.</summary>
+    Greater,
+    /// <summary>1 where a &lt; b, else 0.</summary>
+    Less,
+    /// <summary>1 where a = b, else 0.</summary>
+    Equal,
+}
 
-public enum ReduceOp { Sum, Max }
+/// <summary>Reductions along axes.</summary>
+public enum ReduceOp
+{
+    /// <summary>The sum of the elements.</summary>
+    Sum,
+    /// <summary>The largest element.</summary>
+    Max,
+}
 
 /// <summary>
 /// The backend seam: everything that touches tensor memory goes through this interface, so models and
@@ -29,6 +81,7 @@ public enum ReduceOp { Sum, Max }
 /// </summary>
 public partial interface IBackend
 {
+    /// <summary>A short name (cpu, ilgpu-cuda, meta, ...) for messages and metrics.</summary>
     string Name { get; }
 
     /// <summary>What computes, in words (shown when a run starts).</summary>
@@ -45,6 +98,7 @@ public partial interface IBackend
     /// <summary>Live and peak bytes of this backend's tensors, by category.</summary>
     Memory.MemoryLedger Memory { get; }
 
+    /// <summary>Allocates <paramref name="byteLength"/> bytes of this backend's memory for a tensor (contents undefined), counted in <see cref="Memory"/> under the current category.</summary>
     Storage Allocate(long byteLength);
 
     /// <summary>Copies a contiguous tensor's bytes to host memory.</summary>
@@ -60,6 +114,7 @@ public partial interface IBackend
     /// <summary>Copies any strided view into a contiguous tensor of the same shape, converting dtypes.</summary>
     void Copy(Tensor source, Tensor destination);
 
+    /// <summary>y = f(x) element-wise for the function <paramref name="op"/>; <paramref name="p0"/> and <paramref name="p1"/> are its parameters where it has any (see <see cref="UnaryOp"/>).</summary>
     void Unary(UnaryOp op, Tensor x, Tensor y, float p0, float p1);
 
     /// <summary>gx = gy · f'(x), given the forward input x and output y.</summary>

@@ -17,7 +17,9 @@ namespace TensorLite.Data;
 /// </summary>
 public sealed class HfTokenizer : ITokenizer
 {
+    /// <summary>The file an HF tokenizer is read from.</summary>
     public const string FileName = "tokenizer.json";
+    /// <summary>The file beside it that names the eos and bos tokens.</summary>
     public const string ConfigFileName = "tokenizer_config.json";
     private const long MaxFileBytes = 256L << 20;
 
@@ -41,6 +43,7 @@ public sealed class HfTokenizer : ITokenizer
 
     /// <summary>"hf-" and the start of tokenizer.json's SHA-256: names the vocabulary, not where the file lies.</summary>
     public string Name { get; }
+    /// <inheritdoc/>
     public int VocabSize { get; }
     /// <summary>The folder holding tokenizer.json (and tokenizer_config.json when there is one).</summary>
     public string Directory { get; }
@@ -49,10 +52,13 @@ public sealed class HfTokenizer : ITokenizer
     /// <summary>tokenizer_config.json's bos_token as an id, if it names one.</summary>
     public int? BosTokenId { get; }
 
+    /// <summary>The added (special) tokens by text, as tokenizer.json lists them; the encoder matches them whole.</summary>
     public IReadOnlyDictionary<string, int> AddedTokens => _added;
 
+    /// <inheritdoc/>
     public int[] Encode(string text) => _bpe.EncodeToIds(_nfc ? text.Normalize(NormalizationForm.FormC) : text).ToArray();
 
+    /// <inheritdoc/>
     public string Decode(ReadOnlySpan<int> ids) => _bpe.Decode(ids.ToArray()) ?? "";
 
     /// <summary>Whether <paramref name="path"/> is a tokenizer.json or a folder holding one.</summary>

@@ -109,7 +109,7 @@ public static class InstructionData
 /// and Llama 3 (&lt;|start_header_id|&gt;role&lt;|end_header_id|&gt;\n\ncontent&lt;|eot_id|&gt;). An assistant turn's content and
 /// its end marker are trained; headers and the other turns are context. Neither adds a default system prompt.
 /// </summary>
-public sealed class ChatTemplate
+internal sealed class ChatTemplate
 {
     private readonly Func<string, string> _header;
     private readonly string _endOfTurn;

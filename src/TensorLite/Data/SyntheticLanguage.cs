@@ -22,6 +22,7 @@ public sealed class SyntheticLanguage
     private const string Consonants = "bdfghklmnprstvz";
     private const string Vowels = "aeiou";
 
+    /// <summary>Builds the language of <paramref name="seed"/>: <paramref name="wordCount"/> invented words, each followed by one of <paramref name="successorsPerWord"/> successors with Zipf weights.</summary>
     public SyntheticLanguage(ulong seed = 1234, int wordCount = 160, int successorsPerWord = 4)
     {
         if (wordCount < 2) throw new ArgumentOutOfRangeException(nameof(wordCount), "A language needs at least two words.");
@@ -56,12 +57,19 @@ public sealed class SyntheticLanguage
         MeanBytesPerWord = Enumerable.Range(0, wordCount).Sum(i => Stationary[i] * (Words[i].Length + 1));
     }
 
+    /// <summary>The seed the words and the chain were drawn from.</summary>
     public ulong Seed { get; }
+    /// <summary>The invented words, by index.</summary>
     public string[] Words { get; }
+    /// <summary>For each word, the indices of the words that may follow it.</summary>
     public int[][] Successors { get; }
+    /// <summary>For each word, the probabilities of its successors, in the order of <see cref="Successors"/>.</summary>
     public double[][] Probabilities { get; }
+    /// <summary>The chain's stationary distribution over words.</summary>
     public double[] Stationary { get; }
+    /// <summary>The entropy rate of the word chain, in nats per word.</summary>
     public double EntropyPerWordNats { get; }
+    /// <summary>The mean length of a word with its space, in bytes, under the stationary distribution.</summary>
     public double MeanBytesPerWord { get; }
 
     /// <summary>The entropy rate of the byte stream in nats per byte: the cross-entropy floor.</summary>

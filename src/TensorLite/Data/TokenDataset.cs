@@ -11,6 +11,7 @@ public sealed class TokenDataset
     /// <summary>The target of a position that carries no loss (the cross-entropy's ignore index).</summary>
     public const int IgnoreIndex = -100;
 
+    /// <summary>Splits <paramref name="tokens"/> into training and validation parts (the last <paramref name="validationFraction"/>); <paramref name="trained"/>, when given, marks which tokens are targets.</summary>
     public TokenDataset(int[] tokens, int vocabSize, double validationFraction = 0.1, bool[]? trained = null)
     {
         if (validationFraction is <= 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(validationFraction), "The validation fraction must be in (0, 1).");
@@ -23,11 +24,15 @@ public sealed class TokenDataset
         VocabSize = vocabSize;
     }
 
+    /// <summary>The training tokens (the first part of the corpus).</summary>
     public int[] Train { get; }
+    /// <summary>The validation tokens (the last part of the corpus).</summary>
     public int[] Validation { get; }
     /// <summary>Per token of <see cref="Train"/>: whether it is a target; null when every token is.</summary>
     public bool[]? TrainMask { get; }
+    /// <summary>Per token of <see cref="Validation"/>: whether it is a target; null when every token is.</summary>
     public bool[]? ValidationMask { get; }
+    /// <summary>The tokenizer's vocabulary size: every id is below it.</summary>
     public int VocabSize { get; }
 
     /// <summary>Checks both splits can hold at least one window of <paramref name="seq"/>+1 tokens.</summary>

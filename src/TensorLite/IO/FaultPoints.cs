@@ -7,7 +7,7 @@ namespace TensorLite.IO;
 /// the N-th time POINT is reached the process kills itself with SIGKILL (ACTION <c>kill</c>) or the write fails as a
 /// full disk does (ACTION <c>enospc</c>: an <see cref="IOException"/> "No space left on device", errno 28).
 /// </summary>
-public static class FaultPoints
+internal static class FaultPoints
 {
     /// <summary>Before each checkpoint file is written: "checkpoint.model", "checkpoint.optimizer", "checkpoint.state";
     /// after the folder is renamed into place, before <c>latest</c> moves: "checkpoint.commit"; after <c>latest</c> moved,

@@ -11,6 +11,7 @@ public sealed record SafeTensorInfo(string Name, DType DType, int[] Shape, long 
 /// <summary>A floating-point tensor holds a NaN or an infinity where only finite values are accepted (checkpoints).</summary>
 public sealed class NonFiniteTensorException(string tensorName, string message) : TensorLiteException(message)
 {
+    /// <summary>The name of the tensor that is not finite.</summary>
     public string TensorName { get; } = tensorName;
 }
 
@@ -31,6 +32,7 @@ public static class SafeTensors
         ("I8", DType.Int8), ("U8", DType.UInt8), ("I32", DType.Int32), ("I64", DType.Int64),
     ];
 
+    /// <summary>The safetensors dtype code of <paramref name="dtype"/> (F32, BF16, F16, I8, U8, I32, I64).</summary>
     public static string Code(DType dtype) => Codes.First(c => c.DType == dtype).Code;
 
     /// <summary>Reads and validates the header of a safetensors file.</summary>

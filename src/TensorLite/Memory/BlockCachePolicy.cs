@@ -17,6 +17,7 @@ public sealed record BlockCachePolicy(string Name, long Granule, long LargeBlock
     /// <see cref="IBackend.TrimCache"/>.</summary>
     public static readonly BlockCachePolicy Device = new("device pool", 256, long.MaxValue, long.MaxValue);
 
+    /// <summary><paramref name="bytes"/> rounded up to the pool's granule (at least one granule).</summary>
     public long RoundUp(long bytes) => Math.Max(Granule, (bytes + Granule - 1) / Granule * Granule);
 
     /// <summary>Whether a freed block of (rounded) <paramref name="size"/> is kept, given the bytes cached already.</summary>

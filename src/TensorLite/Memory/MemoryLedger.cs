@@ -21,8 +21,10 @@ public enum MemoryCategory
 public readonly record struct MemoryBreakdown(long Activations, long Weights, long Gradients, long OptimizerState,
     long ProjectorState, long Workspace)
 {
+    /// <summary>The bytes of all categories together.</summary>
     public long Total => Activations + Weights + Gradients + OptimizerState + ProjectorState + Workspace;
 
+    /// <summary>The bytes of one category.</summary>
     public long this[MemoryCategory category] => category switch
     {
         MemoryCategory.Activations => Activations,
@@ -71,11 +73,14 @@ public sealed class MemoryLedger
         return new CategoryScope(previous);
     }
 
+    /// <summary>Restores the previous category of this thread when disposed.</summary>
     public readonly struct CategoryScope(MemoryCategory? previous) : IDisposable
     {
+        /// <summary>Makes the category that was current before the scope began current again.</summary>
         public void Dispose() => _current = previous;
     }
 
+    /// <summary>Bytes of this backend's live tensors, all categories together.</summary>
     public long LiveBytes => Interlocked.Read(ref _liveTotal);
 
     /// <summary>When set, creating a tensor that would take live bytes past this limit throws
@@ -86,6 +91,7 @@ public sealed class MemoryLedger
     /// <summary>The high-water mark of <see cref="LiveBytes"/> since the last <see cref="ResetPeak"/>.</summary>
     public long PeakBytes => Interlocked.Read(ref _peakTotal);
 
+    /// <summary>Bytes of this backend's live tensors, by category.</summary>
     public MemoryBreakdown Live
     {
         get { lock (_gate) return MemoryBreakdown.From(_live); }
@@ -97,6 +103,7 @@ public sealed class MemoryLedger
         get { lock (_gate) return MemoryBreakdown.From(_atPeak); }
     }
 
+    /// <summary>Starts a new high-water mark from the live bytes now.</summary>
     public void ResetPeak()
     {
         lock (_gate)

@@ -11,9 +11,13 @@ namespace TensorLite.Models;
 /// </summary>
 public static class HfModelFolder
 {
+    /// <summary>The model config of an HF folder.</summary>
     public const string ConfigFile = "config.json";
+    /// <summary>The weights of an unsharded HF folder.</summary>
     public const string SingleWeightsFile = "model.safetensors";
+    /// <summary>The index of a sharded HF folder (weight_map: tensor name → shard file).</summary>
     public const string IndexFile = "model.safetensors.index.json";
+    /// <summary>Generation settings (bos/eos ids) that transformers reads beside the model.</summary>
     public const string GenerationConfigFile = "generation_config.json";
 
     /// <summary>HF's default shard size for <c>save_pretrained</c> (5 GB).</summary>
@@ -32,6 +36,7 @@ public static class HfModelFolder
         if (!File.Exists(Path.Combine(dir, ConfigFile))) throw new TensorLiteException($"'{dir}' is not an HF model folder: it has no {ConfigFile}.");
     }
 
+    /// <summary>Reads and checks the folder's config.json (fields TensorLite does not implement are refused by name).</summary>
     public static LlamaConfig ReadConfig(string dir)
     {
         RequireFolder(dir);

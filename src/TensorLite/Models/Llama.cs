@@ -13,6 +13,10 @@ namespace TensorLite.Models;
 /// </summary>
 public sealed class LlamaModel : Module
 {
+    /// <summary>A LLaMA of <paramref name="config"/>'s architecture with parameters in <paramref name="weightDType"/>
+    /// (float32 or bfloat16).</summary>
+    /// <param name="config">The architecture (validated here).</param>
+    /// <param name="weightDType">The parameters' dtype: float32 or bfloat16.</param>
     /// <param name="generator">Initializes the weights (HF's normal(0, initializer_range), norms 1); null leaves them
     /// uninitialized, for weights that will be loaded or a model that is only planned.</param>
     public LlamaModel(LlamaConfig config, Generator? generator, DType weightDType = DType.Float32)
@@ -33,6 +37,7 @@ public sealed class LlamaModel : Module
             : RegisterParameter("lm_head.weight", init.Normal(config.VocabSize, config.HiddenSize));
     }
 
+    /// <summary>The dtype the parameters are stored in: float32 or bfloat16.</summary>
     public DType WeightDType { get; }
 
     /// <summary>RoPE's scaled inverse frequencies (the config's rope_scaling), one array shared by all layers so the
@@ -52,10 +57,15 @@ public sealed class LlamaModel : Module
 
     private DType _activationDType = DType.Float32;
 
+    /// <summary>The architecture this model was built from.</summary>
     public LlamaConfig Config { get; }
+    /// <summary>The token embedding [vocab, hidden] (model.embed_tokens.weight).</summary>
     public Tensor EmbedTokens { get; }
+    /// <summary>The decoder layers, first to last.</summary>
     public LlamaDecoderLayer[] Layers { get; }
+    /// <summary>The final RMSNorm's scale [hidden] (model.norm.weight).</summary>
     public Tensor Norm { get; }
+    /// <summary>The output projection [vocab, hidden] (lm_head.weight); the embedding itself when the config ties them.</summary>
     public Tensor LmHead { get; }
 
     /// <summary>Recompute each decoder layer's activations during backward instead of keeping them.</summary>
@@ -142,14 +152,23 @@ public sealed class LlamaDecoderLayer : Module
         DownProj = RegisterParameter("mlp.down_proj.weight", init.Normal(h, inter));
     }
 
+    /// <summary>The RMSNorm scale before attention (input_layernorm.weight).</summary>
     public Tensor InputNorm { get; }
+    /// <summary>Query projection [heads·head_dim, hidden].</summary>
     public Tensor QProj { get; }
+    /// <summary>Key projection [kv_heads·head_dim, hidden].</summary>
     public Tensor KProj { get; }
+    /// <summary>Value projection [kv_heads·head_dim, hidden].</summary>
     public Tensor VProj { get; }
+    /// <summary>Attention output projection [hidden, heads·head_dim].</summary>
     public Tensor OProj { get; }
+    /// <summary>The RMSNorm scale before the MLP (post_attention_layernorm.weight).</summary>
     public Tensor PostAttentionNorm { get; }
+    /// <summary>SwiGLU gate projection [intermediate, hidden].</summary>
     public Tensor GateProj { get; }
+    /// <summary>SwiGLU up projection [intermediate, hidden].</summary>
     public Tensor UpProj { get; }
+    /// <summary>SwiGLU down projection [hidden, intermediate].</summary>
     public Tensor DownProj { get; }
 
     /// <summary>x: [batch, seq, hidden] → same shape.</summary>
@@ -246,6 +265,7 @@ public sealed class KvCache : IDisposable
 {
     private readonly Tensor?[] _keys, _values;
 
+    /// <summary>An empty cache for <paramref name="model"/> (one key and value tensor per layer as positions are added).</summary>
     public KvCache(LlamaModel model)
     {
         _keys = new Tensor?[model.Layers.Length];
@@ -270,6 +290,7 @@ public sealed class KvCache : IDisposable
         return grown.Persist(); // outlives the caller's tensor scope
     }
 
+    /// <summary>Frees the cached keys and values; the cache is empty again.</summary>
     public void Dispose()
     {
         foreach (var t in _keys.Concat(_values)) t?.Dispose();

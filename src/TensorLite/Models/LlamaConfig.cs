@@ -9,37 +9,56 @@ namespace TensorLite.Models;
 /// </summary>
 public sealed record LlamaConfig
 {
+    /// <summary>Number of token ids (rows of the embedding).</summary>
     [JsonPropertyName("vocab_size")] public int VocabSize { get; init; } = 32000;
+    /// <summary>Width of the residual stream.</summary>
     [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; } = 4096;
+    /// <summary>Width of the SwiGLU MLP.</summary>
     [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; } = 11008;
+    /// <summary>Number of decoder layers.</summary>
     [JsonPropertyName("num_hidden_layers")] public int NumHiddenLayers { get; init; } = 32;
+    /// <summary>Number of query heads.</summary>
     [JsonPropertyName("num_attention_heads")] public int NumAttentionHeads { get; init; } = 32;
     /// <summary>Grouped-query attention: key/value heads shared by groups of query heads (null = same as heads).</summary>
     [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; init; }
+    /// <summary>The longest sequence the model is meant for (RoPE tables are built up to it).</summary>
     [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; } = 2048;
+    /// <summary>RMSNorm's epsilon.</summary>
     [JsonPropertyName("rms_norm_eps")] public float RmsNormEps { get; init; } = 1e-6f;
+    /// <summary>RoPE's base θ.</summary>
     [JsonPropertyName("rope_theta")] public float RopeTheta { get; init; } = 10000f;
+    /// <summary>Whether the output projection is the token embedding (no separate lm_head.weight).</summary>
     [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; }
+    /// <summary>Standard deviation of the random initial weights.</summary>
     [JsonPropertyName("initializer_range")] public float InitializerRange { get; init; } = 0.02f;
+    /// <summary>The MLP activation; only silu is implemented.</summary>
     [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "silu";
+    /// <summary>HF's model type; only llama is accepted.</summary>
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "llama";
+    /// <summary>HF's architecture names, kept for transformers.</summary>
     [JsonPropertyName("architectures")] public string[] Architectures { get; init; } = ["LlamaForCausalLM"];
+    /// <summary>The beginning-of-sequence token id, when the model has one.</summary>
     [JsonPropertyName("bos_token_id")] public int? BosTokenId { get; init; }
     /// <summary>The end-of-sequence token ids: HF writes one id or a list (Llama 3: [128001, 128008, 128009]).</summary>
     [JsonPropertyName("eos_token_id"), JsonConverter(typeof(TokenIdsConverter))] public int[]? EosTokenId { get; init; }
+    /// <summary>The dtype HF records for the weights (informational; the files' own dtypes are what load).</summary>
     [JsonPropertyName("torch_dtype")] public string TorchDType { get; init; } = "float32";
     /// <summary>The width of one attention head; null means hidden_size / num_attention_heads (HF's default).</summary>
     [JsonPropertyName("head_dim")] public int? HeadDimOverride { get; init; }
     /// <summary>RoPE frequency scaling (HF's <c>rope_scaling</c>): llama3 and linear are implemented, others refused.</summary>
     [JsonPropertyName("rope_scaling")] public RopeScaling? RopeScaling { get; init; }
+    /// <summary>Bias in the attention projections; only false is implemented.</summary>
     [JsonPropertyName("attention_bias")] public bool AttentionBias { get; init; }
+    /// <summary>Bias in the MLP projections; only false is implemented.</summary>
     [JsonPropertyName("mlp_bias")] public bool MlpBias { get; init; }
 
     /// <summary>Every other field of a config.json, kept so that <see cref="Validate"/> can refuse what it does not know
     /// (an unknown field may change the architecture) and the harmless ones survive a round trip.</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? OtherFields { get; init; }
 
+    /// <summary>Key/value heads in effect (<see cref="NumKeyValueHeads"/>, else the query heads).</summary>
     [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
+    /// <summary>Width of one head in effect (head_dim, else hidden_size / num_attention_heads).</summary>
     [JsonIgnore] public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
     /// <summary>The width of the concatenated query heads (q_proj's rows, o_proj's columns).</summary>
     [JsonIgnore] public int AttentionWidth => NumAttentionHeads * HeadDim;
@@ -125,8 +144,10 @@ public sealed record LlamaConfig
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
+    /// <summary>The config as HF config.json text (snake_case fields).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>Parses config.json text; <paramref name="source"/> names it in error messages. Fields TensorLite does not implement are refused by name.</summary>
     public static LlamaConfig FromJson(string json, string source = "config.json")
     {
         LlamaConfig? config;
@@ -145,6 +166,7 @@ public sealed record LlamaConfig
     internal static string Where(JsonException e) =>
         $"invalid JSON or a value of the wrong type at line {(e.LineNumber ?? 0) + 1}" + (e.Path is { Length: > 1 } p ? $", {p}" : "");
 
+    /// <summary>Reads and parses a config.json file.</summary>
     public static LlamaConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Model config '{path}' does not exist.", path);
@@ -169,6 +191,7 @@ public sealed record LlamaConfig
         ["llama_13b"] = Sized(vocab: 32000, hidden: 5120, intermediate: 13824, heads: 40, layers: 40, maxSeq: 4096),
     };
 
+    /// <summary>A named size (tiny, byte_small, llama_20m ... llama_13b; see <see cref="Named"/>).</summary>
     public static LlamaConfig FromName(string name) =>
         Named.TryGetValue(name, out var c) ? c
             : throw new TensorLiteException($"Unknown model config '{name}'; choose one of {string.Join(", ", Named.Keys)}, or pass a config.json path.");

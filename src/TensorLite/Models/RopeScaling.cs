@@ -11,16 +11,22 @@ namespace TensorLite.Models;
 /// </summary>
 public sealed record RopeScaling
 {
+    /// <summary>The scaling kind: llama3 or linear (others are refused).</summary>
     [JsonPropertyName("rope_type")] public string? RopeType { get; init; }
     /// <summary>The older spelling of <see cref="RopeType"/> (configs written before transformers 4.43).</summary>
     [JsonPropertyName("type")] public string? LegacyType { get; init; }
+    /// <summary>How much longer the context becomes: inverse frequencies are divided by it (all of them for linear, the low ones for llama3).</summary>
     [JsonPropertyName("factor")] public double? Factor { get; init; }
+    /// <summary>llama3: wavelengths above original_max_position_embeddings / low_freq_factor are fully scaled.</summary>
     [JsonPropertyName("low_freq_factor")] public double? LowFreqFactor { get; init; }
+    /// <summary>llama3: wavelengths below original_max_position_embeddings / high_freq_factor are kept.</summary>
     [JsonPropertyName("high_freq_factor")] public double? HighFreqFactor { get; init; }
+    /// <summary>llama3: the context length the model was pretrained with.</summary>
     [JsonPropertyName("original_max_position_embeddings")] public int? OriginalMaxPositionEmbeddings { get; init; }
     /// <summary>Any other parameter (yarn's beta_fast, longrope's factors...): refused, since none is implemented.</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? OtherFields { get; init; }
 
+    /// <summary>The scaling kind, from rope_type or the older type field.</summary>
     [JsonIgnore] public string Kind => RopeType ?? LegacyType ?? "";
 
     /// <summary>Throws one sentence naming what is wrong or unsupported.</summary>

@@ -5,7 +5,7 @@ namespace TensorLite.Models;
 
 /// <summary>Reads a token id field HF writes either as one number or as a list of numbers (eos_token_id in Llama 3
 /// configs), and writes one id back as a number and several as a list, as HF does.</summary>
-public sealed class TokenIdsConverter : JsonConverter<int[]?>
+internal sealed class TokenIdsConverter : JsonConverter<int[]?>
 {
     public override int[]? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {

@@ -9,6 +9,7 @@ public abstract class Module
     private readonly List<(string Name, Tensor Tensor)> _parameters = [];
     private readonly List<(string Name, Module Module)> _children = [];
 
+    /// <summary>Adds a parameter under <paramref name="name"/>: it becomes a persistent leaf that requires gradients, counted as weights.</summary>
     protected Tensor RegisterParameter(string name, Tensor value)
     {
         value.RequireGrad().Persist().Tag(Memory.MemoryCategory.Weights);
@@ -16,12 +17,14 @@ public abstract class Module
         return value;
     }
 
+    /// <summary>Adds a sub-module whose parameters are named with the prefix <paramref name="name"/>.</summary>
     protected T RegisterModule<T>(string name, T module) where T : Module
     {
         _children.Add((name, module));
         return module;
     }
 
+    /// <summary>Every parameter with its HF-style dotted name, this module's first, then each sub-module's in order.</summary>
     public IEnumerable<(string Name, Tensor Parameter)> NamedParameters()
     {
         foreach (var (name, p) in _parameters) yield return (name, p);
@@ -30,7 +33,9 @@ public abstract class Module
                 yield return ($"{prefix}.{name}", p);
     }
 
+    /// <summary>Every parameter, in the order of <see cref="NamedParameters"/>.</summary>
     public IEnumerable<Tensor> Parameters() => NamedParameters().Select(x => x.Parameter);
 
+    /// <summary>The number of scalar parameters.</summary>
     public long ParameterCount() => Parameters().Sum(p => (long)p.Numel);
 }

@@ -6,7 +6,7 @@ namespace TensorLite.Numerics;
 /// Host-side dense linear algebra in double precision on column-major arrays (element (i, j) of an
 /// rows×cols matrix at [j·rows + i], so every column is a contiguous span): Householder QR, applying its Q,
 /// and one-sided (Hestenes) Jacobi SVD with QR preconditioning. The CPU backend's QR and SVD kernels and
-/// <see cref="Linalg.PrincipalAngles"/> are built on it. Column loops are vectorized with Vector&lt;double&gt;
+/// <see cref="LinearAlgebra.Linalg.PrincipalAngles"/> are built on it. Column loops are vectorized with Vector&lt;double&gt;
 /// and independent columns (or disjoint Jacobi pairs) are spread over the cores.
 /// </summary>
 internal static class DenseDouble

@@ -1,7 +1,7 @@
 namespace TensorLite.Numerics;
 
 /// <summary>How a strided 2-D view maps onto a BLAS-style (transpose flag, leading dimension) operand.</summary>
-public static class MatrixLayout
+internal static class MatrixLayout
 {
     public static bool TryGet(int rows, int cols, int rowStride, int colStride, out bool transposed, out int leadingDim)
     {

@@ -15,7 +15,7 @@ public readonly record struct AdamWStepParams(
 
 /// <summary>
 /// How an optimizer kernel rounds the float32 result of an update into a bfloat16 parameter. The default
-/// value is round-to-nearest-even. <see cref="Stochastic"/> rounds up with probability equal to the dropped
+/// value is round-to-nearest-even. <see cref="Stochastic(ulong)"/> rounds up with probability equal to the dropped
 /// fraction (unbiased, so updates smaller than half an ulp are not lost on average); the random bits are a
 /// counter-based hash of (<see cref="Seed"/>, element index), so a step is reproducible bit for bit, e.g. after
 /// resuming, and does not depend on threading. Build the seed per (run seed, step, parameter) with
@@ -23,6 +23,7 @@ public readonly record struct AdamWStepParams(
 /// </summary>
 public readonly record struct ParamRounding(ParamRoundingMode Mode, ulong Seed)
 {
+    /// <summary>Round to nearest (the default).</summary>
     public static ParamRounding Nearest => default;
 
     /// <summary>The index, within the whole parameter, of the first element an update is given: an update applied to a
@@ -47,6 +48,7 @@ public readonly record struct ParamRounding(ParamRoundingMode Mode, ulong Seed)
     }
 }
 
+/// <summary>How an update is rounded into a 16-bit parameter.</summary>
 public enum ParamRoundingMode
 {
     /// <summary>Round to nearest, ties to even (what <see cref="Tensor.To(DType)"/> does).</summary>

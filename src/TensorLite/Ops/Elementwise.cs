@@ -39,23 +39,35 @@ public sealed partial class Tensor
         });
     }
 
+    /// <summary>-x.</summary>
     public Tensor Neg() => Unary(UnaryOp.Neg, "neg");
+    /// <summary>eˣ.</summary>
     public Tensor Exp() => Unary(UnaryOp.Exp, "exp");
+    /// <summary>The natural logarithm.</summary>
     public Tensor Log() => Unary(UnaryOp.Log, "log");
+    /// <summary>√x.</summary>
     public Tensor Sqrt() => Unary(UnaryOp.Sqrt, "sqrt");
+    /// <summary>1/√x.</summary>
     public Tensor Rsqrt() => Unary(UnaryOp.Rsqrt, "rsqrt");
+    /// <summary>|x|.</summary>
     public Tensor Abs() => Unary(UnaryOp.Abs, "abs");
     /// <summary>-1, 0 or 1; its gradient is zero.</summary>
     public Tensor Sign() => Unary(UnaryOp.Sign, "sign");
+    /// <summary>max(x, 0).</summary>
     public Tensor Relu() => Unary(UnaryOp.Relu, "relu");
     /// <summary>x·sigmoid(x), the activation of LLaMA's SwiGLU.</summary>
     public Tensor Silu() => Unary(UnaryOp.Silu, "silu");
     /// <summary>GELU, tanh approximation (as in GPT-2).</summary>
     public Tensor Gelu() => Unary(UnaryOp.Gelu, "gelu");
+    /// <summary>1/(1 + e⁻ˣ).</summary>
     public Tensor Sigmoid() => Unary(UnaryOp.Sigmoid, "sigmoid");
+    /// <summary>The hyperbolic tangent.</summary>
     public Tensor Tanh() => Unary(UnaryOp.Tanh, "tanh");
+    /// <summary>x².</summary>
     public Tensor Square() => Unary(UnaryOp.Square, "square");
+    /// <summary>x raised to <paramref name="exponent"/>.</summary>
     public Tensor Pow(float exponent) => Unary(UnaryOp.Pow, "pow", exponent);
+    /// <summary>x limited to [<paramref name="min"/>, <paramref name="max"/>]; the gradient is zero outside.</summary>
     public Tensor Clamp(float min, float max)
     {
         if (min > max) throw new ArgumentException($"clamp: min {min} is greater than max {max}.");
@@ -151,27 +163,47 @@ public sealed partial class Tensor
         return [a.RequiresGrad ? Reduced(g * aWins, aShape) : null, b.RequiresGrad ? Reduced(g * bWins, bShape) : null];
     }
 
+    /// <summary>a + b, broadcast.</summary>
     public static Tensor Add(Tensor a, Tensor b) => Binary(BinaryOp.Add, a, b, "add");
+    /// <summary>a − b, broadcast.</summary>
     public static Tensor Sub(Tensor a, Tensor b) => Binary(BinaryOp.Sub, a, b, "sub");
+    /// <summary>a · b element-wise, broadcast.</summary>
     public static Tensor Mul(Tensor a, Tensor b) => Binary(BinaryOp.Mul, a, b, "mul");
+    /// <summary>a / b element-wise, broadcast.</summary>
     public static Tensor Div(Tensor a, Tensor b) => Binary(BinaryOp.Div, a, b, "div");
+    /// <summary>The larger of a and b element-wise (the gradient goes to a on ties).</summary>
     public static Tensor Maximum(Tensor a, Tensor b) => Binary(BinaryOp.Maximum, a, b, "maximum");
+    /// <summary>The smaller of a and b element-wise (the gradient goes to a on ties).</summary>
     public static Tensor Minimum(Tensor a, Tensor b) => Binary(BinaryOp.Minimum, a, b, "minimum");
     /// <summary>1 where a &gt; b, else 0 (no gradient).</summary>
     public static Tensor Greater(Tensor a, Tensor b) => Binary(BinaryOp.Greater, a, b, "greater");
+    /// <summary>1 where a &lt; b, else 0 (no gradient).</summary>
     public static Tensor Less(Tensor a, Tensor b) => Binary(BinaryOp.Less, a, b, "less");
+    /// <summary>1 where a = b, else 0 (no gradient).</summary>
     public static Tensor Equal(Tensor a, Tensor b) => Binary(BinaryOp.Equal, a, b, "equal");
 
+    /// <summary><see cref="Add"/>.</summary>
     public static Tensor operator +(Tensor a, Tensor b) => Add(a, b);
+    /// <summary><see cref="Sub"/>.</summary>
     public static Tensor operator -(Tensor a, Tensor b) => Sub(a, b);
+    /// <summary><see cref="Mul"/>.</summary>
     public static Tensor operator *(Tensor a, Tensor b) => Mul(a, b);
+    /// <summary><see cref="Div"/>.</summary>
     public static Tensor operator /(Tensor a, Tensor b) => Div(a, b);
+    /// <summary><see cref="Neg"/>.</summary>
     public static Tensor operator -(Tensor a) => a.Neg();
+    /// <summary>a + s.</summary>
     public static Tensor operator +(Tensor a, float s) => a.Affine(1f, s);
+    /// <summary>s + a.</summary>
     public static Tensor operator +(float s, Tensor a) => a.Affine(1f, s);
+    /// <summary>a − s.</summary>
     public static Tensor operator -(Tensor a, float s) => a.Affine(1f, -s);
+    /// <summary>s − a.</summary>
     public static Tensor operator -(float s, Tensor a) => a.Affine(-1f, s);
+    /// <summary>a · s.</summary>
     public static Tensor operator *(Tensor a, float s) => a.Affine(s, 0f);
+    /// <summary>s · a.</summary>
     public static Tensor operator *(float s, Tensor a) => a.Affine(s, 0f);
+    /// <summary>a / s.</summary>
     public static Tensor operator /(Tensor a, float s) => a.Affine(1f / s, 0f);
 }

@@ -12,18 +12,23 @@ public sealed partial class Tensor
         return summed.Reshape([]);
     }
 
+    /// <summary>Sum along one dimension (kept as size 1 with <paramref name="keepDim"/>).</summary>
     public Tensor Sum(int dim, bool keepDim = false) => Sum([dim], keepDim);
 
+    /// <summary>Sum along several dimensions (kept as size 1 with <paramref name="keepDim"/>).</summary>
     public Tensor Sum(int[] dims, bool keepDim = false) => ReduceAxes(ReduceOp.Sum, dims, keepDim, "sum");
 
+    /// <summary>The mean of all elements, as a scalar.</summary>
     public Tensor Mean()
     {
         using var s = Sum();
         return s * (1f / Math.Max(1, Numel));
     }
 
+    /// <summary>Mean along one dimension (kept as size 1 with <paramref name="keepDim"/>).</summary>
     public Tensor Mean(int dim, bool keepDim = false) => Mean([dim], keepDim);
 
+    /// <summary>Mean along several dimensions (kept as size 1 with <paramref name="keepDim"/>).</summary>
     public Tensor Mean(int[] dims, bool keepDim = false)
     {
         long count = 1;
@@ -35,6 +40,7 @@ public sealed partial class Tensor
     /// <summary>Maximum along one dimension. The gradient is shared equally among tied maxima.</summary>
     public Tensor Max(int dim, bool keepDim = false) => ReduceAxes(ReduceOp.Max, [dim], keepDim, "max");
 
+    /// <summary>The largest element, as a scalar.</summary>
     public Tensor Max()
     {
         using var flat = Reshape([Numel]);

@@ -68,6 +68,7 @@ public sealed partial class Tensor
         return Reshape(newShape);
     }
 
+    /// <summary>Merges dimensions <paramref name="startDim"/> to <paramref name="endDim"/> into one (a view when the layout allows, else a copy).</summary>
     public Tensor Flatten(int startDim = 0, int endDim = -1)
     {
         if (Rank == 0) return Reshape(1);
@@ -81,6 +82,7 @@ public sealed partial class Tensor
         return Reshape(shape.ToArray());
     }
 
+    /// <summary>Swaps two dimensions (a view, no copy).</summary>
     public Tensor Transpose(int dim0, int dim1)
     {
         int d0 = ShapeMath.NormalizeDim(dim0, Rank), d1 = ShapeMath.NormalizeDim(dim1, Rank);
@@ -92,6 +94,7 @@ public sealed partial class Tensor
     /// <summary>The transpose of the last two dimensions (no copy).</summary>
     public Tensor T => Transpose(-2, -1);
 
+    /// <summary>Reorders the dimensions: dimension i of the result is <paramref name="dims"/>[i] of this tensor (a view, no copy).</summary>
     public Tensor Permute(params int[] dims)
     {
         if (dims.Length != Rank)
@@ -143,6 +146,7 @@ public sealed partial class Tensor
         return narrowed.Squeeze(d);
     }
 
+    /// <summary>Inserts a dimension of size 1 at <paramref name="dim"/>.</summary>
     public Tensor Unsqueeze(int dim)
     {
         int d = ShapeMath.NormalizeDim(dim, Rank + 1);
@@ -151,6 +155,7 @@ public sealed partial class Tensor
         return Reshape(shape.ToArray());
     }
 
+    /// <summary>Removes dimension <paramref name="dim"/>, which must have size 1.</summary>
     public Tensor Squeeze(int dim)
     {
         int d = ShapeMath.NormalizeDim(dim, Rank);

@@ -10,8 +10,11 @@ namespace TensorLite.Training;
 /// <summary>What a checkpoint stores besides tensors: enough to continue bit for bit.</summary>
 public sealed record TrainingState
 {
+    /// <summary>The optimizer steps taken when the checkpoint was written.</summary>
     public long Step { get; init; }
+    /// <summary>The data generator's state: the next batch a resume draws is the one the run would have drawn.</summary>
     public ulong[] DataRngState { get; init; } = [];
+    /// <summary>Training tokens consumed so far.</summary>
     public long TokensSeen { get; init; }
     /// <summary>The global gradient norm of the step just taken: per-layer training clips the next step by it.</summary>
     public double? LastGradNorm { get; init; }
@@ -36,6 +39,7 @@ public sealed record TrainingState
 /// </summary>
 public static class Checkpoints
 {
+    /// <summary>The files of a checkpoint folder: the weights (HF names), the optimizer state, and the step with checksums.</summary>
     public const string ModelFile = "model.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "state.json";
 
     /// <summary>The checksummed files of every checkpoint (state.json carries their checksums).</summary>
@@ -54,6 +58,7 @@ public static class Checkpoints
 
     private static readonly Regex CheckpointName = new(@"^step-(\d{7})$", RegexOptions.CultureInvariant);
 
+    /// <summary>The checkpoints folder of a run folder.</summary>
     public static string Folder(string runDir) => Path.Combine(runDir, "checkpoints");
 
     /// <summary>Writes a checkpoint. A NaN or infinity in the weights or the optimizer state aborts it before anything
@@ -224,7 +229,7 @@ public static class Checkpoints
     }
 
     /// <summary>Removes what interrupted writes leave behind: <c>checkpoints/.tmp-step-*</c> folders (a whole checkpoint
-    /// each) and the hidden temporaries of atomic file writes. Call it only while holding the run's lock.</summary>
+    /// each), a half-copied tokenizer folder and the hidden temporaries of atomic file writes. Call it only while holding the run's lock.</summary>
     public static int CleanTemporaries(string runDir)
     {
         int removed = 0;
@@ -234,6 +239,12 @@ public static class Checkpoints
             {
                 if (new DirectoryInfo(dir).LinkTarget != null) File.Delete(dir);
                 else Directory.Delete(dir, recursive: true);
+                removed++;
+            }
+        if (Directory.Exists(runDir))
+            foreach (var dir in Directory.GetDirectories(runDir, $".{RunFolder.TokenizerFolder}-*.tmp"))
+            {
+                Directory.Delete(dir, recursive: true); // an interrupted copy of the tokenizer (RunFolder.Complete)
                 removed++;
             }
         foreach (var folder in new[] { runDir, root })

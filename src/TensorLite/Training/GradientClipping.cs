@@ -2,6 +2,7 @@ using TensorLite.Autograd;
 
 namespace TensorLite.Training;
 
+/// <summary>The global gradient norm of a set of parameters, clipping by it, and finding the first non-finite value.</summary>
 public static class GradientClipping
 {
     /// <summary>The L2 norm of all gradients together (computed in double across parameters). Gradients may be

@@ -11,6 +11,7 @@ namespace TensorLite.Training;
 /// </summary>
 public static class MetricsLog
 {
+    /// <summary>The metrics file of a run folder.</summary>
     public const string FileName = "metrics.jsonl";
 
     /// <summary>A metrics file is text written by this program; anything far larger is not one.</summary>
@@ -89,8 +90,10 @@ public static class MetricsLog
     {
         private readonly FileStream _stream = new(path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
 
+        /// <summary>The file being appended to.</summary>
         public string Path { get; } = path;
 
+        /// <summary>Appends one JSON record as a line.</summary>
         public void Append(string json)
         {
             var bytes = Encoding.UTF8.GetBytes(json + "\n");
@@ -101,6 +104,7 @@ public static class MetricsLog
             _stream.Write(bytes, half, bytes.Length - half);
         }
 
+        /// <summary>Closes the file.</summary>
         public void Dispose() => _stream.Dispose();
     }
 }

@@ -12,7 +12,7 @@ public sealed class RunFolderInUseException(string message) : TensorLiteExceptio
 /// <c>kill -9</c> leaves no stale lock. The holder writes its process id into the file so the refused process can say
 /// who holds it.
 /// </summary>
-public sealed class RunLock : IDisposable
+internal sealed class RunLock : IDisposable
 {
     public const string FileName = ".lock";
 

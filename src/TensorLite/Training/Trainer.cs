@@ -174,6 +174,7 @@ public sealed class Trainer : IDisposable
             optimizer = NewOptimizer(model, options);
         }
         ReleaseInitializationMemory(device);
+        options = RunFolder.WithAbsolutePaths(options); // train.json must not depend on the working directory
         Directory.CreateDirectory(runDir);
         var runLock = RunLock.Acquire(runDir);
         try
@@ -184,7 +185,7 @@ public sealed class Trainer : IDisposable
             AtomicFile.Write(Path.Combine(runDir, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
             AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(options.ToJson())));
             File.Delete(Path.Combine(runDir, MetricsLog.FileName));
-            data.SaveCache();
+            RunFolder.Complete(runDir, options, data);
         }
         catch
         {
@@ -322,7 +323,7 @@ public sealed class Trainer : IDisposable
             // options keeps the new step total and device.
             if (steps != null || deviceName != null)
                 AtomicFile.Write(Path.Combine(runDir, "train.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(trainer.Options.ToJson())));
-            trainer.Data.SaveCache();
+            RunFolder.Complete(runDir, trainer.Options, trainer.Data);
             trainer._lock = runLock;
             return trainer;
         }
@@ -373,14 +374,14 @@ public sealed class Trainer : IDisposable
         string configPath = Path.Combine(runDir, "config.json");
         if (!File.Exists(configPath) && new FileInfo(configPath).LinkTarget == null) throw new TensorLiteException($"'{runDir}' is not a run folder (no config.json).");
         var config = LlamaConfig.FromJson(SafeFile.ReadAllText(configPath, "Model config", MaxRunJsonBytes, allowSymlink: false), configPath);
-        var tokenizer = CreateTokenizer(options.Tokenizer);
+        var tokenizer = RunFolder.OpenTokenizer(runDir, options.Tokenizer);
         CheckCompatible(config, tokenizer, options);
         CheckRank(config, options);
         // What train checks before it allocates, eval and resume check too: a run folder's config may name any size.
         MemoryPlan.RequireHostMemory(config, options);
         string? checkpoint = Checkpoints.Latest(runDir);
         if (checkpoint == null && !allowNoCheckpoint) throw new TensorLiteException($"'{runDir}' has no checkpoint yet.");
-        var data = TrainingData.Build(options, tokenizer, runDir);
+        var data = TrainingData.Open(options, tokenizer, runDir);
         data.Dataset.RequireWindows(options.Seq);
         var expectedState = checkpoint == null ? null : ExpectedOptimizerState(options, config);
         var device = Devices.Resolve(options.Device, out string deviceNote);
@@ -389,7 +390,8 @@ public sealed class Trainer : IDisposable
         TrainingState? state = null;
         using (Backend.Use(device))
         {
-            model = NewModel(config, options);
+            // The checkpoint replaces the --init-from weights: that folder is only read before the first checkpoint.
+            model = NewModel(config, checkpoint == null ? RunFolder.RequireInitFrom(runDir, options) : options with { InitFrom = null });
             optimizer = NewOptimizer(model, options);
             // A sharded rank loads the optimizer state of its own parameters only.
             var shards = ShardsFor(options, optimizer, world?.WorldSize ?? 1);

@@ -12,16 +12,23 @@ public sealed record TrainingData(TokenDataset Dataset, string Description, doub
     /// exhausting memory.</summary>
     public const long MaxDataBytes = 256L << 20;
 
-    /// <summary>The token cache file this corpus belongs in (in the run folder) and whether it still has to be written.</summary>
+    /// <summary>The token file this corpus belongs in (in the run folder), whether it still has to be written, and the
+    /// fingerprints of the --data files it was tokenized from (recorded in the run's data.json).</summary>
     private string? _cacheFile;
     private bool _cacheMissing;
+    private DataManifest.Source[]? _sources;
+
+    /// <summary>A note about the --data files when a run is opened: set when one of them changed since the run stored
+    /// its tokens (the run still uses the stored tokens); null otherwise.</summary>
+    public string? Warning { get; private init; }
 
     /// <summary>
-    /// Builds the corpus: the embedded synthetic language when no files are given, otherwise the files'
-    /// text, tokenized once and cached in the run folder (keyed by tokenizer and content hash).
+    /// Builds the corpus of a new run: the embedded synthetic language when no files are given, otherwise the files'
+    /// text, tokenized once and stored in the run folder (tokens-KEY.bin, keyed by tokenizer and content hash, with
+    /// data.json recording the files' sizes and SHA-256).
     /// </summary>
-    /// The cache is written by <see cref="SaveCache"/>, so building writes nothing: a refused run leaves no folder.
-    /// A cache that does not hold valid token ids of this tokenizer is ignored and rebuilt.
+    /// The token file is written by <see cref="SaveCache"/>, so building writes nothing: a refused run leaves no folder.
+    /// A token file that does not hold valid token ids of this tokenizer is ignored and rebuilt.
     public static TrainingData Build(TrainingOptions options, ITokenizer tokenizer, string runDir)
     {
         if (options.Data.Length == 0)
@@ -38,19 +45,49 @@ public sealed record TrainingData(TokenDataset Dataset, string Description, doub
             if (total > MaxDataBytes)
                 throw new TensorLiteException($"The --data files hold more than {MaxDataBytes >> 20} MiB together (at '{path}'); the corpus is tokenized in memory, so use a smaller sample.");
         }
-        var texts = options.Data.Select(ReadTextFile).ToArray();
+        var read = options.Data.Select(ReadSource).ToArray();
+        var texts = read.Select(r => r.Text).ToArray();
         bool instructions = IsInstructionData(options.Data);
-        string key = CacheKey(tokenizer, texts);
-        string cache = Path.Combine(runDir, $"tokens-{key}.bin");
+        string cache = Path.Combine(runDir, $"tokens-{CacheKey(tokenizer, texts)}.bin");
         var cached = ReadCache(cache, tokenizer.VocabSize);
         bool missing = cached == null;
         var (ids, trained) = cached ?? (instructions ? Instructions(options.Data, texts, tokenizer) : (tokenizer.Encode(string.Join("\n", texts)), null));
-        string what = trained == null ? "" : $", {trained.Count(t => t):N0} of them trained";
-        var data = Make(ids, tokenizer, $"{string.Join(", ", options.Data.Select(Path.GetFileName))} ({ids.Length:N0} tokens{what})", null, trained);
-        data._cacheFile = cache;
-        data._cacheMissing = missing;
-        return data;
+        return Make(ids, tokenizer, Describe(options.Data, ids, trained), null, trained) with
+        {
+            _cacheFile = cache, _cacheMissing = missing, _sources = read.Select(r => r.Source).ToArray(),
+        };
     }
+
+    /// <summary>
+    /// The corpus of an existing run, from the tokens its folder stores (data.json names them), so the --data files may
+    /// have moved, changed or gone: a changed file is reported in <see cref="Warning"/> and the run keeps its stored
+    /// tokens. Folders written before data.json existed (and the synthetic language) are built as <see cref="Build"/> does.
+    /// </summary>
+    public static TrainingData Open(TrainingOptions options, ITokenizer tokenizer, string runDir)
+    {
+        var manifest = options.Data.Length == 0 ? null : DataManifest.Read(runDir);
+        if (manifest == null) return Build(options, tokenizer, runDir);
+        string cache = Path.Combine(runDir, manifest.TokensFile);
+        var changed = manifest.Sources.Where(s => s.Changed()).Select(s => s.Path).ToList();
+        var stored = manifest.Matches(cache) ? ReadCache(cache, tokenizer.VocabSize) : null;
+        if (stored == null)
+        {
+            // The stored tokens are gone or damaged: the files give the same tokens again only if none of them changed.
+            if (changed.Count > 0 || manifest.Sources.Any(s => !File.Exists(s.Path)))
+                throw new TensorLiteException($"The run's stored tokens '{cache}' are missing or damaged and its --data files changed or moved, so the run cannot continue on the data it started with.");
+            return Build(options with { Data = manifest.Sources.Select(s => s.Path).ToArray() }, tokenizer, runDir);
+        }
+        var (ids, trained) = stored.Value;
+        return Make(ids, tokenizer, Describe(manifest.Sources.Select(s => s.Path), ids, trained) + ", stored in the run folder", null, trained) with
+        {
+            Warning = changed.Count == 0 ? null :
+                $"the data file '{changed[0]}'{(changed.Count > 1 ? $" (and {changed.Count - 1} more)" : "")} changed since the run started " +
+                $"(its size or SHA-256 differs from {DataManifest.FileName}); the run continues on the tokens it stored then ({manifest.TokensFile}).",
+        };
+    }
+
+    private static string Describe(IEnumerable<string> files, int[] ids, bool[]? trained) =>
+        $"{string.Join(", ", files.Select(Path.GetFileName))} ({ids.Length:N0} tokens{(trained == null ? "" : $", {trained.Count(t => t):N0} of them trained")})";
 
     /// <summary>Whether the --data files are instruction data (.jsonl); text and .jsonl files are not mixed in one run.</summary>
     private static bool IsInstructionData(string[] files)
@@ -68,21 +105,27 @@ public sealed record TrainingData(TokenDataset Dataset, string Description, doub
         return (parts.SelectMany(p => p.Ids).ToArray(), parts.SelectMany(p => p.Trained).ToArray());
     }
 
-    /// <summary>Writes the token cache into the run folder if it is not there yet (call it once the run is accepted). A
-    /// context-only token (no loss) is stored as its bitwise complement, a negative number.</summary>
+    /// <summary>Writes the tokens into the run folder if they are not there yet, and data.json recording them and the
+    /// --data files' fingerprints (call it once the run is accepted). A context-only token (no loss) is stored as its
+    /// bitwise complement, a negative number.</summary>
     public void SaveCache()
     {
-        if (_cacheFile == null || !_cacheMissing) return;
-        var ids = Dataset.Train.Concat(Dataset.Validation).ToArray();
-        if (Dataset.TrainMask is { } trainMask)
+        if (_cacheFile == null) return;
+        if (_cacheMissing)
         {
-            var mask = trainMask.Concat(Dataset.ValidationMask!).ToArray();
-            for (int i = 0; i < ids.Length; i++) if (!mask[i]) ids[i] = ~ids[i];
+            var ids = Dataset.Train.Concat(Dataset.Validation).ToArray();
+            if (Dataset.TrainMask is { } trainMask)
+            {
+                var mask = trainMask.Concat(Dataset.ValidationMask!).ToArray();
+                for (int i = 0; i < ids.Length; i++) if (!mask[i]) ids[i] = ~ids[i];
+            }
+            var bytes = new byte[(long)ids.Length * 4];
+            Buffer.BlockCopy(ids, 0, bytes, 0, bytes.Length);
+            IO.AtomicFile.Write(_cacheFile, s => s.Write(bytes));
+            _cacheMissing = false;
         }
-        var bytes = new byte[(long)ids.Length * 4];
-        Buffer.BlockCopy(ids, 0, bytes, 0, bytes.Length);
-        IO.AtomicFile.Write(_cacheFile, s => s.Write(bytes));
-        _cacheMissing = false;
+        string runDir = Path.GetDirectoryName(_cacheFile)!;
+        if (_sources != null && DataManifest.Read(runDir) == null) DataManifest.Write(runDir, _cacheFile, _sources);
     }
 
     /// <summary>The cached ids and trained mask (null when every token is trained), or null when there is no usable cache
@@ -124,7 +167,10 @@ public sealed record TrainingData(TokenDataset Dataset, string Description, doub
 
     /// <summary>Reads a training text file, refusing missing, empty, oversized, non-regular and binary files with one
     /// sentence each.</summary>
-    public static string ReadTextFile(string path)
+    public static string ReadTextFile(string path) => ReadSource(path).Text;
+
+    /// <summary>A training text file's text and its fingerprint (full path, size, SHA-256 of the bytes read).</summary>
+    private static (string Text, DataManifest.Source Source) ReadSource(string path)
     {
         RequireTextFile(path);
         var bytes = IO.SafeFile.ReadAllBytes(path, "Data file", MaxDataBytes);
@@ -133,7 +179,8 @@ public sealed record TrainingData(TokenDataset Dataset, string Description, doub
             throw new TensorLiteException($"Data file '{path}' looks binary (it contains NUL bytes); give a UTF-8 text file.");
         try
         {
-            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+            string text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+            return (text, new DataManifest.Source(Path.GetFullPath(path), bytes.Length, DataManifest.Sha256(bytes)));
         }
         catch (DecoderFallbackException)
         {

@@ -9,7 +9,7 @@ namespace TensorLite.Backends.Cpu;
 // exponentiated and multiplied into V, so the [T, T] matrix of a head is never held whole. Backward
 // recomputes each block's probabilities from the saved row log-sum-exp (flash-attention style). Work is
 // split over (batch, key/value head) groups in backward, which own disjoint slices of dk and dv.
-public sealed unsafe partial class CpuBackend
+internal sealed unsafe partial class CpuBackend
 {
     private const int QueryBlock = 64;
 

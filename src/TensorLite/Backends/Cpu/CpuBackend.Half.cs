@@ -6,7 +6,7 @@ namespace TensorLite.Backends.Cpu;
 // buffers, and results are rounded to nearest even once when stored. The autograd engine accumulates
 // gradients with IBackend.Binary(Add, existing, incoming, existing) directly, so bfloat16 gradients of
 // bfloat16 parameters go through here (float32 sum, one rounding per accumulation).
-public sealed unsafe partial class CpuBackend
+internal sealed unsafe partial class CpuBackend
 {
     private const int HalfChunk = 512;
 

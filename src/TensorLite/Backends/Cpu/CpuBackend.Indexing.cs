@@ -8,7 +8,7 @@ namespace TensorLite.Backends.Cpu;
 // Indexing, selection and dropout kernels. Row copies are memcpy, row accumulations TensorPrimitives.Add;
 // every accumulating kernel gives each destination element to one thread, which adds its contributions in
 // index order, so results do not depend on the thread count.
-public sealed unsafe partial class CpuBackend
+internal sealed unsafe partial class CpuBackend
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long IndexAt(nint index, bool wide, long position) =>

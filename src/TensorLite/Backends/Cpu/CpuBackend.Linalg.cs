@@ -9,7 +9,7 @@ namespace TensorLite.Backends.Cpu;
 // The trailing columns and the formation of Q are float32 GEMMs (CpuGemm). The result is backward stable at float32
 // level (‖A − QR‖ and ‖QᵀQ − I‖ of order 1e-7 times a slowly growing factor) whatever the conditioning of A.
 // SVD: the matrix is widened to double and factored by DenseDouble.Svd (QR-preconditioned one-sided Jacobi).
-public sealed unsafe partial class CpuBackend
+internal sealed unsafe partial class CpuBackend
 {
     /// <summary>Columns per Householder panel: wide enough that the trailing GEMMs (inner dimension b) run near
     /// full speed, narrow enough that the unblocked double panel (2·m·b² per panel) stays cheap.</summary>

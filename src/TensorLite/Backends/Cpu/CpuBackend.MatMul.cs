@@ -3,7 +3,7 @@ using TensorLite.Numerics;
 namespace TensorLite.Backends.Cpu;
 
 // The batched GEMM member over CpuGemm's packed kernels (float32 output), with a staged path for half-precision output.
-public sealed unsafe partial class CpuBackend
+internal sealed unsafe partial class CpuBackend
 {
 
     public void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta)

@@ -9,7 +9,7 @@ namespace TensorLite.Backends.Cpu;
 // Fused softmax / cross-entropy / RMSNorm / RoPE kernels on contiguous float32 tensors. Row kernels take one
 // row of the last dimension at a time (it stays in cache between passes) and run parallel over rows; softmax
 // along another axis sweeps that axis over tiles of adjacent columns instead of transposing.
-public sealed unsafe partial class CpuBackend
+internal sealed unsafe partial class CpuBackend
 {
     // ---- softmax ------------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
 
-public sealed unsafe partial class CpuBackend
+internal sealed unsafe partial class CpuBackend
 {
     public void AdamDirection(Tensor grad, Tensor m, Tensor v, Tensor direction, AdamWStepParams h)
     {

@@ -4,7 +4,7 @@ namespace TensorLite.Backends.Cpu;
 
 // In-place block-wise 8-bit kernels: the same block routines as ReferenceKernels, over native memory, one
 // contiguous range of blocks per core.
-public sealed unsafe partial class CpuBackend
+internal sealed unsafe partial class CpuBackend
 {
     public void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed, int blockSize = BlockwiseQuantizer.DefaultBlockSize)
     {

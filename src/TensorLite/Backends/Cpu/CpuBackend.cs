@@ -6,7 +6,7 @@ namespace TensorLite.Backends.Cpu;
 
 /// <summary>The pure-managed CPU backend: TensorPrimitives for element-wise work and reductions, a packed
 /// Vector512 GEMM, and both cores for large loops. Kernels of op groups live in the partial files beside it.</summary>
-public sealed unsafe partial class CpuBackend : IBackend
+internal sealed unsafe partial class CpuBackend : IBackend
 {
     public static CpuBackend Instance { get; } = new();
 

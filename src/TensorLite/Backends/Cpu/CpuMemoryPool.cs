@@ -8,7 +8,7 @@ namespace TensorLite.Backends.Cpu;
 /// (64-byte rounded) size, so after a training step's first allocations every later one is a cache hit and no memory
 /// is requested from the system, while large blocks and anything past the cache limit go straight back.
 /// </summary>
-public static unsafe class CpuMemoryPool
+internal static unsafe class CpuMemoryPool
 {
     private static readonly BlockCachePolicy Policy = BlockCachePolicy.Cpu;
 

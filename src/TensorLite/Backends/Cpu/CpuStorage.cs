@@ -2,7 +2,7 @@ namespace TensorLite.Backends.Cpu;
 
 /// <summary>Native (unmanaged, 64-byte aligned) memory rented from <see cref="CpuMemoryPool"/>, so tensors never
 /// put pressure on the garbage collector and a training step reuses the same blocks every time.</summary>
-public sealed unsafe class CpuStorage : Storage
+internal sealed unsafe class CpuStorage : Storage
 {
     internal CpuStorage(IBackend backend, long byteLength) : base(backend, byteLength)
     {

@@ -1,7 +1,7 @@
 namespace TensorLite.Backends.Meta;
 
 // The members of IBackend.Indexing.cs: nothing is computed; no index is out of range.
-public sealed partial class MetaBackend
+internal sealed partial class MetaBackend
 {
     public long FindIndexOutOfRange(Tensor index, long size, out long value)
     {

@@ -1,7 +1,7 @@
 namespace TensorLite.Backends.Meta;
 
 // The members of IBackend.MatMul.cs: nothing is computed.
-public sealed partial class MetaBackend
+internal sealed partial class MetaBackend
 {
     public void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta) { }
 }

@@ -1,7 +1,7 @@
 namespace TensorLite.Backends.Meta;
 
 // The members of IBackend.Nn.cs: nothing is computed.
-public sealed partial class MetaBackend
+internal sealed partial class MetaBackend
 {
     public void Softmax(Tensor x, Tensor y, int axis, bool log) { }
     public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, int axis, bool log) { }

@@ -10,7 +10,7 @@ namespace TensorLite.Backends.Meta;
 /// <see cref="IBackend"/> member itself (none has a default body), so no reference composes real work (host copies)
 /// out of the no-ops.
 /// </summary>
-public sealed partial class MetaBackend : IBackend
+internal sealed partial class MetaBackend : IBackend
 {
     public string Name => "meta";
     public string Description => "meta backend: shapes and byte counts only, nothing computed";
