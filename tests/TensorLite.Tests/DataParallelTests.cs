@@ -87,25 +87,67 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
     }
 
     [Theory]
-    [InlineData("adamw", 2)]
-    [InlineData("galore", 2)]
-    [InlineData("grass", 3)]
-    [InlineData("frugal", 3)]
-    public void N_processes_train_as_one_process_with_the_same_global_batch(string optimizer, int processes)
+    [InlineData("adamw", 2, false)]
+    [InlineData("galore", 2, true)]
+    [InlineData("grass", 3, true)]
+    [InlineData("osd", 2, false)]
+    [InlineData("frugal", 3, false)]
+    public void N_processes_train_as_one_process_with_the_same_global_batch(string optimizer, int processes, bool sumsProjected)
     {
-        // A data-parallel run sums dense gradients, so the single process it is compared with takes them too.
-        string[] method = optimizer == "adamw" ? [] : ["--optimizer", optimizer, "--rank", "8", "--update-gap", "2", "--factored-gradients", "off"];
+        // Factored gradients on (the default): GaLore and GRASS sum R between refreshes and dense G on refresh steps (every
+        // second step here); OSD (a refresh at every step) and FRUGAL (a residual rule needs G) sum dense G at every step.
+        string[] method = optimizer == "adamw" ? [] : ["--optimizer", optimizer, "--rank", "8", "--update-gap", "2"];
         string single = Train("single", 1, 4, processes, method);
         string parallel = Train("parallel", processes, 4, processes, method);
         AssertSameTraining(single, parallel, 1e-5);
+        var (dense, projected) = ExpectedAllReducedBytes(parallel);
+        var sent = AllReducedBytesPerStep(parallel);
+        output.WriteLine($"all-reduced per step: {string.Join(", ", sent)} bytes (dense {dense}, projected {projected})");
+        long between = sumsProjected ? projected : dense;
+        Assert.True(!sumsProjected || projected < dense / 2, $"the projected sum ({projected} bytes) should be far below the dense one ({dense})");
+        Assert.Equal([dense, between, dense, between], sent);
+        if (optimizer == "galore")
+        {
+            // The plan prints the same figures, from the optimizer's own shapes (the loss's 8 bytes are not gradients).
+            var options = new Training.TrainingOptions { Optimizer = optimizer, Rank = 8, UpdateGap = 2, Batch = 2, Seq = 32, GradAccum = processes };
+            var plan = Training.MemoryPlan.Predict(options, processes);
+            Assert.Equal((dense - LossBytes, projected - LossBytes), plan.AllReducedBytesPerStep);
+            Assert.Contains("all-reduced", plan.Render());
+        }
     }
 
     [Fact]
     public void Per_layer_updates_sum_each_gradient_across_ranks_before_its_update()
     {
-        string single = Train("single", 1, 4, 2, "--per-layer");
-        string parallel = Train("parallel", 2, 4, 2, "--per-layer");
+        // GaLore's projected matrices sum R (or G on refresh steps), the norms and embeddings their dense gradients.
+        string[] method = ["--per-layer", "--optimizer", "galore", "--rank", "8", "--update-gap", "2"];
+        string single = Train("single", 1, 4, 2, method);
+        string parallel = Train("parallel", 2, 4, 2, method);
         AssertSameTraining(single, parallel, 1e-5);
+        var (dense, projected) = ExpectedAllReducedBytes(parallel);
+        Assert.Equal([dense, projected, dense, projected], AllReducedBytesPerStep(parallel));
+    }
+
+    /// <summary>Each step also sums its loss: one float64.</summary>
+    private const long LossBytes = sizeof(double);
+
+    /// <summary>The bytes a step all-reduces, from the run's metrics (cumulative allreduce_bytes of rank 0, logged at every step).</summary>
+    private static long[] AllReducedBytesPerStep(string dir)
+    {
+        var total = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("allreduce_bytes").GetInt64()).ToArray();
+        return total.Select((t, i) => t - (i == 0 ? 0 : total[i - 1])).ToArray();
+    }
+
+    /// <summary>What a step should all-reduce, derived from the checkpoint alone: dense, 4 bytes per weight; projected, 4
+    /// bytes per element of each parameter's first Adam moment — which has R's shape for a projected matrix and the
+    /// parameter's own shape otherwise. Both plus the loss.</summary>
+    private static (long Dense, long Projected) ExpectedAllReducedBytes(string dir)
+    {
+        long dense = 4 * Latest(dir, "model.safetensors").Values.Sum(v => (long)v.Length);
+        var moments = Latest(dir, "optimizer.safetensors").Where(x => x.Key.EndsWith(".exp_avg", StringComparison.Ordinal) && char.IsDigit(x.Key[0]));
+        long projected = 4 * moments.Sum(x => (long)x.Value.Length);
+        return (dense + LossBytes, projected + LossBytes);
     }
 
     [Fact]
