@@ -158,9 +158,12 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                       (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : "") +
                       (Processes > 1 ? $"; per process of {Processes}" + (o.ShardStates ? ", optimizer states sharded" : "") : ""));
         if (Processes > 1)
-            sb.AppendLine($"all-reduced  {Format(AllReducedBytesPerStep.Between)} of gradients per step" +
-                          (AllReducedBytesPerStep.Refresh != AllReducedBytesPerStep.Between ? $" between refreshes, {Format(AllReducedBytesPerStep.Refresh)} on refresh steps" : "") +
-                          $" (dense: {Format(sizeof(float) * ParameterCount)})");
+        {
+            var (refresh, between) = AllReducedBytesPerStep;
+            sb.AppendLine($"all-reduced  {Format(between)} ({between:N0} bytes) of gradients per step" +
+                          (refresh != between ? $" between refreshes, {Format(refresh)} ({refresh:N0} bytes) on refresh steps" : "") +
+                          $"; dense gradients: {Format(sizeof(float) * ParameterCount)}");
+        }
         sb.AppendLine("at the peak of a training step:");
         foreach (var (category, bytes) in AtPeak.Items())
             sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");

@@ -473,6 +473,12 @@ public sealed class Trainer : IDisposable
     private void AllReduceGradients(IEnumerable<int> indices) =>
         World.AllReduceSum(indices.Select(i => _factored != null ? _factored.GradientToAllReduce(i) : Optimizer.Parameters[i].Grad).OfType<Tensor>().ToList());
 
+    /// <summary>What a data-parallel step sums, for the run's header: projected gradients where the factored path takes
+    /// them, and whether the sums are staged through host memory (a GPU device: NCCL is not built, MPI sums host copies).</summary>
+    public string AllReduceSummary =>
+        (_factored != null ? "projected gradients between refreshes, dense ones on refresh steps and for dense parameters" : "dense gradients") +
+        (Device is IDeviceAllocator ? ", through host memory (NCCL is not built)" : "");
+
     /// <summary>The bytes a data-parallel step all-reduces for gradients (float32 on the wire) at the parameters' 0-based
     /// step <paramref name="step"/> (valid after the first step; see <see cref="ProjectedOptimizer.AllReducedElements"/>).</summary>
     internal long AllReducedGradientBytes(long step) => sizeof(float) * Enumerable.Range(0, Optimizer.Parameters.Count)
