@@ -44,13 +44,13 @@ public sealed partial class ProjectedOptimizer
     /// <summary>
     /// The float32 elements <see cref="GradientToAllReduce"/> returns for parameter <paramref name="index"/> at its
     /// 0-based step <paramref name="step"/>, when the run takes factored gradients: R's for a projected matrix whose
-    /// projection is not refreshed at that step, the parameter's element count otherwise. Valid once every projector has
-    /// refreshed (after the first step): before that every projector is due.
+    /// projection is not refreshed at that step — the size of the R its last step used, whatever the projector's shape
+    /// of R — and the parameter's element count otherwise. Valid after the parameter's first step (which refreshes).
     /// </summary>
     public long AllReducedElements(int index, long step)
     {
         var s = _slots[index];
-        if (!ProjectsFactored(s) || s.Projector!.IsRefreshDue(step)) return s.Parameter.Numel;
-        return ShapeMath.Numel(ProjectedShape(s.M, s.N, s.Rank, s.Side, identity: false));
+        if (!ProjectsFactored(s) || s.Projector!.IsRefreshDue(step) || s.ProjectedElements == 0) return s.Parameter.Numel;
+        return s.ProjectedElements;
     }
 }
