@@ -228,6 +228,56 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
     }
 
     [Fact]
+    public void Twin_ranks_summing_projected_gradients_step_as_one_process_with_the_summed_gradient()
+    {
+        // Two ranks with the same factored gradient G: they sum dense G on the refresh step (step 0) and R between
+        // refreshes (step 1); one process with 2·G dense steps the same. Doubling is exact and projection linear, so the
+        // results agree to the last bit but for the paths' own float32 rounding.
+        var gen = new Generator(5);
+        using var w0 = Tensor.RandN([4, 6], gen, 1f);
+        var options = Optim.Projected.ProjectedOptions.GaLore(rank: 2, updateGap: 2) with { ShouldProject = Optim.Projected.ProjectedOptions.AllMatrices };
+        using var twin = w0.Detach().RequireGrad();
+        using var single = w0.Detach().RequireGrad();
+        using var twinOpt = new Optim.Projected.ProjectedOptimizer([("w", twin)], options);
+        using var singleOpt = new Optim.Projected.ProjectedOptimizer([("w", single)], options);
+        var ranks = new TwinRanks();
+        for (int step = 0; step < 2; step++)
+        {
+            using var x = Tensor.RandN([3, 6], gen, 1f);
+            using var dy = Tensor.RandN([3, 4], gen, 1f);
+            twin.FactoredGrad = new Autograd.FactoredGradient(4, 6);
+            twin.FactoredGrad.Add(x, dy);
+            var summed = twinOpt.GradientToAllReduce(0)!;
+            Assert.Equal(step == 0 ? [4, 6] : new[] { 2, 6 }, summed.ShapeArray); // G on the refresh step, R = Bᵀ·G after
+            Assert.Equal(summed.Numel, twinOpt.AllReducedElements(0, step));
+            Distributed.TensorCollectives.AllReduceSum(ranks, summed);
+            using (var dyt = dy.T)
+            using (var g = dyt.MatMul(x))
+                single.Grad = g * 2f;
+            if (step == 1)
+            {
+                // What was summed is the projection, in the basis the refresh step computed, of each rank's G.
+                using var basis = twinOpt.ProjectorOf(0)!.BasisMatrix();
+                using var bt = basis.T;
+                using var expected = bt.MatMul(single.Grad);
+                AssertClose(expected.ToArray(), summed.ToArray(), 1e-5f);
+            }
+            else AssertClose(single.Grad.ToArray(), summed.ToArray(), 1e-5f);
+            twinOpt.Step();
+            twin.ZeroGrad();
+            singleOpt.Step();
+            single.ZeroGrad();
+            AssertClose(single.ToArray(), twin.ToArray(), 1e-6f);
+        }
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, float tolerance)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], tolerance);
+    }
+
+    [Fact]
     public void A_grad_accum_that_the_processes_cannot_share_is_refused_in_one_line()
     {
         string dir = Path.Combine(_root, "refused");
