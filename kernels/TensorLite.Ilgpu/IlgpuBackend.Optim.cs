@@ -30,14 +30,14 @@ public sealed partial class IlgpuBackend
         public readonly Action<KernelConfig, ArrayView<double>, int, ArrayView<double>> SumPartials =
             a.LoadStreamKernel<ArrayView<double>, int, ArrayView<double>>(IlgpuKernels.SumPartials);
 
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, ArrayView<float>, int> Quantize =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, ArrayView<float>, int>(IlgpuKernels.QuantizeBlocks);
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, int, ArrayView<float>, int> Quantize =
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, int, int, ArrayView<float>, int>(IlgpuKernels.QuantizeBlocks);
 
-        public readonly Action<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> Dequantize =
-            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.DequantizeBlocks);
+        public readonly Action<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, int> Dequantize =
+            a.LoadElementwiseKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, int>(IlgpuKernels.DequantizeBlocks);
 
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>> Adam8bit =
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, AdamKernelParams, ArrayView<float>>(IlgpuKernels.AdamBlocks8bit);
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, int, AdamKernelParams, ArrayView<float>> Adam8bit =
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int, int, AdamKernelParams, ArrayView<float>>(IlgpuKernels.AdamBlocks8bit);
 
         /// <summary>Both code maps and their midpoints (<see cref="TensorLite.Ilgpu.CodeTables"/>).</summary>
         public readonly MemoryBuffer1D<float, Stride1D.Dense> CodeTables = a.Allocate1D(TensorLite.Ilgpu.CodeTables.Build());

@@ -59,8 +59,8 @@ public static class CodeTables
 // CPU backend's nearest-even or stochastic rounding (HalfKernels), so they agree bit for bit.
 public static partial class IlgpuKernels
 {
-    /// <summary>Threads per group of the block kernels (quantization: one group per block of
-    /// <see cref="BlockwiseQuantizer.BlockSize"/> = 2048 elements, 32 per thread) and of the sum-of-squares reduction.
+    /// <summary>Threads per group of the block kernels (quantization: one group per block of at most
+    /// <see cref="BlockwiseQuantizer.MaxBlockSize"/> = 2048 elements, 32 per thread) and of the sum-of-squares reduction.
     /// 64, like the row kernels: larger groups make every barrier far slower on the CPU accelerator the tests run on;
     /// on a GPU, 8-bit states give one group per 2048 elements, so there are plenty of groups anyway.</summary>
     public const int OptimGroupSize = 64;
@@ -219,12 +219,12 @@ public static partial class IlgpuKernels
     /// of x / absmax (the division is kept, as on the CPU: x·(1/absmax) can cross a midpoint), or the zero code
     /// everywhere when the block is all zeros (the code of 0 is the map's zero code: the midpoints below 0 are exactly
     /// those of the negative entries). Grid: one group of <see cref="OptimGroupSize"/> per block.</summary>
-    public static void QuantizeBlocks(ArrayView<float> x, ArrayView<byte> codes, ArrayView<float> absmax, int n,
+    public static void QuantizeBlocks(ArrayView<float> x, ArrayView<byte> codes, ArrayView<float> absmax, int n, int blockSize,
         ArrayView<float> tables, int midpoints)
     {
         var scratch = SharedMemory.Allocate<float>(OptimGroupSize);
         int tid = Group.IdxX, block = Grid.IdxX;
-        int start = block * BlockwiseQuantizer.BlockSize, len = XMath.Min(BlockwiseQuantizer.BlockSize, n - start);
+        int start = block * blockSize, len = XMath.Min(blockSize, n - start);
         float max = 0f;
         for (int k = tid; k < len; k += Group.DimX) max = XMath.Max(max, XMath.Abs(x[start + k]));
         max = GroupMax(scratch, tid, max, Group.DimX);
@@ -233,10 +233,10 @@ public static partial class IlgpuKernels
             codes[start + k] = Encode(max == 0f ? 0f : x[start + k] / max, tables, midpoints);
     }
 
-    /// <summary>x[i] = map[codes[i]] · absmax[i / BlockSize], one thread per element.</summary>
-    public static void DequantizeBlocks(Index1D i, ArrayView<byte> codes, ArrayView<float> absmax, ArrayView<float> x,
+    /// <summary>x[i] = map[codes[i]] · absmax[i / blockSize], one thread per element.</summary>
+    public static void DequantizeBlocks(Index1D i, ArrayView<byte> codes, ArrayView<float> absmax, ArrayView<float> x, int blockSize,
         ArrayView<float> tables, int map) =>
-        x[i] = tables[map + codes[i]] * absmax[i / BlockwiseQuantizer.BlockSize];
+        x[i] = tables[map + codes[i]] * absmax[i / blockSize];
 
     /// <summary>
     /// 8-bit Adam, one group per block (BlockwiseQuantizer.AdamBlock): dequantize m (signed map) and v (unsigned map),
@@ -245,13 +245,13 @@ public static partial class IlgpuKernels
     /// before the reductions' barriers, and thread 0 writes the new one after them.
     /// </summary>
     public static void AdamBlocks8bit(ArrayView<float> g, ArrayView<byte> mCodes, ArrayView<float> mAbsmax,
-        ArrayView<byte> vCodes, ArrayView<float> vAbsmax, ArrayView<float> d, int n, AdamKernelParams h, ArrayView<float> tables)
+        ArrayView<byte> vCodes, ArrayView<float> vAbsmax, ArrayView<float> d, int n, int blockSize, AdamKernelParams h, ArrayView<float> tables)
     {
-        var mValues = SharedMemory.Allocate<float>(BlockwiseQuantizer.BlockSize);
-        var vValues = SharedMemory.Allocate<float>(BlockwiseQuantizer.BlockSize);
+        var mValues = SharedMemory.Allocate<float>(BlockwiseQuantizer.MaxBlockSize);
+        var vValues = SharedMemory.Allocate<float>(BlockwiseQuantizer.MaxBlockSize);
         var scratch = SharedMemory.Allocate<float>(OptimGroupSize);
         int tid = Group.IdxX, block = Grid.IdxX;
-        int start = block * BlockwiseQuantizer.BlockSize, len = XMath.Min(BlockwiseQuantizer.BlockSize, n - start);
+        int start = block * blockSize, len = XMath.Min(blockSize, n - start);
         float ma = mAbsmax[block], va = vAbsmax[block];
         float maxM = 0f, maxV = 0f;
         for (int k = tid; k < len; k += Group.DimX)

@@ -51,13 +51,14 @@ public sealed class TrainingOptionsBinder
     private readonly Option<bool> stochastic = new("--stochastic-rounding") { Description = "Round bf16 weight updates stochastically (needs --weights bf16)." };
     private readonly Option<bool> masters = new("--master-weights") { Description = "Update bf16 weights through float32 master copies (needs --weights bf16)." };
     private readonly Option<string> device = new("--device") { Description = "cpu, cuda, auto (cuda when a device is visible, else cpu) or ilgpu-cpu (the GPU kernels emulated on the CPU, to check them without a GPU: 15-30x slower than cpu, for tiny runs such as --model tiny --seq 32 --batch 4; see docs/gpu.md).", DefaultValueFactory = _ => Defaults.Device };
+    private readonly Option<int?> eightBitBlock = new("--8bit-block-size") { Description = "With --states 8bit: elements per quantization block, a power of two from 64 to 2048 (default 2048, the 8-bit optimizers paper's; bitsandbytes uses 256)." };
     private readonly Option<bool> shardStates = new("--shard-states") { Description = "With --nproc: each process keeps the optimizer state of only its share of the parameters (ZeRO-1)." };
     private readonly Option<string> factored = FactoredGradientsOption();
     private readonly Option<bool> perLayer = new("--per-layer") { Description = "Update each parameter during backward as soon as its gradient is final, then free the gradient; clipping uses the previous step's norm." };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, loraRestart, states, weights, activations, stochastic, masters, perLayer, shardStates, factored, device })
+        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, loraRestart, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, factored, device })
             command.Options.Add(option);
     }
 
@@ -92,7 +93,7 @@ public sealed class TrainingOptionsBinder
         Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
         ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), LoraAlpha = r.GetValue(loraAlpha), LoraRestart = r.GetValue(loraRestart),
-        States = r.GetValue(states)!, Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
+        States = r.GetValue(states)!, EightBitBlockSize = r.GetValue(eightBitBlock), Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), ShardStates = r.GetValue(shardStates), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
         FactoredGradients = r.GetValue(factored) == "on",
     };

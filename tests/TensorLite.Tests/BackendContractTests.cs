@@ -258,7 +258,7 @@ public sealed class BackendContractTests(IlgpuCpuFixture fixture) : IClassFixtur
         }),
         ("block-wise 8-bit states", be =>
         {
-            int n = BlockwiseQuantizer.BlockSize + 100, blocks = BlockwiseQuantizer.BlockCount(n);
+            int n = BlockwiseQuantizer.DefaultBlockSize + 100, blocks = BlockwiseQuantizer.BlockCount(n);
             using var x = Make(be, RandomData(n, 28), n);
             using var codes = Tensor.Empty([n], DType.UInt8, be);
             using var absmax = Tensor.Empty([blocks], DType.Float32, be);
@@ -321,7 +321,7 @@ public sealed class BackendContractTests(IlgpuCpuFixture fixture) : IClassFixtur
     public void ReferenceKernels_MatchTheCpuKernels()
     {
         var cpu = CpuBackend.Instance;
-        int n = BlockwiseQuantizer.BlockSize + 300, blocks = BlockwiseQuantizer.BlockCount(n);
+        int n = BlockwiseQuantizer.DefaultBlockSize + 300, blocks = BlockwiseQuantizer.BlockCount(n);
         var g = RandomData(n, 40);
         var m0 = RandomData(n, 41, -0.1f, 0.1f);
         var v0 = RandomData(n, 42, 0f, 0.1f);

@@ -47,6 +47,8 @@ public sealed class CliTests : IDisposable
             ["generate", "--run", Path.Combine(_root, "no-run")],
             ["plot", Path.Combine(_root, "no-run"), "--out", Path.Combine(_root, "x.png")],
             ["train", "--states", "4bit", "--out", never],
+            ["train", "--states", "8bit", "--8bit-block-size", "100", "--out", never],
+            ["train", "--8bit-block-size", "256", "--out", never],
             ["train", "--weights", "fp8", "--out", never],
             ["train", "--activations", "fp16", "--out", never],
             ["plan", "--activations", "int8"],

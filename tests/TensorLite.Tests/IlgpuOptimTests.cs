@@ -278,14 +278,14 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
         var x = WideRange(n, 12);
         var map = BlockwiseQuantizer.Map(signed);
         int k = 0;
-        for (int i = 0; i < map.Length - 1 && k < Math.Min(n, BlockwiseQuantizer.BlockSize); i++)
+        for (int i = 0; i < map.Length - 1 && k < Math.Min(n, BlockwiseQuantizer.DefaultBlockSize); i++)
         {
             x[k++] = 0.5f * (map[i] + map[i + 1]);
-            if (k < Math.Min(n, BlockwiseQuantizer.BlockSize)) x[k++] = map[i];
+            if (k < Math.Min(n, BlockwiseQuantizer.DefaultBlockSize)) x[k++] = map[i];
         }
-        for (int i = k; i < Math.Min(n, BlockwiseQuantizer.BlockSize); i++) x[i] = Math.Clamp(x[i], -1f, 1f);
+        for (int i = k; i < Math.Min(n, BlockwiseQuantizer.DefaultBlockSize); i++) x[i] = Math.Clamp(x[i], -1f, 1f);
         x[0] = 1f;
-        for (int i = 2 * BlockwiseQuantizer.BlockSize; i < Math.Min(n, 3 * BlockwiseQuantizer.BlockSize); i++) x[i] = 0f;
+        for (int i = 2 * BlockwiseQuantizer.DefaultBlockSize; i < Math.Min(n, 3 * BlockwiseQuantizer.DefaultBlockSize); i++) x[i] = 0f;
         return x;
     }
 
@@ -307,10 +307,10 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
         var gpu = Run(_gpu);
         Assert.Equal(cpu.Absmax, gpu.Absmax);
         Assert.Equal(cpu.Codes, gpu.Codes);
-        if (n > 2 * BlockwiseQuantizer.BlockSize)
+        if (n > 2 * BlockwiseQuantizer.DefaultBlockSize)
         {
             Assert.Equal(0f, gpu.Absmax[2]);
-            Assert.All(gpu.Codes.Skip(2 * BlockwiseQuantizer.BlockSize), c => Assert.Equal(BlockwiseQuantizer.ZeroCode(signed), c));
+            Assert.All(gpu.Codes.Skip(2 * BlockwiseQuantizer.DefaultBlockSize), c => Assert.Equal(BlockwiseQuantizer.ZeroCode(signed), c));
         }
     }
 
@@ -348,7 +348,7 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
         var y = back.ToArray<float>();
         float halfGap = BlockwiseQuantizer.LargestGap(BlockwiseQuantizer.SignedMap) / 2;
         for (int i = 0; i < n; i++)
-            Assert.True(Math.Abs(x[i] - y[i]) <= halfGap * a[i / BlockwiseQuantizer.BlockSize] * 1.0001f, $"[{i}]: {x[i]} came back as {y[i]}");
+            Assert.True(Math.Abs(x[i] - y[i]) <= halfGap * a[i / BlockwiseQuantizer.DefaultBlockSize] * 1.0001f, $"[{i}]: {x[i]} came back as {y[i]}");
     }
 
     [Theory]
@@ -358,7 +358,7 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
         var g0 = WideRange(n, 16);
         var g1 = Uniform(n, 17, -1f, 1f);
         // The third block's gradient is zero in both steps: its moments stay zero (absmax 0, zero codes).
-        for (int i = 2 * BlockwiseQuantizer.BlockSize; i < n; i++) g0[i] = g1[i] = 0f;
+        for (int i = 2 * BlockwiseQuantizer.DefaultBlockSize; i < n; i++) g0[i] = g1[i] = 0f;
         int blocks = BlockwiseQuantizer.BlockCount(n);
         (byte[] Mc, float[] Ma, byte[] Vc, float[] Va, float[] D) Run(IBackend be)
         {
@@ -384,7 +384,49 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
         Assert.Equal(cpu.Mc, gpu.Mc);
         Assert.Equal(cpu.Vc, gpu.Vc);
         AssertWithinUlps(cpu.D, gpu.D, 1, "direction");
-        if (n > 2 * BlockwiseQuantizer.BlockSize) Assert.Equal(0f, gpu.Ma[2]);
+        if (n > 2 * BlockwiseQuantizer.DefaultBlockSize) Assert.Equal(0f, gpu.Ma[2]);
+    }
+
+    [Theory]
+    [InlineData(64)]
+    [InlineData(256)]
+    public void SmallerBlocks_QuantizeDequantizeAndAdam_BitwiseEqualCpu(int blockSize)
+    {
+        const int n = 3 * 256 + 77;
+        var x = WideRange(n, 18);
+        var g = Uniform(n, 19, -1f, 1f);
+        int blocks = BlockwiseQuantizer.BlockCount(n, blockSize);
+        (byte[] Codes, float[] Scales, float[] Absmax, float[] Back, float[] D) Run(IBackend be)
+        {
+            using var xt = Make(be, x, DType.Float32);
+            using var codes = Tensor.Zeros([n], DType.UInt8, be);
+            using var absmax = Tensor.Zeros([blocks], DType.Float32, be);
+            using var back = Tensor.Zeros([n], DType.Float32, be);
+            be.BlockwiseQuantize(xt, codes, absmax, signed: true, blockSize);
+            be.BlockwiseDequantize(codes, absmax, back, signed: true, blockSize);
+            var scales = absmax.ToArray<float>();
+            using var vc = Tensor.Zeros([n], DType.UInt8, be);
+            using var va = Tensor.Zeros([blocks], DType.Float32, be);
+            using var d = Tensor.Zeros([n], DType.Float32, be);
+            using var gt = Make(be, g, DType.Float32);
+            be.Fill(vc, BlockwiseQuantizer.UnsignedZeroCode);
+            be.AdamDirection8bit(gt, codes, absmax, vc, va, d, new AdamWStepParams(1f, 0.9f, 0.999f, 1e-8f, 0f, 0.1f, 0.001f), blockSize);
+            return (codes.ToArray<byte>(), scales, absmax.ToArray<float>(), back.ToArray<float>(), d.ToArray<float>());
+        }
+        var cpu = Run(Cpu);
+        var gpu = Run(_gpu);
+        Assert.Equal(cpu.Scales, gpu.Scales);
+        Assert.Equal(cpu.Codes, gpu.Codes);
+        Assert.Equal(cpu.Absmax, gpu.Absmax);
+        Assert.Equal(cpu.Back, gpu.Back);
+        AssertWithinUlps(cpu.D, gpu.D, 1, "direction");
+        // Each scale is the absmax of its own blockSize elements: the blocks really are that long.
+        for (int b = 0; b < blocks; b++)
+        {
+            float max = 0;
+            for (int i = b * blockSize; i < Math.Min(n, (b + 1) * blockSize); i++) max = MathF.Max(max, MathF.Abs(x[i]));
+            Assert.Equal(max, cpu.Scales[b]);
+        }
     }
 
     [Fact]
@@ -520,7 +562,7 @@ public sealed class IlgpuOptimTests(IlgpuCpuFixture fixture) : IClassFixture<Ilg
             p.Grad = null;
             return p.ToArray<ushort>();
         }
-        Assert.Equal(Train(int.MaxValue), Train(BlockwiseQuantizer.BlockSize));
+        Assert.Equal(Train(int.MaxValue), Train(BlockwiseQuantizer.DefaultBlockSize));
     }
 
     [Fact]

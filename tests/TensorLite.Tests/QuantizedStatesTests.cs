@@ -23,7 +23,7 @@ public sealed record QuantCase(float[] Values, bool Signed)
 public static class QuantArbitraries
 {
     public static Arbitrary<QuantCase> QuantCase() =>
-        (from length in Gen.Choose(1, 3 * BlockwiseQuantizer.BlockSize + 300)
+        (from length in Gen.Choose(1, 3 * BlockwiseQuantizer.DefaultBlockSize + 300)
          from seed in Gen.Choose(0, 1_000_000)
          from signed in Gen.Elements(true, false)
          select Make(length, (ulong)seed, signed)).ToArbitrary();
@@ -74,7 +74,7 @@ internal static class ReferenceQuantizer
     {
         for (int b = 0; b < absmax.Length; b++)
         {
-            int start = b * BlockwiseQuantizer.BlockSize, len = Math.Min(BlockwiseQuantizer.BlockSize, x.Length - start);
+            int start = b * BlockwiseQuantizer.DefaultBlockSize, len = Math.Min(BlockwiseQuantizer.DefaultBlockSize, x.Length - start);
             float max = 0;
             for (int i = start; i < start + len; i++) max = MathF.Max(max, MathF.Abs(x[i]));
             absmax[b] = max;
@@ -119,7 +119,7 @@ internal static class ReferenceQuantizer
 [Properties(Arbitrary = [typeof(QuantArbitraries)], MaxTest = 30)]
 public class QuantizedStatesTests(ITestOutputHelper output)
 {
-    private const int B = BlockwiseQuantizer.BlockSize;
+    private const int B = BlockwiseQuantizer.DefaultBlockSize;
 
     // ---- the code maps and block-wise quantization ----------------------------------------------
 
@@ -443,6 +443,7 @@ public class QuantizedStatesTests(ITestOutputHelper output)
     private static IInnerOptimizer InnerOf(string name) => name switch
     {
         "8bit" => new AdamW8bitInner(minQuantizedNumel: 64),
+        "8bit-256" => new AdamW8bitInner(minQuantizedNumel: 64, blockSize: 256),
         "factored" => new AdafactorInner(),
         "factored-m" => new AdafactorInner(beta1: 0.9f),
         _ => throw new ArgumentException(name),
@@ -465,9 +466,10 @@ public class QuantizedStatesTests(ITestOutputHelper output)
     }
 
     public static IEnumerable<object[]> Combinations() =>
-        from method in new[] { "adamw", "galore", "galore-rotate", "osd", "grass", "grass-rotate", "frugal" }
+        (from method in new[] { "adamw", "galore", "galore-rotate", "osd", "grass", "grass-rotate", "frugal" }
         from inner in new[] { "8bit", "factored", "factored-m" }
-        select new object[] { method, inner };
+        select new object[] { method, inner })
+        .Append(["adamw", "8bit-256"]).Append(["galore-rotate", "8bit-256"]);
 
     private static readonly int[][] Shapes = [[40, 72], [72, 40], [50], [3000], [6, 6]];
 
@@ -545,7 +547,7 @@ public class QuantizedStatesTests(ITestOutputHelper output)
             return result;
         }
         var whole = Train(int.MaxValue);
-        var ranges = Train(BlockwiseQuantizer.BlockSize);
+        var ranges = Train(BlockwiseQuantizer.DefaultBlockSize);
         for (int i = 0; i < whole.Length; i++)
             Assert.True(whole[i].SequenceEqual(ranges[i]), $"{method}/{inner}: parameter {layout[i].Name} differs when updated in ranges");
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => (ProjectedOptions.GaLore(rank: 8) with { DenseRangeElements = -1 }).Validate());
@@ -560,17 +562,30 @@ public class QuantizedStatesTests(ITestOutputHelper output)
         Assert.Equal(2L * 4096 + 8 * 2, q.PredictStateBytes([64, 64]));    // 2 blocks
         Assert.Equal(2L * 176 * 64 + 8 * 6, q.PredictStateBytes([176, 64])); // 11264 elements, 6 blocks (last partial)
         Assert.Equal(2L * 10 + 8, new AdamW8bitInner(minQuantizedNumel: 0).PredictStateBytes([10])); // 1 block of 10
+        Assert.Equal(2L * 176 * 64 + 8 * 44, new AdamW8bitInner(blockSize: 256).PredictStateBytes([176, 64])); // 44 blocks of 256
         var f = new AdafactorInner();
         Assert.Equal(4L * (176 + 64), f.PredictStateBytes([176, 64]));
         Assert.Equal(4L * 3 * (5 + 7), f.PredictStateBytes([3, 5, 7]));
         Assert.Equal(4L * 64, f.PredictStateBytes([64]));
         Assert.Equal(4L * (176 + 64) + 4L * 176 * 64, new AdafactorInner(beta1: 0.9f).PredictStateBytes([176, 64]));
-        foreach (var (inner, shape) in new (IInnerOptimizer, int[])[] { (q, [176, 64]), (q, [30]), (f, [3, 5, 7]), (f, [9]) })
+        foreach (var (inner, shape) in new (IInnerOptimizer, int[])[] { (q, [176, 64]), (q, [30]), (new AdamW8bitInner(blockSize: 256), [176, 64]), (f, [3, 5, 7]), (f, [9]) })
         {
             using var state = inner.CreateState(shape, CpuBackend.Instance);
             Assert.Equal(inner.PredictStateBytes(shape), state.StateBytes);
             Assert.Equal(state.StateBytes, state.StateTensors().Sum(x => (long)x.Tensor.Numel * x.Tensor.DType.SizeInBytes()));
         }
+    }
+
+    [Fact]
+    public void BlockSize_IsAPowerOfTwoInRange_AndAStateSavedWithAnotherSizeIsNamedOnLoad()
+    {
+        foreach (int bad in new[] { 0, 32, 100, 4096 })
+            Assert.Contains("power of two from 64 to 2048", Assert.Throws<ArgumentOutOfRangeException>(() => new AdamW8bitInner(blockSize: bad)).Message);
+        using var small = new AdamW8bitInner(blockSize: 256).CreateState([176, 64], CpuBackend.Instance);
+        using var large = new AdamW8bitInner().CreateState([176, 64], CpuBackend.Instance);
+        var saved = small.StateTensors().ToDictionary(x => "0." + x.Name, x => x.Tensor);
+        var e = Assert.Throws<TensorLiteException>(() => large.LoadState(saved, "0."));
+        Assert.Contains("another 8-bit block size", e.Message);
     }
 
     // ---- Adafactor against a double reference ---------------------------------------------------

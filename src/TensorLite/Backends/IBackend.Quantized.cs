@@ -9,11 +9,12 @@ public partial interface IBackend
 {
     /// <summary>Block-wise quantization of a contiguous float32 tensor <paramref name="x"/> into uint8
     /// <paramref name="codes"/> (same element count) and float32 <paramref name="absmax"/> (one per block of
-    /// <see cref="BlockwiseQuantizer.BlockSize"/>), with the signed or unsigned dynamic map.</summary>
-    void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed);
+    /// <paramref name="blockSize"/> elements, <see cref="BlockwiseQuantizer.CheckBlockSize"/>), with the signed or
+    /// unsigned dynamic map.</summary>
+    void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed, int blockSize = BlockwiseQuantizer.DefaultBlockSize);
 
-    /// <summary>The inverse: x[i] = map[codes[i]] · absmax[i / BlockSize], into a contiguous float32 tensor.</summary>
-    void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed);
+    /// <summary>The inverse: x[i] = map[codes[i]] · absmax[i / blockSize], into a contiguous float32 tensor.</summary>
+    void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed, int blockSize = BlockwiseQuantizer.DefaultBlockSize);
 
     /// <summary>
     /// 8-bit Adam's direction: per block, dequantizes m (signed map) and v (unsigned map), updates them in float32
@@ -21,23 +22,24 @@ public partial interface IBackend
     /// values with <see cref="AdamDirection"/>'s rounding order, and requantizes both moments with new block maxima.
     /// The learning rate and weight decay in <paramref name="h"/> are ignored.
     /// </summary>
-    void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction, AdamWStepParams h);
+    void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction, AdamWStepParams h,
+        int blockSize = BlockwiseQuantizer.DefaultBlockSize);
 }
 
 internal static class QuantizedChecks
 {
-    public static void Check(Tensor x, Tensor codes, Tensor absmax)
+    public static void Check(Tensor x, Tensor codes, Tensor absmax, int blockSize)
     {
         Need(x, DType.Float32, "values");
         Need(codes, DType.UInt8, "codes");
         Need(absmax, DType.Float32, "block scales");
-        BlockwiseQuantizer.CheckSizes(x.Numel, codes.Numel, absmax.Numel);
+        BlockwiseQuantizer.CheckSizes(x.Numel, codes.Numel, absmax.Numel, blockSize);
     }
 
-    public static void CheckAdam(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction)
+    public static void CheckAdam(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction, int blockSize)
     {
-        Check(grad, mCodes, mAbsmax);
-        Check(direction, vCodes, vAbsmax);
+        Check(grad, mCodes, mAbsmax, blockSize);
+        Check(direction, vCodes, vAbsmax, blockSize);
         if (direction.Numel != grad.Numel)
             throw new ShapeMismatchException($"The 8-bit Adam direction has {direction.Numel} elements but the gradient has {grad.Numel}.");
     }

@@ -7,7 +7,7 @@ namespace TensorLite.Numerics;
 
 /// <summary>
 /// Block-wise dynamic 8-bit quantization of optimizer states, after Dettmers et al. 2022, "8-bit Optimizers via
-/// Block-wise Quantization" (arXiv:2110.02861). A tensor is cut into blocks of <see cref="BlockSize"/> consecutive
+/// Block-wise Quantization" (arXiv:2110.02861). A tensor is cut into blocks of a fixed number of consecutive
 /// elements (the last block may be shorter). Each block keeps one float32 scale, its absolute maximum, and one byte per
 /// element: the index of the entry of a sorted 256-entry code map nearest to x / absmax. Dequantization is
 /// map[code] · absmax. Because every block is normalized by its own maximum, an outlier only costs precision inside its
@@ -21,8 +21,16 @@ namespace TensorLite.Numerics;
 /// </remarks>
 public static class BlockwiseQuantizer
 {
-    /// <summary>Elements per block (the paper's and bitsandbytes' block size for optimizer states).</summary>
-    public const int BlockSize = 2048;
+    /// <summary>Elements per block unless a run chooses another size: 2048, the block size of the 8-bit optimizers paper
+    /// and the one the GaLore paper reports for its 8-bit runs (bitsandbytes' 8-bit optimizers use 256; why 2048 stays
+    /// the default is in docs/optimizers.md).</summary>
+    public const int DefaultBlockSize = 2048;
+
+    /// <summary>The smallest block size: one element per thread of a kernel group.</summary>
+    public const int MinBlockSize = 64;
+
+    /// <summary>The largest block size: the kernels keep a block's float32 moments in shared memory.</summary>
+    public const int MaxBlockSize = 2048;
 
     /// <summary>Entries in a code map (8-bit codes).</summary>
     public const int MapSize = 256;
@@ -54,8 +62,22 @@ public static class BlockwiseQuantizer
     /// <summary>The code of 0 for a sign.</summary>
     public static byte ZeroCode(bool signed) => signed ? SignedZeroCode : UnsignedZeroCode;
 
-    /// <summary>Blocks for <paramref name="count"/> elements: ceil(count / <see cref="BlockSize"/>).</summary>
-    public static int BlockCount(long count) => (int)((count + BlockSize - 1) / BlockSize);
+    /// <summary>Blocks for <paramref name="count"/> elements: ceil(count / <paramref name="blockSize"/>).</summary>
+    public static int BlockCount(long count, int blockSize = DefaultBlockSize) => (int)((count + blockSize - 1) / blockSize);
+
+    /// <summary>Whether <paramref name="blockSize"/> is a power of two from <see cref="MinBlockSize"/> to
+    /// <see cref="MaxBlockSize"/>.</summary>
+    public static bool IsValidBlockSize(int blockSize) =>
+        blockSize >= MinBlockSize && blockSize <= MaxBlockSize && (blockSize & (blockSize - 1)) == 0;
+
+    /// <summary>Returns <paramref name="blockSize"/>; throws unless <see cref="IsValidBlockSize"/>.</summary>
+    public static int CheckBlockSize(int blockSize)
+    {
+        if (!IsValidBlockSize(blockSize))
+            throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize,
+                $"The 8-bit block size must be a power of two from {MinBlockSize} to {MaxBlockSize}, got {blockSize}.");
+        return blockSize;
+    }
 
     /// <summary>
     /// Builds a dynamic code map of 256 ascending values in [−1, 1] (signed) or [0, 1] (unsigned).
@@ -112,7 +134,7 @@ public static class BlockwiseQuantizer
     // they would run as tier-0 code until call counting promotes them, which was measured not to happen within seconds
     // of busy kernels (several times slower). AggressiveOptimization compiles them fully optimized from the start.
 
-    /// <summary>Quantizes one block (at most <see cref="BlockSize"/> elements) and returns its absmax.</summary>
+    /// <summary>Quantizes one block and returns its absmax.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe float QuantizeBlock(ReadOnlySpan<float> x, Span<byte> codes, bool signed)
     {
@@ -313,33 +335,34 @@ public static class BlockwiseQuantizer
     }
 
     /// <summary>Quantizes a whole buffer block by block (<paramref name="absmax"/> has <see cref="BlockCount"/> entries).</summary>
-    public static void Quantize(ReadOnlySpan<float> x, Span<byte> codes, Span<float> absmax, bool signed)
+    public static void Quantize(ReadOnlySpan<float> x, Span<byte> codes, Span<float> absmax, bool signed, int blockSize = DefaultBlockSize)
     {
-        CheckSizes(x.Length, codes.Length, absmax.Length);
+        CheckSizes(x.Length, codes.Length, absmax.Length, blockSize);
         for (int b = 0; b < absmax.Length; b++)
         {
-            int start = b * BlockSize, len = Math.Min(BlockSize, x.Length - start);
+            int start = b * blockSize, len = Math.Min(blockSize, x.Length - start);
             absmax[b] = QuantizeBlock(x.Slice(start, len), codes.Slice(start, len), signed);
         }
     }
 
     /// <summary>Dequantizes a whole buffer block by block.</summary>
-    public static void Dequantize(ReadOnlySpan<byte> codes, ReadOnlySpan<float> absmax, Span<float> x, bool signed)
+    public static void Dequantize(ReadOnlySpan<byte> codes, ReadOnlySpan<float> absmax, Span<float> x, bool signed, int blockSize = DefaultBlockSize)
     {
-        CheckSizes(x.Length, codes.Length, absmax.Length);
+        CheckSizes(x.Length, codes.Length, absmax.Length, blockSize);
         for (int b = 0; b < absmax.Length; b++)
         {
-            int start = b * BlockSize, len = Math.Min(BlockSize, x.Length - start);
+            int start = b * blockSize, len = Math.Min(blockSize, x.Length - start);
             DequantizeBlock(codes.Slice(start, len), absmax[b], x.Slice(start, len), signed);
         }
     }
 
-    internal static void CheckSizes(long values, long codes, long blocks)
+    internal static void CheckSizes(long values, long codes, long blocks, int blockSize)
     {
+        CheckBlockSize(blockSize);
         if (codes != values)
             throw new ShapeMismatchException($"Block-wise quantization needs one code per value, got {codes} codes for {values} values.");
-        if (blocks != BlockCount(values))
-            throw new ShapeMismatchException($"Block-wise quantization of {values} values needs {BlockCount(values)} block scales, got {blocks}.");
+        if (blocks != BlockCount(values, blockSize))
+            throw new ShapeMismatchException($"Block-wise quantization of {values} values in blocks of {blockSize} needs {BlockCount(values, blockSize)} block scales, got {blocks}.");
     }
 
     /// <summary>

@@ -67,33 +67,33 @@ public static class ReferenceKernels
     }
 
     /// <summary><see cref="IBackend.BlockwiseQuantize"/> on a host copy.</summary>
-    public static void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed)
+    public static void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed, int blockSize = BlockwiseQuantizer.DefaultBlockSize)
     {
-        QuantizedChecks.Check(x, codes, absmax);
+        QuantizedChecks.Check(x, codes, absmax, blockSize);
         var host = x.ToArray<float>();
         var c = new byte[host.Length];
         var a = new float[absmax.Numel];
-        BlockwiseQuantizer.Quantize(host, c, a, signed);
+        BlockwiseQuantizer.Quantize(host, c, a, signed, blockSize);
         codes.Backend.CopyFromHost(c, codes);
         absmax.Backend.CopyFromHost(MemoryMarshal.AsBytes(a.AsSpan()), absmax);
     }
 
     /// <summary><see cref="IBackend.BlockwiseDequantize"/> on host copies.</summary>
-    public static void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed)
+    public static void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed, int blockSize = BlockwiseQuantizer.DefaultBlockSize)
     {
-        QuantizedChecks.Check(x, codes, absmax);
+        QuantizedChecks.Check(x, codes, absmax, blockSize);
         var c = codes.ToArray<byte>();
         var a = absmax.ToArray<float>();
         var host = new float[c.Length];
-        BlockwiseQuantizer.Dequantize(c, a, host, signed);
+        BlockwiseQuantizer.Dequantize(c, a, host, signed, blockSize);
         x.Backend.CopyFromHost(MemoryMarshal.AsBytes(host.AsSpan()), x);
     }
 
     /// <summary><see cref="IBackend.AdamDirection8bit"/> on host copies, one block at a time.</summary>
     public static void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction,
-        AdamWStepParams h)
+        AdamWStepParams h, int blockSize = BlockwiseQuantizer.DefaultBlockSize)
     {
-        QuantizedChecks.CheckAdam(grad, mCodes, mAbsmax, vCodes, vAbsmax, direction);
+        QuantizedChecks.CheckAdam(grad, mCodes, mAbsmax, vCodes, vAbsmax, direction, blockSize);
         var backend = direction.Backend;
         var g = grad.ToArray<float>();
         var mc = mCodes.ToArray<byte>();
@@ -101,10 +101,10 @@ public static class ReferenceKernels
         var ma = mAbsmax.ToArray<float>();
         var va = vAbsmax.ToArray<float>();
         var d = new float[g.Length];
-        var scratch = new float[2 * BlockwiseQuantizer.BlockSize];
+        var scratch = new float[2 * blockSize];
         for (int b = 0; b < ma.Length; b++)
         {
-            int start = b * BlockwiseQuantizer.BlockSize, len = Math.Min(BlockwiseQuantizer.BlockSize, g.Length - start);
+            int start = b * blockSize, len = Math.Min(blockSize, g.Length - start);
             BlockwiseQuantizer.AdamBlock(g.AsSpan(start, len), mc.AsSpan(start, len), ref ma[b], vc.AsSpan(start, len), ref va[b],
                 d.AsSpan(start, len), h, scratch);
         }

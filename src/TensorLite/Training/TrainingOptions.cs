@@ -73,6 +73,8 @@ public sealed record TrainingOptions
     /// <summary>Optimizer state precision: fp32 (AdamW moments), 8bit (block-wise quantized AdamW moments) or factored
     /// (Adafactor). Applies to the dense optimizer and to the inner optimizer of every projected method.</summary>
     public string States { get; init; } = "fp32";
+    /// <summary>With --states 8bit: elements per quantization block (a power of two, 64–2048); null: 2048.</summary>
+    public int? EightBitBlockSize { get; init; }
     /// <summary>Parameter dtype: fp32 or bf16 (GEMMs accumulate in fp32).</summary>
     public string Weights { get; init; } = "fp32";
     /// <summary>Dtype of the model's hidden states (and of what backward saves): fp32 or bf16 (every op still computes
@@ -170,6 +172,12 @@ public sealed record TrainingOptions
         if (ClipNorm < 0) throw new ArgumentException($"--clip must be non-negative, got {ClipNorm}.");
         if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be non-negative, got {WeightDecay}.");
         if (States is not ("fp32" or "8bit" or "factored")) throw new ArgumentException($"--states must be fp32, 8bit or factored, got '{States}'.");
+        if (EightBitBlockSize is int block)
+        {
+            if (States != "8bit") throw new ArgumentException($"--8bit-block-size sets the blocks of 8-bit states; it needs --states 8bit, not {States}.");
+            if (!Numerics.BlockwiseQuantizer.IsValidBlockSize(block))
+                throw new ArgumentException($"--8bit-block-size must be a power of two from {Numerics.BlockwiseQuantizer.MinBlockSize} to {Numerics.BlockwiseQuantizer.MaxBlockSize}, got {block}.");
+        }
         if (!Devices.Names.Contains(Device)) throw new ArgumentException($"--device must be one of {string.Join(", ", Devices.Names)}, got '{Device}'.");
         if (Weights is not ("fp32" or "bf16")) throw new ArgumentException($"--weights must be fp32 or bf16, got '{Weights}'.");
         if (Activations is not ("fp32" or "bf16")) throw new ArgumentException($"--activations must be fp32 or bf16, got '{Activations}'.");
@@ -188,7 +196,7 @@ public sealed record TrainingOptions
     public OptimizerSpec ToOptimizerSpec() => OptimizerSpec.Parse(Optimizer, Projection, Residual, States) with
     {
         LearningRate = LearningRate, WeightDecay = WeightDecay, Beta1 = Beta1, Beta2 = Beta2, Eps = Eps, Seed = Seed,
-        Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density, ResidualScale = ResidualScale,
+        EightBitBlockSize = EightBitBlockSize, Rank = Rank, UpdateGap = UpdateGap, Scale = Scale, Density = Density, ResidualScale = ResidualScale,
         Order = BlockOrder == null ? null : OptimizerSpec.ParseOrder(BlockOrder),
         Side = ProjSide == null ? null : OptimizerSpec.ParseSide(ProjSide),
         PcaLearningRate = PcaLearningRate, LoraAlpha = LoraAlpha, LoraRestart = LoraRestart,

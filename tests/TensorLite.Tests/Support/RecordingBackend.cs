@@ -1,3 +1,4 @@
+using TensorLite.Numerics;
 using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Runtime.CompilerServices;
@@ -316,25 +317,25 @@ public sealed class RecordingBackend(IBackend inner) : IBackend
         Inner.ApplyUpdate(p, u, decay, stepSize, rounding);
     }
 
-    public void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed)
+    public void BlockwiseQuantize(Tensor x, Tensor codes, Tensor absmax, bool signed, int blockSize = BlockwiseQuantizer.DefaultBlockSize)
     {
         Record(MethodBase.GetCurrentMethod());
         using Tensor a = In(x), c = In(codes), m = In(absmax);
-        Inner.BlockwiseQuantize(a, c, m, signed);
+        Inner.BlockwiseQuantize(a, c, m, signed, blockSize);
     }
 
-    public void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed)
+    public void BlockwiseDequantize(Tensor codes, Tensor absmax, Tensor x, bool signed, int blockSize = BlockwiseQuantizer.DefaultBlockSize)
     {
         Record(MethodBase.GetCurrentMethod());
         using Tensor c = In(codes), m = In(absmax), a = In(x);
-        Inner.BlockwiseDequantize(c, m, a, signed);
+        Inner.BlockwiseDequantize(c, m, a, signed, blockSize);
     }
 
     public void AdamDirection8bit(Tensor grad, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax, Tensor direction,
-        AdamWStepParams h)
+        AdamWStepParams h, int blockSize = BlockwiseQuantizer.DefaultBlockSize)
     {
         Record(MethodBase.GetCurrentMethod());
         using Tensor g = In(grad), mc = In(mCodes), ma = In(mAbsmax), vc = In(vCodes), va = In(vAbsmax), d = In(direction);
-        Inner.AdamDirection8bit(g, mc, ma, vc, va, d, h);
+        Inner.AdamDirection8bit(g, mc, ma, vc, va, d, h, blockSize);
     }
 }

@@ -12,6 +12,11 @@ public sealed record OptimizerSpec
 {
     public OptimizerMethod Method { get; init; } = OptimizerMethod.AdamW;
     public OptimizerStates States { get; init; } = OptimizerStates.Fp32;
+    /// <summary>Elements per block of 8-bit states (<see cref="OptimizerStates.EightBit"/> only); null takes
+    /// <see cref="Numerics.BlockwiseQuantizer.DefaultBlockSize"/>.</summary>
+    public int? EightBitBlockSize { get; init; }
+
+    private int BlockSizeOfStates => EightBitBlockSize ?? Numerics.BlockwiseQuantizer.DefaultBlockSize;
 
     // The run's optimizer numbers; null takes the method's (ProjectedOptions.HyperParametersOf).
     public float? LearningRate { get; init; }
@@ -178,10 +183,11 @@ public sealed record OptimizerSpec
     /// <summary>The inner optimizer of a state precision. Adafactor takes <paramref name="beta1"/> as its first moment's
     /// decay (none when 0); its second moment has its own decay schedule and ε, so <paramref name="beta2"/> and
     /// <paramref name="eps"/> do not apply to it.</summary>
-    public static IInnerOptimizer CreateInner(OptimizerStates states, float beta1, float beta2, float eps) => states switch
+    public static IInnerOptimizer CreateInner(OptimizerStates states, float beta1, float beta2, float eps,
+        int eightBitBlockSize = Numerics.BlockwiseQuantizer.DefaultBlockSize) => states switch
     {
         OptimizerStates.Fp32 => new AdamWInner(beta1, beta2, eps),
-        OptimizerStates.EightBit => new AdamW8bitInner(beta1, beta2, eps),
+        OptimizerStates.EightBit => new AdamW8bitInner(beta1, beta2, eps, blockSize: eightBitBlockSize),
         OptimizerStates.Factored => new AdafactorInner(beta1 == 0f ? null : beta1),
         _ => throw new ArgumentOutOfRangeException(nameof(states), $"Unknown optimizer states {states}."),
     };
@@ -201,7 +207,7 @@ public sealed record OptimizerSpec
             OptimizerMethod.Frugal => Frugal(),
             _ => throw new ArgumentOutOfRangeException(nameof(Method), $"Unknown optimizer method {Method}."),
         };
-        return (o with { Seed = Seed, Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps) }).Validate();
+        return (o with { Seed = Seed, Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps, BlockSizeOfStates) }).Validate();
     }
 
     private ProjectedOptions GaLore()
@@ -251,7 +257,7 @@ public sealed record OptimizerSpec
         return new Lora.LoraOptions
         {
             Rank = Rank ?? d.Rank, Alpha = LoraAlpha ?? d.Alpha, LearningRate = h.LearningRate, WeightDecay = h.WeightDecay,
-            Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps), Seed = Seed, RestartEvery = LoraRestart ?? d.RestartEvery,
+            Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps, BlockSizeOfStates), Seed = Seed, RestartEvery = LoraRestart ?? d.RestartEvery,
         }.Validate();
     }
 
