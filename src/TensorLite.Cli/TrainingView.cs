@@ -16,7 +16,7 @@ public static class TrainingView
         Console.WriteLine($"device       {trainer.DeviceNote}");
         if (trainer.World.WorldSize > 1)
             Console.WriteLine($"processes    {trainer.World.Description}; each takes {o.GradAccum / trainer.World.WorldSize} of the {o.GradAccum} micro-batches of a step" +
-                              (o.ShardStates ? "; optimizer states sharded" : ""));
+                              (o.ShardStates ? "; optimizer states sharded" : "") + $"; sums {trainer.AllReduceSummary}");
         Console.WriteLine($"model        {o.Model}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, heads {c.NumAttentionHeads}, {trainer.Model.ParameterCount():N0} parameters");
         Console.WriteLine($"data         {data.Description}; unigram entropy {data.UnigramEntropyNats:F3} nats/token" +
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));

@@ -87,25 +87,67 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
     }
 
     [Theory]
-    [InlineData("adamw", 2)]
-    [InlineData("galore", 2)]
-    [InlineData("grass", 3)]
-    [InlineData("frugal", 3)]
-    public void N_processes_train_as_one_process_with_the_same_global_batch(string optimizer, int processes)
+    [InlineData("adamw", 2, false)]
+    [InlineData("galore", 2, true)]
+    [InlineData("grass", 3, true)]
+    [InlineData("osd", 2, false)]
+    [InlineData("frugal", 3, false)]
+    public void N_processes_train_as_one_process_with_the_same_global_batch(string optimizer, int processes, bool sumsProjected)
     {
-        // A data-parallel run sums dense gradients, so the single process it is compared with takes them too.
-        string[] method = optimizer == "adamw" ? [] : ["--optimizer", optimizer, "--rank", "8", "--update-gap", "2", "--factored-gradients", "off"];
+        // Factored gradients on (the default): GaLore and GRASS sum R between refreshes and dense G on refresh steps (every
+        // second step here); OSD (a refresh at every step) and FRUGAL (a residual rule needs G) sum dense G at every step.
+        string[] method = optimizer == "adamw" ? [] : ["--optimizer", optimizer, "--rank", "8", "--update-gap", "2"];
         string single = Train("single", 1, 4, processes, method);
         string parallel = Train("parallel", processes, 4, processes, method);
         AssertSameTraining(single, parallel, 1e-5);
+        var (dense, projected) = ExpectedAllReducedBytes(parallel);
+        var sent = AllReducedBytesPerStep(parallel);
+        output.WriteLine($"all-reduced per step: {string.Join(", ", sent)} bytes (dense {dense}, projected {projected})");
+        long between = sumsProjected ? projected : dense;
+        Assert.True(!sumsProjected || projected < dense / 2, $"the projected sum ({projected} bytes) should be far below the dense one ({dense})");
+        Assert.Equal([dense, between, dense, between], sent);
+        if (optimizer == "galore")
+        {
+            // The plan prints the same figures, from the optimizer's own shapes (the loss's 8 bytes are not gradients).
+            var options = new Training.TrainingOptions { Optimizer = optimizer, Rank = 8, UpdateGap = 2, Batch = 2, Seq = 32, GradAccum = processes };
+            var plan = Training.MemoryPlan.Predict(options, processes);
+            Assert.Equal((dense - LossBytes, projected - LossBytes), plan.AllReducedBytesPerStep);
+            Assert.Contains("all-reduced", plan.Render());
+        }
     }
 
     [Fact]
     public void Per_layer_updates_sum_each_gradient_across_ranks_before_its_update()
     {
-        string single = Train("single", 1, 4, 2, "--per-layer");
-        string parallel = Train("parallel", 2, 4, 2, "--per-layer");
+        // GaLore's projected matrices sum R (or G on refresh steps), the norms and embeddings their dense gradients.
+        string[] method = ["--per-layer", "--optimizer", "galore", "--rank", "8", "--update-gap", "2"];
+        string single = Train("single", 1, 4, 2, method);
+        string parallel = Train("parallel", 2, 4, 2, method);
         AssertSameTraining(single, parallel, 1e-5);
+        var (dense, projected) = ExpectedAllReducedBytes(parallel);
+        Assert.Equal([dense, projected, dense, projected], AllReducedBytesPerStep(parallel));
+    }
+
+    /// <summary>Each step also sums its loss: one float64.</summary>
+    private const long LossBytes = sizeof(double);
+
+    /// <summary>The bytes a step all-reduces, from the run's metrics (cumulative allreduce_bytes of rank 0, logged at every step).</summary>
+    private static long[] AllReducedBytesPerStep(string dir)
+    {
+        var total = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("allreduce_bytes").GetInt64()).ToArray();
+        return total.Select((t, i) => t - (i == 0 ? 0 : total[i - 1])).ToArray();
+    }
+
+    /// <summary>What a step should all-reduce, derived from the checkpoint alone: dense, 4 bytes per weight; projected, 4
+    /// bytes per element of each parameter's first Adam moment — which has R's shape for a projected matrix and the
+    /// parameter's own shape otherwise. Both plus the loss.</summary>
+    private static (long Dense, long Projected) ExpectedAllReducedBytes(string dir)
+    {
+        long dense = 4 * Latest(dir, "model.safetensors").Values.Sum(v => (long)v.Length);
+        var moments = Latest(dir, "optimizer.safetensors").Where(x => x.Key.EndsWith(".exp_avg", StringComparison.Ordinal) && char.IsDigit(x.Key[0]));
+        long projected = 4 * moments.Sum(x => (long)x.Value.Length);
+        return (dense + LossBytes, projected + LossBytes);
     }
 
     [Fact]
@@ -183,6 +225,56 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
         Assert.Equal(doubled, bf16.ToArray()); // doubling is exact in every format, so no rounding shows
         Assert.Equal(doubled, f16.ToArray());
         Assert.All(big.ToArray(), v => Assert.Equal(2f, v));
+    }
+
+    [Fact]
+    public void Twin_ranks_summing_projected_gradients_step_as_one_process_with_the_summed_gradient()
+    {
+        // Two ranks with the same factored gradient G: they sum dense G on the refresh step (step 0) and R between
+        // refreshes (step 1); one process with 2·G dense steps the same. Doubling is exact and projection linear, so the
+        // results agree to the last bit but for the paths' own float32 rounding.
+        var gen = new Generator(5);
+        using var w0 = Tensor.RandN([4, 6], gen, 1f);
+        var options = Optim.Projected.ProjectedOptions.GaLore(rank: 2, updateGap: 2) with { ShouldProject = Optim.Projected.ProjectedOptions.AllMatrices };
+        using var twin = w0.Detach().RequireGrad();
+        using var single = w0.Detach().RequireGrad();
+        using var twinOpt = new Optim.Projected.ProjectedOptimizer([("w", twin)], options);
+        using var singleOpt = new Optim.Projected.ProjectedOptimizer([("w", single)], options);
+        var ranks = new TwinRanks();
+        for (int step = 0; step < 2; step++)
+        {
+            using var x = Tensor.RandN([3, 6], gen, 1f);
+            using var dy = Tensor.RandN([3, 4], gen, 1f);
+            twin.FactoredGrad = new Autograd.FactoredGradient(4, 6);
+            twin.FactoredGrad.Add(x, dy);
+            var summed = twinOpt.GradientToAllReduce(0)!;
+            Assert.Equal(step == 0 ? [4, 6] : new[] { 2, 6 }, summed.ShapeArray); // G on the refresh step, R = Bᵀ·G after
+            Assert.Equal(summed.Numel, twinOpt.AllReducedElements(0, step));
+            Distributed.TensorCollectives.AllReduceSum(ranks, summed);
+            using (var dyt = dy.T)
+            using (var g = dyt.MatMul(x))
+                single.Grad = g * 2f;
+            if (step == 1)
+            {
+                // What was summed is the projection, in the basis the refresh step computed, of each rank's G.
+                using var basis = twinOpt.ProjectorOf(0)!.BasisMatrix();
+                using var bt = basis.T;
+                using var expected = bt.MatMul(single.Grad);
+                AssertClose(expected.ToArray(), summed.ToArray(), 1e-5f);
+            }
+            else AssertClose(single.Grad.ToArray(), summed.ToArray(), 1e-5f);
+            twinOpt.Step();
+            twin.ZeroGrad();
+            singleOpt.Step();
+            single.ZeroGrad();
+            AssertClose(single.ToArray(), twin.ToArray(), 1e-6f);
+        }
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, float tolerance)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], tolerance);
     }
 
     [Fact]

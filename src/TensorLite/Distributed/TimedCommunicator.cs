@@ -3,8 +3,8 @@ using System.Diagnostics;
 namespace TensorLite.Distributed;
 
 /// <summary>A communicator that adds up the wall time this rank spends in collectives — the transfer, and the wait for
-/// slower ranks — so a run can report its communication share. Disposing it leaves the wrapped one open (its creator
-/// owns it).</summary>
+/// slower ranks — and the bytes it all-reduces, so a run can report its communication share and volume. Disposing it
+/// leaves the wrapped one open (its creator owns it).</summary>
 public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
 {
     private readonly Stopwatch _clock = new();
@@ -12,12 +12,17 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
     /// <summary>Time spent in collectives so far.</summary>
     public TimeSpan Elapsed => _clock.Elapsed;
 
+    /// <summary>The bytes of every buffer all-reduced so far (4 per float32 element, 8 per float64): what this rank
+    /// contributes to the sums; the bytes on the wire depend on the engine's algorithm.</summary>
+    public long AllReducedBytes { get; private set; }
+
     public int Rank => inner.Rank;
     public int WorldSize => inner.WorldSize;
     public string Description => inner.Description;
 
     public void AllReduceSum(Span<float> values)
     {
+        AllReducedBytes += (long)values.Length * sizeof(float);
         _clock.Start();
         try { inner.AllReduceSum(values); }
         finally { _clock.Stop(); }
@@ -25,6 +30,7 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
 
     public void AllReduceSum(Span<double> values)
     {
+        AllReducedBytes += (long)values.Length * sizeof(double);
         _clock.Start();
         try { inner.AllReduceSum(values); }
         finally { _clock.Stop(); }

@@ -24,6 +24,10 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
     /// share of them).</summary>
     public int Processes { get; init; } = 1;
 
+    /// <summary>For a data-parallel run, the gradient bytes each rank all-reduces on a step where the projections are
+    /// refreshed and on a step between refreshes (equal for methods that sum dense gradients).</summary>
+    public (long Refresh, long Between) AllReducedBytesPerStep { get; init; }
+
     /// <summary>Process memory beyond the CPU pool: peak RSS minus the pool's peak, 107–109 MiB in llama_20m runs on the
     /// CPU machine (docs/memory.md).</summary>
     public const long RuntimeBytes = 112L << 20;
@@ -83,7 +87,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             trainer.RunPlanningSteps(2);
             long parameters = trainer.Model.ParameterCount();
             return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Policy, meta.PeakReservedBytes)
-                { Processes = processes };
+                { Processes = processes, AllReducedBytesPerStep = (trainer.AllReducedGradientBytes(0), trainer.AllReducedGradientBytes(1)) };
         }
     }
 
@@ -165,6 +169,13 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                       (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +
                       (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : "") +
                       (Processes > 1 ? $"; per process of {Processes}" + (o.ShardStates ? ", optimizer states sharded" : "") : ""));
+        if (Processes > 1)
+        {
+            var (refresh, between) = AllReducedBytesPerStep;
+            sb.AppendLine($"all-reduced  {Format(between)} ({between:N0} bytes) of gradients per step" +
+                          (refresh != between ? $" between refreshes, {Format(refresh)} ({refresh:N0} bytes) on refresh steps" : "") +
+                          $"; dense gradients: {Format(sizeof(float) * ParameterCount)}");
+        }
         sb.AppendLine("at the peak of a training step:");
         foreach (var (category, bytes) in AtPeak.Items())
             sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");

@@ -250,9 +250,9 @@ public sealed class Trainer : IDisposable
         var optimizer = NewOptimizer(model, options);
         var data = new TrainingData(new TokenDataset(new int[20 * (options.Seq + 1)], config.VocabSize), "planning", 0, null);
         var trainer = new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
-        // The plan of a data-parallel run is rank 0's: all weights and (dense) gradients, its share of the optimizer state.
-        if (processes > 1) trainer.TakeDenseGradients();
+        // The plan of a data-parallel run is rank 0's: all weights and gradients, its share of the optimizer state.
         trainer._shards = ShardsFor(options, optimizer, processes);
+        if (trainer._shards != null) trainer.TakeDenseGradients();
         return trainer;
     }
 
@@ -302,8 +302,9 @@ public sealed class Trainer : IDisposable
             trainer = follower();
         }
         trainer!.World = new TimedCommunicator(world);
-        trainer.TakeDenseGradients(); // the ranks sum dense gradients (summing projected ones is not built yet)
         trainer._shards = ShardsFor(trainer.Options, trainer.Optimizer, world.WorldSize);
+        // A rank that does not own a parameter never refreshes its projection, so it could not project: sharded runs sum dense gradients.
+        if (trainer._shards != null) trainer.TakeDenseGradients();
         return trainer;
     }
 
@@ -469,6 +470,23 @@ public sealed class Trainer : IDisposable
         _factored = null;
     }
 
+    /// <summary>Sums the gradients of these parameters across the ranks, in one bucketed all-reduce: the projected
+    /// gradient where the projected optimizer takes one (<see cref="ProjectedOptimizer.GradientToAllReduce"/>), else the dense one.</summary>
+    private void AllReduceGradients(IEnumerable<int> indices) =>
+        World.AllReduceSum(indices.Select(i => _factored != null ? _factored.GradientToAllReduce(i) : Optimizer.Parameters[i].Grad).OfType<Tensor>().ToList());
+
+    /// <summary>What a data-parallel step sums, for the run's header: projected gradients where the factored path takes
+    /// them, and whether the sums are staged through host memory (a GPU device: NCCL is not built, MPI sums host copies).</summary>
+    public string AllReduceSummary =>
+        (_factored != null ? "projected gradients between refreshes, dense ones on refresh steps and for dense parameters" : "dense gradients") +
+        (Device is IDeviceAllocator ? ", through host memory (NCCL is not built)" : "");
+
+    /// <summary>The bytes a data-parallel step all-reduces for gradients (float32 on the wire) at the parameters' 0-based
+    /// step <paramref name="step"/> (valid after the first step; see <see cref="ProjectedOptimizer.AllReducedElements"/>).</summary>
+    internal long AllReducedGradientBytes(long step) => sizeof(float) * Enumerable.Range(0, Optimizer.Parameters.Count)
+        .Where(i => Optimizer.Parameters[i].RequiresGrad)
+        .Sum(i => _factored != null ? _factored.AllReducedElements(i, step) : Optimizer.Parameters[i].Numel);
+
     private void OnGradient(int index)
     {
         if (_stepInBackward) StepInBackward(index);
@@ -482,6 +500,7 @@ public sealed class Trainer : IDisposable
     {
         var (name, p) = _named[index];
         if (!_stepInBackward || !p.HasGradient) return;
+        if (World.WorldSize > 1) AllReduceGradients([index]);
         if (p.FactoredGrad is { } factors)
         {
             // The norm a factored parameter reports is its projected gradient's (known once it is stepped); the
@@ -494,7 +513,6 @@ public sealed class Trainer : IDisposable
             p.ZeroGrad();
             return;
         }
-        World.AllReduceSum(p.Grad!);
         double norm = GradientClipping.GlobalNorm([p]);
         if (!double.IsFinite(norm)) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
         _sumOfSquares += norm * norm;
@@ -565,6 +583,7 @@ public sealed class Trainer : IDisposable
                     peak_rss_bytes = ProcessMemory.PeakResidentBytes(), peak_pool_bytes = Backend.CpuPoolPeakBytes,
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
                     collective_s = (World as TimedCommunicator)?.Elapsed.TotalSeconds,
+                    allreduce_bytes = (World as TimedCommunicator)?.AllReducedBytes,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
@@ -683,9 +702,9 @@ public sealed class Trainer : IDisposable
             return (loss, stepNorm);
         }
         Optimizer.LearningRate = lr; // a refresh from the factors (OSD) follows the schedule
-        if (_factored != null)
+        if (World.WorldSize > 1) AllReduceGradients(Enumerable.Range(0, _named.Count));
+        else if (_factored != null)
             for (int i = 0; i < _named.Count; i++) _factored.PrepareFactored(i);
-        World.AllReduceSum(Optimizer.Parameters.Where(p => p.Grad != null).Select(p => p.Grad!).ToList());
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");

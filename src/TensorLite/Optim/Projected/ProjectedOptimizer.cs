@@ -42,6 +42,8 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         public double FactoredNorm;
         /// <summary>The parameter step whose refresh <see cref="PrepareFactored"/> already ran (−1: none).</summary>
         public long RefreshedFor = -1;
+        /// <summary>The elements of the last R this slot's inner optimizer took (what a data-parallel step sums between refreshes).</summary>
+        public long ProjectedElements;
     }
 
     private readonly Slot[] _slots;
@@ -207,6 +209,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     private Tensor InnerDirection(Slot s, Tensor r, IBackend backend)
     {
         s.Inner ??= _inner.CreateState(r.ShapeArray, backend);
+        s.ProjectedElements = r.Numel;
         long innerStep = ++s.InnerSteps;
         var direction = Tensor.Empty(r.Shape, DType.Float32, backend);
         s.Inner.Direction(r, direction, innerStep);
