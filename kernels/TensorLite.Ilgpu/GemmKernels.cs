@@ -193,7 +193,7 @@ public static class GemmKernels
     /// 2×4 m16n8 tiles of mma.sync.m16n8k16 accumulators (32 floats per thread). Per k slice of 32 the a block is staged
     /// as [row][k] and the b block as [column][k] in shared memory, two halves per 32-bit word (the register format of
     /// the mma fragments), so every fragment register is one shared-memory word. Outside the matrix zeros are staged,
-    /// so any shape works. On CUDA the product is one inline PTX mma.sync per tile; elsewhere
+    /// so any shape works. On CUDA the product is one mma.sync per tile (a PTX intrinsic, <see cref="MmaBf16"/>); elsewhere
     /// (<see cref="CudaAsm.IsSupported"/> false) <see cref="MmaStepEmulated"/> computes the same products from the same
     /// fragment registers, exchanged through shared memory. Grid: (⌈n/64⌉, ⌈m/64⌉, min(batch, 65535)).
     /// </summary>
