@@ -20,9 +20,12 @@ public struct AttentionParams
 // mask lets it see, staging them in shared memory.
 //
 // Threads: a group is Tile × Tile (Group.IdxY = the row this thread's output belongs to, Group.IdxX = the partner
-// row on the other side while scores are formed, then the output column it owns: X, X + Tile, X + 2·Tile, ...).
-// Output rows are accumulated in per-thread local memory (at most AttentionAccPerThread columns), so shared memory
-// only holds staged input tiles and the Tile × Tile score tiles.
+// row on the other side while scores are formed, then the output columns it owns: c0 + X, c0 + X + Tile, ...).
+// Output rows are accumulated in registers: at most AttentionColumnsPerThread columns per thread, held as the named
+// fields of AttentionColumns (a dynamically indexed per-thread array would live in local memory), so shared memory
+// only holds staged input tiles and the Tile × Tile score tiles. A group owns one block of 8·Tile output columns,
+// c0 = Grid.IdxY · 8·Tile: one block covers the head dim for Tile 16 and D ≤ 128 (the CUDA default); for larger
+// head dims or smaller tiles the grid's y dimension has ⌈D / 8·Tile⌉ blocks, each recomputing the scores.
 //
 // Shared memory: every staged tile buffer has the same fixed size, AttentionTileFloats = 16 × 129 floats, with rows
 // padded to D + 1 floats (odd for the usual even D, so the threads of a warp that read row X at the same column hit
@@ -48,17 +51,34 @@ public static partial class IlgpuKernels
 
     private const int AttentionMaxTile = 16;
 
-    /// <summary>Output columns one thread accumulates: D / Tile is at most 128 / 16 or 256 / 8.</summary>
-    private const int AttentionAccPerThread = AttentionMaxHeadDim / 8;
+    /// <summary>Output columns one thread accumulates (in registers); a group covers 8·Tile columns of the head dim.</summary>
+    public const int AttentionColumnsPerThread = 8;
 
     /// <summary>Rows per tile for head dimension <paramref name="headDim"/> (≤ <see cref="AttentionMaxHeadDim"/>).</summary>
     public static int AttentionTile(int headDim) => headDim <= 128 ? AttentionMaxTile : 8;
 
     /// <summary>Whether tiles of <paramref name="tile"/> rows fit the kernels' fixed buffers for this head dim: the
-    /// score tiles, a staged tile of padded rows and each thread's share of an output row.</summary>
+    /// score tiles and a staged tile of padded rows.</summary>
     public static bool AttentionTileFits(int tile, int headDim) =>
-        tile >= 1 && tile <= AttentionMaxTile && tile * (headDim + 1) <= AttentionTileFloats
-        && (headDim + tile - 1) / tile <= AttentionAccPerThread;
+        tile >= 1 && tile <= AttentionMaxTile && tile * (headDim + 1) <= AttentionTileFloats;
+
+    /// <summary>Blocks of 8·<paramref name="tile"/> output columns over the head dim (the grid's y dimension); at least
+    /// one, so that head dim 0 still writes lse.</summary>
+    public static int AttentionColumnBlocks(int tile, int headDim)
+    {
+        int width = AttentionColumnsPerThread * tile;
+        return Math.Max(1, (headDim + width - 1) / width);
+    }
+
+    /// <summary>The output columns of this thread in its group's column block (grid y): the first, and how many of
+    /// first, first + tile, ... lie inside both the block and the head dim.</summary>
+    private static int ThreadColumns(int tile, int d, int x, out int first)
+    {
+        int c0 = Grid.IdxY * AttentionColumnsPerThread * tile;
+        int end = XMath.Min(d, c0 + AttentionColumnsPerThread * tile);
+        first = c0 + x;
+        return first < end ? (end - first + tile - 1) / tile : 0;
+    }
 
     /// <summary>Copies rows [row0, row0 + tile) of one head ([seq, d] at headBase) into a padded tile (stride d + 1),
     /// zeros past the end of the sequence. Consecutive threads read consecutive floats.</summary>
@@ -82,7 +102,7 @@ public static partial class IlgpuKernels
         return acc;
     }
 
-    /// <summary>The query tile a group of the forward and dq kernels works on (grid = B·H·SeqTiles): its (batch, head)
+    /// <summary>The query tile a group of the forward and dq kernels works on (grid x = B·H·SeqTiles): its (batch, head)
     /// index, first query row, and where its head's q rows and — through grouped-query attention — its kv head's k and
     /// v rows start.</summary>
     private readonly struct QueryTileOfGroup
@@ -101,7 +121,8 @@ public static partial class IlgpuKernels
     }
 
     /// <summary>
-    /// Forward: one group per (batch, head, query tile), grid = B·H·SeqTiles groups of Tile × Tile. Online softmax:
+    /// Forward: one group per (batch, head, query tile) and column block, grid = (B·H·SeqTiles,
+    /// <see cref="AttentionColumnBlocks"/>) groups of Tile × Tile. Online softmax:
     /// each row keeps its running max m and sum l (every thread of the row holds the same copy), rescaling its
     /// output accumulator whenever m grows. Writes o = Σ softmax·v and lse = m + log l.
     /// </summary>
@@ -112,8 +133,6 @@ public static partial class IlgpuKernels
         var kTile = SharedMemory.Allocate<float>(AttentionTileFloats);
         var vTile = SharedMemory.Allocate<float>(AttentionTileFloats);
         var scores = SharedMemory.Allocate<float>(AttentionMaxTile * AttentionMaxTile);
-        var probs = LocalMemory.Allocate<float>(AttentionMaxTile);   // this row's probabilities in the key tile
-        var acc = LocalMemory.Allocate<float>(AttentionAccPerThread);
 
         int tile = p.Tile, d = p.HeadDim, ld = d + 1, seq = p.Seq;
         int x = Group.IdxX, y = Group.IdxY, tid = y * tile + x, threads = tile * tile;
@@ -122,8 +141,10 @@ public static partial class IlgpuKernels
         long qBase = at.QBase, kvBase = at.KvBase;
         bool rowValid = query < seq;
 
+        int columns = ThreadColumns(tile, d, x, out int first);
+
         StageRows(q, qBase, q0, seq, d, tile, qTile, tid, threads);   // the loop's barriers publish it
-        for (int i = 0; i < AttentionAccPerThread; i++) acc[i] = 0f;
+        var acc = new AttentionColumns();
         float m = float.NegativeInfinity, l = 0f;
 
         int keyEnd = XMath.Min(seq, q0 + tile);   // later keys are above the diagonal for every row of the tile
@@ -141,36 +162,30 @@ public static partial class IlgpuKernels
             Group.Barrier();
 
             // Every thread of a row derives the row's statistics and probabilities itself (Tile exps each) rather
-            // than sharing them through shared memory, which would cost another barrier per step. A valid row sees
-            // key k0 ≤ q0 ≤ query in every visited tile, so its tile max is finite; rows past the end of the
-            // sequence keep zeros (and are never written).
+            // than sharing them through shared memory, which would cost another barrier per step; each probability
+            // is used as soon as it is known, so none is stored. A valid row sees key k0 ≤ q0 ≤ query in every
+            // visited tile, so its tile max is finite; rows past the end of the sequence keep zeros (and are never
+            // written).
             float tileMax = float.NegativeInfinity;
             for (int j = 0; j < tile; j++) tileMax = XMath.Max(tileMax, scores[y * tile + j]);
             float mNew = XMath.Max(m, tileMax);
             float rescale = rowValid ? XMath.Exp(m - mNew) : 0f;
+            acc.Scale(rescale);
             float rowSum = 0f;
             for (int j = 0; j < tile; j++)
             {
                 float pj = rowValid ? XMath.Exp(scores[y * tile + j] - mNew) : 0f;
-                probs[j] = pj;
                 rowSum += pj;
+                acc.AddScaled(pj, vTile, j * ld + first, tile, columns);
             }
             l = l * rescale + rowSum;
             m = mNew;
-            for (int i = 0, col = x; col < d; i++, col += tile)
-            {
-                float a = acc[i] * rescale;
-                for (int j = 0; j < tile; j++) a += probs[j] * vTile[j * ld + col];
-                acc[i] = a;
-            }
         }
 
         if (rowValid)
         {
-            long row = qBase + (long)query * d;
-            float inv = 1f / l;
-            for (int i = 0, col = x; col < d; i++, col += tile) o[row + col] = acc[i] * inv;
-            if (x == 0) lse[(long)bh * seq + query] = m + XMath.Log(l);
+            acc.Store(o, qBase + (long)query * d + first, tile, columns, 1f / l);
+            if (x == 0 && Grid.IdxY == 0) lse[(long)bh * seq + query] = m + XMath.Log(l);
         }
     }
 
@@ -196,7 +211,6 @@ public static partial class IlgpuKernels
         var kTile = SharedMemory.Allocate<float>(AttentionTileFloats);
         var vTile = SharedMemory.Allocate<float>(AttentionTileFloats);
         var dS = SharedMemory.Allocate<float>(AttentionMaxTile * AttentionMaxTile);
-        var acc = LocalMemory.Allocate<float>(AttentionAccPerThread);
 
         int tile = p.Tile, d = p.HeadDim, ld = d + 1, seq = p.Seq;
         int x = Group.IdxX, y = Group.IdxY, tid = y * tile + x, threads = tile * tile;
@@ -207,9 +221,11 @@ public static partial class IlgpuKernels
         float rowLse = rowValid ? lse[(long)bh * seq + query] : 0f;
         float rowDot = rowValid ? dots[(long)bh * seq + query] : 0f;
 
+        int columns = ThreadColumns(tile, d, x, out int first);
+
         StageRows(q, qBase, q0, seq, d, tile, qTile, tid, threads);
         StageRows(dO, qBase, q0, seq, d, tile, doTile, tid, threads);
-        for (int i = 0; i < AttentionAccPerThread; i++) acc[i] = 0f;
+        var acc = new AttentionColumns();
 
         int keyEnd = XMath.Min(seq, q0 + tile);
         for (int k0 = 0; k0 < keyEnd; k0 += tile)
@@ -230,23 +246,15 @@ public static partial class IlgpuKernels
             dS[y * tile + x] = ds;
             Group.Barrier();
 
-            for (int i = 0, col = x; col < d; i++, col += tile)
-            {
-                float a = acc[i];
-                for (int j = 0; j < tile; j++) a += dS[y * tile + j] * kTile[j * ld + col];
-                acc[i] = a;
-            }
+            for (int j = 0; j < tile; j++) acc.AddScaled(dS[y * tile + j], kTile, j * ld + first, tile, columns);
         }
 
-        if (rowValid)
-        {
-            long row = qBase + (long)query * d;
-            for (int i = 0, col = x; col < d; i++, col += tile) dq[row + col] = acc[i];
-        }
+        if (rowValid) acc.Store(dq, qBase + (long)query * d + first, tile, columns, 1f);
     }
 
     /// <summary>
-    /// dk and dv for one (batch, kv head, key tile), grid = B·Hkv·SeqTiles groups of Tile × Tile: over every query
+    /// dk and dv for one (batch, kv head, key tile) and column block, grid = (B·Hkv·SeqTiles,
+    /// <see cref="AttentionColumnBlocks"/>) groups of Tile × Tile: over every query
     /// head of the kv head's group and every query tile from the diagonal on, dv += Pᵀ·dO and dk += dSᵀ·q.
     /// Group.IdxY is the key row; Group.IdxX the query row while P and dS are formed, then the output column.
     /// </summary>
@@ -260,8 +268,6 @@ public static partial class IlgpuKernels
         var doTile = SharedMemory.Allocate<float>(AttentionTileFloats);
         var probs = SharedMemory.Allocate<float>(AttentionMaxTile * AttentionMaxTile);
         var dS = SharedMemory.Allocate<float>(AttentionMaxTile * AttentionMaxTile);
-        var dkAcc = LocalMemory.Allocate<float>(AttentionAccPerThread);
-        var dvAcc = LocalMemory.Allocate<float>(AttentionAccPerThread);
 
         int tile = p.Tile, d = p.HeadDim, ld = d + 1, seq = p.Seq;
         int x = Group.IdxX, y = Group.IdxY, tid = y * tile + x, threads = tile * tile;
@@ -271,13 +277,12 @@ public static partial class IlgpuKernels
         int key = k0 + y;
         bool keyValid = key < seq;
 
+        int columns = ThreadColumns(tile, d, x, out int first);
+
         StageRows(k, kvBase, k0, seq, d, tile, kTile, tid, threads);
         StageRows(v, kvBase, k0, seq, d, tile, vTile, tid, threads);
-        for (int i = 0; i < AttentionAccPerThread; i++)
-        {
-            dkAcc[i] = 0f;
-            dvAcc[i] = 0f;
-        }
+        var dkAcc = new AttentionColumns();
+        var dvAcc = new AttentionColumns();
 
         for (int h = kvHead * group; h < (kvHead + 1) * group; h++)
         {
@@ -302,28 +307,61 @@ public static partial class IlgpuKernels
                 dS[y * tile + x] = ds;
                 Group.Barrier();
 
-                for (int i = 0, col = x; col < d; i++, col += tile)
+                for (int j = 0; j < tile; j++)
                 {
-                    float av = dvAcc[i], ak = dkAcc[i];
-                    for (int j = 0; j < tile; j++)
-                    {
-                        av += probs[y * tile + j] * doTile[j * ld + col];
-                        ak += dS[y * tile + j] * qTile[j * ld + col];
-                    }
-                    dvAcc[i] = av;
-                    dkAcc[i] = ak;
+                    dvAcc.AddScaled(probs[y * tile + j], doTile, j * ld + first, tile, columns);
+                    dkAcc.AddScaled(dS[y * tile + j], qTile, j * ld + first, tile, columns);
                 }
             }
         }
 
         if (keyValid)
         {
-            long row = kvBase + (long)key * d;
-            for (int i = 0, col = x; col < d; i++, col += tile)
-            {
-                dk[row + col] = dkAcc[i];
-                dv[row + col] = dvAcc[i];
-            }
+            long row = kvBase + (long)key * d + first;
+            dkAcc.Store(dk, row, tile, columns, 1f);
+            dvAcc.Store(dv, row, tile, columns, 1f);
+        }
+    }
+
+    /// <summary>
+    /// The output columns one thread accumulates: columns first, first + tile, ... (at most
+    /// <see cref="AttentionColumnsPerThread"/>) as named fields, so that every access has a constant index and ptxas
+    /// keeps them in registers. The callers pass how many of them exist (<c>count</c>); the others stay zero and are
+    /// never stored.
+    /// </summary>
+    private struct AttentionColumns
+    {
+        public float C0, C1, C2, C3, C4, C5, C6, C7;
+
+        public void Scale(float s)
+        {
+            C0 *= s; C1 *= s; C2 *= s; C3 *= s; C4 *= s; C5 *= s; C6 *= s; C7 *= s;
+        }
+
+        /// <summary>Column i += weight · rows[start + i·stride], for i &lt; count.</summary>
+        public void AddScaled(float weight, ArrayView<float> rows, int start, int stride, int count)
+        {
+            if (count > 0) C0 += weight * rows[start];
+            if (count > 1) C1 += weight * rows[start + stride];
+            if (count > 2) C2 += weight * rows[start + 2 * stride];
+            if (count > 3) C3 += weight * rows[start + 3 * stride];
+            if (count > 4) C4 += weight * rows[start + 4 * stride];
+            if (count > 5) C5 += weight * rows[start + 5 * stride];
+            if (count > 6) C6 += weight * rows[start + 6 * stride];
+            if (count > 7) C7 += weight * rows[start + 7 * stride];
+        }
+
+        /// <summary>destination[start + i·stride] = scale · column i, for i &lt; count.</summary>
+        public readonly void Store(ArrayView<float> destination, long start, int stride, int count, float scale)
+        {
+            if (count > 0) destination[start] = C0 * scale;
+            if (count > 1) destination[start + stride] = C1 * scale;
+            if (count > 2) destination[start + 2 * stride] = C2 * scale;
+            if (count > 3) destination[start + 3 * stride] = C3 * scale;
+            if (count > 4) destination[start + 4 * stride] = C4 * scale;
+            if (count > 5) destination[start + 5 * stride] = C5 * scale;
+            if (count > 6) destination[start + 6 * stride] = C6 * scale;
+            if (count > 7) destination[start + 7 * stride] = C7 * scale;
         }
     }
 

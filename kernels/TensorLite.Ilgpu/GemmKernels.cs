@@ -1,5 +1,6 @@
 using System.Reflection;
 using ILGPU;
+using ILGPU.IR.Intrinsics;
 using ILGPU.Runtime.Cuda;
 
 namespace TensorLite.Ilgpu;
@@ -192,7 +193,7 @@ public static class GemmKernels
     /// 2×4 m16n8 tiles of mma.sync.m16n8k16 accumulators (32 floats per thread). Per k slice of 32 the a block is staged
     /// as [row][k] and the b block as [column][k] in shared memory, two halves per 32-bit word (the register format of
     /// the mma fragments), so every fragment register is one shared-memory word. Outside the matrix zeros are staged,
-    /// so any shape works. On CUDA the product is one inline PTX mma.sync per tile; elsewhere
+    /// so any shape works. On CUDA the product is one mma.sync per tile (a PTX intrinsic, <see cref="MmaBf16"/>); elsewhere
     /// (<see cref="CudaAsm.IsSupported"/> false) <see cref="MmaStepEmulated"/> computes the same products from the same
     /// fragment registers, exchanged through shared memory. Grid: (⌈n/64⌉, ⌈m/64⌉, min(batch, 65535)).
     /// </summary>
@@ -249,10 +250,10 @@ public static class GemmKernels
                     var b3 = new MmaFragmentB(tileB[rb + 24 * MmaWordsPerLine], tileB[rb + 24 * MmaWordsPerLine + 4]);
                     if (CudaAsm.IsSupported)
                     {
-                        Mma(ref acc.T00, a0, b0, f16); Mma(ref acc.T01, a0, b1, f16);
-                        Mma(ref acc.T02, a0, b2, f16); Mma(ref acc.T03, a0, b3, f16);
-                        Mma(ref acc.T10, a1, b0, f16); Mma(ref acc.T11, a1, b1, f16);
-                        Mma(ref acc.T12, a1, b2, f16); Mma(ref acc.T13, a1, b3, f16);
+                        // One branch per step rather than per mma: ptxas then needs fewer registers (86 instead of
+                        // 99 on sm_90, one more group per SM).
+                        if (f16 == 0) MmaStep<Bf16Inputs>(ref acc, a0, a1, b0, b1, b2, b3);
+                        else MmaStep<F16Inputs>(ref acc, a0, a1, b0, b1, b2, b3);
                     }
                     else
                     {
@@ -286,45 +287,44 @@ public static class GemmKernels
         }
     }
 
-    /// <summary>tile += a·b for one m16n8k16 step on tensor cores (inline PTX; CUDA only).</summary>
-    private static void Mma(ref MmaTile tile, MmaFragmentA a, MmaFragmentB b, int f16)
+    /// <summary>The eight m16n8k16 products of a k16 step on tensor cores (CUDA only), for the input format
+    /// <typeparamref name="TInputs"/>.</summary>
+    private static void MmaStep<TInputs>(ref MmaAccumulators acc, MmaFragmentA a0, MmaFragmentA a1,
+        MmaFragmentB b0, MmaFragmentB b1, MmaFragmentB b2, MmaFragmentB b3) where TInputs : struct, IMmaInputs
     {
-        // ILGPU hands EmitRef operands over through local memory (an alloca per operand, stored before and loaded after
-        // the asm), so every fragment made a round trip through local memory. CudaAsm.Emit takes its inputs by value
-        // (registers) and has one output: each call runs the mma on packed 64-bit operands and returns two of the
-        // four accumulators, packed.
-        ulong a01 = Pack(a.R0, a.R1), a23 = Pack(a.R2, a.R3), b01 = Pack(b.R0, b.R1);
-        ulong c01 = Pack(Interop.FloatAsInt(tile.D0), Interop.FloatAsInt(tile.D1));
-        ulong c23 = Pack(Interop.FloatAsInt(tile.D2), Interop.FloatAsInt(tile.D3));
-        ulong lo, hi;
-        if (f16 == 0)
-        {
-            CudaAsm.Emit(MmaBf16Low, out lo, a01, a23, b01, c01, c23);
-            CudaAsm.Emit(MmaBf16High, out hi, a01, a23, b01, c01, c23);
-        }
-        else
-        {
-            CudaAsm.Emit(MmaF16Low, out lo, a01, a23, b01, c01, c23);
-            CudaAsm.Emit(MmaF16High, out hi, a01, a23, b01, c01, c23);
-        }
-        tile.D0 = Interop.IntAsFloat((uint)lo); tile.D1 = Interop.IntAsFloat((uint)(lo >> 32));
-        tile.D2 = Interop.IntAsFloat((uint)hi); tile.D3 = Interop.IntAsFloat((uint)(hi >> 32));
+        var inputs = default(TInputs);
+        acc.T00 = inputs.Mma(acc.T00, a0, b0); acc.T01 = inputs.Mma(acc.T01, a0, b1);
+        acc.T02 = inputs.Mma(acc.T02, a0, b2); acc.T03 = inputs.Mma(acc.T03, a0, b3);
+        acc.T10 = inputs.Mma(acc.T10, a1, b0); acc.T11 = inputs.Mma(acc.T11, a1, b1);
+        acc.T12 = inputs.Mma(acc.T12, a1, b2); acc.T13 = inputs.Mma(acc.T13, a1, b3);
     }
 
-    private static ulong Pack(uint low, uint high) => low | ((ulong)high << 32);
+    /// <summary>An input format of the tensor-core product: which mma.sync it is.</summary>
+    private interface IMmaInputs
+    {
+        MmaTile Mma(MmaTile c, MmaFragmentA a, MmaFragmentB b);
+    }
 
-    // One mma.sync on 64-bit packed operands (%1, %2: A; %3: B; %4, %5: C); %0 = two of the four results. The asm
-    // text must be a compile-time constant for ILGPU.
-    private const string MmaUnpack =
-        "{ .reg .b32 a<4>, b<2>; .reg .f32 c<4>, d<4>; " +
-        "mov.b64 {a0, a1}, %1; mov.b64 {a2, a3}, %2; mov.b64 {b0, b1}, %3; mov.b64 {c0, c1}, %4; mov.b64 {c2, c3}, %5; ";
-    private const string MmaOperands = " {d0, d1, d2, d3}, {a0, a1, a2, a3}, {b0, b1}, {c0, c1, c2, c3}; ";
-    private const string MmaBf16 = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" + MmaOperands;
-    private const string MmaF16 = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" + MmaOperands;
-    private const string MmaBf16Low = MmaUnpack + MmaBf16 + "mov.b64 %0, {d0, d1}; }";
-    private const string MmaBf16High = MmaUnpack + MmaBf16 + "mov.b64 %0, {d2, d3}; }";
-    private const string MmaF16Low = MmaUnpack + MmaF16 + "mov.b64 %0, {d0, d1}; }";
-    private const string MmaF16High = MmaUnpack + MmaF16 + "mov.b64 %0, {d2, d3}; }";
+    private readonly struct Bf16Inputs : IMmaInputs
+    {
+        public MmaTile Mma(MmaTile c, MmaFragmentA a, MmaFragmentB b) => MmaBf16(c, a, b);
+    }
+
+    private readonly struct F16Inputs : IMmaInputs
+    {
+        public MmaTile Mma(MmaTile c, MmaFragmentA a, MmaFragmentB b) => MmaF16(c, a, b);
+    }
+
+    // One mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: d = a·b + c with every operand in registers. The bodies
+    // never run: Ptx.TensorCoreIntrinsics registers them with ILGPU's PTX backend, which writes the instruction itself
+    // (CudaAsm's single output would go through local memory), and other accelerators take the emulated path.
+    [IntrinsicImplementation]
+    internal static MmaTile MmaBf16(MmaTile c, MmaFragmentA a, MmaFragmentB b) =>
+        throw new NotSupportedException("GemmKernels.MmaBf16 is a PTX intrinsic: create the CUDA context with EnableTensorCoreMma().");
+
+    [IntrinsicImplementation]
+    internal static MmaTile MmaF16(MmaTile c, MmaFragmentA a, MmaFragmentB b) =>
+        throw new NotSupportedException("GemmKernels.MmaF16 is a PTX intrinsic: create the CUDA context with EnableTensorCoreMma().");
 
     /// <summary>32-bit words one lane publishes per k16 step in the emulation: two A fragments (4 each), four B (2 each).</summary>
     private const int MmaFragmentWords = 16;
@@ -394,19 +394,19 @@ public static class GemmKernels
     }
 
     /// <summary>The four 32-bit registers of an m16n8k16 A fragment.</summary>
-    private readonly struct MmaFragmentA(uint r0, uint r1, uint r2, uint r3)
+    internal readonly struct MmaFragmentA(uint r0, uint r1, uint r2, uint r3)
     {
         public readonly uint R0 = r0, R1 = r1, R2 = r2, R3 = r3;
     }
 
     /// <summary>The two 32-bit registers of an m16n8k16 B fragment.</summary>
-    private readonly struct MmaFragmentB(uint r0, uint r1)
+    internal readonly struct MmaFragmentB(uint r0, uint r1)
     {
         public readonly uint R0 = r0, R1 = r1;
     }
 
     /// <summary>A thread's four float32 accumulators of one m16n8 tile.</summary>
-    private struct MmaTile
+    internal struct MmaTile
     {
         public float D0, D1, D2, D3;
     }

@@ -75,9 +75,11 @@ public sealed partial class IlgpuBackend
         };
     }
 
-    /// <summary>One Tile × Tile group per (batch, head, sequence tile) of <paramref name="heads"/> heads.</summary>
+    /// <summary>One Tile × Tile group per (batch, head, sequence tile) of <paramref name="heads"/> heads and block of
+    /// 8·Tile output columns.</summary>
     private static KernelConfig AttentionLaunch(int batch, int heads, AttentionParams p) =>
-        new(new Index3D(batch * heads * p.SeqTiles, 1, 1), new Index3D(p.Tile, p.Tile, 1));
+        new(new Index3D(batch * heads * p.SeqTiles, IlgpuKernels.AttentionColumnBlocks(p.Tile, p.HeadDim), 1),
+            new Index3D(p.Tile, p.Tile, 1));
 
     public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale)
     {

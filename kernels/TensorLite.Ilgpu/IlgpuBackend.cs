@@ -3,6 +3,7 @@ using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
+using TensorLite.Ilgpu.Ptx;
 
 namespace TensorLite.Ilgpu;
 
@@ -81,7 +82,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
     {
         if (kind == DeviceKind.Cuda)
         {
-            var ctx = Context.Create(b => b.Cuda().EnableAlgorithms());
+            var ctx = Context.Create(b => b.Cuda().EnableAlgorithms().EnableTensorCoreMma());
             var devices = ctx.GetCudaDevices();
             if (devices.Count == 0)
             {

@@ -7,7 +7,8 @@ namespace TensorLite.Tests;
 
 /// <summary>The ILGPU causal-attention kernels (forward o and lse, backward dq, dk, dv) against the CPU backend, on
 /// ILGPU's CPU accelerator. Sequence lengths 1, odd, and not multiples of the 16-row tile; head dims from 1 to 256
-/// (both tile sizes); grouped-query attention with 2 and 4 query heads per kv head.</summary>
+/// (both tile sizes, one or several blocks of output columns per group); grouped-query attention with 2 and 4 query
+/// heads per kv head.</summary>
 public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuCpuFixture>
 {
     private readonly IlgpuBackend _gpu = fixture.Backend;
@@ -151,6 +152,19 @@ public sealed class IlgpuAttentionTests(IlgpuCpuFixture fixture) : IClassFixture
         Assert.Throws<ArgumentException>(() => _gpu.CausalAttentionForward(q, q, q, shortOut, lse, 1f));
         using var shortLse = Tensor.Empty([1, 2, 2], DType.Float32, _gpu);
         Assert.Throws<ArgumentException>(() => _gpu.CausalAttentionForward(q, q, q, o, shortLse, 1f));
+    }
+
+    [Fact]
+    public void OutputColumns_AreSplitIntoBlocksOfEightTilesPerGroup()
+    {
+        // The CUDA tiles cover a head dim of up to 128 in one block (no score is computed twice); 8-row tiles for head
+        // dims above 128 and the small tiles of the tests above take several (cases 33×64 / tile 4, 160 and 256).
+        Assert.Equal(1, IlgpuKernels.AttentionColumnBlocks(IlgpuKernels.AttentionTile(64), 64));
+        Assert.Equal(1, IlgpuKernels.AttentionColumnBlocks(IlgpuKernels.AttentionTile(128), 128));
+        Assert.Equal(3, IlgpuKernels.AttentionColumnBlocks(IlgpuKernels.AttentionTile(160), 160));
+        Assert.Equal(4, IlgpuKernels.AttentionColumnBlocks(IlgpuKernels.AttentionTile(256), 256));
+        Assert.Equal(2, IlgpuKernels.AttentionColumnBlocks(4, 64));
+        Assert.Equal(1, IlgpuKernels.AttentionColumnBlocks(16, 0));   // head dim 0 still writes lse
     }
 
     [Fact]

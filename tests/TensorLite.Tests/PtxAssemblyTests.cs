@@ -13,8 +13,16 @@ namespace TensorLite.Tests;
 /// </summary>
 public sealed class PtxAssemblyTests
 {
+    /// <summary>The hot kernels whose per-thread state must stay in registers: their SASS is read, and any local-memory
+    /// instruction (LDL/STL) or stack frame fails the test.</summary>
+    private static readonly string[] RegisterResidentKernels =
+    [
+        nameof(GemmKernels.GemmBlocked), nameof(GemmKernels.GemmTensorCore),
+        nameof(IlgpuKernels.AttentionForward), nameof(IlgpuKernels.AttentionBackwardQuery), nameof(IlgpuKernels.AttentionBackwardKeyValue),
+    ];
+
     [Fact]
-    public void EveryKernel_AssemblesForSm80AndSm90_WithoutSpills_AndTheGemmsMachineCodeIsAsExpected()
+    public void EveryKernel_AssemblesForSm80AndSm90_WithoutSpills_AndTheHotKernelsUseNoLocalMemory()
     {
         var assembler = new PtxAssembler(AssemblerFolder());
         foreach (int sm in new[] { 80, 90 })
@@ -26,21 +34,39 @@ public sealed class PtxAssemblyTests
             // ptxas runs are independent processes: two at a time keeps the 2-core CI machine busy.
             var codes = new KernelMachineCode[sources.Count];
             Parallel.For(0, sources.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
-                codes[i] = assembler.Assemble(sources[i].Name, sources[i].Ptx, sm,
-                    withSass: sources[i].Name is nameof(GemmKernels.GemmTensorCore) or nameof(GemmKernels.GemmBlocked)));
+                codes[i] = assembler.Assemble(sources[i].Name, sources[i].Ptx, sm, withSass: RegisterResidentKernels.Contains(sources[i].Name)));
 
             var spilling = codes.Where(c => c.Spills).Select(c => $"{c.Kernel} ({c.SpillStoreBytes}/{c.SpillLoadBytes} B)").ToList();
             Assert.True(spilling.Count == 0, $"sm_{sm}: register spills in {string.Join(", ", spilling)}");
             Assert.All(codes, c => Assert.InRange(c.Registers, 1, 255));
-            var tensorCore = codes.Single(c => c.Kernel == nameof(GemmKernels.GemmTensorCore));
-            // 8 mma.sync m16n8k16 per k16 step, 2 steps per 32-deep slice (unrolled) = 16. Each mma is written twice
-            // in the PTX (one asm statement per 64-bit output, see GemmKernels.Mma): ptxas merges the pair for sm_90,
-            // not for sm_80 (docs/gpu.md, "Machine code").
-            Assert.Equal(sm == 90 ? 16 : 32, tensorCore.Hmma);
-            // The portable GEMM keeps its 4×4 accumulators in registers: no local memory at all.
-            var blocked = codes.Single(c => c.Kernel == nameof(GemmKernels.GemmBlocked));
-            Assert.Equal((0, 0, 0), (blocked.StackFrameBytes, blocked.LocalLoads, blocked.LocalStores));
+            // One HMMA per mma.sync: 8 m16n8k16 tiles per k16 step, once for bf16 and once for f16 inputs (the loop
+            // over the slice's two steps stays a loop). Before the mma became an ILGPU intrinsic, each was written
+            // twice and sm_80 got 32.
+            Assert.Equal(16, codes.Single(c => c.Kernel == nameof(GemmKernels.GemmTensorCore)).Hmma);
+            // Accumulators, fragments and per-thread output columns live in registers: no local memory at all.
+            var local = codes.Where(c => RegisterResidentKernels.Contains(c.Kernel)
+                    && (c.StackFrameBytes, c.LocalLoads, c.LocalStores) != (0, 0, 0))
+                .Select(c => $"{c.Kernel} (stack {c.StackFrameBytes} B, {c.LocalLoads} LDL, {c.LocalStores} STL)").ToList();
+            Assert.True(local.Count == 0, $"sm_{sm}: local memory in {string.Join(", ", local)}");
+            Assert.Equal(RegisterResidentKernels.Length, codes.Count(c => RegisterResidentKernels.Contains(c.Kernel)));
         }
+    }
+
+    [Fact]
+    public void TheTensorCoreGemmsPtx_HasOneMmaPerTile_WithItsOperandsInRegisters()
+    {
+        // ILGPU alone (no ptxas): the intrinsic writes each mma.sync once, with register operands, and nothing of the
+        // kernel goes through local memory (CudaAsm.Emit's output did: an st.local after every mma).
+        using var compiler = new OfflinePtxCompiler(80);
+        var kernel = GemmKernels.All().Single(k => k.Method.Name == nameof(GemmKernels.GemmTensorCore));
+        string ptx = compiler.Compile(kernel.Method, kernel.ExplicitlyGrouped);
+        var mmas = ptx.Split('\n').Where(line => line.Contains("mma.sync")).ToList();
+        Assert.Equal(8, mmas.Count(line => line.Contains(".f32.bf16.bf16.f32")));
+        Assert.Equal(8, mmas.Count(line => line.Contains(".f32.f16.f16.f32")));
+        Assert.All(mmas, line => Assert.Matches(
+            @"^\s*mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.b?f16\.b?f16\.f32\s+\{(%f\d+, ){3}%f\d+\}, \{(%r\d+, ){3}%r\d+\}, \{%r\d+, %r\d+\}, \{(%f\d+, ){3}%f\d+\};$",
+            line));
+        Assert.DoesNotContain(".local", ptx);
     }
 
     [Fact]

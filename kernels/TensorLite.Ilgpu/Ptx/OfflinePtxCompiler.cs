@@ -28,7 +28,7 @@ public sealed class OfflinePtxCompiler : IDisposable
             _ => throw new ArgumentOutOfRangeException(nameof(sm), sm, "Only sm_80 and sm_90 are checked."),
         };
         Sm = sm;
-        _context = Context.Create(b => b.EnableAlgorithms());
+        _context = Context.Create(b => b.EnableAlgorithms().EnableTensorCoreMma());
         _backend = new PTXBackend(_context, architecture, CudaInstructionSet.ISA_78, nvvmAPI: null!);
     }
 
