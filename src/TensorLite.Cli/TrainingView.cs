@@ -78,6 +78,8 @@ public static class TrainingView
                 (p.Projector is WholeMatrixProjectorFactory whole ? $" ({Word<MatrixOrder>(whole.Order)} order)" : "") +
                 $", residual {o.Residual ?? Word(spec.Residual)}, lr scales {p.Scale} / {p.ResidualScale}, refresh every {p.UpdateGap}{side}{adam}",
             OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}, PCA lr {((OnlinePcaProjectorFactory)p.Projector).LearningRateFor(p.UpdateGap):G3} × schedule{side}{adam}",
+            OptimizerMethod.Lsp when p.Projector is SketchProjectorFactory sk =>
+                $"LSP sketches rank {p.Rank}, {sk.NonZeros} non-zeros per column, refit check every {p.UpdateGap} (threshold {sk.FitThreshold}, {sk.FitIterations} Adam steps at lr {sk.FitLearningRate}){adam}",
             OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {GrassSelection((SparseProjectorFactory)p.Projector)}, refresh every {p.UpdateGap}{side}{adam}",
             _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}{side}{adam}",
         };
