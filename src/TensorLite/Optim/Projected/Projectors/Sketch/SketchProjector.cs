@@ -17,6 +17,9 @@ public sealed class SketchProjector : IProjector
     private SparseSketch? _left, _right;
     private readonly Generator _generator;
 
+    /// <summary>The projector of one [<paramref name="m"/>, <paramref name="n"/>] matrix with r = <paramref name="rank"/>
+    /// (1 ≤ r ≤ min(m, n)) and d = <paramref name="nonZeros"/> (1 ≤ d ≤ r); the sketches are drawn from
+    /// <paramref name="generator"/> at the first refresh.</summary>
     public SketchProjector(int m, int n, int rank, int nonZeros, int updateGap, int fitIterations, float fitLearningRate, float fitThreshold, Generator generator)
     {
         if (rank < 1 || rank > Math.Min(m, n))
@@ -29,18 +32,25 @@ public sealed class SketchProjector : IProjector
         _generator = generator;
     }
 
+    /// <inheritdoc/>
     public ProjectionSide Side => ProjectionSide.Both;
+    /// <inheritdoc/>
     public int Rank { get; }
+    /// <summary>m: the gradient's rows (the left sketch's columns).</summary>
     public int Rows { get; }
+    /// <summary>n: the gradient's columns (the right sketch's columns).</summary>
     public int Columns { get; }
     /// <summary>d: non-zeros per sketch column.</summary>
     public int NonZeros { get; }
     /// <summary>Steps between error checks (and refits).</summary>
     public int UpdateGap { get; }
+    /// <summary>Adam steps per refit.</summary>
     public int FitIterations { get; }
+    /// <summary>The refit's Adam learning rate.</summary>
     public float FitLearningRate { get; }
     /// <summary>A check whose relative error is below this skips the refit.</summary>
     public float FitThreshold { get; }
+    /// <inheritdoc/>
     public bool IsIdentity => false;
 
     /// <summary>How many refits changed the sketches (checks below the threshold do not count).</summary>
@@ -58,8 +68,11 @@ public sealed class SketchProjector : IProjector
     /// <summary>The right sketch S_r [r, n] (null before the first refresh).</summary>
     public SparseSketch? Right => _right;
 
+    /// <inheritdoc/>
     public bool IsRefreshDue(long step) => _left == null || step % UpdateGap == 0;
 
+    /// <summary>Draws the sketches on the first call; then measures their error on <paramref name="g"/> and refits the
+    /// values when it is at least the threshold.</summary>
     public void Refresh(Tensor g, long step)
     {
         using var noGrad = GradMode.NoGrad();
@@ -137,8 +150,10 @@ public sealed class SketchProjector : IProjector
         return t.Clone();
     }
 
+    /// <inheritdoc/>
     public long StateBytes => (_left?.StateBytes ?? 0) + (_right?.StateBytes ?? 0);
 
+    /// <summary>Each sketch's indices and values ("left.index", "left.value", "right.index", "right.value").</summary>
     public IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         if (_left == null || _right == null) yield break;
@@ -148,6 +163,7 @@ public sealed class SketchProjector : IProjector
         yield return ("right.value", _right.Values);
     }
 
+    /// <inheritdoc/>
     public void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix, long refreshCount, IBackend backend)
     {
         DisposeSketches();
@@ -191,5 +207,6 @@ public sealed class SketchProjector : IProjector
         _left = _right = null;
     }
 
+    /// <inheritdoc/>
     public void Dispose() => DisposeSketches();
 }

@@ -8,18 +8,23 @@ namespace TensorLite.Optim.Projected;
 public sealed record SketchProjectorFactory(int NonZeros = 4, float FitThreshold = 0.2f, float FitLearningRate = 0.06f, int FitIterations = 100)
     : ProjectorFactory
 {
+    /// <inheritdoc/>
     public override ProjectionKind Kind => ProjectionKind.Sketch;
 
+    /// <inheritdoc/>
     public override bool IsTwoSided => true;
 
     /// <summary>d for a matrix of rank <paramref name="rank"/>.</summary>
     public int NonZerosFor(int rank) => Math.Min(NonZeros, rank);
 
+    /// <inheritdoc/>
     public override IProjector Create(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator, DType basisDType) =>
         new SketchProjector(m, n, rank, NonZerosFor(rank), updateGap, FitIterations, FitLearningRate, FitThreshold, generator);
 
+    /// <inheritdoc/>
     public override long PredictStateBytes(ProjectionSide side, int m, int n, int rank, DType basisDType) => 8L * NonZerosFor(rank) * ((long)m + n);
 
+    /// <inheritdoc/>
     public override void Validate()
     {
         if (NonZeros < 1) throw new ArgumentOutOfRangeException(nameof(NonZeros), $"The sketch's non-zeros per column d must be at least 1, got {NonZeros}.");

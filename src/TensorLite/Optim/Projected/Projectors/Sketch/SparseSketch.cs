@@ -183,6 +183,7 @@ public sealed class SparseSketch : IDisposable
             throw new ShapeMismatchException($"Sketch {op}: expected a float32 matrix with {length} along axis {axis}, got {x.Describe()}.");
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         Indices.Dispose();
