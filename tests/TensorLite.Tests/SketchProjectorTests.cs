@@ -2,10 +2,7 @@ using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
 using TensorLite.Autograd;
-using TensorLite.Backends.Cpu;
 using TensorLite.IO;
-using TensorLite.Ilgpu;
-using TensorLite.Models;
 using TensorLite.Optim;
 using TensorLite.Optim.Projected;
 using Xunit;
@@ -16,9 +13,10 @@ namespace TensorLite.Tests;
 /// LSP_Offload's learned sparse sketches (<see cref="SparseSketch"/>, <see cref="SketchFit"/>,
 /// <see cref="SketchProjector"/>) and the <c>lsp</c> preset: the sketch's structure, sparse products against dense
 /// ones, the value gradients against finite differences, fitting, the moment transfer at a refit, AdamW as the identity
-/// case, resume, and the command line.
+/// case, resume, and the command line. The preset also runs in ProjectedOptimizerTests' every-preset theories (resume,
+/// state bytes, a tiny LLaMA) and, from factored gradients on ILGPU's CPU accelerator, in IlgpuFactoredGradientTests.
 /// </summary>
-public sealed class SketchProjectorTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuCpuFixture>
+public sealed class SketchProjectorTests
 {
     public sealed record SketchCase(int M, int N, int B, int Rank, int NonZeros, int Seed);
 
@@ -393,62 +391,6 @@ public sealed class SketchProjectorTests(IlgpuCpuFixture fixture) : IClassFixtur
         }
         for (int i = 0; i < a.Count; i++)
             Assert.True(a[i].Item2.ToArray().SequenceEqual(c[i].Item2.ToArray()), $"parameter {i} differs after resume by {MaxAbsDiff(a[i].Item2.ToArray(), c[i].Item2.ToArray())}");
-    }
-
-    [Fact]
-    public void FactoredSteps_OnIlgpu_MatchTheCpuBackend()
-    {
-        static float[] Steps(IBackend backend)
-        {
-            var gen = new Generator(21);
-            var w = Tensor.FromSpan<float>(Tensor.RandN([10, 6], gen, 1f).ToArray(), [10, 6], DType.Float32, backend).RequireGrad();
-            w.CaptureFactoredGradient = true;
-            using var opt = new ProjectedOptimizer([("w", w)], ProjectedOptions.Lsp(rank: 4, nonZeros: 2, updateGap: 2, fitThreshold: 0f, fitIterations: 3, learningRate: 0.01f)
-                with { ShouldProject = ProjectedOptions.AllMatrices });
-            for (int step = 0; step < 3; step++)
-            {
-                using var x = Tensor.FromSpan<float>(Tensor.RandN([3, 4, 6], gen, 1f).ToArray(), [3, 4, 6], DType.Float32, backend);
-                using var y = x.LinearProduct(w, DType.Float32);
-                using var sq = y.Square();
-                using var loss = sq.Sum();
-                loss.Backward();
-                Assert.NotNull(w.FactoredGrad);
-                opt.Step();
-                opt.ZeroGrad();
-            }
-            return w.ToArray();
-        }
-        var cpu = Steps(CpuBackend.Instance);
-        var gpu = Steps(fixture.Backend);
-        Assert.True(MaxAbsDiff(cpu, gpu) <= 1e-4, $"ILGPU and CPU differ by {MaxAbsDiff(cpu, gpu)}");
-    }
-
-    [Fact]
-    public void TinyLlama_Trains()
-    {
-        var config = new LlamaConfig
-        {
-            VocabSize = 32, HiddenSize = 32, IntermediateSize = 48, NumHiddenLayers = 1, NumAttentionHeads = 2, MaxPositionEmbeddings = 16,
-        };
-        var gen = new Generator(123);
-        var model = new LlamaModel(config, gen);
-        using var opt = new ProjectedOptimizer(model.NamedParameters(), ProjectedOptions.Lsp(rank: 16, nonZeros: 2, updateGap: 10, fitIterations: 20, learningRate: 0.01f, weightDecay: 0f));
-        var data = new int[4 * 9];
-        for (int i = 0; i < data.Length; i++) data[i] = gen.NextInt(config.VocabSize);
-        var ids = Enumerable.Range(0, 4).SelectMany(b => data.Skip(b * 9).Take(8)).ToArray();
-        var targets = Enumerable.Range(0, 4).SelectMany(b => data.Skip(b * 9 + 1).Take(8)).ToArray();
-        float first = 0, last = 0;
-        for (int step = 0; step < 30; step++)
-        {
-            using var scope = TensorScope.Enter();
-            var loss = model.Loss(Tensor.FromArray(ids, 4, 8), Tensor.FromArray(targets, 4, 8));
-            last = loss.Item();
-            if (step == 0) first = last;
-            loss.Backward();
-            opt.Step();
-            opt.ZeroGrad();
-        }
-        Assert.True(float.IsFinite(last) && last < 0.5f * first, $"loss {first} → {last}");
     }
 
     // ---- options and the command line ---------------------------------------------------------------
