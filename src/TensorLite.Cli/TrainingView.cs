@@ -47,6 +47,7 @@ public static class TrainingView
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +
             (trainer.Device is IDeviceAllocator a ? $", device allocator {MemoryPlan.Format(a.PeakReservedBytes)}" : ""));
         if (DistinctRowsSummary(trainer) is string rows) Console.WriteLine(rows);
+        if (SketchErrorSummary(trainer) is string sketches) Console.WriteLine(sketches);
         if (trainer.World is TensorLite.Distributed.TimedCommunicator timed)
             Console.WriteLine($"collectives  {timed.Elapsed.TotalSeconds:F1} s on rank 0 (summing gradients and losses, waiting for the other ranks included)");
         float val = trainer.LastValidationLoss ?? float.NaN;
@@ -94,6 +95,19 @@ public static class TrainingView
             .Select(s => (double)s.DistinctSelected / s.Dim).Order().ToArray();
         if (fractions.Length == 0) return null;
         return $"rows seen    distinct rows selected per matrix: min {fractions[0]:P0}, median {fractions[fractions.Length / 2]:P0}, max {fractions[^1]:P0} of the projected side ({fractions.Length} matrices)";
+    }
+
+    /// <summary>For LSP: the sketches' relative reconstruction error ‖P_l·G·P_r − G‖/‖G‖ at the last check of each matrix
+    /// (median and max) and, where that check refit, right after the fit — measured on the gradient of that step.</summary>
+    private static string? SketchErrorSummary(Trainer trainer)
+    {
+        if (trainer.Optimizer is not ProjectedOptimizer opt) return null;
+        var sketches = Enumerable.Range(0, opt.Names.Count).Select(opt.ProjectorOf).OfType<SketchProjector>().ToArray();
+        var checks = sketches.Select(s => s.LastCheckError).Where(double.IsFinite).Order().ToArray();
+        if (checks.Length == 0) return null;
+        var fits = sketches.Select(s => s.LastFitError).Where(double.IsFinite).Order().ToArray();
+        string fitted = fits.Length == 0 ? "no refit this process" : $"right after each matrix's last refit median {fits[fits.Length / 2]:F3}, max {fits[^1]:F3}";
+        return $"sketches    relative error at the last check: median {checks[checks.Length / 2]:F3}, max {checks[^1]:F3}; {fitted}; {sketches.Sum(s => s.RefreshCount)} refits in all";
     }
 
     /// <summary>GRASS's selection in the command line's words, with how it samples.</summary>
