@@ -438,6 +438,7 @@ public sealed class SketchCliTests
             foreach (var args in new[]
             {
                 new[] { "--sketch-nnz", "9", "--rank", "8" },
+                ["--sketch-nnz", "2000"],
                 ["--sketch-nnz", "0"],
                 ["--sketch-fit-lr", "-1"],
                 ["--sketch-fit-threshold", "nan"],

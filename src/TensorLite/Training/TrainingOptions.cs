@@ -191,8 +191,8 @@ public sealed record TrainingOptions
         if (SketchFitThreshold is float th && !(float.IsFinite(th) && th >= 0)) throw new ArgumentException($"--sketch-fit-threshold must be a non-negative finite number, got {th}.");
         if (SketchFitLr is float flr && !(float.IsFinite(flr) && flr > 0)) throw new ArgumentException($"--sketch-fit-lr must be a positive finite number, got {flr}.");
         if (SketchFitIters is int iters && iters < 0) throw new ArgumentException($"--sketch-fit-iters must be non-negative, got {iters}.");
-        if (ToOptimizerSpec().Method == OptimizerMethod.Lsp && ResolvedSketchNnz > ResolvedRank)
-            throw new ArgumentException($"--sketch-nnz {ResolvedSketchNnz} must not exceed --rank {ResolvedRank} (a sketch column's non-zeros are distinct rows out of r).");
+        if (ToOptimizerSpec().Method == OptimizerMethod.Lsp && ResolvedSketchNnz > (Rank ?? ProjectedOptions.Lsp().Rank))
+            throw new ArgumentException($"--sketch-nnz {ResolvedSketchNnz} must not exceed --rank {Rank ?? ProjectedOptions.Lsp().Rank} (a sketch column's non-zeros are distinct rows out of r).");
         ToOptimizerSpec(); // the optimizer's words (--optimizer, --projection, --residual) are checked here, at the edge
         return this;
     }
