@@ -89,6 +89,16 @@ public sealed class SparseSketch : IDisposable
     {
         using var noGrad = GradMode.NoGrad();
         CheckOperand(x, axis, Columns, "compress");
+        if (axis == 1)
+        {
+            // X·Sᵀ = (S·Xᵀ)ᵀ: index-adds of whole rows are much faster than of single elements (the CPU backend's
+            // index_add along the last axis runs element by element), and the two transposes are one pass each.
+            using var xt = x.T;
+            using var xtc = xt.ContiguousNoGrad();
+            using var compressed = Compress(xtc, 0);
+            using var back = compressed.T;
+            return back.ContiguousNoGrad();
+        }
         using var xc = x.ContiguousNoGrad();
         var y = Tensor.Zeros(axis == 0 ? [Rows, x.Shape[1]] : [x.Shape[0], Rows], DType.Float32, x.Backend);
         for (int k = 0; k < NonZeros; k++)
