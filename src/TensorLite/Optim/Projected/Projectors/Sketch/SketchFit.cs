@@ -48,37 +48,42 @@ public static class SketchFit
         return Error(g, left, right);
     }
 
+    /// <summary>f and, when asked, its value gradients. At most four m×n float32 buffers are alive at once (K, G·P_r or
+    /// P_l·G, and a value gradient's two temporaries), besides G itself.</summary>
     private static (double Error, Tensor? LeftGrad, Tensor? RightGrad) Evaluate(Tensor g, SparseSketch left, SparseSketch right, bool withGradient)
     {
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Enter();
         using var gc = g.DType == DType.Float32 ? g.ContiguousNoGrad() : g.To(DType.Float32);
-        double gNorm = Math.Sqrt(gc.Backend.SumOfSquares(gc));
+        var backend = gc.Backend;
+        double gNorm = Math.Sqrt(backend.SumOfSquares(gc));
         using var u = left.Compress(gc, 0);       // S_l·G          [r, n]
         using var v = right.Compress(u, 1);       // S_l·G·S_rᵀ     [r, r]
         using var w = left.Expand(v, 0);          // P_l·G·S_rᵀ     [m, r]
-        using var approx = right.Expand(w, 1);    // P_l·G·P_r      [m, n]
-        using var e = approx - gc;
-        double eNorm = Math.Sqrt(e.Backend.SumOfSquares(e));
+        using var k = right.Expand(w, 1);         // P_l·G·P_r      [m, n], becomes E, then K
+        backend.Binary(BinaryOp.Sub, k, gc, k);
+        double eNorm = Math.Sqrt(backend.SumOfSquares(k));
         double error = gNorm > 0 ? eNorm / gNorm : 0;
         if (!withGradient) return (error, null, null);
         if (!(gNorm > 0 && eNorm > 0))
-            return (error, Tensor.Zeros(left.Values.Shape, DType.Float32, g.Backend).Persist(), Tensor.Zeros(right.Values.Shape, DType.Float32, g.Backend).Persist());
-        using var k = e * (float)(1.0 / (eNorm * gNorm));
+            return (error, Tensor.Zeros(left.Values.Shape, DType.Float32, backend).Persist(), Tensor.Zeros(right.Values.Shape, DType.Float32, backend).Persist());
+        backend.Unary(UnaryOp.Affine, k, k, (float)(1.0 / (eNorm * gNorm)), 0f);
         // Left: (S_l·G·P_r)·Kᵀ + (S_l·K)·(G·P_r)ᵀ.
-        using var a = right.Expand(v, 1);         // S_l·G·P_r      [r, n]
-        using var gs = right.Compress(gc, 1);     // G·S_rᵀ         [m, r]
-        using var gp = right.Expand(gs, 1);       // G·P_r          [m, n]
-        using var sk = left.Compress(k, 0);       // S_l·K          [r, n]
-        using var l1 = left.ValueGradient(a, k, 0);
-        using var l2 = left.ValueGradient(sk, gp, 0);
-        var leftGrad = (l1 + l2).Persist();
+        Tensor leftGrad;
+        using (var a = right.Expand(v, 1))        // S_l·G·P_r      [r, n]
+        using (var sk = left.Compress(k, 0))      // S_l·K          [r, n]
+        using (var gs = right.Compress(gc, 1))    // G·S_rᵀ         [m, r]
+        using (var gp = right.Expand(gs, 1))      // G·P_r          [m, n]
+        using (var l1 = left.ValueGradient(a, k, 0))
+        using (var l2 = left.ValueGradient(sk, gp, 0))
+            leftGrad = (l1 + l2).Persist();
         // Right: (P_l·G·S_rᵀ)ᵀ·K + (K·S_rᵀ)ᵀ·(P_l·G).
-        using var ks = right.Compress(k, 1);      // K·S_rᵀ         [m, r]
-        using var pg = left.Expand(u, 0);         // P_l·G          [m, n]
-        using var r1 = right.ValueGradient(w, k, 1);
-        using var r2 = right.ValueGradient(ks, pg, 1);
-        var rightGrad = (r1 + r2).Persist();
+        Tensor rightGrad;
+        using (var ks = right.Compress(k, 1))     // K·S_rᵀ         [m, r]
+        using (var pg = left.Expand(u, 0))        // P_l·G          [m, n]
+        using (var r1 = right.ValueGradient(w, k, 1))
+        using (var r2 = right.ValueGradient(ks, pg, 1))
+            rightGrad = (r1 + r2).Persist();
         return (error, leftGrad, rightGrad);
     }
 }
