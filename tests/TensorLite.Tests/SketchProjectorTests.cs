@@ -252,6 +252,15 @@ public sealed class SketchProjectorTests
         var state = opt.StateTensors().ToDictionary(x => x.Name, x => x.Tensor);
         Assert.True(MaxAbsDiff(expected, state["0.exp_avg"].ToArray()) < 1e-5);
         Assert.Equal(3, state["0.counters"].ToArray<long>()[1]);
+        // Zero fit iterations (random sketches, never learned) are no refit either, whatever the error.
+        var u = Tensor.Zeros([8, 6]).RequireGrad().Persist();
+        using var unlearned = new ProjectedOptimizer([("mlp.u", u)], ProjectedOptions.Lsp(rank: 4, nonZeros: 2, updateGap: 1, fitThreshold: 0f, fitIterations: 0));
+        for (int t = 0; t < 2; t++)
+        {
+            u.Grad = Tensor.RandN([8, 6], gen).Persist();
+            unlearned.Step();
+        }
+        Assert.Equal(0, unlearned.ProjectorOf(0)!.RefreshCount);
     }
 
     // ---- the optimizer --------------------------------------------------------------------------

@@ -8,8 +8,8 @@ namespace TensorLite.Optim.Projected;
 /// (<see cref="SparseSketch"/>, d non-zeros per column). The pattern is drawn at the first refresh from the parameter's
 /// own generator and never changes. At every refresh step (every <see cref="UpdateGap"/> steps, step 0 included) the
 /// relative error ‖P_l·G·P_r − G‖/‖G‖ of the current sketches is measured on the step's gradient; when it is at least
-/// the threshold the values are refit by <see cref="SketchFit.Fit"/> and <see cref="RefreshCount"/> goes up, otherwise
-/// the sketches (and so the optimizer's moments) are left as they are. In the basis terms of <see cref="IProjector"/>,
+/// the threshold (and the fit has iterations) the values are refit by <see cref="SketchFit.Fit"/> and
+/// <see cref="RefreshCount"/> goes up, otherwise the sketches (and so the optimizer's moments) are left as they are. In the basis terms of <see cref="IProjector"/>,
 /// the left basis is S_lᵀ [m, r] and the right one S_rᵀ [n, r].
 /// </summary>
 public sealed class SketchProjector : IProjector
@@ -82,7 +82,8 @@ public sealed class SketchProjector : IProjector
             _right = SparseSketch.Random(Rank, Columns, NonZeros, _generator, g.Backend);
         }
         LastCheckError = SketchFit.Error(g, _left, _right);
-        if (LastCheckError < FitThreshold) return;
+        // No fit iterations leave the values as drawn: nothing changed, so the moments must not be transferred either.
+        if (LastCheckError < FitThreshold || FitIterations == 0) return;
         LastFitError = SketchFit.Fit(g, _left, _right, FitIterations, FitLearningRate);
         RefreshCount++;
     }
