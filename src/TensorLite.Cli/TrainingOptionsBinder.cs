@@ -16,10 +16,10 @@ public sealed class TrainingOptionsBinder
     private readonly Option<int> batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => Defaults.Batch };
     private readonly Option<int> accum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => Defaults.GradAccum };
     private readonly Option<int> steps = new Option<int>("--steps") { Description = "Optimizer steps (with --resume: the new total).", DefaultValueFactory = _ => Defaults.Steps };
-    private readonly Option<float?> lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: the method's; adamw 3e-3, galore/osd/grass 0.01, frugal 1e-3)." };
+    private readonly Option<float?> lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: the method's; adamw 3e-3, galore/osd/grass 0.01, frugal 1e-3, lsp 1e-4)." };
     private readonly Option<float> minLr = new Option<float>("--min-lr-ratio") { Description = "Final learning rate as a fraction of the peak.", DefaultValueFactory = _ => Defaults.MinLrRatio };
     private readonly Option<int> warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => Defaults.Warmup };
-    private readonly Option<float?> wd = new Option<float?>("--weight-decay") { Description = "Decoupled weight decay (default: adamw 0.1, the projected methods 0)." };
+    private readonly Option<float?> wd = new Option<float?>("--weight-decay") { Description = "Decoupled weight decay (default: adamw 0.1, lsp 0.01, the other projected methods 0)." };
     private readonly Option<float?> beta1 = new Option<float?>("--beta1") { Description = "Adam beta1 (default 0.9)." };
     private readonly Option<float?> beta2 = new Option<float?>("--beta2") { Description = "Adam beta2 (default: adamw 0.95, the projected methods 0.999)." };
     private readonly Option<float> clip = new Option<float>("--clip") { Description = "Global gradient-norm clip (0 = off).", DefaultValueFactory = _ => Defaults.ClipNorm };
@@ -31,10 +31,10 @@ public sealed class TrainingOptionsBinder
     private readonly Option<ulong> seed = new Option<ulong>("--seed") { Description = "Seed of initialization and data order.", DefaultValueFactory = _ => Defaults.Seed };
     private readonly Option<bool> ckptLayers = new Option<bool>("--checkpoint-layers") { Description = "Recompute decoder-layer activations in backward (less memory)." };
     private readonly Option<int> synthetic = new Option<int>("--synthetic-bytes") { Description = "Size of the generated corpus when no --data is given.", DefaultValueFactory = _ => Defaults.SyntheticBytes };
-    private readonly Option<string> optimizer = new Option<string>("--optimizer") { Description = "adamw (dense), a projected optimizer (galore, osd, grass, frugal) or the lora baseline.", DefaultValueFactory = _ => Defaults.Optimizer };
+    private readonly Option<string> optimizer = new Option<string>("--optimizer") { Description = "adamw (dense), a projected optimizer (galore, osd, grass, frugal, lsp) or the lora baseline.", DefaultValueFactory = _ => Defaults.Optimizer };
     // The method's own numbers have no default here: left out, they take the method's preset (ProjectedOptions.Presets.cs).
-    private readonly Option<int?> rank = new Option<int?>("--rank") { Description = "Projection rank (galore, osd, grass; default 128)." };
-    private readonly Option<int?> gap = new Option<int?>("--update-gap") { Description = "Steps T between projection refreshes (galore, grass, frugal; default 200); osd's PCA step size is 1/T." };
+    private readonly Option<int?> rank = new Option<int?>("--rank") { Description = "Projection rank (galore, osd, grass; default 128; lsp: the sketches' r, default 1280), clamped to min(m, n) per matrix." };
+    private readonly Option<int?> gap = new Option<int?>("--update-gap") { Description = "Steps T between projection refreshes (galore, grass, frugal; default 200; lsp: sketch error checks, default 100); osd's PCA step size is 1/T." };
     private readonly Option<float?> scale = new Option<float?>("--scale") { Description = "Update scale α (default: galore/osd 0.25, grass 1); frugal: lr scale of the state-full part (default 1)." };
     private readonly Option<float?> density = new Option<float?>("--density") { Description = "FRUGAL: fraction ρ of the projectable matrices (matrices mode) or of each one (other modes) updated by AdamW (default 0.25)." };
     private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd|range; grass: norm2|norm|uniform[+norepl]|topnorm; frugal: matrices|blocks|columns|random|svd|rsvd; osd: adamw|sgd[+qr]." };
@@ -44,6 +44,10 @@ public sealed class TrainingOptionsBinder
     private readonly Option<string?> projSide = new Option<string?>("--proj-side") { Description = "Projected side, GaLore's proj_type: std (right when rows ≥ columns)|reverse_std|left|right (default std)." };
     private readonly Option<float?> loraAlpha = new Option<float?>("--lora-alpha") { Description = "LoRA: α, the adapters' scale is α/rank (default 32)." };
     private readonly Option<int?> loraRestart = new Option<int?>("--lora-restart") { Description = "LoRA: merge the adapters and restart them every this many steps (ReLoRA-style; default never)." };
+    private readonly Option<int?> sketchNnz = new Option<int?>("--sketch-nnz") { Description = "LSP: non-zeros d per sketch column, at most --rank (default 4)." };
+    private readonly Option<float?> sketchFitThreshold = new Option<float?>("--sketch-fit-threshold") { Description = "LSP: refit the sketches when their relative reconstruction error is at least this, checked every --update-gap steps (default 0.2)." };
+    private readonly Option<float?> sketchFitLr = new Option<float?>("--sketch-fit-lr") { Description = "LSP: learning rate of the sketch fit's Adam (default 0.06)." };
+    private readonly Option<int?> sketchFitIters = new Option<int?>("--sketch-fit-iters") { Description = "LSP: Adam iterations per sketch refit (default 100)." };
     private readonly Option<float?> pcaLr = new Option<float?>("--pca-lr") { Description = "OSD: the online PCA's peak learning rate, following the lr schedule (default 1/update-gap)." };
     private readonly Option<string> states = new("--states") { Description = "Optimizer state precision: fp32, 8bit (block-wise quantized AdamW moments) or factored (Adafactor).", DefaultValueFactory = _ => Defaults.States };
     private readonly Option<string> weights = new("--weights") { Description = "Parameter dtype: fp32 or bf16 (GEMMs accumulate in fp32).", DefaultValueFactory = _ => Defaults.Weights };
@@ -58,7 +62,7 @@ public sealed class TrainingOptionsBinder
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, loraAlpha, loraRestart, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, factored, device })
+        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, sketchNnz, sketchFitThreshold, sketchFitLr, sketchFitIters, loraAlpha, loraRestart, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, factored, device })
             command.Options.Add(option);
     }
 
@@ -92,7 +96,7 @@ public sealed class TrainingOptionsBinder
         CheckpointLayers = r.GetValue(ckptLayers), SyntheticBytes = r.GetValue(synthetic),
         Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
-        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), LoraAlpha = r.GetValue(loraAlpha), LoraRestart = r.GetValue(loraRestart),
+        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), SketchNnz = r.GetValue(sketchNnz), SketchFitThreshold = r.GetValue(sketchFitThreshold), SketchFitLr = r.GetValue(sketchFitLr), SketchFitIters = r.GetValue(sketchFitIters), LoraAlpha = r.GetValue(loraAlpha), LoraRestart = r.GetValue(loraRestart),
         States = r.GetValue(states)!, EightBitBlockSize = r.GetValue(eightBitBlock), Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), ShardStates = r.GetValue(shardStates), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
         FactoredGradients = r.GetValue(factored) == "on",

@@ -47,6 +47,7 @@ public static class TrainingView
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +
             (trainer.Device is IDeviceAllocator a ? $", device allocator {MemoryPlan.Format(a.PeakReservedBytes)}" : ""));
         if (DistinctRowsSummary(trainer) is string rows) Console.WriteLine(rows);
+        if (SketchErrorSummary(trainer) is string sketches) Console.WriteLine(sketches);
         if (trainer.World is TensorLite.Distributed.TimedCommunicator timed)
             Console.WriteLine($"collectives  {timed.Elapsed.TotalSeconds:F1} s on rank 0 (summing gradients and losses, waiting for the other ranks included)");
         float val = trainer.LastValidationLoss ?? float.NaN;
@@ -78,6 +79,8 @@ public static class TrainingView
                 (p.Projector is WholeMatrixProjectorFactory whole ? $" ({Word<MatrixOrder>(whole.Order)} order)" : "") +
                 $", residual {o.Residual ?? Word(spec.Residual)}, lr scales {p.Scale} / {p.ResidualScale}, refresh every {p.UpdateGap}{side}{adam}",
             OptimizerMethod.Osd => $"Online Subspace Descent rank {p.Rank}, scale {p.Scale}, PCA lr {((OnlinePcaProjectorFactory)p.Projector).LearningRateFor(p.UpdateGap):G3} × schedule{side}{adam}",
+            OptimizerMethod.Lsp when p.Projector is SketchProjectorFactory sk =>
+                $"LSP sketches rank {p.Rank}, {sk.NonZeros} non-zeros per column, refit check every {p.UpdateGap} (threshold {sk.FitThreshold}, {sk.FitIterations} Adam steps at lr {sk.FitLearningRate}){adam}",
             OptimizerMethod.Grass => $"GRASS rank {p.Rank}, selection {GrassSelection((SparseProjectorFactory)p.Projector)}, refresh every {p.UpdateGap}{side}{adam}",
             _ => $"{o.Optimizer} rank {p.Rank}, projection {o.Projection ?? Word(spec.GaLoreBasis)}, refresh every {p.UpdateGap}, scale {p.Scale}{side}{adam}",
         };
@@ -92,6 +95,19 @@ public static class TrainingView
             .Select(s => (double)s.DistinctSelected / s.Dim).Order().ToArray();
         if (fractions.Length == 0) return null;
         return $"rows seen    distinct rows selected per matrix: min {fractions[0]:P0}, median {fractions[fractions.Length / 2]:P0}, max {fractions[^1]:P0} of the projected side ({fractions.Length} matrices)";
+    }
+
+    /// <summary>For LSP: the sketches' relative reconstruction error ‖P_l·G·P_r − G‖/‖G‖ at the last check of each matrix
+    /// (median and max) and, where that check refit, right after the fit — measured on the gradient of that step.</summary>
+    private static string? SketchErrorSummary(Trainer trainer)
+    {
+        if (trainer.Optimizer is not ProjectedOptimizer opt) return null;
+        var sketches = Enumerable.Range(0, opt.Names.Count).Select(opt.ProjectorOf).OfType<SketchProjector>().ToArray();
+        var checks = sketches.Select(s => s.LastCheckError).Where(double.IsFinite).Order().ToArray();
+        if (checks.Length == 0) return null;
+        var fits = sketches.Select(s => s.LastFitError).Where(double.IsFinite).Order().ToArray();
+        string fitted = fits.Length == 0 ? "no refit this process" : $"right after each matrix's last refit median {fits[fits.Length / 2]:F3}, max {fits[^1]:F3}";
+        return $"sketches    relative error at the last check: median {checks[checks.Length / 2]:F3}, max {checks[^1]:F3}; {fitted}; {sketches.Sum(s => s.RefreshCount)} refits in all";
     }
 
     /// <summary>GRASS's selection in the command line's words, with how it samples.</summary>

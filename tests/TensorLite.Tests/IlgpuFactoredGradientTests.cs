@@ -37,12 +37,14 @@ public sealed class IlgpuFactoredGradientTests(IlgpuCpuFixture fixture) : IClass
     [InlineData("grass", 10, 6)]
     [InlineData("galore-rsvd", 6, 10)]
     [InlineData("osd", 10, 6)]
+    [InlineData("lsp", 10, 6)]
     public void FactoredSteps_OnIlgpu_MatchTheCpuBackend(string method, int m, int n)
     {
         var options = method switch
         {
             "grass" => ProjectedOptions.Grass(rank: 2, learningRate: 0.01f, weightDecay: 0.1f),
             "galore-rsvd" => ProjectedOptions.GaLore(rank: 2, randomizedSvd: true, learningRate: 0.01f, weightDecay: 0.1f),
+            "lsp" => ProjectedOptions.Lsp(rank: 4, nonZeros: 2, updateGap: 1, fitThreshold: 0f, fitIterations: 3, learningRate: 0.01f, weightDecay: 0.1f),
             _ => ProjectedOptions.Osd(rank: 2, learningRate: 0.01f, weightDecay: 0.1f),
         };
         var cpu = Steps(CpuBackend.Instance, options, m, n);

@@ -128,6 +128,7 @@ public class ProjectedOptimizerTests
             common(ProjectedOptions.Frugal(0f, FrugalSubspace.Blocks) with { Method = "frugal-0" }),
             common(ProjectedOptions.Frugal(0.5f) with { Method = "frugal-matrices" }),
             common(ProjectedOptions.Grass(rank: 2, selection: RowSelection.Uniform, withReplacement: false) with { Method = "grass-uniform-norepl" }),
+            common(ProjectedOptions.Lsp(rank: 2, nonZeros: 2, fitThreshold: 0f, fitIterations: 10)),
         ];
     }
 

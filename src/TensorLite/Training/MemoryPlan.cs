@@ -144,7 +144,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
     }
 
     /// <summary>Whether the run's optimizer has a rank (GaLore, OSD, GRASS, LoRA).</summary>
-    private static bool HasRank(TrainingOptions o) => o.ToOptimizerSpec().Method is OptimizerMethod.GaLore or OptimizerMethod.Osd or OptimizerMethod.Grass or OptimizerMethod.Lora;
+    private static bool HasRank(TrainingOptions o) => o.ToOptimizerSpec().Method is OptimizerMethod.GaLore or OptimizerMethod.Osd or OptimizerMethod.Grass or OptimizerMethod.Lora or OptimizerMethod.Lsp;
 
     private static string Describe(TrainingOptions o, string change) => change switch
     {

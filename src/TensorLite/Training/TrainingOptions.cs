@@ -70,6 +70,14 @@ public sealed record TrainingOptions
     public int? LoraRestart { get; init; }
     /// <summary>OSD: the online PCA's peak learning rate; null: 1/T.</summary>
     public float? PcaLearningRate { get; init; }
+    /// <summary>LSP: non-zeros d per sketch column; null: the preset's (4).</summary>
+    public int? SketchNnz { get; init; }
+    /// <summary>LSP: a refit check under this relative reconstruction error keeps the sketches; null: the preset's (0.2).</summary>
+    public float? SketchFitThreshold { get; init; }
+    /// <summary>LSP: the sketch fit's Adam learning rate; null: the preset's (0.06).</summary>
+    public float? SketchFitLr { get; init; }
+    /// <summary>LSP: Adam iterations per sketch refit; null: the preset's (100).</summary>
+    public int? SketchFitIters { get; init; }
     /// <summary>Optimizer state precision: fp32 (AdamW moments), 8bit (block-wise quantized AdamW moments) or factored
     /// (Adafactor). Applies to the dense optimizer and to the inner optimizer of every projected method.</summary>
     public string States { get; init; } = "fp32";
@@ -187,6 +195,12 @@ public sealed record TrainingOptions
             throw new ArgumentException("--master-weights and --stochastic-rounding both keep small updates from being lost; choose one.");
         if (ShardStates && ToOptimizerSpec() is { Method: OptimizerMethod.Frugal, Subspace: FrugalSubspace.Matrices })
             throw new ArgumentException("--shard-states cannot shard FRUGAL's whole-matrix mode (its moments move between matrices at each refresh); use --projection blocks or leave out --shard-states.");
+        if (SketchNnz is int nnz) Positive(nnz, "--sketch-nnz");
+        if (SketchFitThreshold is float th && !(float.IsFinite(th) && th >= 0)) throw new ArgumentException($"--sketch-fit-threshold must be a non-negative finite number, got {th}.");
+        if (SketchFitLr is float flr && !(float.IsFinite(flr) && flr > 0)) throw new ArgumentException($"--sketch-fit-lr must be a positive finite number, got {flr}.");
+        if (SketchFitIters is int iters && iters < 0) throw new ArgumentException($"--sketch-fit-iters must be non-negative, got {iters}.");
+        if (ToOptimizerSpec().Method == OptimizerMethod.Lsp && ResolvedSketchNnz > (Rank ?? ProjectedOptions.Lsp().Rank))
+            throw new ArgumentException($"--sketch-nnz {ResolvedSketchNnz} must not exceed --rank {Rank ?? ProjectedOptions.Lsp().Rank} (a sketch column's non-zeros are distinct rows out of r).");
         ToOptimizerSpec(); // the optimizer's words (--optimizer, --projection, --residual) are checked here, at the edge
         return this;
     }
@@ -200,6 +214,7 @@ public sealed record TrainingOptions
         Order = BlockOrder == null ? null : OptimizerSpec.ParseOrder(BlockOrder),
         Side = ProjSide == null ? null : OptimizerSpec.ParseSide(ProjSide),
         PcaLearningRate = PcaLearningRate, LoraAlpha = LoraAlpha, LoraRestart = LoraRestart,
+        SketchNonZeros = SketchNnz, SketchFitThreshold = SketchFitThreshold, SketchFitLearningRate = SketchFitLr, SketchFitIterations = SketchFitIters,
     };
 
     /// <summary>The peak learning rate the run uses (the given one, else the method's).</summary>
@@ -209,6 +224,10 @@ public sealed record TrainingOptions
     /// <summary>The projection rank the run uses (the given one, else the method's preset's).</summary>
     [JsonIgnore]
     public int ResolvedRank => Rank ?? (Optimizer == "lora" ? ToOptimizerSpec().ToLoraOptions().Rank : ToOptimizerSpec().ToOptions().Rank);
+
+    /// <summary>LSP's non-zeros per sketch column the run uses (the given one, else the preset's).</summary>
+    [JsonIgnore]
+    public int ResolvedSketchNnz => SketchNnz ?? ((SketchProjectorFactory)ProjectedOptions.Lsp().Projector).NonZeros;
 
     /// <summary>FRUGAL's density the run uses (the given one, else the preset's).</summary>
     [JsonIgnore]

@@ -8,6 +8,6 @@ public enum MomentPolicy
     /// <summary>Zero them and restart bias correction (GRASS, FRUGAL).</summary>
     Reset,
     /// <summary>Carry them into the new basis: M ← C·M with C = B_newᵀ·B_old (left; M·Cᵀ for right), second moments
-    /// by C∘C.</summary>
+    /// by C∘C; a two-sided projector changes both: M ← L·M·Rᵀ, V ← (L∘L)·V·(R∘R)ᵀ (LSP_Offload's transfer).</summary>
     Rotate,
 }

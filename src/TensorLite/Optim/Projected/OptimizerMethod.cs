@@ -12,4 +12,6 @@ public enum OptimizerMethod
     Frugal,
     /// <summary>The LoRA baseline (adapters on the projected matrices, base frozen; <see cref="Lora.LoraOptimizer"/>).</summary>
     Lora,
+    /// <summary>LSP_Offload's learned sparse two-sided projection (<see cref="ProjectedOptions.Lsp"/>).</summary>
+    Lsp,
 }

@@ -71,6 +71,14 @@ public sealed record OptimizerSpec
     public float? LoraAlpha { get; init; }
     /// <summary>LoRA: ReLoRA-style merge-and-restart every this many steps; null or 0: never.</summary>
     public int? LoraRestart { get; init; }
+    /// <summary>LSP: non-zeros d per sketch column.</summary>
+    public int? SketchNonZeros { get; init; }
+    /// <summary>LSP: the relative reconstruction error at or above which a check refits the sketches.</summary>
+    public float? SketchFitThreshold { get; init; }
+    /// <summary>LSP: the learning rate of the sketch fit's Adam.</summary>
+    public float? SketchFitLearningRate { get; init; }
+    /// <summary>LSP: Adam iterations per sketch refit.</summary>
+    public int? SketchFitIterations { get; init; }
     /// <summary>Which side a projector reduces (GaLore's proj_type: std, reverse_std, left, right); null: std.</summary>
     public ProjectionSide? Side { get; init; }
 
@@ -97,7 +105,7 @@ public sealed record OptimizerSpec
     };
 
     /// <summary>
-    /// The spec named by command-line words: <paramref name="method"/> is adamw | galore | osd | grass | frugal | lora;
+    /// The spec named by command-line words: <paramref name="method"/> is adamw | galore | osd | grass | frugal | lsp | lora;
     /// <paramref name="projection"/> is, for galore: svd | rsvd | range; for grass: norm2 | norm | uniform (sampled with replacement, "+norepl" without) | topnorm; for
     /// frugal: matrices | blocks | columns | random | svd | rsvd; for osd: adamw | sgd (the online PCA's optimizer), optionally "+qr";
     /// <paramref name="residual"/> (frugal) is signsgd | sgd; <paramref name="states"/> is one of
@@ -167,7 +175,8 @@ public sealed record OptimizerSpec
                 },
             },
             "lora" => spec with { Method = OptimizerMethod.Lora },
-            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass, frugal or lora.", nameof(method)),
+            "lsp" => spec with { Method = OptimizerMethod.Lsp },
+            _ => throw new ArgumentException($"Unknown optimizer method '{method}'; expected adamw, galore, osd, grass, frugal, lsp or lora.", nameof(method)),
         };
     }
 
@@ -205,6 +214,7 @@ public sealed record OptimizerSpec
             OptimizerMethod.Osd => Osd(),
             OptimizerMethod.Grass => Grass(),
             OptimizerMethod.Frugal => Frugal(),
+            OptimizerMethod.Lsp => Lsp(),
             _ => throw new ArgumentOutOfRangeException(nameof(Method), $"Unknown optimizer method {Method}."),
         };
         return (o with { Seed = Seed, Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps, BlockSizeOfStates) }).Validate();
@@ -234,6 +244,15 @@ public sealed record OptimizerSpec
         var o = ProjectedOptions.Grass(Rank ?? d.Rank, Selection ?? d.Selection, UpdateGap ?? d.UpdateGap, Scale ?? d.Scale,
             d.LearningRate, d.WeightDecay, WithReplacement ?? true, Side ?? d.Side);
         return o;
+    }
+
+    private ProjectedOptions Lsp()
+    {
+        var d = ProjectedOptions.Lsp();
+        var sketch = (SketchProjectorFactory)d.Projector;
+        return ProjectedOptions.Lsp(Rank ?? d.Rank, SketchNonZeros ?? sketch.NonZeros, UpdateGap ?? d.UpdateGap,
+            SketchFitThreshold ?? sketch.FitThreshold, SketchFitLearningRate ?? sketch.FitLearningRate, SketchFitIterations ?? sketch.FitIterations,
+            HyperParameters.LearningRate, HyperParameters.WeightDecay);
     }
 
     private ProjectedOptions Frugal()

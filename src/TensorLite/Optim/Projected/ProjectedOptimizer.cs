@@ -110,8 +110,12 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     }
 
     /// <summary>The shape of R for a projected parameter.</summary>
-    private static int[] ProjectedShape(int m, int n, int rank, ProjectionSide side, bool identity) =>
-        identity ? [m, n] : side == ProjectionSide.Left ? [rank, n] : [m, rank];
+    private static int[] ProjectedShape(int m, int n, int rank, ProjectionSide side, bool identity) => identity ? [m, n] : side switch
+    {
+        ProjectionSide.Left => [rank, n],
+        ProjectionSide.Both => [rank, rank],
+        _ => [m, rank],
+    };
 
     protected override void Update(int index, Tensor p, Tensor grad) => InWorkspace(index, p, (s, rounding) => StepSlot(s, p, grad, rounding));
 
@@ -182,26 +186,41 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     }
 
     /// <summary>Runs <paramref name="refresh"/> on a slot's projector, then applies the moment policy (keep, reset, or
-    /// rotate the inner moments into the new basis).</summary>
+    /// rotate the inner moments into the new basis). A refresh that leaves the basis as it was (it did not count itself in
+    /// <see cref="IProjector.RefreshCount"/>, as a sketch check under its error threshold does) leaves the moments too.
+    /// A two-sided projector rotates by C_l = B_l,newᵀ·B_l,old on the left, then C_r on the right: M ← C_l·M·C_rᵀ.</summary>
     private void RefreshProjector(Slot s, Action refresh)
     {
         var proj = s.Projector!;
         bool hadMoments = s.Inner != null && s.InnerSteps > 0;
-        using var oldBasis = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? proj.BasisMatrix() : null;
+        ProjectionSide[] sides = proj.Side == ProjectionSide.Both ? [ProjectionSide.Left, ProjectionSide.Right] : [proj.Side];
+        var oldBases = hadMoments && Options.OnRefresh == MomentPolicy.Rotate ? sides.Select(proj.BasisMatrix).ToArray() : null;
+        long refreshes = proj.RefreshCount;
         // The step's learning rate: set before a factored refresh runs (ahead of the step, between backward and clipping).
         if (proj is IFollowsLearningRateSchedule follower) follower.ScheduleRatio = Options.LearningRate > 0 ? LearningRate / Options.LearningRate : 1f;
-        refresh();
-        if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
+        try
         {
-            s.Inner!.Reset();
-            s.InnerSteps = 0;
+            refresh();
+            if (proj.RefreshCount == refreshes) return;
+            if (hadMoments && Options.OnRefresh == MomentPolicy.Reset)
+            {
+                s.Inner!.Reset();
+                s.InnerSteps = 0;
+            }
+            else if (oldBases != null)
+            {
+                for (int i = 0; i < sides.Length; i++)
+                {
+                    using var newBasis = proj.BasisMatrix(sides[i]);
+                    using var nt = newBasis.T;
+                    using var change = nt.MatMul(oldBases[i]);
+                    s.Inner!.ChangeBasis(change, sides[i]);
+                }
+            }
         }
-        else if (oldBasis != null)
+        finally
         {
-            using var newBasis = proj.BasisMatrix();
-            using var nt = newBasis.T;
-            using var change = nt.MatMul(oldBasis);
-            s.Inner!.ChangeBasis(change, proj.Side);
+            foreach (var b in oldBases ?? []) b.Dispose();
         }
     }
 

@@ -27,6 +27,9 @@ public sealed partial record ProjectedOptions
     private const float GaLoreEps = 1e-6f;    // galore_torch/adamw.py: eps defaults to 1e-6, betas (0.9, 0.999)
     private const float OsdLr = 1e-2f;        // OSD README, LLaMA-60M: --lr 0.01 --weight_decay 0 (same AdamW code as GaLore)
     private const float FrugalLr = 1e-3f;     // FRUGAL scripts/benchmark_c4/llama_60m.sh: --lr 0.001 --eps 1e-8 --beta2 0.999
+    // LSP_Offload is a fine-tuning method: its numbers are the reference's DeepSeek-Coder-1.3B run
+    // (simluation/example/run_sft_lsp.sh 1e-4 100 1280 4 6e-2; sft_main_lsp.py defaults wd 0.01, betas 0.9/0.999, eps 1e-8).
+    private const float LspLr = 1e-4f, LspDecay = 0.01f;
 
     /// <summary>The lr, weight decay, β1, β2 and ε a method runs with when the run does not give them.</summary>
     public static MethodHyperParameters HyperParametersOf(OptimizerMethod method) => method switch
@@ -39,6 +42,7 @@ public sealed partial record ProjectedOptions
         OptimizerMethod.Frugal => new(FrugalLr, 0f, 0.9f, 0.999f, 1e-8f),
         // No reference pre-training default is given for the LoRA baseline: GaLore's AdamW numbers, for a like comparison.
         OptimizerMethod.Lora => new(GaLoreLr, 0f, 0.9f, 0.999f, GaLoreEps),
+        OptimizerMethod.Lsp => new(LspLr, LspDecay, 0.9f, 0.999f, 1e-8f),
         _ => throw new ArgumentOutOfRangeException(nameof(method), $"Unknown optimizer method {method}."),
     };
 
@@ -123,6 +127,25 @@ public sealed partial record ProjectedOptions
         FrugalSubspace.Matrices => new WholeMatrixProjectorFactory(MatrixOrder.Descending),
         _ => new SparseProjectorFactory(RowSelection.Block),
     };
+
+    /// <summary>LSP_Offload's projection (Chen et al. 2024, arXiv:2406.10181) without the offload: sparse sketches S_l
+    /// [r, m] and S_r [r, n] with <paramref name="nonZeros"/> non-zeros per column (values learned, pattern fixed), R =
+    /// S_l·G·S_rᵀ [r, r], Adam on R, update S_lᵀ·N·S_r, residual dropped, decoupled weight decay on the whole weight.
+    /// Every <paramref name="updateGap"/> steps the sketches' relative error on the step's gradient is checked and, when
+    /// at least <paramref name="fitThreshold"/>, their values are refit by <paramref name="fitIterations"/> Adam steps at
+    /// <paramref name="fitLearningRate"/>; the moments are then carried into the new sketches (m ← L·m·Rᵀ,
+    /// v ← (L∘L)·v·(R∘R)ᵀ). Defaults: the reference's DeepSeek-Coder-1.3B fine-tuning run — r 1280 (clamped to
+    /// min(m, n) per matrix), d 4, refit check every 100 steps, threshold 0.2, fit lr 0.06 for 100 iterations, lr 1e-4,
+    /// weight decay 0.01.</summary>
+    public static ProjectedOptions Lsp(int rank = 1280, int nonZeros = 4, int updateGap = 100, float fitThreshold = 0.2f,
+        float fitLearningRate = 0.06f, int fitIterations = 100, float learningRate = LspLr, float weightDecay = LspDecay) => new ProjectedOptions
+    {
+        Method = "lsp",
+        Projector = new SketchProjectorFactory(nonZeros, fitThreshold, fitLearningRate, fitIterations),
+        Rank = rank, UpdateGap = updateGap, Scale = 1f,
+        LearningRate = learningRate, WeightDecay = weightDecay,
+        OnRefresh = MomentPolicy.Rotate, Residual = ResidualRule.Drop,
+    }.Validate();
 
     /// <summary>The identity projection at full rank with scale 1: AdamW, inside the projected optimizer (the reference
     /// point of the property tests).</summary>

@@ -108,8 +108,9 @@ public sealed partial record ProjectedOptions
     internal bool Projects(string name, int[] shape) => (ShouldProject ?? DefaultShouldProject)(name, shape);
 
     /// <summary>The resolved side (Left or Right) for a [m, n] parameter: <see cref="ProjectionSide.Auto"/> is GaLore's
-    /// "std" (right when m ≥ n), <see cref="ProjectionSide.Reverse"/> its "reverse_std" (left when m ≥ n).</summary>
-    public ProjectionSide SideFor(int m, int n) => Side switch
+    /// "std" (right when m ≥ n), <see cref="ProjectionSide.Reverse"/> its "reverse_std" (left when m ≥ n). A two-sided
+    /// projector kind resolves to <see cref="ProjectionSide.Both"/> whatever <see cref="Side"/> says.</summary>
+    public ProjectionSide SideFor(int m, int n) => Projector.IsTwoSided ? ProjectionSide.Both : Side switch
     {
         ProjectionSide.Left or ProjectionSide.Right => Side,
         ProjectionSide.Reverse => m >= n ? ProjectionSide.Left : ProjectionSide.Right,
@@ -144,7 +145,10 @@ public sealed partial record ProjectedOptions
         if (DenseRangeElements < 0) throw new ArgumentOutOfRangeException(nameof(DenseRangeElements), $"The dense update range must be non-negative (0 = whole parameters), got {DenseRangeElements}.");
         if (!float.IsFinite(Scale)) throw new ArgumentOutOfRangeException(nameof(Scale), "The scale α must be finite.");
         if (!float.IsFinite(ResidualScale)) throw new ArgumentOutOfRangeException(nameof(ResidualScale), "The residual scale must be finite.");
+        if (Side == ProjectionSide.Both) throw new ArgumentException("The side Both is the projector kind's, not an option; pick a two-sided projector instead.", nameof(Side));
         Projector.Validate();
+        if (Projector is SketchProjectorFactory sketch && Density == null && sketch.NonZeros > Rank)
+            throw new ArgumentOutOfRangeException(nameof(Rank), $"The sketch's non-zeros per column d = {sketch.NonZeros} must not exceed the rank r = {Rank}.");
         return this;
     }
 }

@@ -23,4 +23,7 @@ public enum ProjectionKind
     /// <summary>FRUGAL's whole-matrix mode: round(ρ·k) whole matrices get the stateful optimizer, the rest the state-free
     /// rule, re-chosen every UpdateGap steps.</summary>
     WholeMatrix,
+    /// <summary>LSP_Offload's learned sparse sketches on both sides (R = S_l·G·S_rᵀ), refit every UpdateGap steps when
+    /// their reconstruction error is over a threshold.</summary>
+    Sketch,
 }

@@ -10,4 +10,8 @@ public enum ProjectionSide
     Right,
     /// <summary>GaLore's "reverse_std": left when m ≥ n, right otherwise (the larger side is reduced).</summary>
     Reverse,
+    /// <summary>Both sides at once (LSP_Offload's sketches): R = S_l·G·S_rᵀ is [r, r]; a projector's
+    /// <see cref="ProjectionSide.Left"/> basis is S_lᵀ [m, r] and its <see cref="ProjectionSide.Right"/> one S_rᵀ [n, r].
+    /// Resolved from the projector kind (<see cref="ProjectorFactory.IsTwoSided"/>), never set as an option.</summary>
+    Both,
 }

@@ -10,7 +10,7 @@ namespace TensorLite.Optim.Projected;
 /// </summary>
 public interface IProjector : IDisposable
 {
-    /// <summary>Left or Right (never Auto).</summary>
+    /// <summary>Left, Right, or Both for a two-sided projector (never Auto or Reverse).</summary>
     ProjectionSide Side { get; }
 
     /// <summary>r: the size of the projected dimension.</summary>
@@ -53,6 +53,12 @@ public interface IProjector : IDisposable
     /// <summary>The basis B [dim, r] as a new dense tensor (one-hot columns for a selection), for changes of basis
     /// and tests.</summary>
     Tensor BasisMatrix();
+
+    /// <summary>The basis of one reduced side as a new dense tensor: <see cref="BasisMatrix()"/> for a one-sided projector
+    /// (<paramref name="side"/> must be its <see cref="Side"/>); a two-sided one (<see cref="ProjectionSide.Both"/>) has a
+    /// left basis [m, r] and a right one [n, r].</summary>
+    Tensor BasisMatrix(ProjectionSide side) =>
+        side == Side ? BasisMatrix() : throw new ArgumentException($"This projector reduces the {Side} side, not {side}.", nameof(side));
 
     long StateBytes { get; }
 

@@ -21,6 +21,9 @@ public abstract record ProjectorFactory
     /// <see cref="IProjector.StateBytes"/>), from the shape alone.</summary>
     public abstract long PredictStateBytes(ProjectionSide side, int m, int n, int rank, DType basisDType);
 
+    /// <summary>Whether the kind reduces both sides of G (<see cref="ProjectionSide.Both"/>): R is then [r, r].</summary>
+    public virtual bool IsTwoSided => false;
+
     /// <summary>Checks this kind's own settings; throws an argument exception with one sentence on the first problem.</summary>
     public virtual void Validate() { }
 
@@ -39,6 +42,7 @@ public abstract record ProjectorFactory
         ProjectionKind.Sparse => new SparseProjectorFactory(),
         ProjectionKind.RandomOrthonormal => new RandomOrthonormalProjectorFactory(),
         ProjectionKind.WholeMatrix => new WholeMatrixProjectorFactory(),
+        ProjectionKind.Sketch => new SketchProjectorFactory(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), $"Unknown projection kind {kind}."),
     };
 }
