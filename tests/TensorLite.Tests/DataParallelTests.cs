@@ -92,9 +92,10 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
     [InlineData("grass", 3, true)]
     [InlineData("osd", 2, false)]
     [InlineData("frugal", 3, false)]
+    [InlineData("lsp", 2, true)]
     public void N_processes_train_as_one_process_with_the_same_global_batch(string optimizer, int processes, bool sumsProjected)
     {
-        // Factored gradients on (the default): GaLore and GRASS sum R between refreshes and dense G on refresh steps (every
+        // Factored gradients on (the default): GaLore, GRASS and LSP (its r×r sketch) sum R between refreshes and dense G on refresh steps (every
         // second step here); OSD (a refresh at every step) and FRUGAL (a residual rule needs G) sum dense G at every step.
         string[] method = optimizer == "adamw" ? [] : ["--optimizer", optimizer, "--rank", "8", "--update-gap", "2"];
         string single = Train("single", 1, 4, processes, method);
