@@ -185,7 +185,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             : (bytes / (double)(1L << 20)).ToString("F1", CultureInfo.InvariantCulture) + " MiB";
 
     /// <summary>Parses "24GB" (10⁹), "22GiB" (2³⁰), "512MB", "512MiB" or a number of bytes.</summary>
-    public static long ParseBytes(string text)
+    public static long ParseBytes(string text, string flag = "--memory-budget")
     {
         var t = (text ?? "").Trim().Replace(" ", "");
         (string Suffix, double Scale)[] units = [("GiB", 1L << 30), ("MiB", 1L << 20), ("GB", 1e9), ("MB", 1e6), ("G", 1L << 30), ("M", 1L << 20), ("B", 1)];
@@ -194,6 +194,6 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                 double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0)
                 return (long)(v * scale);
         if (long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var b) && b > 0) return b;
-        throw new ArgumentException($"--memory-budget takes a size such as 24GB, 22GiB or 512MiB, not '{text}'.");
+        throw new ArgumentException($"{flag} takes a size such as 24GB, 22GiB or 512MiB, not '{text}'.");
     }
 }
