@@ -242,6 +242,7 @@ public sealed class OffloadCliTests : IDisposable
             ["train", "--model", "tiny", "--offload", "lsp", "--out", never],
             ["train", "--model", "tiny", "--offload", "host", "--optimizer", "frugal", "--out", never],
             ["train", "--model", "tiny", "--offload", "host", "--offload-schedule", "sometimes", "--out", never],
+            ["train", "--model", "tiny", "--offload", "dense", "--shard-states", "--out", never],
             ["train", "--model", "tiny", "--device-memory", "4GB", "--out", never],
             ["train", "--model", "tiny", "--offload", "dense", "--device-memory", "lots", "--out", never],
             ["plan", "--model", "tiny", "--offload", "dense", "--device-memory", "1MB"],

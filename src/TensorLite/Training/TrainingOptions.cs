@@ -192,6 +192,8 @@ public sealed record TrainingOptions
             throw new ArgumentException("--shard-states cannot shard FRUGAL's whole-matrix mode (its moments move between matrices at each refresh); use --projection blocks or leave out --shard-states.");
         Given(Offload, "--offload");
         if (Optim.Offload.OffloadedOptimizer.Refusal(Offload, Optimizer.Trim().ToLowerInvariant()) is string offloadError) throw new ArgumentException(offloadError);
+        if (Offload != "none" && ShardStates)
+            throw new ArgumentException("--offload keeps every optimizer state on this process's host, --shard-states spreads them over the processes; choose one.");
         if (OffloadSchedule is not ("overlap" or "serial")) throw new ArgumentException($"--offload-schedule must be overlap or serial, got '{OffloadSchedule}'.");
         if (DeviceMemory != null && Offload == "none") throw new ArgumentException("--device-memory budgets the device of an offloaded run; give --offload host, dense or lsp with it (or --memory-budget without offload).");
         if (DeviceMemory != null) MemoryPlan.ParseBytes(DeviceMemory, "--device-memory");

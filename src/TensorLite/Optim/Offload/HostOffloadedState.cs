@@ -54,11 +54,16 @@ public sealed class HostOffloadedState : IInnerState
         _engine.CountToHost(HostCopy.ToHost(r, HostBuffer(ref _gradient, DType.Float32, MemoryCategory.Workspace)));
 
     /// <summary>Host: the inner optimizer's direction of the sent gradient, into the host direction buffer.</summary>
-    public void HostDirection(long step) =>
-        _host.Direction(_gradient!, HostBuffer(ref _direction, DType.Float32, MemoryCategory.Workspace), step);
+    public void HostDirection(long step) => _host.Direction(_gradient!, DirectionBuffer(), step);
 
     /// <summary>Host → device: copies the direction into <paramref name="direction"/>.</summary>
-    public void ReceiveDirection(Tensor direction) => _engine.CountToDevice(HostCopy.ToDevice(_direction!, direction));
+    public void ReceiveDirection(Tensor direction) => _engine.CountToDevice(HostCopy.ToDevice(DirectionBuffer(), direction));
+
+    /// <summary>Where the host writes the direction: Adam's element-wise kernel reads each gradient element before it
+    /// writes that element's direction, so it works in place in the gradient buffer (as the reference's fused CPU Adam
+    /// does in its pinned buffer), halving the transfer buffers; other inner optimizers get a buffer of their own.</summary>
+    private Tensor DirectionBuffer() =>
+        _host is AdamMoments ? _gradient! : HostBuffer(ref _direction, DType.Float32, MemoryCategory.Workspace);
 
     // ---- the three phases of a fused dense update --------------------------------------------------------------
 
