@@ -124,8 +124,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         var fits = new List<(string, MemoryPlan)>();
         foreach (var (flag, apply) in steps)
         {
-            if (apply(options) is not TrainingOptions changed) continue;
-            var plan = Predict(changed);
+            if (apply(options) is not TrainingOptions changed || TryPredict(changed) is not MemoryPlan plan) continue;
             if (measure(plan) <= budgetBytes) fits.Add((Describe(changed, flag), plan));
         }
         // Nearest first: the change that keeps the most memory in use (the least intrusive one that fits).
@@ -138,16 +137,29 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             bool changedAny = false;
             foreach (var (flag, apply) in steps)
             {
-                if (apply(current) is not TrainingOptions next) continue;
+                if (apply(current) is not TrainingOptions next || TryPredict(next) is not MemoryPlan plan) continue;
                 current = next;
                 applied.Add(flag);
                 changedAny = true;
-                var plan = Predict(current);
                 if (measure(plan) <= budgetBytes) return [(Describe(current, string.Join(" + ", applied.Distinct())), plan)];
             }
             if (!changedAny) break;
         }
         return [];
+    }
+
+    /// <summary>The plan of a candidate setting, or null when the change makes the options invalid (a halved rank below a
+    /// method's other knob, say): such a change is not offered.</summary>
+    private static MemoryPlan? TryPredict(TrainingOptions options)
+    {
+        try
+        {
+            return Predict(options);
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Whether the run's optimizer has a rank (GaLore, OSD, GRASS, LoRA).</summary>
