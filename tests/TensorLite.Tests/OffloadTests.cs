@@ -123,6 +123,35 @@ public sealed class OffloadTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     }
 
     [Fact]
+    public void DeviceBudget_OnIlgpu_IsHonouredWithOffload_WhereTheDeviceOptimizerExceedsIt()
+    {
+        var gpu = fixture.Backend;
+        var spec = Spec("adamw");
+        var offloaded = MakeParameters(gpu, 4);
+        var onDevice = MakeParameters(gpu, 4);
+        using var engine = new OffloadEngine(CpuBackend.Instance, overlap: true);
+        var opt = OffloadedOptimizer.Create(spec, offloaded, DType.Float32, engine);
+        var plain = spec.Create(onDevice, DType.Float32);
+        SetGradients(offloaded, 0);
+        SetGradients(onDevice, 0);
+        long momentBytes = 8 * Shapes.Sum(s => (long)ShapeMath.Numel(s.Shape));
+        // The device may grow by half of AdamW's moments: the offloaded optimizer keeps them on the host and fits;
+        // the device optimizer's first moment tensors are refused by the device's ledger.
+        gpu.Memory.LimitBytes = gpu.Memory.LiveBytes + momentBytes / 2;
+        try
+        {
+            opt.BeginStep();
+            for (int i = offloaded.Count - 1; i >= 0; i--) opt.StepParameter(i);
+            engine.Drain();
+            Assert.Throws<OutOfMemoryException>(() => plain.Step());
+        }
+        finally
+        {
+            gpu.Memory.LimitBytes = null;
+        }
+    }
+
+    [Fact]
     public void BytesMovedPerStep_AreTheFormula()
     {
         // Dense offload: the float32 gradient to the host and the fp32 weights back, 2·4·numel per parameter; the
