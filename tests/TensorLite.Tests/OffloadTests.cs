@@ -49,7 +49,7 @@ public sealed class OffloadTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
         }
     }
 
-    private static OptimizerSpec Spec(string method) => OptimizerSpec.Parse(method) with
+    private static OptimizerSpec Spec(string method, string states = "fp32") => OptimizerSpec.Parse(method, states: states) with
     {
         LearningRate = 0.02f, WeightDecay = 0.1f, Rank = 4, UpdateGap = 2, Seed = 5,
     };
@@ -73,9 +73,11 @@ public sealed class OffloadTests(IlgpuCpuFixture fixture) : IClassFixture<IlgpuC
     [InlineData("galore", true)]
     [InlineData("galore", false)]
     [InlineData("grass", true)]
-    public void OffloadedOptimizer_OnCpu_GivesTheBitsOfTheOneWithout(string method, bool overlap)
+    [InlineData("adamw", true, "8bit")]
+    [InlineData("galore", true, "factored")]
+    public void OffloadedOptimizer_OnCpu_GivesTheBitsOfTheOneWithout(string method, bool overlap, string states = "fp32")
     {
-        var spec = Spec(method);
+        var spec = Spec(method, states);
         var reference = MakeParameters(CpuBackend.Instance, 1);
         var offloaded = MakeParameters(CpuBackend.Instance, 1);
         var plain = spec.Create(reference, DType.Float32);
