@@ -227,22 +227,3 @@ public sealed class OffloadEngine : IDisposable
         }
     }
 }
-
-/// <summary>Where a timeline event of an offloaded step ran.</summary>
-public enum OffloadLane
-{
-    /// <summary>The device's forward and backward of a micro-batch (recorded by the trainer).</summary>
-    DeviceCompute,
-    /// <summary>The device copies a parameter's projected gradient (or gradient) to the host.</summary>
-    ToHost,
-    /// <summary>The host updates the optimizer state and computes the direction.</summary>
-    HostUpdate,
-    /// <summary>The device waits for a host update that has not finished.</summary>
-    DeviceWait,
-    /// <summary>The device copies the direction (or the updated weights) back and applies it.</summary>
-    ToDeviceAndApply,
-}
-
-/// <summary>One event of an offloaded step's timeline: the parameter, the lane, and its start and end in seconds
-/// from the start of the step.</summary>
-public readonly record struct OffloadEvent(string Name, OffloadLane Lane, double Start, double End);
