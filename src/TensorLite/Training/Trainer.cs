@@ -591,6 +591,8 @@ public sealed class Trainer : IDisposable
                     optimizer_state_bytes = Optimizer.StateBytes,
                     offload_bytes_to_host = Offload?.StepBytesToHost, offload_bytes_to_device = Offload?.StepBytesToDevice,
                     offload_host_s = Offload?.StepHostSeconds, offload_wait_s = Offload?.StepWaitSeconds,
+                    // The host's tensors when they are not the device's (on the CPU the "memory" fields hold both).
+                    offload_host_tensor_bytes = Offload is { } e && e.Host != Device ? e.Host.Memory.LiveBytes : (long?)null,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
                 });
                 WriteFailure(() => { metrics!.Append(record); return 0; }, "metrics.jsonl");
