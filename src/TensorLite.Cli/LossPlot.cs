@@ -59,9 +59,7 @@ public static class LossPlot
         plot.XLabel("step");
         plot.YLabel("validation cross-entropy (nats/token)");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
-        string temp = output + ".tmp.png";
-        plot.SavePng(temp, 1000, 560);
-        File.Move(temp, output, overwrite: true);
+        SavePng(plot, output, 1000, 560);
         return table.ToString();
     }
 
@@ -92,9 +90,14 @@ public static class LossPlot
         plot.XLabel("step");
         plot.YLabel("cross-entropy (nats/token)");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
-        string path = Path.Combine(runDir, "loss.png");
+        SavePng(plot, Path.Combine(runDir, "loss.png"), 900, 500);
+    }
+
+    /// <summary>Saves <paramref name="plot"/> as a PNG through a temporary file, so a reader never sees half an image.</summary>
+    internal static void SavePng(ScottPlot.Plot plot, string path, int width, int height)
+    {
         string temp = path + ".tmp.png";
-        plot.SavePng(temp, 900, 500);
+        plot.SavePng(temp, width, height);
         File.Move(temp, path, overwrite: true);
     }
 }

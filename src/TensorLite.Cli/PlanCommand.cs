@@ -23,6 +23,13 @@ public static class PlanCommand
             var plan = MemoryPlan.Predict(options, processes);
             Console.WriteLine(plan.Render());
             Console.Out.Flush();
+            if (DeviceBudgetRefusal(options, plan) is string refusal)
+            {
+                Console.Error.WriteLine(refusal);
+                PrintAlternatives(options, MemoryPlan.ParseBytes(options.DeviceMemory!, "--device-memory"), p => p.DevicePeakBytes);
+                return CliErrors.UserError;
+            }
+            if (options.DeviceMemory != null) Console.WriteLine($"fits the device budget of {options.DeviceMemory} ({MemoryPlan.Format(MemoryPlan.ParseBytes(options.DeviceMemory, "--device-memory") - plan.DevicePeakBytes)} to spare)");
             if (r.GetValue(budget) is not string text) return 0;
             long limit = MemoryPlan.ParseBytes(text);
             if (plan.PredictedPeakBytes <= limit)
@@ -49,9 +56,36 @@ public static class PlanCommand
         return CliErrors.UserError;
     }
 
-    private static void PrintAlternatives(TrainingOptions options, long limit)
+    /// <summary>For an offloaded run with --device-memory: the error line when the device part of the plan does not fit
+    /// the budget (naming the weights when they alone are too large), else null.</summary>
+    private static string? DeviceBudgetRefusal(TrainingOptions options, MemoryPlan plan)
     {
-        var alternatives = MemoryPlan.Alternatives(options, limit);
+        if (options.DeviceMemory is not string text) return null;
+        long limit = MemoryPlan.ParseBytes(text, "--device-memory");
+        if (plan.DevicePeakBytes <= limit) return null;
+        long weights = plan.AtPeak.Weights;
+        return weights > limit
+            ? $"error: the weights alone take {MemoryPlan.Format(weights)} on the device, over --device-memory {MemoryPlan.Format(limit)}; use --weights bf16, a smaller model or a larger budget."
+            : $"error: the device part of the plan needs {MemoryPlan.Format(plan.DevicePeakBytes)}, over --device-memory {MemoryPlan.Format(limit)}.";
+    }
+
+    /// <summary>For `train --device-memory`: null when the device part of the plan fits, else prints the refusal, the
+    /// breakdown and what to change, and returns the exit code.</summary>
+    public static int? RefuseOverDeviceBudget(TrainingOptions options)
+    {
+        if (options.DeviceMemory == null) return null;
+        var plan = MemoryPlan.Predict(options);
+        if (DeviceBudgetRefusal(options, plan) is not string refusal) return null;
+        Console.Error.WriteLine(refusal.TrimEnd('.') + "; nothing was started.");
+        Console.Error.WriteLine(plan.Render());
+        PrintAlternatives(options, MemoryPlan.ParseBytes(options.DeviceMemory, "--device-memory"), p => p.DevicePeakBytes);
+        return CliErrors.UserError;
+    }
+
+    private static void PrintAlternatives(TrainingOptions options, long limit, Func<MemoryPlan, long>? measure = null)
+    {
+        measure ??= p => p.PredictedPeakBytes;
+        var alternatives = MemoryPlan.Alternatives(options, limit, measure);
         if (alternatives.Count == 0)
         {
             Console.Error.WriteLine("no nearby setting fits: use a smaller model or a larger budget.");
@@ -59,6 +93,6 @@ public static class PlanCommand
         }
         Console.Error.WriteLine("settings that fit:");
         foreach (var (change, plan) in alternatives)
-            Console.Error.WriteLine($"  {change,-48} {MemoryPlan.Format(plan.PredictedPeakBytes)}");
+            Console.Error.WriteLine($"  {change,-48} {MemoryPlan.Format(measure(plan))}");
     }
 }

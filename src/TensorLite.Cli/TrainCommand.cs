@@ -57,12 +57,17 @@ public static class TrainCommand
             // tensors while the run lasts (what the runtime itself needs is left out of the limit).
             long? limit = r.GetValue(budget) is string text ? MemoryPlan.ParseBytes(text) : null;
             if (limit is long l && PlanCommand.RefuseOverBudget(options, l) is int refused) return refused;
+            if (PlanCommand.RefuseOverDeviceBudget(options) is int refusedDevice) return refusedDevice;
             // Every rank trains in rank 0's folder (the default name holds the time, which ranks may not agree on).
             string dir = CliPaths.OutputFolder(world.Broadcast(r.GetValue(outDir) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss")), 0), "--out");
             trainer = Trainer.Create(options, dir, world);
             if (limit is long bytes) trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? bytes : bytes - MemoryPlan.RuntimeBytes;
         }
         if (world.Rank == 0 && trainer.Data.Warning is string warning) Console.Error.WriteLine($"warning: {warning}");
+        // On a GPU backend the device's tensors are held to --device-memory (a new run's, or the one train.json records);
+        // on the CPU the device and the host are one pool, which the plan alone checks.
+        if (trainer.Options.DeviceMemory is string deviceBudget && trainer.Device is IDeviceAllocator)
+            trainer.Memory.LimitBytes = Math.Min(trainer.Memory.LimitBytes ?? long.MaxValue, MemoryPlan.ParseBytes(deviceBudget, "--device-memory"));
         if (world.Rank == 0) return TrainingView.Run(trainer);
         trainer.Run(); // the other ranks train silently; rank 0 reports
         return 0;

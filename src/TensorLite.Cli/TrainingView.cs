@@ -22,6 +22,8 @@ public static class TrainingView
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));
         Console.WriteLine($"optimizer    {OptimizerSummary(o)}; state {trainer.PredictedOptimizerStateBytes / 1048576.0:F2} MiB" +
                           (o.States != "fp32" ? $" ({o.States})" : "") + (o.PerLayer ? "; per-layer updates" : ""));
+        if (trainer.Offload != null)
+            Console.WriteLine($"offload      optimizer states on the host ({o.Offload}), {o.OffloadSchedule} schedule" + (o.DeviceMemory is string dm ? $", device budget {dm}" : ""));
         if (o.WeightDType != DType.Float32)
             Console.WriteLine($"weights      {o.Weights}" + (o.MasterWeights ? " with float32 masters" : o.StochasticRounding ? ", stochastic rounding" : ", rounded to nearest"));
         if (o.ActivationDType != DType.Float32)
@@ -42,6 +44,7 @@ public static class TrainingView
             throw;
         }
         LossPlot.TryWrite(trainer.RunDir, data.EntropyFloorNats, data.UnigramEntropyNats);
+        if (OffloadTimelinePlot.TryWrite(trainer.RunDir) is string timeline) Console.WriteLine($"offload      timeline of the last logged step: {timeline}");
         Console.WriteLine("peak memory  " + string.Join(", ", trainer.Memory.AtPeak.Items().Where(x => x.Bytes > 0)
             .Select(x => $"{MemoryPlan.CategoryName(x.Category)} {MemoryPlan.Format(x.Bytes)}")) +
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +
@@ -125,7 +128,8 @@ public static class TrainingView
         $"step {p.Step,6}/{p.TotalSteps}  loss {p.Loss,7:F4}  " + (p.ValidationLoss is float v ? $"val {v,7:F4}  " : new string(' ', 14)) +
         $"lr {p.LearningRate,9:E2}  |g| {p.GradNorm,6:F2}  {p.TokensPerSecond,7:F0} tok/s  " +
         $"elapsed {p.Elapsed:mm\\:ss}  eta {p.Remaining:mm\\:ss}  mem {Mib(p.TensorBytes)}/{Mib(p.PeakTensorBytes)} peak, rss {Mib(p.ProcessBytes)}" +
-        (p.DeviceReservedBytes is long d ? $", device {Mib(d)}" : "");
+        (p.DeviceReservedBytes is long d ? $", device {Mib(d)}" : "") +
+        (p.OffloadBytes is long moved ? $"  offload {MemoryPlan.Format(moved)}/step, host {p.OffloadHostSeconds:F2}s, waited {p.OffloadWaitSeconds:F2}s" : "");
 
     private static string Mib(long bytes) => $"{bytes / 1048576.0:F0}MiB";
 

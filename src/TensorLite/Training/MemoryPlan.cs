@@ -38,7 +38,21 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
     /// <summary>On the CPU, the pool at its peak (live tensors and cached blocks) plus the runtime: the predicted peak
     /// resident memory of the process. On a GPU, the device pool at its peak; the CUDA context (a few hundred MiB,
     /// driver-dependent) comes on top and is not predicted.</summary>
-    public long PredictedPeakBytes => Math.Max(PeakPoolBytes, PeakTensorBytes) + (OnGpu ? 0 : RuntimeBytes);
+    public long PredictedPeakBytes => DevicePeakBytes + (OnGpu ? 0 : HostPeakBytes + RuntimeBytes);
+
+    /// <summary>The device's pool at its peak (on the CPU, the part of the process's tensors that are not offloaded).</summary>
+    public long DevicePeakBytes => Math.Max(PeakPoolBytes, PeakTensorBytes);
+
+    /// <summary>With --offload: the host's tensors at their peak (optimizer states, host copies of weights, transfer
+    /// buffers); 0 without.</summary>
+    public long HostPeakBytes { get; init; }
+
+    /// <summary>With --offload: the host's tensors by category at their peak.</summary>
+    public MemoryBreakdown HostAtPeak { get; init; }
+
+    /// <summary>With --offload: bytes a step moves device → host and host → device (the second planned step: weights
+    /// the host copies once are not in it).</summary>
+    public (long ToHost, long ToDevice) BytesMovedPerStep { get; init; }
 
     /// <summary>
     /// A lower bound that needs no planning run (a run folder's config may name a model too large even to plan
@@ -86,8 +100,16 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             meta.TrimCache(); // as Trainer.Create releases what building the model left behind
             trainer.RunPlanningSteps(2);
             long parameters = trainer.Model.ParameterCount();
+            var host = trainer.Offload;
+            var hostLedger = host?.Host.Memory;
             return new MemoryPlan(options, config, parameters, meta.Memory.PeakBytes, meta.Memory.AtPeak, meta.Policy, meta.PeakReservedBytes)
-                { Processes = processes, AllReducedBytesPerStep = (trainer.AllReducedGradientBytes(0), trainer.AllReducedGradientBytes(1)) };
+            {
+                Processes = processes,
+                AllReducedBytesPerStep = (trainer.AllReducedGradientBytes(0), trainer.AllReducedGradientBytes(1)),
+                HostPeakBytes = hostLedger == null ? 0 : Math.Max(hostLedger.PeakBytes, ((MetaBackend)host!.Host).PeakReservedBytes),
+                HostAtPeak = hostLedger?.AtPeak ?? default,
+                BytesMovedPerStep = host == null ? default : (host.StepBytesToHost, host.StepBytesToDevice),
+            };
         }
     }
 
@@ -101,8 +123,9 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
 
     /// <summary>Settings near <paramref name="options"/> that fit <paramref name="budgetBytes"/> (predicted process
     /// bytes): each single change that fits, or else the changes applied one after another until the plan fits.</summary>
-    public static IReadOnlyList<(string Change, MemoryPlan Plan)> Alternatives(TrainingOptions options, long budgetBytes)
+    public static IReadOnlyList<(string Change, MemoryPlan Plan)> Alternatives(TrainingOptions options, long budgetBytes, Func<MemoryPlan, long>? measure = null)
     {
+        measure ??= p => p.PredictedPeakBytes;
         var steps = new List<(string Flag, Func<TrainingOptions, TrainingOptions?> Apply)>
         {
             ("--per-layer", o => o.PerLayer ? null : o with { PerLayer = true }),
@@ -112,17 +135,17 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             ("--activations bf16", o => o.ActivationDType == DType.BFloat16 ? null : o with { Activations = "bf16" }),
             ("--rank (halved)", o => HasRank(o) && o.ResolvedRank > 1 ? o with { Rank = o.ResolvedRank / 2 } : null),
             ("--batch (halved, --grad-accum doubled)", o => o.Batch > 1 ? o with { Batch = o.Batch / 2, GradAccum = o.GradAccum * 2 } : null),
-            ("--optimizer galore", o => o.ToOptimizerSpec().Method == OptimizerMethod.AdamW ? o with { Optimizer = "galore", Projection = "rsvd" } : null),
+            // An offloaded dense baseline becomes an offloaded GaLore (--offload dense names AdamW).
+            ("--optimizer galore", o => o.ToOptimizerSpec().Method == OptimizerMethod.AdamW ? o with { Optimizer = "galore", Projection = "rsvd", Offload = o.Offload == "dense" ? "host" : o.Offload } : null),
         };
         var fits = new List<(string, MemoryPlan)>();
         foreach (var (flag, apply) in steps)
         {
-            if (apply(options) is not TrainingOptions changed) continue;
-            var plan = Predict(changed);
-            if (plan.PredictedPeakBytes <= budgetBytes) fits.Add((Describe(changed, flag), plan));
+            if (apply(options) is not TrainingOptions changed || TryPredict(changed) is not MemoryPlan plan) continue;
+            if (measure(plan) <= budgetBytes) fits.Add((Describe(changed, flag), plan));
         }
         // Nearest first: the change that keeps the most memory in use (the least intrusive one that fits).
-        if (fits.Count > 0) return fits.OrderByDescending(x => x.Item2.PredictedPeakBytes).ToList();
+        if (fits.Count > 0) return fits.OrderByDescending(x => measure(x.Item2)).ToList();
         // No single change is enough: combine them in order, repeating the halvings, until the plan fits.
         var current = options;
         var applied = new List<string>();
@@ -131,16 +154,29 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             bool changedAny = false;
             foreach (var (flag, apply) in steps)
             {
-                if (apply(current) is not TrainingOptions next) continue;
+                if (apply(current) is not TrainingOptions next || TryPredict(next) is not MemoryPlan plan) continue;
                 current = next;
                 applied.Add(flag);
                 changedAny = true;
-                var plan = Predict(current);
-                if (plan.PredictedPeakBytes <= budgetBytes) return [(Describe(current, string.Join(" + ", applied.Distinct())), plan)];
+                if (measure(plan) <= budgetBytes) return [(Describe(current, string.Join(" + ", applied.Distinct())), plan)];
             }
             if (!changedAny) break;
         }
         return [];
+    }
+
+    /// <summary>The plan of a candidate setting, or null when the change makes the options invalid (a halved rank below a
+    /// method's other knob, say): such a change is not offered.</summary>
+    private static MemoryPlan? TryPredict(TrainingOptions options)
+    {
+        try
+        {
+            return Predict(options);
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Whether the run's optimizer has a rank (GaLore, OSD, GRASS, LoRA).</summary>
@@ -150,7 +186,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
     {
         var c when c.StartsWith("--rank", StringComparison.Ordinal) => $"--rank {o.ResolvedRank}",
         var c when c.StartsWith("--batch", StringComparison.Ordinal) => $"--batch {o.Batch} --grad-accum {o.GradAccum}",
-        "--optimizer galore" => $"--optimizer galore --projection rsvd --rank {o.ResolvedRank}",
+        "--optimizer galore" => $"--optimizer galore --projection rsvd --rank {o.ResolvedRank}" + (o.Offload == "host" ? " --offload host" : ""),
         _ when change.Contains(" + ") => change.Replace("--rank (halved)", $"--rank {o.ResolvedRank}")
             .Replace("--batch (halved, --grad-accum doubled)", $"--batch {o.Batch} --grad-accum {o.GradAccum}")
             .Replace("--optimizer galore", "--optimizer galore --projection rsvd"),
@@ -166,7 +202,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                       (HasRank(o) ? $" rank {o.ResolvedRank}" : o.ToOptimizerSpec().Method == OptimizerMethod.Frugal ? $" density {o.ResolvedDensity}" : "") +
                       $", states {o.States}, weights {o.Weights}" + (o.MasterWeights ? " + fp32 masters" : "") +
                       (o.ActivationDType != DType.Float32 ? $", activations {o.Activations}" : "") + (o.PerLayer ? ", per-layer updates" : "") +
-                      (o.CheckpointLayers ? ", checkpointed layers" : "") + $", batch {o.Batch} × seq {o.Seq}" +
+                      (o.CheckpointLayers ? ", checkpointed layers" : "") + (o.Offload != "none" ? $", optimizer offloaded ({o.Offload})" : "") + $", batch {o.Batch} × seq {o.Seq}" +
                       (o.GradAccum > 1 ? $" × {o.GradAccum} accumulation" : "") + (OnGpu ? $", on {o.Device}" : "") +
                       (Processes > 1 ? $"; per process of {Processes}" + (o.ShardStates ? ", optimizer states sharded" : "") : ""));
         if (Processes > 1)
@@ -176,14 +212,25 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                           (refresh != between ? $" between refreshes, {Format(refresh)} ({refresh:N0} bytes) on refresh steps" : "") +
                           $"; dense gradients: {Format(sizeof(float) * ParameterCount)}");
         }
-        sb.AppendLine("at the peak of a training step:");
+        bool offloaded = o.Offload != "none";
+        sb.AppendLine(offloaded ? $"on the device ({(OnGpu ? o.Device : "cpu: the same memory as the host")}), at the peak of a training step:" : "at the peak of a training step:");
         foreach (var (category, bytes) in AtPeak.Items())
             sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");
         sb.AppendLine($"  {"tensors",-18}{Format(PeakTensorBytes),12}");
         sb.AppendLine($"  {(OnGpu ? "pool cache (GPU)" : "pool cache (CPU)"),-18}{Format(Math.Max(0, PeakPoolBytes - PeakTensorBytes)),12}");
+        if (offloaded)
+        {
+            sb.AppendLine($"  {"device peak",-18}{Format(DevicePeakBytes),12}" + (o.DeviceMemory is string budget ? $"   (--device-memory {budget})" : ""));
+            sb.AppendLine($"on the host (--offload {o.Offload}: optimizer states, host copies of updated weights, transfer buffers):");
+            foreach (var (category, bytes) in HostAtPeak.Items().Where(x => x.Bytes > 0))
+                sb.AppendLine($"  {CategoryName(category),-18}{Format(bytes),12}");
+            sb.AppendLine($"  {"host peak",-18}{Format(HostPeakBytes),12}");
+            sb.AppendLine($"  {"moved per step",-18}{Format(BytesMovedPerStep.ToHost),12} to the host, {Format(BytesMovedPerStep.ToDevice)} back " +
+                          $"({BytesMovedPerStep.ToHost:N0} + {BytesMovedPerStep.ToDevice:N0} bytes)");
+        }
         if (OnGpu)
         {
-            sb.Append($"  {"predicted peak",-18}{Format(PredictedPeakBytes),12}   of device memory, plus the CUDA context");
+            sb.Append($"  {"predicted peak",-18}{Format(PredictedPeakBytes),12}   of device memory, plus the CUDA context" + (offloaded ? "; the host part is in host memory" : ""));
             return sb.ToString();
         }
         sb.AppendLine($"  {"runtime (CPU)",-18}{Format(RuntimeBytes),12}");
@@ -208,7 +255,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             : (bytes / (double)(1L << 20)).ToString("F1", CultureInfo.InvariantCulture) + " MiB";
 
     /// <summary>Parses "24GB" (10⁹), "22GiB" (2³⁰), "512MB", "512MiB" or a number of bytes.</summary>
-    public static long ParseBytes(string text)
+    public static long ParseBytes(string text, string flag = "--memory-budget")
     {
         var t = (text ?? "").Trim().Replace(" ", "");
         (string Suffix, double Scale)[] units = [("GiB", 1L << 30), ("MiB", 1L << 20), ("GB", 1e9), ("MB", 1e6), ("G", 1L << 30), ("M", 1L << 20), ("B", 1)];
@@ -217,6 +264,6 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
                 double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0)
                 return (long)(v * scale);
         if (long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var b) && b > 0) return b;
-        throw new ArgumentException($"--memory-budget takes a size such as 24GB, 22GiB or 512MiB, not '{text}'.");
+        throw new ArgumentException($"{flag} takes a size such as 24GB, 22GiB or 512MiB, not '{text}'.");
     }
 }

@@ -15,7 +15,15 @@ namespace TensorLite.Training;
 public sealed record TrainProgress(
     long Step, long TotalSteps, float Loss, float? ValidationLoss, double TokensPerSecond, float LearningRate,
     double GradNorm, TimeSpan Elapsed, TimeSpan Remaining, long TensorBytes, long PeakTensorBytes, long ProcessBytes,
-    MemoryBreakdown Memory, MemoryBreakdown MemoryAtPeak, long? DeviceReservedBytes = null);
+    MemoryBreakdown Memory, MemoryBreakdown MemoryAtPeak, long? DeviceReservedBytes = null)
+{
+    /// <summary>With --offload: bytes moved between device and host in the step (both directions).</summary>
+    public long? OffloadBytes { get; init; }
+    /// <summary>With --offload: seconds of host updates in the step.</summary>
+    public double? OffloadHostSeconds { get; init; }
+    /// <summary>With --offload: seconds the device waited for host updates in the step.</summary>
+    public double? OffloadWaitSeconds { get; init; }
+}
 
 /// <summary>Training stopped because a value became NaN or infinite; the message names the step and the tensor.</summary>
 public sealed class TrainingDivergedException(string message) : TensorLiteException(message);
@@ -142,6 +150,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Releases the run folder's lock (a trainer that was created or resumed but not run).</summary>
     public void Dispose()
     {
+        Offload?.Dispose();
         _lock?.Dispose();
         _lock = null;
     }
@@ -445,8 +454,18 @@ public sealed class Trainer : IDisposable
         return optimizer;
     }
 
-    private static Optimizer NewOptimizerOf(LlamaModel model, TrainingOptions o) =>
-        o.ToOptimizerSpec().Create(model.NamedParameters(), o.WeightDType);
+    private static Optimizer NewOptimizerOf(LlamaModel model, TrainingOptions o) => o.Offload == "none"
+        ? o.ToOptimizerSpec().Create(model.NamedParameters(), o.WeightDType)
+        : Optim.Offload.OffloadedOptimizer.Create(o.ToOptimizerSpec(), model.NamedParameters(), o.WeightDType, NewOffloadEngine(o));
+
+    /// <summary>The host side of an offloaded run: the CPU backend, or in a plan (on the meta backend) a meta backend of
+    /// its own, so the plan counts host memory apart from the device's; a plan runs serially (no worker thread).</summary>
+    private static Optim.Offload.OffloadEngine NewOffloadEngine(TrainingOptions o) => Backend.Default is TensorLite.Backends.Meta.MetaBackend
+        ? new(new TensorLite.Backends.Meta.MetaBackend(), overlap: false)
+        : new(Backend.Cpu, overlap: o.OffloadSchedule == "overlap");
+
+    /// <summary>The offload engine of a run with --offload (its host updates, bytes moved and timeline), else null.</summary>
+    public Optim.Offload.OffloadEngine? Offload => (Optimizer as ProjectedOptimizer)?.Offload;
 
     /// <summary>The optimizer is built over the model's parameters in NamedParameters order, so parameter i of the
     /// optimizer is _named[i]. Each hook steps the parameter during the last micro-batch's backward (per-layer updates)
@@ -574,7 +593,12 @@ public sealed class Trainer : IDisposable
                 var ledger = Memory;
                 var allocator = Device as IDeviceAllocator;
                 var progress = new TrainProgress(step, o.Steps, loss, val, tokensPerSecond, lr, norm, clock.Elapsed, remaining,
-                    ledger.LiveBytes, ledger.PeakBytes, Environment.WorkingSet, ledger.Live, ledger.AtPeak, allocator?.ReservedBytes);
+                    ledger.LiveBytes, ledger.PeakBytes, Environment.WorkingSet, ledger.Live, ledger.AtPeak, allocator?.ReservedBytes)
+                {
+                    OffloadBytes = Offload is { } engine ? engine.StepBytesToHost + engine.StepBytesToDevice : null,
+                    OffloadHostSeconds = Offload?.StepHostSeconds, OffloadWaitSeconds = Offload?.StepWaitSeconds,
+                };
+                if (Offload is { } timeline) WriteFailure(() => { Optim.Offload.OffloadTimeline.Write(RunDir, step, timeline); return 0; }, Optim.Offload.OffloadTimeline.FileName);
                 string record = JsonSerializer.Serialize(new
                 {
                     step, loss, val_loss = val, lr, grad_norm = norm, tokens = _tokensSeen,
@@ -586,6 +610,10 @@ public sealed class Trainer : IDisposable
                     allreduce_bytes = (World as TimedCommunicator)?.AllReducedBytes,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
+                    offload_bytes_to_host = Offload?.StepBytesToHost, offload_bytes_to_device = Offload?.StepBytesToDevice,
+                    offload_host_s = Offload?.StepHostSeconds, offload_wait_s = Offload?.StepWaitSeconds,
+                    // The host's tensors when they are not the device's (on the CPU the "memory" fields hold both).
+                    offload_host_tensor_bytes = Offload is { } e && e.Host != Device ? e.Host.Memory.LiveBytes : (long?)null,
                     memory = Categories(progress.Memory), memory_at_peak = Categories(progress.MemoryAtPeak),
                 });
                 WriteFailure(() => { metrics!.Append(record); return 0; }, "metrics.jsonl");
@@ -640,6 +668,8 @@ public sealed class Trainer : IDisposable
         var o = Options;
         float loss = 0;
         _currentStep = step;
+        var offload = Offload;
+        offload?.BeginStep();
         int perRank = o.GradAccum / World.WorldSize, lastOwned = (World.Rank + 1) * perRank - 1;
         for (int micro = 0; micro < o.GradAccum; micro++)
         {
@@ -658,6 +688,7 @@ public sealed class Trainer : IDisposable
             }
             _stepInBackward = stepNow;
             _lastMicroBatch = micro == lastOwned;
+            double computeStart = offload?.StepSeconds ?? 0;
             var l = Model.Loss(x, y);
             float value = l.Item();
             if (!float.IsFinite(value))
@@ -676,6 +707,7 @@ public sealed class Trainer : IDisposable
             finally
             {
                 _stepInBackward = false;
+                offload?.Record($"micro-batch {micro + 1}", Optim.Offload.OffloadLane.DeviceCompute, computeStart, offload.StepSeconds);
             }
         }
         if (World.WorldSize > 1)
@@ -697,6 +729,7 @@ public sealed class Trainer : IDisposable
                     try { StepInBackward(i); }
                     finally { _stepInBackward = false; }
                 }
+            offload?.Drain(); // the device applies the host updates that overlapped the backward
             double stepNorm = Math.Sqrt(_sumOfSquares);
             _lastGradNorm = stepNorm;
             return (loss, stepNorm);
@@ -710,6 +743,7 @@ public sealed class Trainer : IDisposable
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");
         if (_shards == null) Optimizer.Step();
         else StepShardedParameters();
+        offload?.Drain();
         Optimizer.ZeroGrad();
         _lastGradNorm = norm;
         return (loss, norm);

@@ -107,6 +107,17 @@ public sealed record TrainingOptions
     /// <summary>Where the run computes: cpu, cuda, auto (cuda when present, else cpu) or ilgpu-cpu (the GPU kernels on
     /// ILGPU's CPU accelerator, for checking them). See <see cref="Devices"/>.</summary>
     public string Device { get; init; } = "cpu";
+    /// <summary>Where the inner optimizer's state lives: none (with the parameters), host (on the CPU, any method but
+    /// frugal and lora), dense (host with adamw: the ZeRO-Offload baseline) or lsp (host with the LSP method). See
+    /// docs/offload.md.</summary>
+    public string Offload { get; init; } = "none";
+    /// <summary>With --offload: overlap (host updates on a worker thread while the device goes on; the device applies
+    /// them at the end of the step) or serial (the device waits for each host update). Both give the same bits.</summary>
+    public string OffloadSchedule { get; init; } = "overlap";
+    /// <summary>The device memory budget of an offloaded run ("4GB"): the plan must fit it, and on a GPU backend the
+    /// device's tensors may not exceed it; null: none.</summary>
+    public string? DeviceMemory { get; init; }
+
     /// <summary>Bytes of synthetic text to generate when no data files are given.</summary>
     public int SyntheticBytes { get; init; } = 2_000_000;
 
@@ -201,6 +212,13 @@ public sealed record TrainingOptions
         if (SketchFitIters is int iters && iters < 0) throw new ArgumentException($"--sketch-fit-iters must be non-negative, got {iters}.");
         if (ToOptimizerSpec().Method == OptimizerMethod.Lsp && ResolvedSketchNnz > (Rank ?? ProjectedOptions.Lsp().Rank))
             throw new ArgumentException($"--sketch-nnz {ResolvedSketchNnz} must not exceed --rank {Rank ?? ProjectedOptions.Lsp().Rank} (a sketch column's non-zeros are distinct rows out of r).");
+        Given(Offload, "--offload");
+        if (Optim.Offload.OffloadedOptimizer.Refusal(Offload, Optimizer.Trim().ToLowerInvariant()) is string offloadError) throw new ArgumentException(offloadError);
+        if (Offload != "none" && ShardStates)
+            throw new ArgumentException("--offload keeps every optimizer state on this process's host, --shard-states spreads them over the processes; choose one.");
+        if (OffloadSchedule is not ("overlap" or "serial")) throw new ArgumentException($"--offload-schedule must be overlap or serial, got '{OffloadSchedule}'.");
+        if (DeviceMemory != null && Offload == "none") throw new ArgumentException("--device-memory budgets the device of an offloaded run; give --offload host, dense or lsp with it (or --memory-budget without offload).");
+        if (DeviceMemory != null) MemoryPlan.ParseBytes(DeviceMemory, "--device-memory");
         ToOptimizerSpec(); // the optimizer's words (--optimizer, --projection, --residual) are checked here, at the edge
         return this;
     }

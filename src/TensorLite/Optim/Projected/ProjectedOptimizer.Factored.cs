@@ -106,14 +106,17 @@ public sealed partial class ProjectedOptimizer
         using (var sq = r.Square())
         using (var sum = sq.Sum())
             s.FactoredNorm = Math.Sqrt(sum.Item()) / f.Scale;
-        using var direction = InnerDirection(s, r, p.Backend);
-        if (proj is SparseProjector sparse)
+        float stepSize = lr * Options.Scale;
+        WithDirection(s, r, p.Backend, direction =>
         {
-            SparseUpdate.Apply(p, sparse, direction, decay, lr * Options.Scale, rounding);
-            return;
-        }
-        using var back = proj.ProjectBack(direction);
-        p.Backend.ApplyUpdate(p, back, decay, lr * Options.Scale, rounding);
+            if (proj is SparseProjector sparse)
+            {
+                SparseUpdate.Apply(p, sparse, direction, decay, stepSize, rounding);
+                return;
+            }
+            using var back = proj.ProjectBack(direction);
+            p.Backend.ApplyUpdate(p, back, decay, stepSize, rounding);
+        });
     }
 
     /// <summary>R = Scale·(Folded + project(pairs)), a new float32 tensor.</summary>

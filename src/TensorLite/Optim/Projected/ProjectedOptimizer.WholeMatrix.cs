@@ -81,7 +81,7 @@ public sealed partial class ProjectedOptimizer
         {
             s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
             // AdamW at lr·α decays by lr·α·(wd/α) = lr·wd, the reference's decay.
-            ApplyDense(s.Inner, p, grad, lr * alpha, wd / alpha, ++s.InnerSteps, rounding);
+            ApplyDense(s, p, grad, lr * alpha, wd / alpha, ++s.InnerSteps, rounding);
             return;
         }
         using var g = Float32(grad);

@@ -126,10 +126,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         var s = _slots[index];
         if (!p.IsContiguous)
             throw new TensorLiteException($"The projected optimizer updates parameters in place and needs contiguous ones; '{s.Name}' is a strided view.");
-        using (GradMode.NoGrad())
-        using (MemoryLedger.Categorize(MemoryCategory.Workspace))
-        using (TensorScope.Enter())
-            step(s, RoundingFor(index));
+        InStepScope(() => step(s, RoundingFor(index)));
         TagState(s);
     }
 
@@ -141,7 +138,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         if (!s.Projected)
         {
             s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
-            ApplyDense(s.Inner, p, grad, lr, wd, StepCount, rounding);
+            ApplyDense(s, p, grad, lr, wd, StepCount, rounding);
             return;
         }
         if (s.Projector is WholeMatrixProjector whole) { StepWholeMatrix(s, whole, p, grad, rounding); return; }
@@ -151,7 +148,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
             // step counts: exactly AdamW's fused update, in ranges like any dense parameter.
             s.ParamSteps++;
             s.Inner ??= _inner.CreateState(p.ShapeArray, p.Backend);
-            ApplyDense(s.Inner, p, grad, lr, wd, ++s.InnerSteps, rounding);
+            ApplyDense(s, p, grad, lr, wd, ++s.InnerSteps, rounding);
             return;
         }
         // Projections, moments and residuals are computed in float32 whatever the parameter's (and so the
@@ -169,13 +166,17 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         var proj = s.Projector;
         if (proj.IsRefreshDue(t)) RefreshProjector(s, () => proj.Refresh(g, t));
         using var r = proj.Project(g);
-        using var direction = InnerDirection(s, r, p.Backend);
-        using var back = proj.ProjectBack(direction);
         if (Options.Residual == ResidualRule.Drop || proj.IsIdentity)
         {
-            p.Backend.ApplyUpdate(p, back, decay, lr * Options.Scale, rounding);
+            WithDirection(s, r, p.Backend, direction =>
+            {
+                using var dropBack = proj.ProjectBack(direction);
+                p.Backend.ApplyUpdate(p, dropBack, decay, lr * Options.Scale, rounding);
+            });
             return;
         }
+        using var direction = InnerDirection(s, r, p.Backend);
+        using var back = proj.ProjectBack(direction);
         using var backR = proj.ProjectBack(r);
         using var residual = g - backR;
         using var f = Options.Residual == ResidualRule.SignSgd ? residual.Sign() : residual.Detach();
@@ -241,14 +242,16 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     /// (rounded down to the state's granule) at a time when the parameter is more than two ranges long and the state
     /// allows ranges. Shorter parameters are updated whole: the CPU pool keeps the range temporaries' blocks cached, and
     /// below two ranges they would cost about what they save.</summary>
-    private void ApplyDense(IInnerState state, Tensor p, Tensor grad, float lr, float wd, long step, ParamRounding rounding)
+    private void ApplyDense(Slot s, Tensor p, Tensor grad, float lr, float wd, long step, ParamRounding rounding)
     {
+        var state = s.Inner!;
         int granule = state.RangeGranule;
         long n = p.Numel;
         int range = granule == 0 ? 0 : Options.DenseRangeElements / granule * granule;
         if (range == 0 || n <= 2L * range)
         {
             using var whole = Float32(grad);
+            if (TryDeferDense(s, p, whole, lr, wd, step, rounding)) return;
             state.Apply(p, whole, lr, wd, step, rounding);
             return;
         }
@@ -270,6 +273,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     {
         if (s.Inner != null)
             foreach (var (_, t) in s.Inner.StateTensors()) t.Tag(MemoryCategory.OptimizerState);
+        if (s.Inner is Offload.HostOffloadedState offloaded) offloaded.Label = s.Name;
         if (s.Projector != null)
             foreach (var (_, t) in s.Projector.StateTensors()) t.Tag(MemoryCategory.ProjectorState);
     }
