@@ -42,7 +42,7 @@ public static class OffloadTimelinePlot
         plot.Title($"step {step.StepNumber}: {MemoryPlan.Format(step.BytesToHost)} to the host, {MemoryPlan.Format(step.BytesToDevice)} back; " +
                    $"host {step.HostSeconds:F3} s, device waited {step.WaitSeconds:F3} s");
         plot.XLabel("milliseconds from the start of the step");
-        plot.ShowLegend(ScottPlot.Alignment.LowerRight);
+        plot.ShowLegend(ScottPlot.Edge.Bottom); // outside the data area: a lane must never hide under it
         string path = Path.Combine(runDir, "offload-timeline.png");
         LossPlot.SavePng(plot, path, 1100, 420);
         return path;
