@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end fine-tuning demo of docs/finetune.md: pretrain byte_small on tinyshakespeare, export it as an HF
-# folder, fine-tune it from that folder on a generated instruction task with full AdamW and with GaLore, and sample
+# folder, fine-tune it from that folder on a generated instruction task with full AdamW, GaLore, LoRA and LSP (its
+# optimizer states offloaded to the host), and sample
 # before and after. Usage (from the repository root): bash docs/reproduce/finetune.sh [PRETRAIN_STEPS] [FINETUNE_STEPS]
 set -euo pipefail
 pre_steps=${1:-300}
@@ -27,17 +28,19 @@ with open(sys.argv[1], "w", encoding="utf-8") as f:
 print(f"{len(rows)} examples")
 PY
 
-# 3. Fine-tune from the exported folder: full AdamW, GaLore (rank 48 = hidden/4) and LoRA (rank 48, α 32).
-rm -rf "$out/adamw" "$out/galore" "$out/lora"
+# 3. Fine-tune from the exported folder: full AdamW, GaLore (rank 48 = hidden/4), LoRA (rank 48, α 32) and LSP (rank 48,
+#    4 non-zeros per sketch column, refit check every 50 steps, states on the host with the overlapped schedule).
+rm -rf "$out/adamw" "$out/galore" "$out/lora" "$out/lsp"
 common=(--init-from "$out/hf" --data "$out/shout.jsonl" --steps "$ft_steps" --warmup 10 --eval-every 25 --log-every 25 --checkpoint-every "$ft_steps")
 tl train "${common[@]}" --optimizer adamw --lr 3e-3 --out "$out/adamw" | tail -n 2
 tl train "${common[@]}" --optimizer galore --rank 48 --update-gap 50 --lr 1e-2 --scale 0.25 --out "$out/galore" | tail -n 2
 tl train "${common[@]}" --optimizer lora --rank 48 --lr 1e-2 --out "$out/lora" | tail -n 2
-tl plot "$out/adamw" "$out/galore" "$out/lora" --out docs/images/finetune-shout.png --title "byte_small fine-tuned on Shout (loss on completions only)"
+tl train "${common[@]}" --optimizer lsp --rank 48 --update-gap 50 --lr 1e-2 --offload lsp --per-layer --out "$out/lsp" | tail -n 3
+tl plot "$out/adamw" "$out/galore" "$out/lora" "$out/lsp" --out docs/images/finetune-shout.png --title "byte_small fine-tuned on Shout (loss on completions only)"
 
 # 4. Samples (greedy, stopping at the newline that ends every completion).
 for prompt in "Shout: What say you to this" "Shout: I will not go with you" "Shout: Good morrow, my lord"; do
-  for run in pretrain adamw galore lora; do
+  for run in pretrain adamw galore lora lsp; do
     printf '%-8s %s → ' "$run" "$prompt"
     tl generate --run "$out/$run" --prompt "$prompt"$'\n' --temperature 0 --tokens 60 --stop '\n' | tail -n +2 | tr '\n' ' '
     echo
