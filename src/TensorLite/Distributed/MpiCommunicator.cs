@@ -52,13 +52,17 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         WorldSize = size;
     }
 
+    /// <inheritdoc/>
     public int Rank { get; }
+    /// <inheritdoc/>
     public int WorldSize { get; }
+    /// <inheritdoc/>
     public string Description => $"{WorldSize} processes (Open MPI), this is rank {Rank}";
 
     // MPI counts are int: long buffers go in chunks (each chunk is reduced element-wise, so chunking changes no result).
     private const int Chunk = 1 << 28;
 
+    /// <inheritdoc/>
     public void AllReduceSum(Span<float> values)
     {
         fixed (float* p = values)
@@ -66,6 +70,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
                 Check(_allreduce(InPlace, (nint)(p + done), (int)Math.Min(Chunk, values.Length - done), _float, _sum, _comm), "MPI_Allreduce");
     }
 
+    /// <inheritdoc/>
     public void AllReduceSum(Span<double> values)
     {
         fixed (double* p = values)
@@ -73,6 +78,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
                 Check(_allreduce(InPlace, (nint)(p + done), (int)Math.Min(Chunk, values.Length - done), _double, _sum, _comm), "MPI_Allreduce");
     }
 
+    /// <inheritdoc/>
     public void Broadcast(Span<byte> data, int root)
     {
         fixed (byte* p = data)
@@ -93,6 +99,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         _abort(_comm, exitCode);
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         if (_disposed) return;

@@ -10,6 +10,8 @@ public sealed class StateShards
 {
     private readonly int[] _owner;
 
+    /// <summary>Assigns each of <paramref name="parameters"/> to one of <paramref name="worldSize"/> ranks (at least
+    /// 1), balancing element counts.</summary>
     public StateShards(IReadOnlyList<Tensor> parameters, int worldSize)
     {
         if (worldSize < 1) throw new ArgumentOutOfRangeException(nameof(worldSize));
@@ -26,6 +28,7 @@ public sealed class StateShards
         }
     }
 
+    /// <summary>The number of ranks the parameters are shared among.</summary>
     public int WorldSize { get; }
 
     /// <summary>The rank that keeps the state of parameter <paramref name="index"/> and updates it.</summary>

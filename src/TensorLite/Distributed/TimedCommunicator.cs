@@ -16,10 +16,14 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
     /// contributes to the sums; the bytes on the wire depend on the engine's algorithm.</summary>
     public long AllReducedBytes { get; private set; }
 
+    /// <inheritdoc/>
     public int Rank => inner.Rank;
+    /// <inheritdoc/>
     public int WorldSize => inner.WorldSize;
+    /// <inheritdoc/>
     public string Description => inner.Description;
 
+    /// <inheritdoc/>
     public void AllReduceSum(Span<float> values)
     {
         AllReducedBytes += (long)values.Length * sizeof(float);
@@ -28,6 +32,7 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
         finally { _clock.Stop(); }
     }
 
+    /// <inheritdoc/>
     public void AllReduceSum(Span<double> values)
     {
         AllReducedBytes += (long)values.Length * sizeof(double);
@@ -36,6 +41,7 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
         finally { _clock.Stop(); }
     }
 
+    /// <inheritdoc/>
     public void Broadcast(Span<byte> data, int root)
     {
         _clock.Start();
@@ -43,5 +49,6 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
         finally { _clock.Stop(); }
     }
 
+    /// <inheritdoc/>
     public void Dispose() { }
 }

@@ -13,6 +13,8 @@ public sealed class AdamW : Optimizer
     private readonly AdamWInner _adam;
     private readonly AdamMoments?[] _moments;
 
+    /// <summary>AdamW over <paramref name="parameters"/> (all must require gradients) with torch.optim.AdamW's
+    /// defaults; the learning rate must be non-negative, β1 and β2 in [0, 1), ε positive.</summary>
     public AdamW(IEnumerable<Tensor> parameters, float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
         float eps = 1e-8f, float weightDecay = 0.01f) : base(parameters)
     {
@@ -23,13 +25,20 @@ public sealed class AdamW : Optimizer
         _moments = new AdamMoments?[Parameters.Count];
     }
 
+    /// <summary>β1: the first moment's decay, in [0, 1).</summary>
     public float Beta1 => _adam.Beta1;
+    /// <summary>β2: the second moment's decay, in [0, 1).</summary>
     public float Beta2 => _adam.Beta2;
+    /// <summary>ε: added to √v̂ in the denominator (positive).</summary>
     public float Eps => _adam.Eps;
+    /// <summary>Decoupled weight decay: each step multiplies the parameter by 1 − lr·wd before the Adam
+    /// update.</summary>
     public float WeightDecay { get; }
 
+    /// <inheritdoc/>
     public override long StateBytes => _moments.Sum(s => s?.StateBytes ?? 0L);
 
+    /// <inheritdoc/>
     protected override IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors()
     {
         for (int i = 0; i < Parameters.Count; i++)
@@ -39,6 +48,7 @@ public sealed class AdamW : Optimizer
         }
     }
 
+    /// <inheritdoc/>
     protected override void LoadOwnState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
     {
         for (int i = 0; i < Parameters.Count; i++)
@@ -52,6 +62,7 @@ public sealed class AdamW : Optimizer
         StepCount = stepCount;
     }
 
+    /// <inheritdoc/>
     protected override void Update(int i, Tensor p, Tensor grad)
     {
         if (!p.IsContiguous) throw new TensorLiteException($"AdamW updates parameters in place and needs contiguous ones; {p.Describe()} is a strided view.");

@@ -3,6 +3,8 @@ namespace TensorLite.Optim;
 /// <summary>Updates a set of parameters from their accumulated gradients.</summary>
 public abstract class Optimizer
 {
+    /// <summary>Takes <paramref name="parameters"/> in order (their index keys the state); each must require
+    /// gradients.</summary>
     protected Optimizer(IEnumerable<Tensor> parameters)
     {
         Parameters = parameters.ToArray();
@@ -11,6 +13,8 @@ public abstract class Optimizer
                 throw new TensorLiteException($"Parameter {p.Describe()} does not require gradients; an optimizer has nothing to update.");
     }
 
+    /// <summary>The parameters this optimizer updates, in the order given; state entries are keyed by this
+    /// index.</summary>
     public IReadOnlyList<Tensor> Parameters { get; }
 
     /// <summary>Learning rate of the next step (schedules set it before each step).</summary>
@@ -93,6 +97,7 @@ public abstract class Optimizer
             : p.To(DType.Float32).Persist().Tag(Memory.MemoryCategory.Weights)).ToArray();
     }
 
+    /// <summary>Drops every parameter's gradient, dense or factored, before the next backward pass.</summary>
     public void ZeroGrad()
     {
         foreach (var p in Parameters) p.ZeroGrad();
@@ -126,8 +131,12 @@ public abstract class Optimizer
         }
     }
 
+    /// <summary>The subclass's own state (without master weights), keyed "{parameter index}.{state name}"; the tensors
+    /// stay owned by the optimizer.</summary>
     protected abstract IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors();
 
+    /// <summary>Replaces the subclass's own state with the entries of <paramref name="state"/> it wrote (values copied
+    /// in) and sets <see cref="StepCount"/> to <paramref name="stepCount"/>.</summary>
     protected abstract void LoadOwnState(IReadOnlyDictionary<string, Tensor> state, long stepCount);
 
     /// <summary>Copies the saved tensor at <paramref name="key"/> into <paramref name="destination"/>, checking its shape.

@@ -26,6 +26,8 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
     private readonly Slot[] _slots;
     private readonly IInnerOptimizer _inner;
 
+    /// <summary>LoRA over <paramref name="namedParameters"/>: the matrices <paramref name="options"/> selects get
+    /// adapters A (random) and B (zero), the rest train densely. Adapted weights must be float32 and 2-D.</summary>
     public LoraOptimizer(IEnumerable<(string Name, Tensor Parameter)> namedParameters, LoraOptions options)
         : this(namedParameters.ToArray(), options) { }
 
@@ -57,6 +59,7 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         }
     }
 
+    /// <summary>The options this optimizer was created with (validated).</summary>
     public LoraOptions Options { get; }
 
     /// <summary>A [r, n] ~ U(±1/√n) (PEFT's Kaiming-uniform), drawn from the seed, the parameter and the restart number, so
@@ -90,6 +93,7 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
     /// <summary>The adapters (A [r, n], B [m, r]) of the parameter at <paramref name="index"/>, or nulls.</summary>
     public (Tensor? A, Tensor? B) AdaptersOf(int index) => (_slots[index].A, _slots[index].B);
 
+    /// <inheritdoc/>
     protected override void Update(int index, Tensor p, Tensor grad)
     {
         var s = _slots[index];
@@ -129,6 +133,7 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         return state;
     }
 
+    /// <inheritdoc/>
     public override long StateBytes => OwnStateTensors().Sum(x => x.Tensor.Numel * (long)x.Tensor.DType.SizeInBytes());
 
     /// <summary>The closed form of <see cref="StateBytes"/> once every parameter has stepped: per adapted [m, n] matrix
@@ -146,6 +151,7 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         return total;
     }
 
+    /// <inheritdoc/>
     protected override IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors()
     {
         for (int i = 0; i < _slots.Length; i++)
@@ -162,6 +168,7 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         }
     }
 
+    /// <inheritdoc/>
     protected override void LoadOwnState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
     {
         using var noGrad = GradMode.NoGrad();
@@ -196,6 +203,7 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         return inner;
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         foreach (var s in _slots)

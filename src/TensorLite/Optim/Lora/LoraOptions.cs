@@ -10,14 +10,17 @@ namespace TensorLite.Optim.Lora;
 /// </summary>
 public sealed record LoraOptions
 {
+    /// <summary>r: the adapter rank (at least 1; default 128), clamped to min(m, n) per matrix.</summary>
     public int Rank { get; init; } = 128;
     /// <summary>α: the adapter's scale is α/r (PEFT's lora_alpha).</summary>
     public float Alpha { get; init; } = 32f;
+    /// <summary>The peak learning rate of the adapters and the dense parameters (non-negative; default 10⁻³).</summary>
     public float LearningRate { get; init; } = 1e-3f;
     /// <summary>Decoupled weight decay on the adapters and the dense parameters (never on the frozen base).</summary>
     public float WeightDecay { get; init; }
     /// <summary>The optimizer of A, B and the dense parameters; null means AdamW.</summary>
     public IInnerOptimizer? Inner { get; init; }
+    /// <summary>Seeds A's initial draw (and its redraw at each restart), with the parameter index.</summary>
     public ulong Seed { get; init; }
     /// <summary>ReLoRA-style merge-and-restart (Lialin et al. 2023, arXiv:2307.05695) every this many steps: the merged
     /// adapters stay in the weights as the new base, A is drawn afresh, B and the adapters' moments restart from zero.
@@ -31,6 +34,8 @@ public sealed record LoraOptions
     /// <summary>The adapter rank of a [m, n] matrix.</summary>
     public int RankFor(int m, int n) => Math.Min(Rank, Math.Min(m, n));
 
+    /// <summary>Returns these options unchanged, or throws an <see cref="ArgumentOutOfRangeException"/> naming the
+    /// first bad value.</summary>
     public LoraOptions Validate()
     {
         if (Rank < 1) throw new ArgumentOutOfRangeException(nameof(Rank), $"The LoRA rank must be at least 1, got {Rank}.");

@@ -3,7 +3,9 @@ namespace TensorLite.Optim.Projected;
 /// <summary>FRUGAL's choice of state-full subspace.</summary>
 public enum FrugalSubspace
 {
+    /// <summary>The top singular vectors of the gradient (exact SVD), as GaLore's basis.</summary>
     Svd,
+    /// <summary>The top singular vectors by the randomized SVD.</summary>
     RandomizedSvd,
     /// <summary>A random orthonormal basis.</summary>
     Random,

@@ -10,7 +10,9 @@ namespace TensorLite.Optim.Projected;
 /// </summary>
 public sealed record OptimizerSpec
 {
+    /// <summary>The method (default AdamW).</summary>
     public OptimizerMethod Method { get; init; } = OptimizerMethod.AdamW;
+    /// <summary>The precision of the optimizer's moments (default float32).</summary>
     public OptimizerStates States { get; init; } = OptimizerStates.Fp32;
     /// <summary>Elements per block of 8-bit states (<see cref="OptimizerStates.EightBit"/> only); null takes
     /// <see cref="Numerics.BlockwiseQuantizer.DefaultBlockSize"/>.</summary>
@@ -19,10 +21,15 @@ public sealed record OptimizerSpec
     private int BlockSizeOfStates => EightBitBlockSize ?? Numerics.BlockwiseQuantizer.DefaultBlockSize;
 
     // The run's optimizer numbers; null takes the method's (ProjectedOptions.HyperParametersOf).
+    /// <summary>The peak learning rate; null: the method's default.</summary>
     public float? LearningRate { get; init; }
+    /// <summary>Decoupled weight decay; null: the method's default.</summary>
     public float? WeightDecay { get; init; }
+    /// <summary>The inner optimizer's β1; null: the method's default.</summary>
     public float? Beta1 { get; init; }
+    /// <summary>The inner optimizer's β2 (unused by Adafactor); null: the method's default.</summary>
     public float? Beta2 { get; init; }
+    /// <summary>The inner optimizer's ε (unused by Adafactor); null: the method's default.</summary>
     public float? Eps { get; init; }
 
     /// <summary>The numbers the run uses: those given, else the method's defaults.</summary>

@@ -15,6 +15,7 @@ public sealed partial record ProjectedOptions
     /// <summary>A label for logs ("galore", "osd", …).</summary>
     public string Method { get; init; } = "custom";
 
+    /// <summary>The peak learning rate (non-negative; default 10⁻³); schedules scale it per step.</summary>
     public float LearningRate { get; init; } = 1e-3f;
     /// <summary>Decoupled weight decay, applied to every parameter as AdamW does: p ← (1 − lr·wd)·p − lr·update.</summary>
     public float WeightDecay { get; init; }
@@ -33,11 +34,17 @@ public sealed partial record ProjectedOptions
     public int UpdateGap { get; init; } = 200;
     /// <summary>α: the projected update is α·back(N).</summary>
     public float Scale { get; init; } = 1f;
+    /// <summary>Which side of each gradient is reduced (default Auto: GaLore's std rule); two-sided kinds ignore
+    /// it.</summary>
     public ProjectionSide Side { get; init; } = ProjectionSide.Auto;
     /// <summary>When the rank reaches min(m, n), use the identity instead of a full-rank rotation (so FRUGAL's ρ = 1 is AdamW).</summary>
     public bool FullRankAsIdentity { get; init; }
 
+    /// <summary>What happens to the inner optimizer's moments when the basis changes (default: kept as they
+    /// are).</summary>
     public MomentPolicy OnRefresh { get; init; } = MomentPolicy.Keep;
+    /// <summary>The rule for the part of the gradient outside the projection (default: dropped, as GaLore
+    /// does).</summary>
     public ResidualRule Residual { get; init; } = ResidualRule.Drop;
     /// <summary>The state-free part's learning-rate multiplier on top of <see cref="Scale"/> (its step is lr·α·ResidualScale,
     /// FRUGAL's inactive_lr_scale).</summary>

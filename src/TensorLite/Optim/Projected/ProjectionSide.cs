@@ -6,7 +6,9 @@ public enum ProjectionSide
     /// <summary>GaLore's "std" rule: right when m ≥ n (R = G·B is [m, r]), left otherwise (R = Bᵀ·G is [r, n]); so a
     /// square matrix is projected on the right, as galore_projector.py does.</summary>
     Auto,
+    /// <summary>Reduce the rows: R = Bᵀ·G is [r, n], with B [m, r].</summary>
     Left,
+    /// <summary>Reduce the columns: R = G·B is [m, r], with B [n, r].</summary>
     Right,
     /// <summary>GaLore's "reverse_std": left when m ≥ n, right otherwise (the larger side is reduced).</summary>
     Reverse,

@@ -42,10 +42,15 @@ public sealed class AdafactorInner : IInnerOptimizer
         DecayRate = decayRate;
     }
 
+    /// <summary>The first moment's decay; null when no first moment is kept.</summary>
     public float? Beta1 { get; }
+    /// <summary>ε1, added to G² before it enters the accumulators.</summary>
     public float Eps1 { get; }
+    /// <summary>d: updates with an RMS above it are scaled down to RMS d.</summary>
     public float ClipThreshold { get; }
+    /// <summary>The exponent c of the second moment's decay β̂2_t = 1 − t^(−c), in (0, 1].</summary>
     public float DecayRate { get; }
+    /// <inheritdoc/>
     public string Name => "adafactor";
 
     /// <summary>β̂2_t = 1 − t^(−decayRate); 0 at t = 1, so the first step sees only its own gradient.</summary>
@@ -54,8 +59,10 @@ public sealed class AdafactorInner : IInnerOptimizer
     /// <summary>Whether a tensor of this shape gets the factored second moment (two or more dimensions).</summary>
     public static bool IsFactored(ReadOnlySpan<int> shape) => shape.Length >= 2;
 
+    /// <inheritdoc/>
     public IInnerState CreateState(int[] shape, IBackend backend) => new State(this, shape, backend);
 
+    /// <inheritdoc/>
     public long PredictStateBytes(ReadOnlySpan<int> shape)
     {
         long numel = ShapeMath.Numel(shape);

@@ -30,13 +30,17 @@ public sealed class AdamMoments : IInnerState
     /// <summary>The second moment v (owned by this object).</summary>
     public Tensor Second => _v;
 
+    /// <inheritdoc/>
     public long StateBytes => 4L * (_m.Numel + _v.Numel);
 
+    /// <inheritdoc/>
     public void Direction(Tensor grad, Tensor direction, long step) =>
         _m.Backend.AdamDirection(grad, _m, _v, direction, _owner.Params(0f, 0f, step));
 
+    /// <inheritdoc/>
     public int RangeGranule => 1;
 
+    /// <inheritdoc/>
     public void Apply(Tensor param, Tensor grad, float learningRate, float weightDecay, long step, ParamRounding rounding, long offset = 0)
     {
         using var m = InnerMath.StateRange(_m, offset, param.Numel);
@@ -44,12 +48,14 @@ public sealed class AdamMoments : IInnerState
         _m.Backend.AdamWStep(param, grad, m, v, _owner.Params(learningRate, weightDecay, step) with { Rounding = rounding with { FirstIndex = offset } });
     }
 
+    /// <inheritdoc/>
     public void Reset()
     {
         _m.Backend.Fill(_m, 0);
         _v.Backend.Fill(_v, 0);
     }
 
+    /// <inheritdoc/>
     public void ChangeBasis(Tensor change, ProjectionSide side)
     {
         using var noGrad = GradMode.NoGrad();
@@ -64,18 +70,21 @@ public sealed class AdamMoments : IInnerState
         state.Backend.Copy(next, state);
     }
 
+    /// <inheritdoc/>
     public IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         yield return ("exp_avg", _m);
         yield return ("exp_avg_sq", _v);
     }
 
+    /// <inheritdoc/>
     public void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix)
     {
         Optimizer.CopyStateInto(state, prefix + "exp_avg", _m);
         Optimizer.CopyStateInto(state, prefix + "exp_avg_sq", _v);
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _m.Dispose();

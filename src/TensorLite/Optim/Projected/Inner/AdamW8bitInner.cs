@@ -36,8 +36,11 @@ public sealed class AdamW8bitInner : IInnerOptimizer
         BlockSize = BlockwiseQuantizer.CheckBlockSize(blockSize);
     }
 
+    /// <summary>β1: the first moment's decay, in [0, 1).</summary>
     public float Beta1 => _fp32.Beta1;
+    /// <summary>β2: the second moment's decay, in [0, 1).</summary>
     public float Beta2 => _fp32.Beta2;
+    /// <summary>ε: added to √v̂ in the denominator (positive).</summary>
     public float Eps => _fp32.Eps;
 
     /// <summary>Tensors with fewer elements than this keep float32 moments.</summary>
@@ -46,14 +49,17 @@ public sealed class AdamW8bitInner : IInnerOptimizer
     /// <summary>Elements per quantization block (one float32 absmax each, per moment).</summary>
     public int BlockSize { get; }
 
+    /// <inheritdoc/>
     public string Name => "adamw8bit";
 
     /// <summary>Whether a tensor of <paramref name="numel"/> elements gets 8-bit moments.</summary>
     public bool Quantizes(long numel) => numel >= MinQuantizedNumel && numel > 0;
 
+    /// <inheritdoc/>
     public IInnerState CreateState(int[] shape, IBackend backend) =>
         Quantizes(ShapeMath.Numel(shape)) ? new State(this, shape, backend) : _fp32.CreateState(shape, backend);
 
+    /// <inheritdoc/>
     public long PredictStateBytes(ReadOnlySpan<int> shape)
     {
         long numel = ShapeMath.Numel(shape.ToArray());

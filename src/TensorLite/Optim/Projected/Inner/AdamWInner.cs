@@ -7,6 +7,8 @@ namespace TensorLite.Optim.Projected;
 /// use the same moments, so Adam's state and its step parameters exist once.</summary>
 public sealed class AdamWInner : IInnerOptimizer
 {
+    /// <summary>Adam's hyper-parameters: <paramref name="beta1"/> and <paramref name="beta2"/> in [0, 1),
+    /// <paramref name="eps"/> positive (torch's defaults).</summary>
     public AdamWInner(float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
     {
         if (beta1 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta1), "beta1 must be in [0, 1).");
@@ -17,11 +19,16 @@ public sealed class AdamWInner : IInnerOptimizer
         Eps = eps;
     }
 
+    /// <summary>β1: the first moment's decay, in [0, 1).</summary>
     public float Beta1 { get; }
+    /// <summary>β2: the second moment's decay, in [0, 1).</summary>
     public float Beta2 { get; }
+    /// <summary>ε: added to √v̂ in the denominator (positive).</summary>
     public float Eps { get; }
+    /// <inheritdoc/>
     public string Name => "adamw";
 
+    /// <inheritdoc/>
     public IInnerState CreateState(int[] shape, IBackend backend) => CreateMoments(shape, backend);
 
     /// <summary>Zero moments of <paramref name="shape"/>, counted in the memory ledger as <paramref name="category"/>
@@ -30,6 +37,7 @@ public sealed class AdamWInner : IInnerOptimizer
     public AdamMoments CreateMoments(int[] shape, IBackend backend, MemoryCategory? category = MemoryCategory.OptimizerState) =>
         new(this, shape, backend, category);
 
+    /// <inheritdoc/>
     public long PredictStateBytes(ReadOnlySpan<int> shape) => 2L * 4 * ShapeMath.Numel(shape.ToArray());
 
     /// <summary>The kernels' parameters for the <paramref name="step"/>-th update (1-based): the bias corrections

@@ -33,6 +33,7 @@ public interface IInnerState : IDisposable
     /// </summary>
     void ChangeBasis(Tensor change, ProjectionSide side);
 
+    /// <summary>The bytes the state's tensors hold (moments, quantization scales).</summary>
     long StateBytes { get; }
 
     /// <summary>The state tensors, named by a suffix ("exp_avg").</summary>

@@ -10,8 +10,10 @@ public abstract class DenseBasisProjector(ProjectionSide side, int m, int n, int
     /// <summary>The current basis [Dim, Rank] (null before the first refresh).</summary>
     public abstract Tensor? Basis { get; }
 
+    /// <inheritdoc/>
     public virtual bool IsRefreshDue(long step) => Basis == null || step % UpdateGap == 0;
 
+    /// <inheritdoc/>
     public abstract void Refresh(Tensor g, long step);
 
     /// <summary>R = Bᵀ·G (left) or G·B (right).</summary>
@@ -52,9 +54,13 @@ public abstract class DenseBasisProjector(ProjectionSide side, int m, int n, int
         return b.DType == DType.Float32 ? b.Clone() : b.To(DType.Float32);
     }
 
+    /// <inheritdoc/>
     public abstract long StateBytes { get; }
+    /// <inheritdoc/>
     public abstract IEnumerable<(string Name, Tensor Tensor)> StateTensors();
+    /// <inheritdoc/>
     public abstract void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix, long refreshCount, IBackend backend);
+    /// <inheritdoc/>
     public abstract void Dispose();
 
     /// <summary>G oriented so that the projected side is its rows: G for left, Gᵀ (a view) for right.</summary>

@@ -60,6 +60,8 @@ public interface IProjector : IDisposable
     Tensor BasisMatrix(ProjectionSide side) =>
         side == Side ? BasisMatrix() : throw new ArgumentException($"This projector reduces the {Side} side, not {side}.", nameof(side));
 
+    /// <summary>The bytes the projector's state holds (basis, indices, the moments of a trained basis); 0 until the first
+    /// refresh.</summary>
     long StateBytes { get; }
 
     /// <summary>The state tensors, named by a suffix ("basis", "index", …). Empty before the first refresh.</summary>

@@ -9,7 +9,9 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
     : DenseBasisProjector(side, m, n, rank, updateGap)
 {
     private Tensor? _basis;
+    /// <inheritdoc/>
     public override Tensor? Basis => _basis;
+    /// <summary>The dtype the basis is stored in: float32 or bfloat16.</summary>
     public DType BasisDType { get; } = basisDType is DType.Float32 or DType.BFloat16 ? basisDType
         : throw new ArgumentException($"A projection basis is stored as float32 or bfloat16, not {basisDType.Name()}.", nameof(basisDType));
 
@@ -23,12 +25,14 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
         return ComputeBasis(dense);
     }
 
+    /// <inheritdoc/>
     public override void Refresh(Tensor g, long step)
     {
         using var noGrad = GradMode.NoGrad();
         Install(ComputeBasis(g));
     }
 
+    /// <inheritdoc/>
     public override void RefreshFactored(FactoredGradient g, long step)
     {
         using var noGrad = GradMode.NoGrad();
@@ -45,13 +49,16 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
         RefreshCount++;
     }
 
+    /// <inheritdoc/>
     public override long StateBytes => _basis == null ? 0 : (long)BasisDType.SizeInBytes() * _basis.Numel;
 
+    /// <inheritdoc/>
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         if (_basis != null) yield return ("basis", _basis);
     }
 
+    /// <inheritdoc/>
     public override void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix, long refreshCount, IBackend backend)
     {
         _basis?.Dispose();
@@ -64,6 +71,7 @@ public abstract class StoredBasisProjector(ProjectionSide side, int m, int n, in
         RefreshCount = refreshCount;
     }
 
+    /// <inheritdoc/>
     public override void Dispose()
     {
         _basis?.Dispose();

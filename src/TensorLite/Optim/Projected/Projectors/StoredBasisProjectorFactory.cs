@@ -4,6 +4,7 @@ namespace TensorLite.Optim.Projected;
 /// basis [d, r] in the options' basis dtype, d = m for left and n for right.</summary>
 public abstract record StoredBasisProjectorFactory : ProjectorFactory
 {
+    /// <inheritdoc/>
     public sealed override long PredictStateBytes(ProjectionSide side, int m, int n, int rank, DType basisDType) =>
         basisDType.SizeInBytes() * ProjectedLength(side, m, n) * rank;
 }

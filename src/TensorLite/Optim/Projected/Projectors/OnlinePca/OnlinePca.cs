@@ -14,7 +14,15 @@ public sealed class OnlinePca : IDisposable
     private readonly AdamWInner _adam;
     private AdamMoments? _moments;
 
-    /// <param name="initialProjection">The starting P [m, r] (copied).</param>
+    /// <summary>An online PCA that starts from <paramref name="initialProjection"/>.</summary>
+    /// <param name="initialProjection">The starting P [m, r] with r ≤ m (copied).</param>
+    /// <param name="learningRate">The step size of P's optimizer (non-negative); <see cref="LearningRate"/> may change it
+    /// later.</param>
+    /// <param name="optimizer">What steps P: AdamW (moments of P's shape, allocated now) or SGD (no state).</param>
+    /// <param name="reorthonormalize">Whether P is re-orthonormalized by QR after each update.</param>
+    /// <param name="beta1">AdamW's β1 for P, in [0, 1).</param>
+    /// <param name="beta2">AdamW's β2 for P, in [0, 1).</param>
+    /// <param name="eps">AdamW's ε for P (positive).</param>
     /// <param name="weightDecay">AdamW's decoupled weight decay on P (the OSD reference uses torch's AdamW default,
     /// 0.01); SGD ignores it.</param>
     public OnlinePca(Tensor initialProjection, float learningRate, OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam,
@@ -53,13 +61,22 @@ public sealed class OnlinePca : IDisposable
     /// <summary>The current projection P [m, r] (owned by this object; updated in place).</summary>
     public Tensor Projection { get; }
 
+    /// <summary>The step size of P's optimizer for the next <see cref="Update"/> (non-negative; the owner may change it
+    /// every step).</summary>
     public float LearningRate { get; set; }
+    /// <summary>AdamW's decoupled weight decay on P (SGD ignores it).</summary>
     public float WeightDecay { get; }
+    /// <summary>The optimizer that steps P: AdamW or plain SGD.</summary>
     public OnlinePcaOptimizer Optimizer { get; }
+    /// <summary>Whether P is re-orthonormalized by QR after each update.</summary>
     public bool Reorthonormalize { get; }
+    /// <summary>AdamW's β1 for P.</summary>
     public float Beta1 => _adam.Beta1;
+    /// <summary>AdamW's β2 for P.</summary>
     public float Beta2 => _adam.Beta2;
+    /// <summary>AdamW's ε for P.</summary>
     public float Eps => _adam.Eps;
+    /// <summary>The number of updates P has taken (AdamW's bias corrections use it; checkpointed).</summary>
     public long StepCount { get; private set; }
 
     /// <summary>One optimizer step of P on ‖G − P·Pᵀ·G‖²_F for g [m, n].</summary>
@@ -127,6 +144,7 @@ public sealed class OnlinePca : IDisposable
         StepCount = stepCount;
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         Projection.Dispose();

@@ -17,13 +17,18 @@ public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n
 {
     private OnlinePca? _pca;
 
+    /// <summary>The online PCA that holds P; null before the first refresh.</summary>
     public OnlinePca? Pca => _pca;
     /// <summary>The online PCA's peak learning rate (the reference: 1/T).</summary>
     public float LearningRate { get; set; } = learningRate;
+    /// <inheritdoc/>
     public float ScheduleRatio { get; set; } = 1f;
+    /// <inheritdoc/>
     public override Tensor? Basis => _pca?.Projection;
+    /// <inheritdoc/>
     public override bool IsRefreshDue(long step) => true;
 
+    /// <inheritdoc/>
     public override void Refresh(Tensor g, long step)
     {
         using var noGrad = GradMode.NoGrad();
@@ -45,9 +50,11 @@ public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n
         RefreshCount++;
     }
 
+    /// <inheritdoc/>
     public override long StateBytes =>
         _pca == null ? 0 : 4L * _pca.Projection.Numel * (optimizer == OnlinePcaOptimizer.Adam ? 3 : 1);
 
+    /// <inheritdoc/>
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         if (_pca == null) yield break;
@@ -59,6 +66,7 @@ public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n
         }
     }
 
+    /// <inheritdoc/>
     public override void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix, long refreshCount, IBackend backend)
     {
         _pca?.Dispose();
@@ -76,6 +84,7 @@ public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n
         _pca.LoadState(b32, m1, m2, Math.Max(0, refreshCount - 1));
     }
 
+    /// <inheritdoc/>
     public override void Dispose()
     {
         _pca?.Dispose();

@@ -10,11 +10,13 @@ namespace TensorLite.Optim.Projected;
 public sealed record OnlinePcaProjectorFactory(float? LearningRate = null, OnlinePcaOptimizer Optimizer = OnlinePcaOptimizer.Adam,
     bool Orthonormalize = false, float WeightDecay = 0.01f) : ProjectorFactory
 {
+    /// <inheritdoc/>
     public override ProjectionKind Kind => ProjectionKind.OnlinePca;
 
     /// <summary>The online PCA's peak learning rate for an update gap T.</summary>
     public float LearningRateFor(int updateGap) => LearningRate ?? 1f / updateGap;
 
+    /// <inheritdoc/>
     public override IProjector Create(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator, DType basisDType) =>
         new OnlinePcaProjector(side, m, n, rank, LearningRateFor(updateGap), Optimizer, Orthonormalize, WeightDecay);
 
@@ -22,6 +24,7 @@ public sealed record OnlinePcaProjectorFactory(float? LearningRate = null, Onlin
     public override long PredictStateBytes(ProjectionSide side, int m, int n, int rank, DType basisDType) =>
         4 * ProjectedLength(side, m, n) * rank * (Optimizer == OnlinePcaOptimizer.Adam ? 3 : 1);
 
+    /// <inheritdoc/>
     public override void Validate()
     {
         if (LearningRate is float lr && !(lr >= 0 && float.IsFinite(lr))) throw new ArgumentOutOfRangeException(nameof(LearningRate), "The online PCA learning rate must be a non-negative number.");

@@ -9,8 +9,10 @@ public sealed class RandomOrthonormalProjector(ProjectionSide side, int m, int n
     DType basisDType = DType.Float32)
     : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
 {
+    /// <inheritdoc/>
     protected override Tensor ComputeBasis(Tensor g) => Draw(g.Backend);
 
+    /// <inheritdoc/>
     protected override Tensor ComputeBasis(FactoredGradient g) => Draw(g.Backend);
 
     private Tensor Draw(IBackend backend)

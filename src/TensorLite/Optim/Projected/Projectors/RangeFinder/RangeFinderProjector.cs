@@ -9,6 +9,7 @@ public sealed class RangeFinderProjector(ProjectionSide side, int m, int n, int 
     DType basisDType = DType.Float32)
     : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
 {
+    /// <inheritdoc/>
     protected override Tensor ComputeBasis(Tensor g)
     {
         using var oriented = Oriented(g);

@@ -19,8 +19,12 @@ public sealed partial class SparseProjector(ProjectionSide side, int m, int n, i
     private Tensor? _index, _scale;
     private readonly bool[] _seen = new bool[side == ProjectionSide.Left ? m : n];
 
+    /// <summary>How rows (or columns) are picked at each refresh.</summary>
     public RowSelection Selection { get; } = selection;
+    /// <summary>Whether a sampled row j is scaled by ρ_j = 1/√(r·q_j) (q_j its probability), which makes back(R) an
+    /// unbiased estimate of G when drawn with replacement.</summary>
     public bool Rescaled { get; } = rescaled;
+    /// <summary>Whether sampled rows are drawn with replacement (a row may then appear more than once).</summary>
     public bool WithReplacement { get; } = withReplacement;
 
     /// <summary>The selected indices (int32 [r], ascending), or null before the first refresh.</summary>
@@ -30,8 +34,10 @@ public sealed partial class SparseProjector(ProjectionSide side, int m, int n, i
     /// was created (or loaded from a checkpoint).</summary>
     public int DistinctSelected => _seen.Count(x => x);
 
+    /// <inheritdoc/>
     public bool IsRefreshDue(long step) => _index == null || step % UpdateGap == 0;
 
+    /// <inheritdoc/>
     public void Refresh(Tensor g, long step)
     {
         using var noGrad = GradMode.NoGrad();
@@ -71,6 +77,7 @@ public sealed partial class SparseProjector(ProjectionSide side, int m, int n, i
         return x * s;
     }
 
+    /// <inheritdoc/>
     public Tensor Project(Tensor g)
     {
         var idx = _index ?? throw new InvalidOperationException("The projector has no selection yet; refresh it first.");
@@ -80,6 +87,7 @@ public sealed partial class SparseProjector(ProjectionSide side, int m, int n, i
         using (picked) return Scaled(picked);
     }
 
+    /// <inheritdoc/>
     public Tensor ProjectBack(Tensor n)
     {
         var idx = _index ?? throw new InvalidOperationException("The projector has no selection yet; refresh it first.");
@@ -89,6 +97,7 @@ public sealed partial class SparseProjector(ProjectionSide side, int m, int n, i
         return Side == ProjectionSide.Left ? LA.ScatterRows(zeros, idx, scaled) : LA.ScatterColumns(zeros, idx, scaled);
     }
 
+    /// <inheritdoc/>
     public Tensor BasisMatrix()
     {
         var idx = (_index ?? throw new InvalidOperationException("The projector has no selection yet.")).ToArray<int>();
@@ -98,14 +107,17 @@ public sealed partial class SparseProjector(ProjectionSide side, int m, int n, i
         return Tensor.FromSpan<float>(b, [Dim, Rank], DType.Float32, _index.Backend);
     }
 
+    /// <inheritdoc/>
     public long StateBytes => _index == null ? 0 : (_scale == null ? 4L : 8L) * Rank;
 
+    /// <inheritdoc/>
     public IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         if (_index != null) yield return ("index", _index);
         if (_scale != null) yield return ("scale", _scale);
     }
 
+    /// <inheritdoc/>
     public void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix, long refreshCount, IBackend backend)
     {
         _index?.Dispose();
@@ -128,6 +140,7 @@ public sealed partial class SparseProjector(ProjectionSide side, int m, int n, i
         SetSelection(values, scale, backend);
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _index?.Dispose();

@@ -9,16 +9,20 @@ namespace TensorLite.Optim.Projected;
 public sealed record SparseProjectorFactory(RowSelection Selection = RowSelection.TopNorm, bool Rescaled = false, bool WithReplacement = false)
     : ProjectorFactory
 {
+    /// <inheritdoc/>
     public override ProjectionKind Kind => ProjectionKind.Sparse;
 
     /// <summary>Whether the selection is drawn by <see cref="RowSampler"/> (re-scaled or with replacement).</summary>
     public bool Sampled => Rescaled || WithReplacement;
 
+    /// <inheritdoc/>
     public override IProjector Create(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator, DType basisDType) =>
         new SparseProjector(side, m, n, rank, updateGap, Selection, generator, Rescaled, WithReplacement);
 
+    /// <inheritdoc/>
     public override long PredictStateBytes(ProjectionSide side, int m, int n, int rank, DType basisDType) => (Rescaled ? 8L : 4L) * rank;
 
+    /// <inheritdoc/>
     public override void Validate()
     {
         if (Selection is not (RowSelection.TopNorm or RowSelection.NormProportional or RowSelection.NormSquaredProportional

@@ -8,8 +8,10 @@ public sealed partial class SvdProjector(ProjectionSide side, int m, int n, int 
     Generator generator, int oversampling = 10, int powerIterations = 2, DType basisDType = DType.Float32)
     : StoredBasisProjector(side, m, n, rank, updateGap, basisDType)
 {
+    /// <summary>Whether the basis comes from the randomized SVD instead of the exact one.</summary>
     public bool Randomized { get; } = randomized;
 
+    /// <inheritdoc/>
     protected override Tensor ComputeBasis(Tensor g) => Randomized
         ? BasisOf(LA.RandomizedSvd(g, Rank, generator, oversampling, powerIterations), Side)
         : TopSingularBasis(g, Rank, Side);

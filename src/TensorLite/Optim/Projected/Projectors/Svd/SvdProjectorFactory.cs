@@ -5,11 +5,14 @@ namespace TensorLite.Optim.Projected;
 /// ignores them).</summary>
 public sealed record SvdProjectorFactory(bool Randomized = false, int Oversampling = 10, int PowerIterations = 2) : StoredBasisProjectorFactory
 {
+    /// <inheritdoc/>
     public override ProjectionKind Kind => Randomized ? ProjectionKind.RandomizedSvd : ProjectionKind.Svd;
 
+    /// <inheritdoc/>
     public override IProjector Create(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator, DType basisDType) =>
         new SvdProjector(side, m, n, rank, updateGap, Randomized, generator, Oversampling, PowerIterations, basisDType);
 
+    /// <inheritdoc/>
     public override void Validate()
     {
         if (Oversampling < 0) throw new ArgumentOutOfRangeException(nameof(Oversampling), "The randomized SVD oversampling must be non-negative.");

@@ -5,13 +5,17 @@ namespace TensorLite.Optim.Projected;
 /// projector holds no state; the AdamW moments of an active matrix are freed when it turns inactive.</summary>
 public sealed record WholeMatrixProjectorFactory(MatrixOrder Order = MatrixOrder.Random) : ProjectorFactory
 {
+    /// <inheritdoc/>
     public override ProjectionKind Kind => ProjectionKind.WholeMatrix;
 
+    /// <inheritdoc/>
     public override IProjector Create(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator, DType basisDType) =>
         new WholeMatrixProjector(m, n, updateGap);
 
+    /// <inheritdoc/>
     public override long PredictStateBytes(ProjectionSide side, int m, int n, int rank, DType basisDType) => 0;
 
+    /// <inheritdoc/>
     public override void Validate()
     {
         if (!Enum.IsDefined(Order)) throw new ArgumentOutOfRangeException(nameof(Order), $"Unknown matrix order {Order}.");
