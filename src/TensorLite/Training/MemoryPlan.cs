@@ -89,6 +89,8 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
 
     private static string FormatDouble(double bytes) => bytes < long.MaxValue / 2 ? Format((long)bytes) : $"{bytes / (1L << 40):G3} TiB";
 
+    /// <summary>The plan of a run with <paramref name="options"/> over <paramref name="processes"/> data-parallel
+    /// processes: the trainer's own steps replayed on the meta backend, which allocates nothing.</summary>
     public static MemoryPlan Predict(TrainingOptions options, int processes = 1)
     {
         options.Validate();
@@ -238,6 +240,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
         return sb.ToString();
     }
 
+    /// <summary>The label a plan and the progress lines give a memory category.</summary>
     public static string CategoryName(MemoryCategory category) => category switch
     {
         MemoryCategory.Activations => "activations",

@@ -119,11 +119,17 @@ public sealed class Trainer : IDisposable
     /// <summary>The ledger of the backend the model lives on.</summary>
     public MemoryLedger Memory => Model.EmbedTokens.Backend.Memory;
 
+    /// <summary>The run's options (as train.json records them).</summary>
     public TrainingOptions Options { get; }
+    /// <summary>The run folder.</summary>
     public string RunDir { get; }
+    /// <summary>The model being trained, on the run's device.</summary>
     public LlamaModel Model { get; }
+    /// <summary>Dense AdamW, the projected optimizer or LoRA, as the options name it.</summary>
     public Optimizer Optimizer { get; }
+    /// <summary>The tokenized training and validation streams.</summary>
     public TrainingData Data { get; }
+    /// <summary>The step the run starts from: 0, or the resumed checkpoint's.</summary>
     public long StartStep { get; }
 
     /// <summary>Optimizer state bytes once every parameter has been stepped (the closed form of each method).</summary>
@@ -133,11 +139,13 @@ public sealed class Trainer : IDisposable
         Optim.Lora.LoraOptimizer l => Optim.Lora.LoraOptimizer.PredictStateBytes(Model.NamedParameters().Select(x => (x.Name, x.Parameter.ShapeArray)), l.Options),
         _ => ProjectedOptimizer.AdamWStateBytes(Model.Parameters().Select(x => x.ShapeArray)),
     };
+    /// <summary>The latest validation loss (nats per token); null before the first evaluation.</summary>
     public float? LastValidationLoss { get; private set; }
 
     /// <summary>Called after every logged step and evaluation.</summary>
     public event Action<TrainProgress>? Progress;
 
+    /// <summary>The tokenizer a --tokenizer value names: byte, cl100k, o200k or a tokenizer.json path.</summary>
     public static ITokenizer CreateTokenizer(string name) => name switch
     {
         "byte" => ByteTokenizer.Instance,
@@ -155,6 +163,7 @@ public sealed class Trainer : IDisposable
         _lock = null;
     }
 
+    /// <summary>The config a --model value names: a preset name or a config.json path.</summary>
     public static LlamaConfig ResolveModel(string model) =>
         model.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || File.Exists(model) ? LlamaConfig.Load(model) : LlamaConfig.FromName(model);
 

@@ -16,32 +16,48 @@ public sealed record TrainingOptions
     /// <summary>An HF model folder to fine-tune: its config.json replaces <see cref="Model"/> and its weights the random
     /// initialization (see Models.HfModelFolder).</summary>
     public string? InitFrom { get; init; }
+    /// <summary>Tokens per sequence (the context length trained on).</summary>
     public int Seq { get; init; } = 128;
+    /// <summary>Sequences per micro-batch.</summary>
     public int Batch { get; init; } = 16;
+    /// <summary>Micro-batches per optimizer step (across every process of a data-parallel run).</summary>
     public int GradAccum { get; init; } = 1;
+    /// <summary>Optimizer steps of the whole run (a resumed run continues up to this count).</summary>
     public int Steps { get; init; } = 300;
     // The optimizer's numbers: null takes the method's (ProjectedOptions.HyperParametersOf: the trainer's own for adamw —
     // 3e-3, 0.1, β 0.9/0.95, ε 1e-8 — and each paper's for the projected methods).
 
     /// <summary>Peak learning rate; null: the method's. The run uses <see cref="PeakLearningRate"/>.</summary>
     public float? LearningRate { get; init; }
+    /// <summary>The cosine schedule ends at this fraction of the peak learning rate.</summary>
     public float MinLrRatio { get; init; } = 0.1f;
+    /// <summary>Steps of linear warm-up to the peak learning rate.</summary>
     public int Warmup { get; init; } = 30;
+    /// <summary>Decoupled weight decay; null: the method's.</summary>
     public float? WeightDecay { get; init; }
+    /// <summary>Adam's β1 (inner optimizer of projected methods too); null: the method's.</summary>
     public float? Beta1 { get; init; }
+    /// <summary>Adam's β2; null: the method's.</summary>
     public float? Beta2 { get; init; }
+    /// <summary>Adam's ε; null: the method's.</summary>
     public float? Eps { get; init; }
     /// <summary>Global gradient-norm clip; 0 disables clipping.</summary>
     public float ClipNorm { get; init; } = 1f;
+    /// <summary>Steps between validation evaluations.</summary>
     public int EvalEvery { get; init; } = 50;
+    /// <summary>Validation micro-batches per evaluation.</summary>
     public int EvalBatches { get; init; } = 8;
+    /// <summary>Steps between checkpoints (the last step always gets one).</summary>
     public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Checkpoints kept in the run folder; older ones are deleted once a newer one is complete.</summary>
     public int KeepCheckpoints { get; init; } = 2;
+    /// <summary>Steps between progress lines and metrics records.</summary>
     public int LogEvery { get; init; } = 10;
+    /// <summary>Seeds the model's initialization, the data order and every optimizer generator.</summary>
     public ulong Seed { get; init; } = 1;
     /// <summary>Recompute each decoder block's activations during backward (activation checkpointing).</summary>
     public bool CheckpointLayers { get; init; }
-    /// <summary>adamw (dense) or a projected method: galore, osd, grass, frugal.</summary>
+    /// <summary>adamw (dense), a projected method (galore, osd, grass, frugal, lsp) or the lora baseline.</summary>
     public string Optimizer { get; init; } = "adamw";
     // The method's own numbers: null means "not given", and the method's preset (ProjectedOptions.Presets.cs) supplies
     // its default, so each default lives in one place.
@@ -130,6 +146,8 @@ public sealed record TrainingOptions
     /// <summary>Tokens of one micro-batch (--batch × --seq) above this cannot be held by the data path's int arrays.</summary>
     public const long MaxTokensPerMicroBatch = 1 << 26;
 
+    /// <summary>Checks every option and combination; throws an <see cref="ArgumentException"/> with one sentence naming
+    /// the flag at fault. Returns the same options, so it chains.</summary>
     public TrainingOptions Validate()
     {
         void Positive(long v, string flag)
@@ -253,8 +271,10 @@ public sealed record TrainingOptions
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 
+    /// <summary>The options as the run folder's train.json.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    /// <summary>Options read back from train.json; <paramref name="source"/> names the file in errors.</summary>
     public static TrainingOptions FromJson(string json, string source)
     {
         try

@@ -79,6 +79,7 @@ public sealed partial class ProjectedOptimizer
     /// <summary>Whether the slot's projection must be refreshed before its next step (and has not been yet).</summary>
     private static bool RefreshPending(Slot s) => s.Projector!.IsRefreshDue(s.ParamSteps) && s.RefreshedFor != s.ParamSteps;
 
+    /// <inheritdoc/>
     protected override void UpdateFactored(int index, Tensor p, FactoredGradient grad) => InWorkspace(index, p, (s, rounding) =>
     {
         if (ProjectsFactored(s))

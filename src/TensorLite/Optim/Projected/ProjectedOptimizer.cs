@@ -49,6 +49,8 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     private readonly Slot[] _slots;
     private readonly IInnerOptimizer _inner;
 
+    /// <summary>An optimizer over named parameters (the names decide which matrices are projected, see
+    /// <see cref="ProjectedOptions.Projects"/>); the options are validated here.</summary>
     public ProjectedOptimizer(IEnumerable<(string Name, Tensor Parameter)> namedParameters, ProjectedOptions options)
         : this(namedParameters.ToArray(), options) { }
 
@@ -86,6 +88,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         }
     }
 
+    /// <summary>The method's composition and numbers.</summary>
     public ProjectedOptions Options { get; }
 
     /// <summary>The parameter names, in parameter order.</summary>
@@ -97,6 +100,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     /// <summary>The projector of a projected parameter (null for a dense one or rank 0).</summary>
     public IProjector? ProjectorOf(int index) => _slots[index].Projector;
 
+    /// <summary>The projector of the parameter named <paramref name="name"/> (null when none).</summary>
     public IProjector? ProjectorOf(string name) => _slots.FirstOrDefault(s => s.Name == name)?.Projector;
 
     /// <summary>The rank a parameter is projected to (0 for none; min(m, n) for the identity).</summary>
@@ -117,6 +121,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         _ => [m, rank],
     };
 
+    /// <inheritdoc/>
     protected override void Update(int index, Tensor p, Tensor grad) => InWorkspace(index, p, (s, rounding) => StepSlot(s, p, grad, rounding));
 
     /// <summary>Runs one parameter's update without recording, its temporaries counted as workspace and freed at the
@@ -280,11 +285,12 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
 
     // ---- state ----------------------------------------------------------------------------------
 
-    /// <summary>Every byte <see cref="StateTensors"/> holds: inner moments for R (or the dense parameter), projector
+    /// <summary>Every byte <see cref="Optimizer.StateTensors"/> holds: inner moments for R (or the dense parameter), projector
     /// state (bases, indices, online-PCA moments), 24 bytes of counters per projected parameter with a nonzero rank, and
     /// 32 bytes of random-generator state per such parameter. Equals <see cref="PredictStateBytes"/> once every parameter has taken a step.</summary>
     public override long StateBytes => OwnStateTensors().Sum(x => (long)x.Tensor.Numel * x.Tensor.DType.SizeInBytes());
 
+    /// <inheritdoc/>
     protected override IEnumerable<(string Name, Tensor Tensor)> OwnStateTensors()
     {
         for (int i = 0; i < _slots.Length; i++)
@@ -307,6 +313,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         }
     }
 
+    /// <inheritdoc/>
     protected override void LoadOwnState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
     {
         using var noGrad = GradMode.NoGrad();
@@ -403,6 +410,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
     internal static Tensor ToBackend(Tensor saved, IBackend backend) =>
         Tensor.FromSpan<float>(saved.ToArray(), saved.Shape, DType.Float32, backend);
 
+    /// <summary>Frees every state tensor (inner moments, projector bases and indices).</summary>
     public void Dispose()
     {
         foreach (var s in _slots)
