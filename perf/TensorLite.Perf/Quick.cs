@@ -155,22 +155,23 @@ public static unsafe class KernelProbe
     /// <summary>Micro-kernel alone on L1/L2-resident packed panels: the ceiling for the blocked driver.</summary>
     public static void Run(string[] args)
     {
-        int kc = args.Length > 1 ? int.Parse(args[1]) : 256;
+        int kc = args.Length > 1 ? int.Parse(args[1]) : CpuGemm.KC;
         int panels = args.Length > 2 ? int.Parse(args[2]) : 1; // A panels swept per B panel (L2 residency)
-        float* a = (float*)NativeMemory.AlignedAlloc((nuint)(12 * kc * panels * 4), 64);
-        float* b = (float*)NativeMemory.AlignedAlloc((nuint)(32 * kc * 4), 64);
-        float* c = (float*)NativeMemory.AlignedAlloc((nuint)(12 * 32 * panels * 4), 64);
-        for (int i = 0; i < 12 * kc * panels; i++) a[i] = 0.001f * (i % 7);
-        for (int i = 0; i < 32 * kc; i++) b[i] = 0.001f * (i % 5);
-        long calls = (long)(4e9 / (2.0 * 12 * 32 * kc));
+        int mr = CpuGemm.MR, nr = CpuGemm.NR;
+        float* a = (float*)NativeMemory.AlignedAlloc((nuint)(mr * kc * panels * 4), 64);
+        float* b = (float*)NativeMemory.AlignedAlloc((nuint)(nr * kc * 4), 64);
+        float* c = (float*)NativeMemory.AlignedAlloc((nuint)(mr * nr * panels * 4), 64);
+        for (int i = 0; i < mr * kc * panels; i++) a[i] = 0.001f * (i % 7);
+        for (int i = 0; i < nr * kc; i++) b[i] = 0.001f * (i % 5);
+        long calls = (long)(4e9 / (2.0 * mr * nr * kc));
         for (int rep = 0; rep < 5; rep++)
         {
             var sw = Stopwatch.StartNew();
             for (long i = 0; i < calls; i += panels)
                 for (int p = 0; p < panels; p++)
-                    CpuGemm.Kernel12x32(kc, a + (long)p * 12 * kc, b, c + p * 12 * 32, 32, 1f, 1f, true);
+                    CpuGemm.Kernel(kc, a + (long)p * mr * kc, b, c + p * mr * nr, nr, 1f, 1f, true);
             double t = sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"kernel 12x32 kc={kc} panels={panels}: {2.0 * 12 * 32 * kc * calls / t / 1e9:F1} GFLOP/s; peak now {Peak.Measure(1, 3):F1}");
+            Console.WriteLine($"kernel {mr}x{nr} kc={kc} panels={panels}: {2.0 * mr * nr * kc * calls / t / 1e9:F1} GFLOP/s; peak now {Peak.Measure(1, 3):F1}");
         }
     }
 }

@@ -43,6 +43,14 @@ public static unsafe partial class CpuGemm
                         Vector128.Store(Vector128.Load(s + 8), dp + 8);
                     }
                 }
+                else if (mr == 6)
+                {
+                    for (; ip < full; ip++, s += 6, dp += 6 * kb)
+                    {
+                        Vector128.Store(Vector128.Load(s), dp);
+                        StoreTwo(Vector128.CreateScalarUnsafe(*(double*)(s + 4)).AsSingle(), dp + 4);
+                    }
+                }
                 else
                 {
                     for (; ip < full; ip++, s += mr, dp += mr * kb)
@@ -66,6 +74,11 @@ public static unsafe partial class CpuGemm
             if (rows == 12 && mr == 12)
             {
                 PackA12Rows(src, g.Lda, kb, d);
+                continue;
+            }
+            if (rows == 6 && mr == 6 && Avx.IsSupported)
+            {
+                PackA6Rows(src, g.Lda, kb, d);
                 continue;
             }
             for (int ii = 0; ii < rows; ii++)
@@ -221,6 +234,11 @@ public static unsafe partial class CpuGemm
                 }
                 for (; p < kb; p++)
                     for (int jj = 0; jj < 32; jj++) dst[p * 32 + jj] = src[jj * (nint)g.Ldb + p];
+                return;
+            }
+            if (Avx.IsSupported && nr == 16 && cols == 16)
+            {
+                PackBT16Cols(src, g.Ldb, kb, dst);
                 return;
             }
             for (int jj = 0; jj < cols; jj++)

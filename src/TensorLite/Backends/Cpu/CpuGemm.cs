@@ -467,8 +467,9 @@ public static unsafe partial class CpuGemm
         }
     }
 
+    /// <summary>The micro-kernel of the family selected for this CPU's vector width (MR×NR tile).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Kernel(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
+    internal static void Kernel(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
     {
         if (Use512) Kernel12x32(kc, a, b, c, ldc, alpha, beta, readC);
         else Kernel6x16(kc, a, b, c, ldc, alpha, beta, readC);
