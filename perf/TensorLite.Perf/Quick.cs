@@ -19,7 +19,9 @@ public static unsafe class Quick
         }
         var shapes = Shapes.All;
         if (args.Length > 1) shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
-        Console.WriteLine($"threads={CpuGemm.MaxThreads}  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
+        var caches = CpuGemm.Caches;
+        Console.WriteLine($"threads={CpuGemm.MaxThreads}  tile {CpuGemm.MR}x{CpuGemm.NR}  KC={CpuGemm.KC} MC={CpuGemm.MC} B block {CpuGemm.BBlockFloats / 1024} K floats"
+            + $"  (L1D {caches.L1D >> 10} KiB, L2 {caches.L2 >> 10} KiB, L3 {caches.L3 >> 20} MiB)  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
         foreach (var s in shapes)
         {
             using var buf = new GemmBuffers(s);

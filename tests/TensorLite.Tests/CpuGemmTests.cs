@@ -109,7 +109,7 @@ public unsafe class CpuGemmTests
     {
         var d = new TheoryData<int, int, int>();
         // around the register tile (MR 12/6, NR 32/16) with k spanning 1, odd, and the k-slice
-        // boundaries (KC = 384: k is cut into equal slices of at most 384)
+        // boundaries (KC, 256–512 from the caches: k is cut into equal slices of at most KC)
         foreach (var (m, n, k) in new[]
                  {
                      (1, 1, 1), (1, 33, 7), (13, 1, 5), (3, 5, 300), (11, 31, 255), (12, 32, 256),
@@ -210,6 +210,24 @@ public unsafe class CpuGemmTests
         float[] betas = [0f, 1f, -0.75f, 2f];
         int pa = pad & 3, pb = (pad >> 2) & 7, pcd = pad >> 5;
         var p = Problem.Make(ta, tb, m, n, k, alphas[alphaSel % 4], betas[betaSel % 4], pa, pb, pcd, seed);
+        p.Run();
+        string? err = p.Verify();
+        Assert.True(err is null, err);
+    }
+
+    /// <summary>
+    /// The blocked path (m·n·k above the small-problem threshold) with m and n just around whole register tiles of the
+    /// family this CPU runs (MR×NR) and k around one and two KC slices, so slice depths are rarely a multiple of the
+    /// packers' 8- or 16-wide transpose blocks: the vectorized packs and their scalar tails meet on every variant.
+    /// </summary>
+    [Property(MaxTest = 60, Arbitrary = new Type[0])]
+    public void PanelEdgesAndSliceTailsMatchReference(byte tilesM, byte restM, byte tilesN, byte restN, ushort kRaw,
+        bool ta, bool tb, byte pad, int seed)
+    {
+        int m = CpuGemm.MR * (2 + tilesM % 4) + restM % CpuGemm.MR;
+        int n = CpuGemm.NR * (2 + tilesN % 3) + restN % CpuGemm.NR;
+        int k = 120 + kRaw % (CpuGemm.KC + 200);
+        var p = Problem.Make(ta, tb, m, n, k, 1f, (pad & 1) == 0 ? 0f : 0.5f, pad & 7, (pad >> 3) & 7, pad >> 6, seed);
         p.Run();
         string? err = p.Verify();
         Assert.True(err is null, err);

@@ -37,26 +37,26 @@ namespace TensorLite.Backends.Cpu;
 public static unsafe partial class CpuGemm
 {
     // ---------------------------------------------------------------------------------------------
-    // Tile and block sizes. Tuned on the 2-core KVM guest this project runs on, which reports an
-    // "AMD EPYC" of family 25 model 17 (Zen 4 class: 32 KiB L1D and 1 MiB L2 per core, 32 MiB L3,
-    // AVX-512 at one 512-bit FMA per cycle); the same choices suit Zen 5 (48 KiB L1D).
-    // Vector512 path: 12×32 tile = 24 zmm accumulators + 2 B vectors + 1 broadcast (of 32 zmm).
-    // Vector256 path: 6×16 tile = 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 ymm).
-    // KC: maximum depth of a k slice; k is cut into equal slices of at most KC (SliceDepth). The
-    //     kb×NR packed B micro-panel (≤ 48 KiB) is reused from L1/L2 by every A micro-panel of a
-    //     chunk while those stream from L2; fewer, deeper slices mean fewer read-modify-write passes
-    //     over C. 384 measured a little better than 256, 320 or 512 (differences near the noise).
-    // MC: the tallest row chunk; an MC×KC packed A block (≤ 400 KiB) stays in L2. Chunks are
-    //     usually smaller (about 8 per thread) so that two threads balance dynamically.
-    // NC: widest column block; in practice NcFor(k) keeps the packed k×NC B block ≤ 8 MiB (L3).
+    // Micro-kernel family and block sizes, chosen at startup from what this CPU reports.
+    // Family by vector width: where Vector512 is accelerated (AVX-512), the 12×32 tile = 24 zmm
+    //     accumulators + 2 B vectors + 1 broadcast (of 32 zmm); otherwise the 6×16 tile = 12 ymm
+    //     accumulators + 2 B vectors + 1 broadcast (of 16 ymm). Both reach 90–95 % of the measured FMA
+    //     peak on cache-resident panels (Zen 4/5 and Zen 3 respectively, docs/perf.md).
+    // KC, MC and the packed-B block come from the cache sizes (CpuGemm.Blocking.cs): KC is the maximum
+    //     depth of a k slice (k is cut into equal slices of at most KC, SliceDepth); MC is the tallest
+    //     row chunk (chunks are usually smaller, about 8 per thread, so that threads balance
+    //     dynamically); NcFor(k) keeps the packed k×NC B block within the block budget.
     // The TL_GEMM_* environment variables override these for tuning experiments only.
     internal static readonly bool Use512 = Vector512.IsHardwareAccelerated;
     internal static readonly int MR = Use512 ? 12 : 6;
     internal static readonly int NR = Use512 ? 32 : 16;
-    internal static readonly int KC = EnvInt("TL_GEMM_KC", 384);
-    internal static readonly int MC = RoundUp(EnvInt("TL_GEMM_MC", 264), MR);
+    /// <summary>The caches the block sizes were derived from.</summary>
+    internal static readonly CacheSizes Caches = CacheSizes.Detect();
+    static readonly Blocking Derived = Blocking.For(Caches, MR, NR);
+    internal static readonly int KC = EnvInt("TL_GEMM_KC", Derived.KC);
+    internal static readonly int MC = RoundUp(EnvInt("TL_GEMM_MC", Derived.MC), MR);
     internal static readonly int NC = RoundUp(EnvInt("TL_GEMM_NC", 4096), NR);
-    internal static readonly int BBlockFloats = EnvInt("TL_GEMM_BBLOCK", 2 << 20);
+    internal static readonly int BBlockFloats = EnvInt("TL_GEMM_BBLOCK", Derived.BBlockFloats);
     internal static readonly int ChunksPerThread = EnvInt("TL_GEMM_CHUNKS", 8);
 
     /// <summary>Problems with m·n·k below this take the simple unblocked path.</summary>
