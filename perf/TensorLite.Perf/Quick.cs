@@ -18,7 +18,10 @@ public static unsafe class Quick
             Thread.CurrentThread.Priority = ThreadPriority.Highest;
         }
         var shapes = Shapes.All;
-        if (args.Length > 1) shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
+        if (args.Length > 1 && args[1] == "llama")
+            shapes = Shapes.Llama(args.Length > 2 ? int.Parse(args[2]) : 2048);
+        else if (args.Length > 1)
+            shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
         var caches = CpuGemm.Caches;
         Console.WriteLine($"threads={CpuGemm.MaxThreads}  tile {CpuGemm.MR}x{CpuGemm.NR}  KC={CpuGemm.KC} MC={CpuGemm.MC} B block {CpuGemm.BBlockFloats / 1024} K floats"
             + $"  (L1D {caches.L1D >> 10} KiB, L2 {caches.L2 >> 10} KiB, L3 {caches.L3 >> 20} MiB)  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
@@ -81,6 +84,30 @@ public static class Shapes
         new("mlp-down dX", 1024, 1376, 512, false, false),
         new("mlp-down dW", 512, 1376, 1024, true, false),
     ];
+
+    /// <summary>
+    /// The linear-layer GEMMs of llama_20m … llama_1b (LlamaConfig presets) for <paramref name="rows"/> token rows
+    /// (batch·seq): per weight W (out×in) the forward x·Wᵀ (NT), dX = dY·W (NN) and dW = dYᵀ·x (TN), for the
+    /// attention projections (hidden×hidden), the MLP up/gate (intermediate×hidden) and down (hidden×intermediate)
+    /// weights; the 32000-row LM head only for llama_20m (the larger heads take seconds per call); then 1024³.
+    /// </summary>
+    public static GemmShape[] Llama(int rows)
+    {
+        var list = new List<GemmShape>();
+        foreach (var (model, h, inter) in new[] { ("20m", 256, 688), ("60m", 512, 1376), ("130m", 768, 2048), ("350m", 1024, 2736), ("1b", 2048, 5461) })
+        {
+            var weights = new List<(string, int, int)> { ("attn", h, h), ("up", inter, h), ("down", h, inter) };
+            if (model == "20m") weights.Add(("head", 32000, h));
+            foreach (var (name, outF, inF) in weights)
+            {
+                list.Add(new($"{model} {name} fwd", rows, outF, inF, false, true));
+                list.Add(new($"{model} {name} dX", rows, inF, outF, false, false));
+                list.Add(new($"{model} {name} dW", outF, inF, rows, true, false));
+            }
+        }
+        list.Add(new("cube", 1024, 1024, 1024, false, false));
+        return list.ToArray();
+    }
 
     /// <summary>Parses "MxNxK" with an optional ":ab[c]" suffix (t = transposed, n = not; a third letter b or h
     /// stores B as bfloat16 or float16), e.g. 512x512x1024:tn or 1024x11008x4096:ntb (x·Wᵀ with a bf16 weight).</summary>
