@@ -50,13 +50,13 @@ public class CpuGemmBlockingTests
     }
 
     [Theory]
-    // Zen 3 (AVX2 6×16): the 16 KiB B micro-panel is half of L1D; the A block half of L2
-    [InlineData(32, 512, 32, 6, 16, 256, 252)]
-    // Zen 4 (AVX-512 12×32, 32 KiB L1D): half of L1D would give kc = 128, raised to the 256 floor
+    // Zen 3 (AVX2 6×16): the 32 KiB B micro-panel fills L1D; the A block half of L2
+    [InlineData(32, 512, 32, 6, 16, 512, 126)]
+    // Zen 4 (AVX-512 12×32, 32 KiB L1D)
     [InlineData(32, 1024, 32, 12, 32, 256, 504)]
-    // Zen 5 (48 KiB L1D) with the 6×16 family: a deeper slice
-    [InlineData(48, 1024, 32, 6, 16, 384, 336)]
-    // a 2 MiB-L2 Xeon with a 32 MiB L1D figure (nonsense) is capped at kc = 512
+    // Zen 5 (48 KiB L1D) with the 12×32 family
+    [InlineData(48, 1024, 32, 12, 32, 384, 336)]
+    // an implausibly large L1D figure is capped at kc = 512
     [InlineData(32 << 10, 2048, 60, 12, 32, 512, 504)]
     public void BlockSizesFollowTheCaches(int l1KiB, int l2KiB, int l3MiB, int mr, int nr, int kc, int mc)
     {
@@ -71,6 +71,7 @@ public class CpuGemmBlockingTests
     [Fact]
     public void TinyCachesStillGiveOneTileOfRows()
     {
+        // 4 KiB L1D: the 256 floor; half of a 16 KiB L2 holds one 6-row A micro-panel of 256 k steps
         var b = CpuGemm.Blocking.For(new CpuGemm.CacheSizes(4 << 10, 16 << 10, 0), 6, 16);
         Assert.Equal(256, b.KC);
         Assert.Equal(6, b.MC);

@@ -56,16 +56,17 @@ public static unsafe partial class CpuGemm
         /// The loop order keeps one kc×nr packed B micro-panel in use while all A micro-panels of a row chunk stream
         /// past it, and one mc×kc packed A block in use across all B micro-panels of a column block:
         /// <list type="bullet">
-        /// <item>KC: the B micro-panel fills half of L1D (the other half holds the streaming A micro-panel and the C
-        /// tile), but kc is never below 256: shallower slices mean another read-modify-write pass over C per slice
-        /// and a C-tile load/store that is no longer small beside the kc-step FMA loop. At most 512.</item>
+        /// <item>KC: the B micro-panel fills L1D. Deeper slices mean fewer read-modify-write passes over C and a
+        /// C-tile load/store that is smaller beside the kc-step FMA loop, and that gained more than keeping the
+        /// panel in half of L1D with room for the A stream: on Zen 3 (6×16, 32 KiB L1D) kc = 512 ran 1–3 % above
+        /// 384 and 256 (docs/perf.md, 2026-12-03). Never below 256, never above 512.</item>
         /// <item>MC: the A block fills half of L2 (the other half for B micro-panels and C lines passing through).</item>
         /// <item>Packed B block: a quarter of L3 (L3 is shared with the other cores and the A and C streams).</item>
         /// </list>
         /// </summary>
         public static Blocking For(CacheSizes caches, int mr, int nr)
         {
-            int kc = (int)Math.Clamp(caches.L1D / 2 / (nr * sizeof(float)), 256, 512) / 8 * 8;
+            int kc = (int)Math.Clamp(caches.L1D / (nr * sizeof(float)), 256, 512) / 8 * 8;
             int mc = (int)Math.Max(mr, caches.L2 / 2 / ((long)kc * sizeof(float)) / mr * mr);
             int bBlock = (int)Math.Clamp(caches.L3 / 4 / sizeof(float), 256L << 10, 4L << 20);
             return new Blocking(kc, mc, bBlock);
