@@ -2,7 +2,7 @@ using TensorLite.Perf;
 
 // perf modes:
 //   peak               tight-loop FMA throughput at the widest accelerated vector width, 1 and 2 threads
-//   quick [MxNxK[:tn]] Stopwatch timing of CpuGemm (tuning aid; TL_THREADS=1 for one thread)
+//   quick [MxNxK[:tn]] Stopwatch timing of CpuGemm (tuning aid; TL_THREADS=1 for one thread, TL_QUICK_REPS=n samples)
 //   quick llama [rows] the linear-layer GEMMs of llama_20m … llama_1b at rows = batch·seq (default 2048), then 1024³
 //   kernel [kc] [n]    the micro-kernel (12×32 or 6×16, by vector width) alone on cache-resident panels
 //   pack               A/B packing throughput (hot and cold caches)

@@ -9,7 +9,7 @@ public static unsafe class Quick
 {
     public static void Run(string[] args)
     {
-        int reps = 7;
+        int reps = int.TryParse(Environment.GetEnvironmentVariable("TL_QUICK_REPS"), out int rp) && rp > 0 ? rp : 7;
         if (int.TryParse(Environment.GetEnvironmentVariable("TL_THREADS"), out int th)) CpuGemm.MaxThreads = th;
         if (Environment.GetEnvironmentVariable("TL_PRIO") == "1")
         {
