@@ -233,6 +233,32 @@ public unsafe class CpuGemmTests
         Assert.True(err is null, err);
     }
 
+    /// <summary>k deep enough that op(B) for all of k would not fit the packed-B budget at the full width of n, and
+    /// k &gt; 2n: the driver cuts k into super-slices that accumulate into C (beta applied once, on the first).</summary>
+    [Theory]
+    [InlineData(7, 5, false, false)]
+    [InlineData(7, 5, true, true)]
+    [InlineData(7, 5, false, true)]
+    [InlineData(19, 5, true, false)]
+    public void DeepNarrowProblemsCutIntoKSuperSlicesMatchReference(int m, int n, bool ta, bool tb)
+    {
+        int width = (n + CpuGemm.NR - 1) / CpuGemm.NR * CpuGemm.NR;
+        int k = 2 * CpuGemm.BBlockFloats / width + 17;
+        int depth = CpuGemm.SuperSliceDepth(k, n);
+        Assert.InRange(depth, CpuGemm.KC, k - 1);
+        Assert.True((long)depth * width <= CpuGemm.BBlockFloats);
+        Check(ta, tb, m, n, k, alpha: -1.5f, beta: 0.75f, padA: 3, padB: 1, seed: m + k);
+    }
+
+    [Fact]
+    public void ShallowOrWideProblemsAreNotCut()
+    {
+        Assert.Equal(1024, CpuGemm.SuperSliceDepth(1024, 1024));
+        Assert.Equal(5461, CpuGemm.SuperSliceDepth(5461, 5461));
+        int k = 4 * CpuGemm.BBlockFloats / 64;
+        Assert.Equal(k, CpuGemm.SuperSliceDepth(k, k / 2)); // k = 2n: another pass over C would cost as much as over A
+    }
+
     [Fact]
     public void VerifierRejectsSmallErrors()
     {

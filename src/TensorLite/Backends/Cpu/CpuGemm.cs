@@ -251,6 +251,45 @@ public static unsafe partial class CpuGemm
             SmallGemm(in g);
             return;
         }
+        int ks = SuperSliceDepth(g.K, g.N);
+        if (ks < g.K)
+        {
+            // One GEMM per k super-slice, accumulating into C (beta only on the first).
+            for (int pc = 0; pc < g.K; pc += ks)
+            {
+                var part = g;
+                part.K = Math.Min(ks, g.K - pc);
+                part.A = Advance(g.A, g.AType, g.TransA ? (long)pc * g.Lda : pc);
+                part.B = Advance(g.B, g.BType, g.TransB ? pc : (long)pc * g.Ldb);
+                part.Beta = pc == 0 ? g.Beta : 1f;
+                RunBlocked(in part, ws, allowParallel);
+            }
+            return;
+        }
+        RunBlocked(in g, ws, allowParallel);
+    }
+
+    /// <summary>
+    /// Depth of the k super-slices a deep, narrow problem is cut into (k itself when it is not cut). The blocked
+    /// driver packs op(B) for all of k per column block and keeps that block within the B budget, so a large k
+    /// narrows the column blocks, and op(A) (m×k) is packed again for every one of them: an LM head's
+    /// dX = dY·W (k = vocabulary, n = hidden) repacked its 2048×32000 dY 4–32 times. Cutting k instead keeps each
+    /// super-slice's column block as wide as n (up to NC), so op(A) is packed once; the price is one more
+    /// read-modify-write pass over C (m×n) per super-slice, cheaper than another pass over op(A) (m×k) when k > 2n.
+    /// </summary>
+    internal static int SuperSliceDepth(int k, int n)
+    {
+        long width = RoundUp(Math.Min(n, NC), NR);
+        if (k <= 2L * n || k * width <= BBlockFloats) return k;
+        int maxDepth = (int)Math.Max(KC, BBlockFloats / width / KC * KC);
+        int parts = (k + maxDepth - 1) / maxDepth;
+        return (k + parts - 1) / parts;
+    }
+
+    /// <summary>The blocked algorithm on one problem: row-parallel, column-parallel or on the calling thread.</summary>
+    static void RunBlocked(in Args g, Workspace ws, bool allowParallel)
+    {
+        long work = (long)g.M * g.N * g.K;
         int mt = (g.M + MR - 1) / MR, np = (g.N + NR - 1) / NR;
         int threads = allowParallel && work >= ParallelThreshold ? (int)Math.Min(MaxThreads, (long)mt * np) : 1;
         if (threads > 1 && Monitor.TryEnter(Pool.Gate))
