@@ -203,11 +203,16 @@ public static unsafe class KernelProbe
         for (int rep = 0; rep < 5; rep++)
         {
             var sw = Stopwatch.StartNew();
+            double c0 = CpuClock.Thread();
             for (long i = 0; i < calls; i += panels)
                 for (int p = 0; p < panels; p++)
                     CpuGemm.Kernel(kc, a + (long)p * mr * kc, b, c + p * mr * nr, nr, 1f, 1f, true);
+            double cpu = CpuClock.Thread() - c0;
             double t = sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"kernel {mr}x{nr} kc={kc} panels={panels}: {2.0 * mr * nr * kc * calls / t / 1e9:F1} GFLOP/s; peak now {Peak.Measure(1, 3):F1}");
+            double gflop = 2.0 * mr * nr * kc * calls / 1e9;
+            var peak = Peak.MeasureBoth(1, 3);
+            Console.WriteLine($"kernel {mr}x{nr} kc={kc} panels={panels}: {gflop / t:F1} GFLOP/s (peak now {peak.Wall:F1}); "
+                + $"per CPU-second {gflop / cpu:F1} = {gflop / cpu / peak.PerCpuSecond * 100:F1}% of the peak loop's");
         }
     }
 }
