@@ -226,7 +226,7 @@ public static unsafe class PackProbe
         {
             int m = 1024, k = 1024;
             float* a = (float*)NativeMemory.AlignedAlloc((nuint)(ld * 1024 * 4), 64);
-            float* dst = (float*)NativeMemory.AlignedAlloc((nuint)(CpuGemm.MC * CpuGemm.KC * 4 + 4096), 64);
+            float* dst = (float*)NativeMemory.AlignedAlloc((nuint)(CpuGemm.ABufferFloats(CpuGemm.MC) * 4 + 4096), 64);
             float* junk = (float*)NativeMemory.AlignedAlloc(64 << 20, 64);
             for (long i = 0; i < ld * 1024L; i++) a[i] = i;
             var hot = new List<double>(); var cold = new List<double>();

@@ -64,7 +64,10 @@ public static unsafe partial class CpuGemm
     /// <summary>Problems with m·n·k below this run on the calling thread only.</summary>
     internal static readonly long ParallelThreshold = EnvInt("TL_GEMM_PAR", 1 << 21);
 
-    internal static readonly int PrefetchRows = EnvInt("TL_GEMM_PF", 8);
+    /// <summary>How many stored rows ahead the packers prefetch: 1 KiB of packed micro-panel ahead, i.e. 8 rows of
+    /// 32 floats or 16 rows of 16 (on Zen 3, 16 rows took non-transposed B packing from 9 to 12 GB/s; 8 was tuned
+    /// for the 32-wide panels on Zen 4).</summary>
+    internal static readonly int PrefetchRows = EnvInt("TL_GEMM_PF", 256 / NR);
     internal static readonly bool Prof = Environment.GetEnvironmentVariable("TL_PROF") == "1";
     internal static readonly long[] ProfT = new long[8];
     static int s_maxThreads = Environment.ProcessorCount;
@@ -305,9 +308,21 @@ public static unsafe partial class CpuGemm
         }
         // Single thread (or the pool is busy with another caller's GEMM).
         float* bBuf = ws.EnsureB(BBufferFloats(in g, out long half));
-        float* aBuf = ws.EnsureA((long)MC * KC);
+        float* aBuf = ws.EnsureA(ABufferFloats(MC));
         BlockedSplitM(in g, bBuf, half, aBuf, ws.Tile, null, ChunkRowsFor(g.M, 1));
     }
+
+    /// <summary>
+    /// Floats from one packed A micro-panel to the next: MR·kb plus one cache line. Without the extra line MR·kb·4
+    /// bytes is a whole number of 4 KiB pages for MR 6 at kb 512 (and MR 12 at kb 256), and a transposed-A pack,
+    /// which writes a few floats into every micro-panel of the chunk for each stored row, then stores to addresses
+    /// that all map to the same L1 set: 5.7 GB/s instead of 15 (`pack` mode, Zen 3, 2026-12-03).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int APanelStride(int kb) => MR * kb + 16;
+
+    /// <summary>Floats for a packed-A buffer holding <paramref name="rows"/> rows (whole micro-panels) of up to KC k steps.</summary>
+    internal static long ABufferFloats(int rows) => (long)((rows + MR - 1) / MR) * APanelStride(KC);
 
     /// <summary>Floats for the packed-B buffer of the row-parallel path (two halves if several NC blocks).</summary>
     static long BBufferFloats(in Args g, out long half)
@@ -491,7 +506,7 @@ public static unsafe partial class CpuGemm
             for (int ir = 0; ir < mb; ir += mr)
             {
                 int mRows = Math.Min(mr, mb - ir);
-                float* aPanel = aBuf + (long)ir * kb;
+                float* aPanel = aBuf + (long)(ir / mr) * APanelStride(kb);
                 float* cp = g.C + (long)(ic + ir) * g.Ldc + j;
                 if (mRows == mr && nCols == nr)
                 {
