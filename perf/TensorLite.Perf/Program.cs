@@ -1,9 +1,10 @@
 using TensorLite.Perf;
 
 // perf modes:
-//   peak               tight-loop Vector512 FMA throughput, 1 and 2 threads
-//   quick [MxNxK[:tn]] Stopwatch timing of CpuGemm (tuning aid; TL_THREADS=1 for one thread)
-//   kernel [kc] [n]    the 12×32 micro-kernel alone on cache-resident panels
+//   peak               tight-loop FMA throughput at the widest accelerated vector width, 1 and 2 threads
+//   quick [MxNxK[:tn]] Stopwatch timing of CpuGemm (tuning aid; TL_THREADS=1 for one thread, TL_QUICK_REPS=n samples)
+//   quick llama [rows] the linear-layer GEMMs of llama_20m … llama_1b at rows = batch·seq (default 2048), then 1024³
+//   kernel [kc] [n]    the micro-kernel (12×32 or 6×16, by vector width) alone on cache-resident panels
 //   pack               A/B packing throughput (hot and cold caches)
 //   compare [reps]     CpuGemm vs libtorch side by side (needs -p:Peer=torch, run in the trixie chroot)
 //   svd [m n ranks]    randomized vs exact SVD: time and error vs the optimal rank-r error

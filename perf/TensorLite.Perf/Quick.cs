@@ -9,7 +9,7 @@ public static unsafe class Quick
 {
     public static void Run(string[] args)
     {
-        int reps = 7;
+        int reps = int.TryParse(Environment.GetEnvironmentVariable("TL_QUICK_REPS"), out int rp) && rp > 0 ? rp : 7;
         if (int.TryParse(Environment.GetEnvironmentVariable("TL_THREADS"), out int th)) CpuGemm.MaxThreads = th;
         if (Environment.GetEnvironmentVariable("TL_PRIO") == "1")
         {
@@ -18,23 +18,35 @@ public static unsafe class Quick
             Thread.CurrentThread.Priority = ThreadPriority.Highest;
         }
         var shapes = Shapes.All;
-        if (args.Length > 1) shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
-        Console.WriteLine($"threads={CpuGemm.MaxThreads}  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
+        if (args.Length > 1 && args[1] == "llama")
+            shapes = Shapes.Llama(args.Length > 2 ? int.Parse(args[2]) : 2048);
+        else if (args.Length > 1)
+            shapes = args.Skip(1).Select(Shapes.Parse).ToArray();
+        var caches = CpuGemm.Caches;
+        Console.WriteLine($"threads={CpuGemm.MaxThreads}  tile {CpuGemm.MR}x{CpuGemm.NR}  KC={CpuGemm.KC} MC={CpuGemm.MC} B block {CpuGemm.BBlockFloats / 1024} K floats"
+            + $"  (L1D {caches.L1D >> 10} KiB, L2 {caches.L2 >> 10} KiB, L3 {caches.L3 >> 20} MiB)  (median of {reps} timed runs; GFLOP/s = 2mnk/t)");
         foreach (var s in shapes)
         {
             using var buf = new GemmBuffers(s);
             var times = new double[reps];
             var ratios = new double[reps];
+            var cpuRatios = new double[reps];
             long iters = Math.Max(1, (long)(3e8 / ((double)s.M * s.N * s.K)));
             buf.Run(); buf.Run();
             for (int r = 0; r < reps; r++)
             {
                 var sw = Stopwatch.StartNew();
+                double c0 = CpuClock.Process();
                 for (long i = 0; i < iters; i++) buf.Run();
+                double cpu = (CpuClock.Process() - c0) / iters;
                 times[r] = sw.Elapsed.TotalSeconds / iters;
-                ratios[r] = s.Flops / times[r] / 1e9 / Peak.Measure(CpuGemm.MaxThreads, 1, 2_000_000);
+                var peak = Peak.MeasureBoth(CpuGemm.MaxThreads, 1, 2_000_000);
+                ratios[r] = s.Flops / times[r] / 1e9 / peak.Wall;
+                // flops per CPU-second of the process (helpers' spinning included) against one core's peak rate
+                cpuRatios[r] = s.Flops / cpu / 1e9 / peak.PerCpuSecond;
             }
             Array.Sort(ratios);
+            Array.Sort(cpuRatios);
             Array.Sort(times);
             if (CpuGemm.Prof)
             {
@@ -44,7 +56,7 @@ public static unsafe class Quick
                 Array.Clear(CpuGemm.ProfT);
             }
             double med = times[reps / 2];
-            Console.WriteLine($"{s.Name,-14} {s,-18} median {med * 1e3,9:F3} ms  {s.Flops / med / 1e9,7:F1} GFLOP/s   (best {s.Flops / times[0] / 1e9,6:F1}, worst {s.Flops / times[^1] / 1e9,6:F1})  {ratios[reps / 2] * 100,5:F1}% of interleaved peak");
+            Console.WriteLine($"{s.Name,-14} {s,-18} median {med * 1e3,9:F3} ms  {s.Flops / med / 1e9,7:F1} GFLOP/s   (best {s.Flops / times[0] / 1e9,6:F1}, worst {s.Flops / times[^1] / 1e9,6:F1})  {ratios[reps / 2] * 100,5:F1}% of interleaved peak  {cpuRatios[reps / 2] * 100,5:F1}% per CPU-second");
         }
     }
 }
@@ -79,6 +91,30 @@ public static class Shapes
         new("mlp-down dX", 1024, 1376, 512, false, false),
         new("mlp-down dW", 512, 1376, 1024, true, false),
     ];
+
+    /// <summary>
+    /// The linear-layer GEMMs of llama_20m … llama_1b (LlamaConfig presets) for <paramref name="rows"/> token rows
+    /// (batch·seq): per weight W (out×in) the forward x·Wᵀ (NT), dX = dY·W (NN) and dW = dYᵀ·x (TN), for the
+    /// attention projections (hidden×hidden), the MLP up/gate (intermediate×hidden) and down (hidden×intermediate)
+    /// weights; the 32000-row LM head only for llama_20m (the larger heads take seconds per call); then 1024³.
+    /// </summary>
+    public static GemmShape[] Llama(int rows)
+    {
+        var list = new List<GemmShape>();
+        foreach (var (model, h, inter) in new[] { ("20m", 256, 688), ("60m", 512, 1376), ("130m", 768, 2048), ("350m", 1024, 2736), ("1b", 2048, 5461) })
+        {
+            var weights = new List<(string, int, int)> { ("attn", h, h), ("up", inter, h), ("down", h, inter) };
+            if (model == "20m") weights.Add(("head", 32000, h));
+            foreach (var (name, outF, inF) in weights)
+            {
+                list.Add(new($"{model} {name} fwd", rows, outF, inF, false, true));
+                list.Add(new($"{model} {name} dX", rows, inF, outF, false, false));
+                list.Add(new($"{model} {name} dW", outF, inF, rows, true, false));
+            }
+        }
+        list.Add(new("cube", 1024, 1024, 1024, false, false));
+        return list.ToArray();
+    }
 
     /// <summary>Parses "MxNxK" with an optional ":ab[c]" suffix (t = transposed, n = not; a third letter b or h
     /// stores B as bfloat16 or float16), e.g. 512x512x1024:tn or 1024x11008x4096:ntb (x·Wᵀ with a bf16 weight).</summary>
@@ -155,22 +191,28 @@ public static unsafe class KernelProbe
     /// <summary>Micro-kernel alone on L1/L2-resident packed panels: the ceiling for the blocked driver.</summary>
     public static void Run(string[] args)
     {
-        int kc = args.Length > 1 ? int.Parse(args[1]) : 256;
+        int kc = args.Length > 1 ? int.Parse(args[1]) : CpuGemm.KC;
         int panels = args.Length > 2 ? int.Parse(args[2]) : 1; // A panels swept per B panel (L2 residency)
-        float* a = (float*)NativeMemory.AlignedAlloc((nuint)(12 * kc * panels * 4), 64);
-        float* b = (float*)NativeMemory.AlignedAlloc((nuint)(32 * kc * 4), 64);
-        float* c = (float*)NativeMemory.AlignedAlloc((nuint)(12 * 32 * panels * 4), 64);
-        for (int i = 0; i < 12 * kc * panels; i++) a[i] = 0.001f * (i % 7);
-        for (int i = 0; i < 32 * kc; i++) b[i] = 0.001f * (i % 5);
-        long calls = (long)(4e9 / (2.0 * 12 * 32 * kc));
+        int mr = CpuGemm.MR, nr = CpuGemm.NR;
+        float* a = (float*)NativeMemory.AlignedAlloc((nuint)(mr * kc * panels * 4), 64);
+        float* b = (float*)NativeMemory.AlignedAlloc((nuint)(nr * kc * 4), 64);
+        float* c = (float*)NativeMemory.AlignedAlloc((nuint)(mr * nr * panels * 4), 64);
+        for (int i = 0; i < mr * kc * panels; i++) a[i] = 0.001f * (i % 7);
+        for (int i = 0; i < nr * kc; i++) b[i] = 0.001f * (i % 5);
+        long calls = (long)(4e9 / (2.0 * mr * nr * kc));
         for (int rep = 0; rep < 5; rep++)
         {
             var sw = Stopwatch.StartNew();
+            double c0 = CpuClock.Thread();
             for (long i = 0; i < calls; i += panels)
                 for (int p = 0; p < panels; p++)
-                    CpuGemm.Kernel12x32(kc, a + (long)p * 12 * kc, b, c + p * 12 * 32, 32, 1f, 1f, true);
+                    CpuGemm.Kernel(kc, a + (long)p * mr * kc, b, c + p * mr * nr, nr, 1f, 1f, true);
+            double cpu = CpuClock.Thread() - c0;
             double t = sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"kernel 12x32 kc={kc} panels={panels}: {2.0 * 12 * 32 * kc * calls / t / 1e9:F1} GFLOP/s; peak now {Peak.Measure(1, 3):F1}");
+            double gflop = 2.0 * mr * nr * kc * calls / 1e9;
+            var peak = Peak.MeasureBoth(1, 3);
+            Console.WriteLine($"kernel {mr}x{nr} kc={kc} panels={panels}: {gflop / t:F1} GFLOP/s (peak now {peak.Wall:F1}); "
+                + $"per CPU-second {gflop / cpu:F1} = {gflop / cpu / peak.PerCpuSecond * 100:F1}% of the peak loop's");
         }
     }
 }
@@ -184,7 +226,7 @@ public static unsafe class PackProbe
         {
             int m = 1024, k = 1024;
             float* a = (float*)NativeMemory.AlignedAlloc((nuint)(ld * 1024 * 4), 64);
-            float* dst = (float*)NativeMemory.AlignedAlloc((nuint)(CpuGemm.MC * CpuGemm.KC * 4 + 4096), 64);
+            float* dst = (float*)NativeMemory.AlignedAlloc((nuint)(CpuGemm.ABufferFloats(CpuGemm.MC) * 4 + 4096), 64);
             float* junk = (float*)NativeMemory.AlignedAlloc(64 << 20, 64);
             for (long i = 0; i < ld * 1024L; i++) a[i] = i;
             var hot = new List<double>(); var cold = new List<double>();

@@ -109,7 +109,7 @@ public unsafe class CpuGemmTests
     {
         var d = new TheoryData<int, int, int>();
         // around the register tile (MR 12/6, NR 32/16) with k spanning 1, odd, and the k-slice
-        // boundaries (KC = 384: k is cut into equal slices of at most 384)
+        // boundaries (KC, 256–512 from the caches: k is cut into equal slices of at most KC)
         foreach (var (m, n, k) in new[]
                  {
                      (1, 1, 1), (1, 33, 7), (13, 1, 5), (3, 5, 300), (11, 31, 255), (12, 32, 256),
@@ -213,6 +213,50 @@ public unsafe class CpuGemmTests
         p.Run();
         string? err = p.Verify();
         Assert.True(err is null, err);
+    }
+
+    /// <summary>
+    /// The blocked path (m·n·k above the small-problem threshold) with m and n just around whole register tiles of the
+    /// family this CPU runs (MR×NR) and k around one and two KC slices, so slice depths are rarely a multiple of the
+    /// packers' 8- or 16-wide transpose blocks: the vectorized packs and their scalar tails meet on every variant.
+    /// </summary>
+    [Property(MaxTest = 60, Arbitrary = new Type[0])]
+    public void PanelEdgesAndSliceTailsMatchReference(byte tilesM, byte restM, byte tilesN, byte restN, ushort kRaw,
+        bool ta, bool tb, byte pad, int seed)
+    {
+        int m = CpuGemm.MR * (2 + tilesM % 4) + restM % CpuGemm.MR;
+        int n = CpuGemm.NR * (2 + tilesN % 3) + restN % CpuGemm.NR;
+        int k = 120 + kRaw % (CpuGemm.KC + 200);
+        var p = Problem.Make(ta, tb, m, n, k, 1f, (pad & 1) == 0 ? 0f : 0.5f, pad & 7, (pad >> 3) & 7, pad >> 6, seed);
+        p.Run();
+        string? err = p.Verify();
+        Assert.True(err is null, err);
+    }
+
+    /// <summary>k deep enough that op(B) for all of k would not fit the packed-B budget at the full width of n, and
+    /// k &gt; 2n: the driver cuts k into super-slices that accumulate into C (beta applied once, on the first).</summary>
+    [Theory]
+    [InlineData(7, 5, false, false)]
+    [InlineData(7, 5, true, true)]
+    [InlineData(7, 5, false, true)]
+    [InlineData(19, 5, true, false)]
+    public void DeepNarrowProblemsCutIntoKSuperSlicesMatchReference(int m, int n, bool ta, bool tb)
+    {
+        int width = (n + CpuGemm.NR - 1) / CpuGemm.NR * CpuGemm.NR;
+        int k = 2 * CpuGemm.BBlockFloats / width + 17;
+        int depth = CpuGemm.SuperSliceDepth(k, n);
+        Assert.InRange(depth, CpuGemm.KC, k - 1);
+        Assert.True((long)depth * width <= CpuGemm.BBlockFloats);
+        Check(ta, tb, m, n, k, alpha: -1.5f, beta: 0.75f, padA: 3, padB: 1, seed: m + k);
+    }
+
+    [Fact]
+    public void ShallowOrWideProblemsAreNotCut()
+    {
+        Assert.Equal(1024, CpuGemm.SuperSliceDepth(1024, 1024));
+        Assert.Equal(5461, CpuGemm.SuperSliceDepth(5461, 5461));
+        int k = 4 * CpuGemm.BBlockFloats / 64;
+        Assert.Equal(k, CpuGemm.SuperSliceDepth(k, k / 2)); // k = 2n: another pass over C would cost as much as over A
     }
 
     [Fact]

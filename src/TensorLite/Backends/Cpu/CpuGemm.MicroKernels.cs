@@ -78,6 +78,11 @@ public static unsafe partial class CpuGemm
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     internal static void Kernel6x16(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
     {
+        if (readC && Sse.IsSupported)
+        {
+            // as in Kernel12x32: a 16-float row may straddle two cache lines
+            for (int r = 0; r < 6; r++) { Sse.Prefetch0(c + r * ldc); Sse.Prefetch0(c + r * ldc + 15); }
+        }
         Vector256<float> c0_0 = default, c0_1 = default, c1_0 = default, c1_1 = default, c2_0 = default, c2_1 = default, c3_0 = default, c3_1 = default, c4_0 = default, c4_1 = default, c5_0 = default, c5_1 = default;
         Vector256<float> b0, b1, x;
         for (int p = 0; p < kc; p++)

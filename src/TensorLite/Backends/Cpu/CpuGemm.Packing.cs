@@ -11,7 +11,7 @@ public static unsafe partial class CpuGemm
 {
     /// <summary>
     /// Packs rows [i0, i0+mb) × cols [p0, p0+kb) of op(A) into MR-row micro-panels: panel r holds
-    /// element (i0 + r·MR + ii, p0 + p) at offset r·MR·kb + p·MR + ii; rows past mb are zero.
+    /// element (i0 + r·MR + ii, p0 + p) at offset r·APanelStride(kb) + p·MR + ii; rows past mb are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackA(in Args g, int i0, int mb, int p0, int kb, float* dst)
@@ -26,7 +26,7 @@ public static unsafe partial class CpuGemm
         {
             // op(A)[i, p] = A[p·lda + i]: row p of the stored A holds a contiguous run of op(A)'s
             // column p. Walk the stored rows once, dealing MR-long pieces to the micro-panels.
-            int full = mb / mr, rest = mb - full * mr;
+            int full = mb / mr, rest = mb - full * mr, stride = APanelStride(kb);
             float* src = g.A + (long)p0 * g.Lda + i0;
             for (int p = 0; p < kb; p++)
             {
@@ -37,15 +37,23 @@ public static unsafe partial class CpuGemm
                 int ip = 0;
                 if (mr == 12)
                 {
-                    for (; ip < full; ip++, s += 12, dp += 12 * kb)
+                    for (; ip < full; ip++, s += 12, dp += stride)
                     {
                         Vector256.Store(Vector256.Load(s), dp);
                         Vector128.Store(Vector128.Load(s + 8), dp + 8);
                     }
                 }
+                else if (mr == 6)
+                {
+                    for (; ip < full; ip++, s += 6, dp += stride)
+                    {
+                        Vector128.Store(Vector128.Load(s), dp);
+                        StoreTwo(Vector128.CreateScalarUnsafe(*(double*)(s + 4)).AsSingle(), dp + 4);
+                    }
+                }
                 else
                 {
-                    for (; ip < full; ip++, s += mr, dp += mr * kb)
+                    for (; ip < full; ip++, s += mr, dp += stride)
                         for (int ii = 0; ii < mr; ii++) dp[ii] = s[ii];
                 }
                 if (rest > 0)
@@ -60,12 +68,17 @@ public static unsafe partial class CpuGemm
         for (int ir = 0; ir < mb; ir += mr)
         {
             int rows = Math.Min(mr, mb - ir);
-            float* d = dst + (long)ir * kb;
+            float* d = dst + (long)(ir / mr) * APanelStride(kb);
             // op(A)[i, p] = A[i·lda + p]
             float* src = g.A + (long)(i0 + ir) * g.Lda + p0;
             if (rows == 12 && mr == 12)
             {
                 PackA12Rows(src, g.Lda, kb, d);
+                continue;
+            }
+            if (rows == 6 && mr == 6 && Avx.IsSupported)
+            {
+                PackA6Rows(src, g.Lda, kb, d);
                 continue;
             }
             for (int ii = 0; ii < rows; ii++)
@@ -221,6 +234,11 @@ public static unsafe partial class CpuGemm
                 }
                 for (; p < kb; p++)
                     for (int jj = 0; jj < 32; jj++) dst[p * 32 + jj] = src[jj * (nint)g.Ldb + p];
+                return;
+            }
+            if (Avx.IsSupported && nr == 16 && cols == 16)
+            {
+                PackBT16Cols(src, g.Ldb, kb, dst);
                 return;
             }
             for (int jj = 0; jj < cols; jj++)

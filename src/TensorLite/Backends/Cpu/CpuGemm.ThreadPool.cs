@@ -185,11 +185,11 @@ public static unsafe partial class CpuGemm
             switch (s_mode)
             {
                 case Mode.SplitM:
-                    BlockedSplitM(in s_args, s_bBuf, s_bHalf, ws.EnsureA((long)MC * KC), ws.Tile, s_tickets, s_chunk);
+                    BlockedSplitM(in s_args, s_bBuf, s_bHalf, ws.EnsureA(ABufferFloats(MC)), ws.Tile, s_tickets, s_chunk);
                     break;
                 case Mode.SplitN:
                     BlockedSplitN(in s_args, ws.EnsureB((long)KC * NR * s_chunk),
-                        ws.EnsureA((long)RoundUp(s_args.M, MR) * KC), ws.Tile, s_tickets, s_chunk);
+                        ws.EnsureA(ABufferFloats(s_args.M)), ws.Tile, s_tickets, s_chunk);
                     break;
                 default:
                     for (int i; (i = Interlocked.Increment(ref s_tickets[0]) - 1) < s_batch;)

@@ -37,26 +37,26 @@ namespace TensorLite.Backends.Cpu;
 public static unsafe partial class CpuGemm
 {
     // ---------------------------------------------------------------------------------------------
-    // Tile and block sizes. Tuned on the 2-core KVM guest this project runs on, which reports an
-    // "AMD EPYC" of family 25 model 17 (Zen 4 class: 32 KiB L1D and 1 MiB L2 per core, 32 MiB L3,
-    // AVX-512 at one 512-bit FMA per cycle); the same choices suit Zen 5 (48 KiB L1D).
-    // Vector512 path: 12×32 tile = 24 zmm accumulators + 2 B vectors + 1 broadcast (of 32 zmm).
-    // Vector256 path: 6×16 tile = 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 ymm).
-    // KC: maximum depth of a k slice; k is cut into equal slices of at most KC (SliceDepth). The
-    //     kb×NR packed B micro-panel (≤ 48 KiB) is reused from L1/L2 by every A micro-panel of a
-    //     chunk while those stream from L2; fewer, deeper slices mean fewer read-modify-write passes
-    //     over C. 384 measured a little better than 256, 320 or 512 (differences near the noise).
-    // MC: the tallest row chunk; an MC×KC packed A block (≤ 400 KiB) stays in L2. Chunks are
-    //     usually smaller (about 8 per thread) so that two threads balance dynamically.
-    // NC: widest column block; in practice NcFor(k) keeps the packed k×NC B block ≤ 8 MiB (L3).
+    // Micro-kernel family and block sizes, chosen at startup from what this CPU reports.
+    // Family by vector width: where Vector512 is accelerated (AVX-512), the 12×32 tile = 24 zmm
+    //     accumulators + 2 B vectors + 1 broadcast (of 32 zmm); otherwise the 6×16 tile = 12 ymm
+    //     accumulators + 2 B vectors + 1 broadcast (of 16 ymm). Both reach 90–95 % of the measured FMA
+    //     peak on cache-resident panels (Zen 4/5 and Zen 3 respectively, docs/perf.md).
+    // KC, MC and the packed-B block come from the cache sizes (CpuGemm.Blocking.cs): KC is the maximum
+    //     depth of a k slice (k is cut into equal slices of at most KC, SliceDepth); MC is the tallest
+    //     row chunk (chunks are usually smaller, about 8 per thread, so that threads balance
+    //     dynamically); NcFor(k) keeps the packed k×NC B block within the block budget.
     // The TL_GEMM_* environment variables override these for tuning experiments only.
     internal static readonly bool Use512 = Vector512.IsHardwareAccelerated;
     internal static readonly int MR = Use512 ? 12 : 6;
     internal static readonly int NR = Use512 ? 32 : 16;
-    internal static readonly int KC = EnvInt("TL_GEMM_KC", 384);
-    internal static readonly int MC = RoundUp(EnvInt("TL_GEMM_MC", 264), MR);
+    /// <summary>The caches the block sizes were derived from.</summary>
+    internal static readonly CacheSizes Caches = CacheSizes.Detect();
+    static readonly Blocking Derived = Blocking.For(Caches, MR, NR);
+    internal static readonly int KC = EnvInt("TL_GEMM_KC", Derived.KC);
+    internal static readonly int MC = RoundUp(EnvInt("TL_GEMM_MC", Derived.MC), MR);
     internal static readonly int NC = RoundUp(EnvInt("TL_GEMM_NC", 4096), NR);
-    internal static readonly int BBlockFloats = EnvInt("TL_GEMM_BBLOCK", 2 << 20);
+    internal static readonly int BBlockFloats = EnvInt("TL_GEMM_BBLOCK", Derived.BBlockFloats);
     internal static readonly int ChunksPerThread = EnvInt("TL_GEMM_CHUNKS", 8);
 
     /// <summary>Problems with m·n·k below this take the simple unblocked path.</summary>
@@ -64,7 +64,10 @@ public static unsafe partial class CpuGemm
     /// <summary>Problems with m·n·k below this run on the calling thread only.</summary>
     internal static readonly long ParallelThreshold = EnvInt("TL_GEMM_PAR", 1 << 21);
 
-    internal static readonly int PrefetchRows = EnvInt("TL_GEMM_PF", 8);
+    /// <summary>How many stored rows ahead the packers prefetch: 1 KiB of packed micro-panel ahead, i.e. 8 rows of
+    /// 32 floats or 16 rows of 16 (on Zen 3, 16 rows took non-transposed B packing from 9 to 12 GB/s; 8 was tuned
+    /// for the 32-wide panels on Zen 4).</summary>
+    internal static readonly int PrefetchRows = EnvInt("TL_GEMM_PF", 256 / NR);
     internal static readonly bool Prof = Environment.GetEnvironmentVariable("TL_PROF") == "1";
     internal static readonly long[] ProfT = new long[8];
     static int s_maxThreads = Environment.ProcessorCount;
@@ -251,6 +254,45 @@ public static unsafe partial class CpuGemm
             SmallGemm(in g);
             return;
         }
+        int ks = SuperSliceDepth(g.K, g.N);
+        if (ks < g.K)
+        {
+            // One GEMM per k super-slice, accumulating into C (beta only on the first).
+            for (int pc = 0; pc < g.K; pc += ks)
+            {
+                var part = g;
+                part.K = Math.Min(ks, g.K - pc);
+                part.A = Advance(g.A, g.AType, g.TransA ? (long)pc * g.Lda : pc);
+                part.B = Advance(g.B, g.BType, g.TransB ? pc : (long)pc * g.Ldb);
+                part.Beta = pc == 0 ? g.Beta : 1f;
+                RunBlocked(in part, ws, allowParallel);
+            }
+            return;
+        }
+        RunBlocked(in g, ws, allowParallel);
+    }
+
+    /// <summary>
+    /// Depth of the k super-slices a deep, narrow problem is cut into (k itself when it is not cut). The blocked
+    /// driver packs op(B) for all of k per column block and keeps that block within the B budget, so a large k
+    /// narrows the column blocks, and op(A) (m×k) is packed again for every one of them: an LM head's
+    /// dX = dY·W (k = vocabulary, n = hidden) repacked its 2048×32000 dY 4–32 times. Cutting k instead keeps each
+    /// super-slice's column block as wide as n (up to NC), so op(A) is packed once; the price is one more
+    /// read-modify-write pass over C (m×n) per super-slice, cheaper than another pass over op(A) (m×k) when k > 2n.
+    /// </summary>
+    internal static int SuperSliceDepth(int k, int n)
+    {
+        long width = RoundUp(Math.Min(n, NC), NR);
+        if (k <= 2L * n || k * width <= BBlockFloats) return k;
+        int maxDepth = (int)Math.Max(KC, BBlockFloats / width / KC * KC);
+        int parts = (k + maxDepth - 1) / maxDepth;
+        return (k + parts - 1) / parts;
+    }
+
+    /// <summary>The blocked algorithm on one problem: row-parallel, column-parallel or on the calling thread.</summary>
+    static void RunBlocked(in Args g, Workspace ws, bool allowParallel)
+    {
+        long work = (long)g.M * g.N * g.K;
         int mt = (g.M + MR - 1) / MR, np = (g.N + NR - 1) / NR;
         int threads = allowParallel && work >= ParallelThreshold ? (int)Math.Min(MaxThreads, (long)mt * np) : 1;
         if (threads > 1 && Monitor.TryEnter(Pool.Gate))
@@ -266,9 +308,21 @@ public static unsafe partial class CpuGemm
         }
         // Single thread (or the pool is busy with another caller's GEMM).
         float* bBuf = ws.EnsureB(BBufferFloats(in g, out long half));
-        float* aBuf = ws.EnsureA((long)MC * KC);
+        float* aBuf = ws.EnsureA(ABufferFloats(MC));
         BlockedSplitM(in g, bBuf, half, aBuf, ws.Tile, null, ChunkRowsFor(g.M, 1));
     }
+
+    /// <summary>
+    /// Floats from one packed A micro-panel to the next: MR·kb plus one cache line. Without the extra line MR·kb·4
+    /// bytes is a whole number of 4 KiB pages for MR 6 at kb 512 (and MR 12 at kb 256), and a transposed-A pack,
+    /// which writes a few floats into every micro-panel of the chunk for each stored row, then stores to addresses
+    /// that all map to the same L1 set: 5.7 GB/s instead of 15 (`pack` mode, Zen 3, 2026-12-03).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int APanelStride(int kb) => MR * kb + 16;
+
+    /// <summary>Floats for a packed-A buffer holding <paramref name="rows"/> rows (whole micro-panels) of up to KC k steps.</summary>
+    internal static long ABufferFloats(int rows) => (long)((rows + MR - 1) / MR) * APanelStride(KC);
 
     /// <summary>Floats for the packed-B buffer of the row-parallel path (two halves if several NC blocks).</summary>
     static long BBufferFloats(in Args g, out long half)
@@ -452,7 +506,7 @@ public static unsafe partial class CpuGemm
             for (int ir = 0; ir < mb; ir += mr)
             {
                 int mRows = Math.Min(mr, mb - ir);
-                float* aPanel = aBuf + (long)ir * kb;
+                float* aPanel = aBuf + (long)(ir / mr) * APanelStride(kb);
                 float* cp = g.C + (long)(ic + ir) * g.Ldc + j;
                 if (mRows == mr && nCols == nr)
                 {
@@ -467,8 +521,9 @@ public static unsafe partial class CpuGemm
         }
     }
 
+    /// <summary>The micro-kernel of the family selected for this CPU's vector width (MR×NR tile).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Kernel(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
+    internal static void Kernel(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, bool readC)
     {
         if (Use512) Kernel12x32(kc, a, b, c, ldc, alpha, beta, readC);
         else Kernel6x16(kc, a, b, c, ldc, alpha, beta, readC);
