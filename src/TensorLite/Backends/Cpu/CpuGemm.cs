@@ -123,8 +123,16 @@ public static unsafe partial class CpuGemm
     /// </summary>
     /// <param name="transA">A is stored k×m (row-major, leading dimension lda) and op(A) = Aᵀ.</param>
     /// <param name="transB">B is stored n×k (row-major, leading dimension ldb) and op(B) = Bᵀ.</param>
+    /// <param name="m">Rows of op(A) and C.</param>
+    /// <param name="n">Columns of op(B) and C.</param>
+    /// <param name="k">Columns of op(A), rows of op(B): the summed dimension.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A as stored.</param>
     /// <param name="lda">Row stride of A as stored: ≥ k (≥ m when transA).</param>
+    /// <param name="b">B as stored.</param>
     /// <param name="ldb">Row stride of B as stored: ≥ n (≥ k when transB).</param>
+    /// <param name="beta">Scale of C's previous contents (0: C is only written, never read).</param>
+    /// <param name="c">C, updated in place.</param>
     /// <param name="ldc">Row stride of C: ≥ n.</param>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
