@@ -8,5 +8,8 @@ const tokenizer = TokenizerLoader.fromPreTrained({
   tokenizerConfig: JSON.parse(fs.readFileSync(dir + '/tokenizer_config.json', 'utf8')),
 });
 const texts = JSON.parse(fs.readFileSync(textsFile, 'utf8'));
-const rows = texts.map(text => ({ text, ids: tokenizer.encode(text, { add_special_tokens: false }) }));
+const rows = texts.map(text => {
+  const ids = tokenizer.encode(text, { add_special_tokens: false });
+  return { text, ids, decoded: ids.length ? tokenizer.decode(ids) : "" };
+});
 console.log(JSON.stringify(rows).replace(/\},\{/g, '},\n{'));
