@@ -11,6 +11,10 @@ namespace TensorLite.Data;
 /// vocabulary lacks become their UTF-8 bytes' &lt;0xXX&gt; tokens (byte_fallback, which the library's BPE does not do: it
 /// yields the unknown token there, and this class replaces it with the bytes of the text that token covers).
 /// Decoding is the tokenizer.json decoder chain: "▁" back to space, byte tokens back to bytes, one leading space removed.
+/// <para>With no pre-tokenizer a whole text is one BPE word, and the library's merge loop grows faster than linearly with
+/// its length (a 160k-character text took 2.7 s). So the word is cut where no token can cross: between two characters
+/// that never stand side by side inside any vocabulary token, no merge can join them (a merge makes a vocabulary token),
+/// and the pieces on either side merge independently, giving the same ids as the uncut word.</para>
 /// </summary>
 internal sealed class SentencePieceBpe
 {
@@ -26,6 +30,9 @@ internal sealed class SentencePieceBpe
     /// <summary>Per id: the byte it stands for (a &lt;0xXX&gt; token), or -1 for an ordinary token.</summary>
     private readonly Dictionary<int, byte> _byteOfId = [];
     private readonly Dictionary<int, string> _tokenOfId = [];
+    /// <summary>Every pair of adjacent characters (code points) inside a vocabulary token; a word may be cut between any
+    /// other pair. Null when some merge joins a byte token, whose text is not the text it stands for: then no cuts.</summary>
+    private readonly HashSet<long>? _joinedPairs;
 
     public SentencePieceBpe(List<KeyValuePair<string, int>> vocab, List<string> merges, string unknownToken, Dictionary<string, int> added)
     {
@@ -38,13 +45,33 @@ internal sealed class SentencePieceBpe
         foreach (var (token, id) in vocab.Concat(added))
         {
             _tokenOfId[id] = token;
-            if (token.Length == 6 && token.StartsWith("<0x") && token[5] == '>' && byte.TryParse(token.AsSpan(3, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out byte b))
+            if (ByteToken(token) is byte b)
             {
                 _byteIds[b] = id;
                 _byteOfId[id] = b;
             }
         }
+        if (!merges.Any(m => m.Split(' ').Any(part => ByteToken(part) != null)))
+        {
+            _joinedPairs = [];
+            foreach (var (token, _) in vocab)
+            {
+                int previous = -1;
+                foreach (var rune in token.EnumerateRunes())
+                {
+                    if (previous >= 0) _joinedPairs.Add(Pair(previous, rune.Value));
+                    previous = rune.Value;
+                }
+            }
+        }
     }
+
+    /// <summary>The byte a token such as &lt;0x0A&gt; stands for, or null for any other token.</summary>
+    private static byte? ByteToken(string token) =>
+        token.Length == 6 && token.StartsWith("<0x") && token[5] == '>' &&
+        byte.TryParse(token.AsSpan(3, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out byte b) ? b : null;
+
+    private static long Pair(int first, int second) => ((long)first << 21) | (uint)second;
 
     public int[] Encode(string text)
     {
@@ -58,13 +85,31 @@ internal sealed class SentencePieceBpe
                 continue;
             }
             string normalized = Meta + piece.Replace(' ', Meta);
-            foreach (var token in _bpe.EncodeToTokens(normalized, out _, false, false))
+            int start = 0, previous = -1;
+            for (int i = 0; i < normalized.Length;)
             {
-                if (token.Id == _unknownId && ByteFallback(normalized[token.Offset], ids)) continue;
-                ids.Add(token.Id);
+                // A lone surrogate is no character: no cut next to it.
+                bool valid = Rune.DecodeFromUtf16(normalized.AsSpan(i), out var rune, out int length) == System.Buffers.OperationStatus.Done;
+                if (valid && previous >= 0 && _joinedPairs != null && !_joinedPairs.Contains(Pair(previous, rune.Value)))
+                {
+                    EncodeWord(normalized[start..i], ids);
+                    start = i;
+                }
+                previous = valid ? rune.Value : -1;
+                i += length;
             }
+            EncodeWord(normalized[start..], ids);
         }
         return ids.ToArray();
+    }
+
+    private void EncodeWord(string word, List<int> ids)
+    {
+        foreach (var token in _bpe.EncodeToTokens(word, out _, false, false))
+        {
+            if (token.Id == _unknownId && ByteFallback(word[token.Offset], ids)) continue;
+            ids.Add(token.Id);
+        }
     }
 
     /// <summary>Appends the byte tokens of <paramref name="chars"/>; false (nothing appended) when one is missing, so the
