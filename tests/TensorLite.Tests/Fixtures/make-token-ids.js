@@ -1,4 +1,5 @@
-// Reference token ids for TokenizerTests: node make-token-ids.js TOKENIZER_DIR TEXTS_JSON > qwen3-token-ids.json
+// Reference token ids (and their decoding) for the tokenizer tests:
+// node make-token-ids.js TOKENIZER_DIR TEXTS_JSON > qwen3-token-ids.json (or llama2-token-ids.json)
 // (needs @lenml/tokenizers unpacked in ./package: npm pack @lenml/tokenizers && tar xzf lenml-tokenizers-*.tgz).
 const { TokenizerLoader } = require('./package/dist/main.js');
 const fs = require('fs');
