@@ -12,7 +12,7 @@ namespace TensorLite.Data;
 /// yields the unknown token there, and this class replaces it with the bytes of the text that token covers).
 /// Decoding is the tokenizer.json decoder chain: "▁" back to space, byte tokens back to bytes, one leading space removed.
 /// <para>With no pre-tokenizer a whole text is one BPE word, and the library's merge loop grows faster than linearly with
-/// its length (a 160k-character text took 2.7 s). So the word is cut where no token can cross: between two characters
+/// its length (figures in docs/finetune.md). So the word is cut where no token can cross: between two characters
 /// that never stand side by side inside any vocabulary token, no merge can join them (a merge makes a vocabulary token),
 /// and the pieces on either side merge independently, giving the same ids as the uncut word.</para>
 /// </summary>
@@ -27,7 +27,7 @@ internal sealed class SentencePieceBpe
     private readonly Regex? _addedSplit;
     /// <summary>The id of the &lt;0xXX&gt; token of each byte value, or -1 where the vocabulary lacks it.</summary>
     private readonly int[] _byteIds = new int[256];
-    /// <summary>Per id: the byte it stands for (a &lt;0xXX&gt; token), or -1 for an ordinary token.</summary>
+    /// <summary>The byte each &lt;0xXX&gt; token's id stands for.</summary>
     private readonly Dictionary<int, byte> _byteOfId = [];
     private readonly Dictionary<int, string> _tokenOfId = [];
     /// <summary>Every pair of adjacent characters (code points) inside a vocabulary token; a word may be cut between any
