@@ -10,7 +10,7 @@ namespace TensorLite.Tests;
 /// <summary>A real model tokenizer (Qwen3's tokenizer.json) gives the reference implementation's ids.</summary>
 public class HfTokenizerTests
 {
-    private static readonly string Fixtures = Path.Combine(AppContext.BaseDirectory, "Fixtures");
+    internal static readonly string Fixtures = Path.Combine(AppContext.BaseDirectory, "Fixtures");
 
     /// <summary>Qwen3's tokenizer unpacked into a temporary folder once (loading parses 151k merges).</summary>
     internal static readonly Lazy<HfTokenizer> Qwen3 = new(() =>
@@ -23,25 +23,32 @@ public class HfTokenizerTests
         return HfTokenizer.Load(dir);
     });
 
-    public static TheoryData<int> FixtureRows()
+    /// <summary>A fixture of reference rows (make-token-ids.js): each text, its ids and the reference's decoding of them.</summary>
+    internal static (string Text, int[] Ids, string Decoded)[] ReferenceRows(string file) =>
+        JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixtures, file))).RootElement.EnumerateArray()
+            .Select(r => (r.GetProperty("text").GetString()!, r.GetProperty("ids").EnumerateArray().Select(i => i.GetInt32()).ToArray(),
+                          r.GetProperty("decoded").GetString()!)).ToArray();
+
+    internal static TheoryData<int> RowNumbers(int count)
     {
         var data = new TheoryData<int>();
-        for (int i = 0; i < ReferenceRows.Value.Length; i++) data.Add(i);
+        for (int i = 0; i < count; i++) data.Add(i);
         return data;
     }
 
-    private static readonly Lazy<(string Text, int[] Ids)[]> ReferenceRows = new(() =>
-        JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixtures, "qwen3-token-ids.json"))).RootElement.EnumerateArray()
-            .Select(r => (r.GetProperty("text").GetString()!, r.GetProperty("ids").EnumerateArray().Select(i => i.GetInt32()).ToArray())).ToArray());
+    private static readonly Lazy<(string Text, int[] Ids, string Decoded)[]> Qwen3Rows = new(() => ReferenceRows("qwen3-token-ids.json"));
+
+    public static TheoryData<int> FixtureRows() => RowNumbers(Qwen3Rows.Value.Length);
 
     [Theory]
     [MemberData(nameof(FixtureRows))]
     public void Qwen3_EncodesAsTheReference_AndDecodesBack(int row)
     {
-        var (text, expected) = ReferenceRows.Value[row];
+        var (text, expected, decoded) = Qwen3Rows.Value[row];
         var ids = Qwen3.Value.Encode(text);
         Assert.Equal(expected, ids);
-        Assert.Equal(text.Normalize(NormalizationForm.FormC), Qwen3.Value.Decode(ids));
+        Assert.Equal(decoded, Qwen3.Value.Decode(ids));
+        Assert.Equal(text.Normalize(NormalizationForm.FormC), decoded);
     }
 
     [Fact]
@@ -58,7 +65,9 @@ public class HfTokenizerTests
 
     [Theory]
     [InlineData("""{"model": {"type": "WordPiece", "vocab": {}}}""", "model type 'WordPiece'")]
-    [InlineData("""{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": true}}""", "byte_fallback")]
+    [InlineData("""{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": true}}""", "byte_fallback BPE whose normalizer")]
+    [InlineData("""{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": true}, "pre_tokenizer": {"type": "Metaspace"}}""",
+                "pre-tokenizer 'Metaspace' with byte_fallback")]
     [InlineData("""{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Metaspace"}}""", "pre-tokenizer 'Metaspace'")]
     [InlineData("""{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": {"type": "Lowercase"}, "pre_tokenizer": {"type": "ByteLevel"}}""", "normalizer 'Lowercase'")]
     [InlineData("""{"model": """, "not valid JSON")]

@@ -9,9 +9,10 @@ namespace TensorLite.Data;
 
 /// <summary>
 /// A model's own tokenizer from its HF <c>tokenizer.json</c>: byte-level BPE as in Llama 3 and Qwen (vocabulary, merges,
-/// the pre-tokenizer's split regex, NFC normalization when asked for, added and special tokens). The BPE itself runs in
-/// Microsoft.ML.Tokenizers (<see cref="BpeTokenizer"/> with <see cref="BpeOptions.ByteLevel"/>); this class reads the
-/// file into its options and refuses the tokenizer.json features it does not reproduce, so ids equal HF's or the
+/// the pre-tokenizer's split regex, NFC normalization when asked for, added and special tokens), or SentencePiece-style
+/// BPE with byte fallback in the layout of Llama 2 and Mistral 7B (<see cref="SentencePieceBpe"/>). The BPE itself runs in
+/// Microsoft.ML.Tokenizers (<see cref="BpeTokenizer"/>, with <see cref="BpeOptions.ByteLevel"/> for the first); this class
+/// reads the file into its options and refuses the tokenizer.json features it does not reproduce, so ids equal HF's or the
 /// tokenizer is not loaded. <see cref="Encode"/> adds no BOS/EOS (HF's add_special_tokens=False); added tokens written
 /// in the text (e.g. &lt;|im_end|&gt;) become their ids.
 /// </summary>
@@ -23,15 +24,19 @@ public sealed class HfTokenizer : ITokenizer
     public const string ConfigFileName = "tokenizer_config.json";
     private const long MaxFileBytes = 256L << 20;
 
-    private readonly BpeTokenizer _bpe;
+    /// <summary>The byte-level BPE, or null for a SentencePiece-style tokenizer.</summary>
+    private readonly BpeTokenizer? _byteLevel;
+    private readonly SentencePieceBpe? _sentencePiece;
     private readonly Dictionary<string, int> _added;
     /// <summary>tokenizer.json asks for Unicode NFC before the split (Qwen). Applied here with string.Normalize, which
     /// needs ICU: a process in globalization-invariant mode cannot normalize, and such a tokenizer is then refused.</summary>
     private readonly bool _nfc;
 
-    private HfTokenizer(BpeTokenizer bpe, Dictionary<string, int> added, bool nfc, int vocabSize, string name, string directory, int? eos, int? bos)
+    private HfTokenizer(BpeTokenizer? byteLevel, SentencePieceBpe? sentencePiece, Dictionary<string, int> added, bool nfc, int vocabSize,
+                        string name, string directory, int? eos, int? bos)
     {
-        _bpe = bpe;
+        _byteLevel = byteLevel;
+        _sentencePiece = sentencePiece;
         _nfc = nfc;
         _added = added;
         VocabSize = vocabSize;
@@ -56,10 +61,11 @@ public sealed class HfTokenizer : ITokenizer
     public IReadOnlyDictionary<string, int> AddedTokens => _added;
 
     /// <inheritdoc/>
-    public int[] Encode(string text) => _bpe.EncodeToIds(_nfc ? text.Normalize(NormalizationForm.FormC) : text).ToArray();
+    public int[] Encode(string text) =>
+        _sentencePiece?.Encode(text) ?? _byteLevel!.EncodeToIds(_nfc ? text.Normalize(NormalizationForm.FormC) : text).ToArray();
 
     /// <inheritdoc/>
-    public string Decode(ReadOnlySpan<int> ids) => _bpe.Decode(ids.ToArray()) ?? "";
+    public string Decode(ReadOnlySpan<int> ids) => _sentencePiece?.Decode(ids) ?? _byteLevel!.Decode(ids.ToArray()) ?? "";
 
     /// <summary>Whether <paramref name="path"/> is a tokenizer.json or a folder holding one.</summary>
     public static bool IsTokenizerPath(string path) =>
@@ -80,11 +86,11 @@ public sealed class HfTokenizer : ITokenizer
         {
             throw new TensorLiteException($"'{file}' is not valid JSON: {Models.LlamaConfig.Where(e)}.");
         }
-        TensorLiteException Unsupported(string what) => new($"'{file}': {what} is not supported (TensorLite reads byte-level BPE tokenizers such as Llama 3's and Qwen's).");
+        TensorLiteException Unsupported(string what) => new($"'{file}': {what} is not supported (TensorLite reads byte-level BPE tokenizers " +
+                                                             "such as Llama 3's and Qwen's, and SentencePiece-style BPE laid out as Llama 2's and Mistral 7B's).");
 
         var model = root["model"] as JsonObject ?? throw Unsupported("a tokenizer without a model");
         if ((string?)model["type"] != "BPE") throw Unsupported($"model type '{(string?)model["type"]}'");
-        if (model["byte_fallback"] is JsonValue fb && (bool)fb) throw Unsupported("byte_fallback (SentencePiece-style BPE)");
         if (model["dropout"] is JsonValue dropout && dropout.GetValueKind() == JsonValueKind.Number && (double)dropout != 0) throw Unsupported("BPE dropout");
         foreach (var affix in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
             if (model[affix] is JsonValue v && !string.IsNullOrEmpty((string?)v)) throw Unsupported(affix);
@@ -107,6 +113,16 @@ public sealed class HfTokenizer : ITokenizer
             added[(string)content!] = (int)id;
         }
 
+        int vocabSize = Math.Max(vocab.Max(kv => kv.Value), added.Count == 0 ? 0 : added.Values.Max()) + 1;
+        string name = "hf-" + Convert.ToHexString(SHA256.HashData(bytes))[..12].ToLowerInvariant();
+        string directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        var (eos, bos) = ConfigTokens(directory, added, vocab);
+        if (model["byte_fallback"] is JsonValue fb && (bool)fb)
+        {
+            string unknown = SentencePieceLayout(root, vocab, Unsupported);
+            return new HfTokenizer(null, new SentencePieceBpe(vocab, merges, unknown, added), added, false, vocabSize, name, directory, eos, bos);
+        }
+
         var options = new BpeOptions(vocab)
         {
             Merges = merges,
@@ -119,13 +135,28 @@ public sealed class HfTokenizer : ITokenizer
             throw new TensorLiteException($"'{file}' asks for Unicode NFC normalization, which this process cannot do: it runs in " +
                                           "globalization-invariant mode (set InvariantGlobalization to false, or DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=0, with ICU installed).");
         if ((root["decoder"] as JsonObject)?["type"] is JsonValue decoder && (string?)decoder != "ByteLevel") throw Unsupported($"decoder '{(string?)decoder}'");
-        var bpe = BpeTokenizer.Create(options);
+        return new HfTokenizer(BpeTokenizer.Create(options), null, added, nfc, vocabSize, name, directory, eos, bos);
+    }
 
-        int vocabSize = Math.Max(vocab.Max(kv => kv.Value), added.Count == 0 ? 0 : added.Values.Max()) + 1;
-        string name = "hf-" + Convert.ToHexString(SHA256.HashData(bytes))[..12].ToLowerInvariant();
-        string directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
-        var (eos, bos) = ConfigTokens(directory, added, vocab);
-        return new HfTokenizer(bpe, added, nfc, vocabSize, name, directory, eos, bos);
+    /// <summary>Checks that a byte_fallback BPE is laid out exactly as Llama 2's and Mistral 7B's tokenizer.json (the one
+    /// SentencePiece-style layout <see cref="SentencePieceBpe"/> reproduces) and returns its unknown token.</summary>
+    private static string SentencePieceLayout(JsonNode root, List<KeyValuePair<string, int>> vocab, Func<string, TensorLiteException> unsupported)
+    {
+        const string Layout = "byte_fallback BPE whose normalizer or decoder is not Llama 2's " +
+                              "(normalizer Prepend ▁ + Replace ' ' → ▁, decoder Replace + ByteFallback + Fuse + Strip)";
+        var normalizer = JsonNode.Parse("""
+            {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                 {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+            """);
+        var decoder = JsonNode.Parse("""
+            {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                                              {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+            """);
+        if (root["pre_tokenizer"] is JsonObject pre) throw unsupported($"pre-tokenizer '{(string?)pre["type"]}' with byte_fallback BPE");
+        if (!JsonNode.DeepEquals(root["normalizer"], normalizer) || !JsonNode.DeepEquals(root["decoder"], decoder)) throw unsupported(Layout);
+        string unknown = (string?)root["model"]?["unk_token"] ?? throw unsupported("byte_fallback BPE without an unk_token");
+        if (!vocab.Any(kv => kv.Key == unknown)) throw unsupported($"an unk_token '{unknown}' outside the vocabulary");
+        return unknown;
     }
 
     /// <summary>The regex of the pre-tokenizer: Sequence[Split(regex, Isolated), ByteLevel(use_regex false)] as in
