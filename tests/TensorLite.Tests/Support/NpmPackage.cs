@@ -22,7 +22,7 @@ internal static class NpmPackage
             string partial = Path.Combine(folder, $"partial-{Environment.ProcessId}");
             if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
             Directory.CreateDirectory(partial);
-            Pack(name, version, partial);
+            Download(name, version, partial);
             using (var gz = new GZipStream(File.OpenRead(Directory.GetFiles(partial, "*.tgz").Single()), CompressionMode.Decompress))
                 TarFile.ExtractToDirectory(gz, partial, overwriteFiles: true);
             // Moved into place last, so an interrupted unpack is never taken for a finished one.
@@ -42,7 +42,7 @@ internal static class NpmPackage
     /// <summary>Downloads the package's tarball from the npm registry (what <c>npm pack</c> fetches) into
     /// <paramref name="destination"/>. Plain HTTPS, so a machine with only the .NET SDK needs no Node.js; the registry is
     /// <c>$npm_config_registry</c> when set (as npm itself reads it), else the public one.</summary>
-    private static void Pack(string name, string version, string destination)
+    private static void Download(string name, string version, string destination)
     {
         string registry = (Environment.GetEnvironmentVariable("npm_config_registry") is { Length: > 0 } r ? r : "https://registry.npmjs.org/").TrimEnd('/');
         string bare = name.Contains('/') ? name[(name.IndexOf('/') + 1)..] : name;
