@@ -44,7 +44,8 @@ public static class TrainCommand
             if (r.GetValue(budget) is string text)
             {
                 long l = MemoryPlan.ParseBytes(text);
-                if (PlanCommand.RefuseOverBudget(Trainer.ReadOptions(resumeDir, steps, device), l) is int refused) return refused;
+                var planned = RunFolder.ForPlanning(resumeDir, Trainer.ReadOptions(resumeDir, steps, device));
+                if (PlanCommand.RefuseOverBudget(planned, l) is int refused) return refused;
                 trainer = Trainer.Resume(resumeDir, steps, device, refuseFinished: true, world);
                 trainer.Memory.LimitBytes = trainer.Device is IDeviceAllocator ? l : l - MemoryPlan.RuntimeBytes;
             }

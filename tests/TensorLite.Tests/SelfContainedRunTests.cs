@@ -103,7 +103,7 @@ public sealed class SelfContainedRunTests : IDisposable
         Assert.True(code == 0, err);
         Assert.Equal(Validation(before), Validation(after)); // the same stored validation tokens
         Assert.Equal(sample, Cli("generate", "--run", run, "--prompt", "the", "--tokens", "8", "--temperature", "0").Out);
-        Ok("train", "--resume", run, "--steps", "3");
+        Ok("train", "--resume", run, "--steps", "3", "--memory-budget", "8GB"); // the plan reads the run's config, not --init-from's
         Ok("export", "--run", run, "--out", "exported");
         Assert.True(File.Exists(Path.Combine(elsewhere, "exported", "tokenizer.json")));
     }

@@ -25,6 +25,20 @@ public static class RunFolder
         return HfTokenizer.IsTokenizerPath(copy) ? HfTokenizer.Load(copy) : Trainer.CreateTokenizer(tokenizer);
     }
 
+    /// <summary>The options of the run in <paramref name="runDir"/> as the planner must read them: the model from the
+    /// run's own config.json and an HF tokenizer from the run's copy, so that neither the --init-from folder nor the
+    /// original tokenizer files are needed once the run exists.</summary>
+    public static TrainingOptions ForPlanning(string runDir, TrainingOptions options)
+    {
+        string copy = Path.Combine(runDir, TokenizerFolder);
+        return options with
+        {
+            Model = Path.Combine(runDir, "config.json"),
+            InitFrom = null,
+            Tokenizer = !IsBuiltInTokenizer(options.Tokenizer) && HfTokenizer.IsTokenizerPath(copy) ? copy : options.Tokenizer,
+        };
+    }
+
     /// <summary>Whether a --tokenizer value names a built-in tokenizer (byte, cl100k, o200k) rather than a file or folder.</summary>
     public static bool IsBuiltInTokenizer(string tokenizer) => tokenizer is "byte" or "cl100k" or "o200k";
 
