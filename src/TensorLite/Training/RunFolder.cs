@@ -18,11 +18,15 @@ public static class RunFolder
     /// <summary>The tokenizer of the run in <paramref name="runDir"/> whose train.json names <paramref name="tokenizer"/>:
     /// a built-in one by name, an HF tokenizer from the run folder's copy, or (a folder written before copies were kept)
     /// from the recorded path.</summary>
-    public static ITokenizer OpenTokenizer(string runDir, string tokenizer)
+    public static ITokenizer OpenTokenizer(string runDir, string tokenizer) => Trainer.CreateTokenizer(TokenizerSource(runDir, tokenizer));
+
+    /// <summary>Where the run's tokenizer is read from: a built-in name as it is, else the run folder's copy when there
+    /// is one, else the recorded path.</summary>
+    private static string TokenizerSource(string runDir, string tokenizer)
     {
-        if (IsBuiltInTokenizer(tokenizer)) return Trainer.CreateTokenizer(tokenizer);
+        if (IsBuiltInTokenizer(tokenizer)) return tokenizer;
         string copy = Path.Combine(runDir, TokenizerFolder);
-        return HfTokenizer.IsTokenizerPath(copy) ? HfTokenizer.Load(copy) : Trainer.CreateTokenizer(tokenizer);
+        return HfTokenizer.IsTokenizerPath(copy) ? copy : tokenizer;
     }
 
     /// <summary>The options of the run in <paramref name="runDir"/> as the planner must read them: the model from the
@@ -30,12 +34,11 @@ public static class RunFolder
     /// original tokenizer files are needed once the run exists.</summary>
     public static TrainingOptions ForPlanning(string runDir, TrainingOptions options)
     {
-        string copy = Path.Combine(runDir, TokenizerFolder);
         return options with
         {
             Model = Path.Combine(runDir, "config.json"),
             InitFrom = null,
-            Tokenizer = !IsBuiltInTokenizer(options.Tokenizer) && HfTokenizer.IsTokenizerPath(copy) ? copy : options.Tokenizer,
+            Tokenizer = TokenizerSource(runDir, options.Tokenizer),
         };
     }
 
