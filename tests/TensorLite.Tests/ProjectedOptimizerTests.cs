@@ -129,6 +129,8 @@ public class ProjectedOptimizerTests
             common(ProjectedOptions.Frugal(0.5f) with { Method = "frugal-matrices" }),
             common(ProjectedOptions.Grass(rank: 2, selection: RowSelection.Uniform, withReplacement: false) with { Method = "grass-uniform-norepl" }),
             common(ProjectedOptions.Lsp(rank: 2, nonZeros: 2, fitThreshold: 0f, fitIterations: 10)),
+            common(ProjectedOptions.GaLore(rank: 2, updateGap: 2, side: ProjectionSide.Both) with { Method = "galore-full" }),
+            common(ProjectedOptions.GaLore(rank: 2, updateGap: 2, randomizedSvd: true, side: ProjectionSide.Both) with { Method = "galore-rsvd-full" }),
         ];
     }
 

@@ -90,15 +90,17 @@ public sealed record OptimizerSpec
     public ProjectionSide? Side { get; init; }
 
     /// <summary>The words of <see cref="ParseSide"/>, in GaLore's spelling.</summary>
-    public static IReadOnlyList<string> SideWords { get; } = ["std", "reverse_std", "left", "right"];
+    public static IReadOnlyList<string> SideWords { get; } = ["std", "reverse_std", "left", "right", "full"];
 
-    /// <summary>GaLore's proj_type word as a side: std (right when m ≥ n), reverse_std, left or right.</summary>
+    /// <summary>GaLore's proj_type word as a side: std (right when m ≥ n), reverse_std, left, right, or full (both sides,
+    /// R = U_rᵀ·G·V_r; SVD projections only).</summary>
     public static ProjectionSide ParseSide(string word) => word.Trim().ToLowerInvariant() switch
     {
         "std" => ProjectionSide.Auto,
         "reverse_std" => ProjectionSide.Reverse,
         "left" => ProjectionSide.Left,
         "right" => ProjectionSide.Right,
+        "full" => ProjectionSide.Both,
         _ => throw new ArgumentException($"The projection side is one of {string.Join(", ", SideWords)}, not '{word}'.", nameof(word)),
     };
 
