@@ -157,6 +157,10 @@ public sealed partial record ProjectedOptions
         if (Side == ProjectionSide.Both && !Projector.IsTwoSided && !Projector.CanProjectBothSides)
             throw new ArgumentException($"The two-sided (full) projection is offered by the SVD projections only (svd, rsvd), not by {Projection}.", nameof(Side));
         Projector.Validate();
+        // OSD's basis moves at the end of each step (after the update, as in its reference), not at a refresh, so there is
+        // no old and new basis at the refresh to rotate the moments between.
+        if (Projection == ProjectionKind.OnlinePca && OnRefresh == MomentPolicy.Rotate)
+            throw new ArgumentException("OSD moves its basis after every update, so its moments are kept or reset, not rotated.", nameof(OnRefresh));
         if (Projector is SketchProjectorFactory sketch && Density == null && sketch.NonZeros > Rank)
             throw new ArgumentOutOfRangeException(nameof(Rank), $"The sketch's non-zeros per column d = {sketch.NonZeros} must not exceed the rank r = {Rank}.");
         return this;
