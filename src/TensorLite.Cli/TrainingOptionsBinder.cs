@@ -40,7 +40,7 @@ public sealed class TrainingOptionsBinder
     private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd|range; grass: norm2|norm|uniform[+norepl]|topnorm; frugal: matrices|blocks|columns|random|svd|rsvd; osd: adamw|sgd[+qr]." };
     private readonly Option<string?> residual = new Option<string?>("--residual") { Description = "FRUGAL: signsgd|sgd for the state-free part." };
     private readonly Option<float?> residualScale = new Option<float?>("--residual-scale") { Description = "FRUGAL: lr scale of the state-free part, on top of --scale (default 1)." };
-    private readonly Option<string?> blockOrder = new Option<string?>("--block-order") { Description = "FRUGAL matrices mode: random|ascending|descending (default descending)." };
+    private readonly Option<string?> blockOrder = new Option<string?>("--block-order") { Description = "FRUGAL matrices mode: random|ascending|descending|mirror (default descending)." };
     private readonly Option<string?> projSide = new Option<string?>("--proj-side") { Description = "Projected side, GaLore's proj_type: std (right when rows ≥ columns)|reverse_std|left|right|full (both sides, svd/rsvd only) (default std)." };
     private readonly Option<float?> loraAlpha = new Option<float?>("--lora-alpha") { Description = "LoRA: α, the adapters' scale is α/rank (default 32)." };
     private readonly Option<int?> loraRestart = new Option<int?>("--lora-restart") { Description = "LoRA: merge the adapters and restart them every this many steps (ReLoRA-style; default never)." };

@@ -104,13 +104,14 @@ public sealed record OptimizerSpec
         _ => throw new ArgumentException($"The projection side is one of {string.Join(", ", SideWords)}, not '{word}'.", nameof(word)),
     };
 
-    /// <summary>FRUGAL's block order word: random, ascending or descending.</summary>
+    /// <summary>FRUGAL's block order word: random, ascending, descending or mirror.</summary>
     public static MatrixOrder ParseOrder(string word) => word.Trim().ToLowerInvariant() switch
     {
         "random" => MatrixOrder.Random,
         "ascending" => MatrixOrder.Ascending,
         "descending" => MatrixOrder.Descending,
-        _ => throw new ArgumentException($"FRUGAL's matrix order is random, ascending or descending, not '{word}'.", nameof(word)),
+        "mirror" => MatrixOrder.Mirror,
+        _ => throw new ArgumentException($"FRUGAL's matrix order is random, ascending, descending or mirror, not '{word}'.", nameof(word)),
     };
 
     /// <summary>

@@ -86,6 +86,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
             }
             _slots[i] = slot;
         }
+        CheckWholeMatrixOrder();
     }
 
     /// <summary>The method's composition and numbers.</summary>
