@@ -78,6 +78,10 @@ public sealed record OptimizerSpec
     public float? LoraAlpha { get; init; }
     /// <summary>LoRA: ReLoRA-style merge-and-restart every this many steps; null or 0: never.</summary>
     public int? LoraRestart { get; init; }
+    /// <summary>LoRA: what a restart does to the adapters' moments; null: zero them.</summary>
+    public Lora.LoraRestartStates? LoraRestartStates { get; init; }
+    /// <summary>LoRA: the fraction of moment entries a pruning restart zeroes; null: 0.9.</summary>
+    public float? LoraRestartPrune { get; init; }
     /// <summary>LSP: non-zeros d per sketch column.</summary>
     public int? SketchNonZeros { get; init; }
     /// <summary>LSP: the relative reconstruction error at or above which a check refits the sketches.</summary>
@@ -102,6 +106,15 @@ public sealed record OptimizerSpec
         "right" => ProjectionSide.Right,
         "full" => ProjectionSide.Both,
         _ => throw new ArgumentException($"The projection side is one of {string.Join(", ", SideWords)}, not '{word}'.", nameof(word)),
+    };
+
+    /// <summary>ReLoRA's restart treatment of the moments: zero (the reference's reset), random or magnitude (pruning).</summary>
+    public static Lora.LoraRestartStates ParseRestartStates(string word) => word.Trim().ToLowerInvariant() switch
+    {
+        "zero" => Lora.LoraRestartStates.Zero,
+        "random" => Lora.LoraRestartStates.Random,
+        "magnitude" => Lora.LoraRestartStates.Magnitude,
+        _ => throw new ArgumentException($"A LoRA restart's moments are zero, random or magnitude, not '{word}'.", nameof(word)),
     };
 
     /// <summary>FRUGAL's block order word: random, ascending, descending or mirror.</summary>
@@ -287,6 +300,7 @@ public sealed record OptimizerSpec
         {
             Rank = Rank ?? d.Rank, Alpha = LoraAlpha ?? d.Alpha, LearningRate = h.LearningRate, WeightDecay = h.WeightDecay,
             Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps, BlockSizeOfStates), Seed = Seed, RestartEvery = LoraRestart ?? d.RestartEvery,
+            RestartStates = LoraRestartStates ?? d.RestartStates, RestartPruneRatio = LoraRestartPrune ?? d.RestartPruneRatio,
         }.Validate();
     }
 
