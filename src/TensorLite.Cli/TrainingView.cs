@@ -60,6 +60,11 @@ public static class TrainingView
         return 0;
     }
 
+    /// <summary>What a ReLoRA restart does to the moments, in words.</summary>
+    private static string RestartMoments(Optim.Lora.LoraOptions l) => l.RestartStates == Optim.Lora.LoraRestartStates.Zero
+        ? "moments zeroed"
+        : $"{l.RestartStates.ToString().ToLowerInvariant()} pruning of {l.RestartPruneRatio:P0} of the moments";
+
     /// <summary>The optimizer as the run resolves it: the variant as the user wrote it, else the one the spec parsed;
     /// numbers (and their defaults) from the method's preset.</summary>
     private static string OptimizerSummary(TrainingOptions o)
@@ -69,7 +74,7 @@ public static class TrainingView
         {
             var l = spec.ToLoraOptions();
             var hl = spec.HyperParameters;
-            return $"LoRA rank {l.Rank}, alpha {l.Alpha} (scale {l.Alpha / l.Rank:G3}), base frozen, merged into the weights{(l.RestartEvery > 0 ? $", merge-and-restart every {l.RestartEvery} steps" : "")}; Adam β {hl.Beta1}, {hl.Beta2}, ε {hl.Eps:G2}, weight decay {hl.WeightDecay}";
+            return $"LoRA rank {l.Rank}, alpha {l.Alpha} (scale {l.Alpha / l.Rank:G3}), base frozen, merged into the weights{(l.RestartEvery > 0 ? $", merge-and-restart every {l.RestartEvery} steps ({RestartMoments(l)}, lr re-warm-up {o.ResolvedLoraRestartWarmup} steps)" : "")}; Adam β {hl.Beta1}, {hl.Beta2}, ε {hl.Eps:G2}, weight decay {hl.WeightDecay}";
         }
         var p = spec.ToOptions();
         string side = o.ProjSide is string w ? $", side {w}" : "";
