@@ -115,7 +115,11 @@ public static class TrainingView
         if (checks.Length == 0) return null;
         var fits = sketches.Select(s => s.LastFitError).Where(double.IsFinite).Order().ToArray();
         string fitted = fits.Length == 0 ? "no refit this process" : $"right after each matrix's last refit median {fits[fits.Length / 2]:F3}, max {fits[^1]:F3}";
-        return $"sketches    relative error at the last check: median {checks[checks.Length / 2]:F3}, max {checks[^1]:F3}; {fitted}; {sketches.Sum(s => s.RefreshCount)} refits in all";
+        // An error near 1 after fitting means the fit shrank the values towards zero (P = 0 gives exactly 1): the rank
+        // is too small for these gradients and the updates carry almost nothing, which a user would otherwise not see.
+        string advice = fits.Length > 0 && fits[fits.Length / 2] >= 0.9
+            ? "; the fitted sketches keep almost none of the gradient (error near 1): raise --rank" : "";
+        return $"sketches    relative error at the last check: median {checks[checks.Length / 2]:F3}, max {checks[^1]:F3}; {fitted}; {sketches.Sum(s => s.RefreshCount)} refits in all{advice}";
     }
 
     /// <summary>GRASS's selection in the command line's words, with how it samples.</summary>
