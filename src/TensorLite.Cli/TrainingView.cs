@@ -23,7 +23,8 @@ public static class TrainingView
         Console.WriteLine($"optimizer    {OptimizerSummary(o)}; state {trainer.PredictedOptimizerStateBytes / 1048576.0:F2} MiB" +
                           (o.States != "fp32" ? $" ({o.States})" : "") + (o.PerLayer ? "; per-layer updates" : ""));
         if (trainer.Offload != null)
-            Console.WriteLine($"offload      optimizer states on the host ({o.Offload}), {o.OffloadSchedule} schedule" + (o.DeviceMemory is string dm ? $", device budget {dm}" : ""));
+            Console.WriteLine($"offload      optimizer states on the host ({o.Offload}), {o.OffloadSchedule} schedule" +
+                              (trainer.Offload.DeferredStages.Count > 0 ? $" (the embedding and the first {Trainer.DeferredLayers(o, c.NumHiddenLayers)} layers land their updates in the next forward)" : "") + (o.DeviceMemory is string dm ? $", device budget {dm}" : ""));
         if (o.WeightDType != DType.Float32)
             Console.WriteLine($"weights      {o.Weights}" + (o.MasterWeights ? " with float32 masters" : o.StochasticRounding ? ", stochastic rounding" : ", rounded to nearest"));
         if (o.ActivationDType != DType.Float32)
