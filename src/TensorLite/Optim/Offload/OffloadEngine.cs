@@ -108,16 +108,27 @@ public sealed partial class OffloadEngine : IDisposable
         Record(name, lane, start, Now);
     }
 
-    /// <summary>Counts a device → host copy of <paramref name="bytes"/>.</summary>
-    internal void CountToHost(long bytes)
+    /// <summary>Whether device ↔ host copies go through a page-locked staging buffer where the device offers one
+    /// (default); off, they go through ordinary host memory. Both move the same bytes.</summary>
+    public bool UsePageLockedStaging { get; set; } = true;
+
+    private readonly PageLockedStaging _staging = new();
+
+    /// <summary>How the engine's device ↔ host copies travel (page-locked staging or ordinary host memory).</summary>
+    public string CopyDescription => UsePageLockedStaging ? _staging.Description : "through ordinary host memory";
+
+    /// <summary>Copies <paramref name="device"/> into the host tensor <paramref name="host"/> and counts the bytes.</summary>
+    internal void CopyToHost(Tensor device, Tensor host)
     {
+        long bytes = HostCopy.ToHost(device, host, UsePageLockedStaging ? _staging : null);
         StepBytesToHost += bytes;
         TotalBytes += bytes;
     }
 
-    /// <summary>Counts a host → device copy of <paramref name="bytes"/>.</summary>
-    internal void CountToDevice(long bytes)
+    /// <summary>Copies the host tensor <paramref name="host"/> into <paramref name="device"/> and counts the bytes.</summary>
+    internal void CopyToDevice(Tensor host, Tensor device)
     {
+        long bytes = HostCopy.ToDevice(host, device, UsePageLockedStaging ? _staging : null);
         StepBytesToDevice += bytes;
         TotalBytes += bytes;
     }
@@ -241,6 +252,7 @@ public sealed partial class OffloadEngine : IDisposable
             _disposed = true; // later updates (an optimizer used after its run) run serially
             _queue.Complete();
             _worker?.Join();
+            _staging.Dispose();
         }
     }
 }
