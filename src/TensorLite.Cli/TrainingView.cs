@@ -24,7 +24,7 @@ public static class TrainingView
                           (o.States != "fp32" ? $" ({o.States})" : "") + (o.PerLayer ? "; per-layer updates" : ""));
         if (trainer.Offload != null)
             Console.WriteLine($"offload      optimizer states on the host ({o.Offload}), {o.OffloadSchedule} schedule" +
-                              (trainer.Offload.DeferredStages.Count > 0 ? $" (the embedding and the first {Trainer.DeferredLayers(o, c.NumHiddenLayers)} layers land their updates in the next forward)" : "") + (o.DeviceMemory is string dm ? $", device budget {dm}" : ""));
+                              (trainer.Offload.DeferredStages.Count > 0 ? $" (the updates of the embedding and {DeferredLayerNames(Trainer.DeferredLayers(o, c.NumHiddenLayers))} land in the next forward)" : "") + (o.DeviceMemory is string dm ? $", device budget {dm}" : ""));
         if (o.WeightDType != DType.Float32)
             Console.WriteLine($"weights      {o.Weights}" + (o.MasterWeights ? " with float32 masters" : o.StochasticRounding ? ", stochastic rounding" : ", rounded to nearest"));
         if (o.ActivationDType != DType.Float32)
@@ -63,6 +63,9 @@ public static class TrainingView
 
     /// <summary>The optimizer as the run resolves it: the variant as the user wrote it, else the one the spec parsed;
     /// numbers (and their defaults) from the method's preset.</summary>
+    /// <summary>The decoder layers a deferred offload schedule defers, in words: "layer 0" or "layers 0–3".</summary>
+    private static string DeferredLayerNames(int layers) => layers == 1 ? "layer 0" : $"layers 0–{layers - 1}";
+
     private static string OptimizerSummary(TrainingOptions o)
     {
         var spec = o.ToOptimizerSpec();

@@ -57,6 +57,8 @@ public sealed class OffloadDeferralTests : IDisposable
         Assert.All(stages.Where(s => s.Key != "model.embed_tokens.weight"), s => Assert.StartsWith("model.layers.0.", s.Key));
         Assert.Equal(10, stages.Count); // the embedding and layer 0's 9 tensors
         Assert.Equal(0, deferred.Offload.DeferredCount); // the run ended with everything applied
+        // A deferred host update can start in one step and end in the next: its time still counts as positive.
+        Assert.All(MetricsLog.Read(Path.Combine(_root, "deferred", MetricsLog.FileName), out _), r => Assert.True(r.GetProperty("offload_host_s").GetDouble() >= 0));
 
         // The last step's timeline shows step 3's deferred updates landing in step 4's forward, before the backward
         // that produced step 4's own updates (which land again before the final evaluation).

@@ -206,7 +206,8 @@ public sealed partial class OffloadEngine : IDisposable
 
     private void RunHost(Pending work, bool catchErrors)
     {
-        work.HostStart = Now;
+        // Timed on the engine's clock, not the step's: a deferred update may start in one step and end in the next.
+        work.HostStart = _clock.Elapsed.TotalSeconds;
         try
         {
             work.Host();
@@ -217,9 +218,10 @@ public sealed partial class OffloadEngine : IDisposable
         }
         finally
         {
-            work.HostEnd = Now;
+            work.HostEnd = _clock.Elapsed.TotalSeconds;
             StepHostSecondsAdd(work.HostEnd - work.HostStart);
-            Record(work.Name, OffloadLane.HostUpdate, work.HostStart, work.HostEnd);
+            double stepStart = _stepStart;
+            Record(work.Name, OffloadLane.HostUpdate, work.HostStart - stepStart, work.HostEnd - stepStart);
         }
     }
 
