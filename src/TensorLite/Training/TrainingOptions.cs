@@ -128,7 +128,8 @@ public sealed record TrainingOptions
     /// docs/offload.md.</summary>
     public string Offload { get; init; } = "none";
     /// <summary>With --offload: overlap (host updates on a worker thread while the device goes on; the device applies
-    /// them at the end of the step) or serial (the device waits for each host update). Both give the same bits.</summary>
+    /// them at the end of the step), deferred (overlap, but the updates of the layers nearest the input land in the next
+    /// forward, just before each layer runs) or serial (the device waits for each host update). All give the same bits.</summary>
     public string OffloadSchedule { get; init; } = "overlap";
     /// <summary>With --offload-schedule deferred: how many decoder layers nearest the input (with the embedding) have
     /// their updates land in the next forward; null: a quarter of the layers, rounded up. See docs/offload.md.</summary>
