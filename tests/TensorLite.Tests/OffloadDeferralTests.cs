@@ -129,4 +129,16 @@ public sealed class OffloadDeferralCliTests : IDisposable
         Assert.StartsWith("error: --offload-defer-layers", line);
         Assert.False(Directory.Exists(never));
     }
+
+    [Fact]
+    public void ADeferredRun_FromTheCommandLine_DrawsItsTimeline()
+    {
+        var dir = Path.Combine(_root, "run");
+        var (code, stderr) = CliTests.Run("train", "--model", "tiny", "--seq", "16", "--batch", "2", "--steps", "2", "--synthetic-bytes", "20000",
+            "--per-layer", "--offload", "dense", "--offload-schedule", "deferred", "--out", dir);
+        Assert.True(code == 0, stderr);
+        var png = File.ReadAllBytes(Path.Combine(dir, "offload-timeline.png"));
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+        Assert.Contains(OffloadTimeline.Read(dir)!.Events, e => e.Lane == OffloadLane.DeferredApply);
+    }
 }
