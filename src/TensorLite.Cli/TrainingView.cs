@@ -46,6 +46,7 @@ public static class TrainingView
         }
         LossPlot.TryWrite(trainer.RunDir, data.EntropyFloorNats, data.UnigramEntropyNats);
         if (OffloadTimelinePlot.TryWrite(trainer.RunDir) is string timeline) Console.WriteLine($"offload      timeline of the last logged step: {timeline}");
+        if (trainer.Offload is { } engine) Console.WriteLine($"offload      device ↔ host copies went {engine.CopyDescription}");
         Console.WriteLine("peak memory  " + string.Join(", ", trainer.Memory.AtPeak.Items().Where(x => x.Bytes > 0)
             .Select(x => $"{MemoryPlan.CategoryName(x.Category)} {MemoryPlan.Format(x.Bytes)}")) +
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +

@@ -16,10 +16,12 @@ internal sealed class PageLockedStaging(int maxBytes = PageLockedStaging.MaxByte
     private IPageLockedBuffer? _buffer;
     private IBackend? _device;
     private string? _failure;
+    /// <summary>The size of the last staging buffer allocated (kept after <see cref="Dispose"/>, for the run's report).</summary>
+    private int _bytes;
 
-    /// <summary>How the engine's copies travel, for the run's header.</summary>
-    public string Description => _buffer != null
-        ? $"through a page-locked staging buffer ({_buffer.Span.Length >> 10} KiB)"
+    /// <summary>How the engine's copies travel (so far), for the run's report.</summary>
+    public string Description => _bytes > 0
+        ? $"through a page-locked staging buffer ({_bytes >> 10} KiB)"
         : _failure != null ? $"through ordinary host memory (page-locking failed: {_failure})" : "through ordinary host memory";
 
     /// <summary>The staging buffer for copies of <paramref name="bytes"/> bytes to or from <paramref name="device"/>,
@@ -35,6 +37,7 @@ internal sealed class PageLockedStaging(int maxBytes = PageLockedStaging.MaxByte
         try
         {
             _buffer = staging.AllocatePageLocked(Math.Max(wanted, Math.Min(maxBytes, 1 << 16)));
+            _bytes = _buffer.Span.Length;
             _device = device;
             return _buffer;
         }
