@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
 # Step time with and without optimizer offload (docs/offload.md): llama_20m, per-layer updates, 8 steps per setting,
 # settings interleaved in each round. Prints the mean step time of steps 3-7 and, with offload, the host update time,
-# the device's wait and the bytes moved per step. Usage (from the repository root): bash docs/reproduce/offload-steptime.sh [ROUNDS]
+# the device's wait and the bytes moved per step.
+# Usage (from the repository root): bash docs/reproduce/offload-steptime.sh [ROUNDS] [methods|schedules]
+#   methods (default): adamw and lsp, each without offload and offloaded (overlapped schedule);
+#   schedules: dense adamw and lsp offload, each with --offload-schedule serial, overlap and deferred.
 set -euo pipefail
 rounds=${1:-2}
+set_name=${2:-methods}
 dotnet build -c Release src/TensorLite.Cli >/dev/null
 cli="dotnet src/TensorLite.Cli/bin/Release/net10.0/TensorLite.Cli.dll"
 common="--model llama_20m --batch 4 --seq 128 --steps 8 --log-every 1 --eval-every 1000 --eval-batches 1 --synthetic-bytes 2000000 --per-layer"
+case "$set_name" in
+  methods) settings=("--optimizer adamw" "--optimizer adamw --offload dense" "--optimizer lsp --rank 128" "--optimizer lsp --rank 128 --offload lsp") ;;
+  schedules)
+    settings=()
+    for method in "--optimizer adamw --offload dense" "--optimizer lsp --rank 128 --offload lsp"; do
+      for schedule in serial overlap deferred; do settings+=("$method --offload-schedule $schedule"); done
+    done ;;
+  *) echo "usage: $0 [ROUNDS] [methods|schedules]" >&2; exit 2 ;;
+esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for round in $(seq "$rounds"); do
-  for setting in "--optimizer adamw" "--optimizer adamw --offload dense" "--optimizer lsp --rank 128" "--optimizer lsp --rank 128 --offload lsp"; do
+  for setting in "${settings[@]}"; do
     out="$work/run-$RANDOM"
     echo "round $round, $(uptime | sed 's/.*load/load/')"
     $cli train $common $setting --out "$out" > /dev/null

@@ -62,13 +62,14 @@ public sealed class TrainingOptionsBinder
     private readonly Option<bool> shardStates = new("--shard-states") { Description = "With --nproc: each process keeps the optimizer state of only its share of the parameters (ZeRO-1)." };
     private readonly Option<string> factored = FactoredGradientsOption();
     private readonly Option<string> offload = new("--offload") { Description = "Keep the optimizer's states on the host (CPU) and move only what each update needs: none; host (the chosen optimizer, e.g. galore or grass: only R and its direction move); dense (AdamW, the ZeRO-Offload baseline: gradients and weights move); lsp (the LSP method). See docs/offload.md.", DefaultValueFactory = _ => Defaults.Offload };
-    private readonly Option<string> offloadSchedule = new("--offload-schedule") { Description = "With --offload: overlap (host updates run while the device goes on; applied at the end of the step) or serial (the device waits for each). Same results.", DefaultValueFactory = _ => Defaults.OffloadSchedule };
+    private readonly Option<string> offloadSchedule = new("--offload-schedule") { Description = "With --offload: overlap (host updates run while the device goes on; applied at the end of the step), deferred (overlap, but the updates of the layers nearest the input land in the next forward, just before each layer runs) or serial (the device waits for each). Same results.", DefaultValueFactory = _ => Defaults.OffloadSchedule };
+    private readonly Option<int?> offloadDeferLayers = new("--offload-defer-layers") { Description = "With --offload-schedule deferred: how many decoder layers nearest the input (and the embedding) have their updates land in the next forward (default: a quarter of the layers, rounded up)." };
     private readonly Option<string?> deviceMemory = new("--device-memory") { Description = "With --offload: the device's memory budget (e.g. 4GB); the plan must fit it, and a GPU run may not exceed it." };
     private readonly Option<bool> perLayer = new("--per-layer") { Description = "Update each parameter during backward as soon as its gradient is final, then free the gradient; clipping uses the previous step's norm." };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, sketchNnz, sketchFitThreshold, sketchFitLr, sketchFitIters, loraAlpha, loraRestart, loraRestartStates, loraRestartPrune, loraRestartWarmup, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, factored, device, offload, offloadSchedule, deviceMemory })
+        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, sketchNnz, sketchFitThreshold, sketchFitLr, sketchFitIters, loraAlpha, loraRestart, loraRestartStates, loraRestartPrune, loraRestartWarmup, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, factored, device, offload, offloadSchedule, offloadDeferLayers, deviceMemory })
             command.Options.Add(option);
     }
 
@@ -106,7 +107,7 @@ public sealed class TrainingOptionsBinder
         States = r.GetValue(states)!, EightBitBlockSize = r.GetValue(eightBitBlock), Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), ShardStates = r.GetValue(shardStates), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
         FactoredGradients = r.GetValue(factored) == "on",
-        Offload = r.GetValue(offload)!, OffloadSchedule = r.GetValue(offloadSchedule)!, DeviceMemory = r.GetValue(deviceMemory),
+        Offload = r.GetValue(offload)!, OffloadSchedule = r.GetValue(offloadSchedule)!, OffloadDeferLayers = r.GetValue(offloadDeferLayers), DeviceMemory = r.GetValue(deviceMemory),
     };
 
     private static Option<string> FactoredGradientsOption()

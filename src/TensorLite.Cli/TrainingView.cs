@@ -23,7 +23,8 @@ public static class TrainingView
         Console.WriteLine($"optimizer    {OptimizerSummary(o)}; state {trainer.PredictedOptimizerStateBytes / 1048576.0:F2} MiB" +
                           (o.States != "fp32" ? $" ({o.States})" : "") + (o.PerLayer ? "; per-layer updates" : ""));
         if (trainer.Offload != null)
-            Console.WriteLine($"offload      optimizer states on the host ({o.Offload}), {o.OffloadSchedule} schedule" + (o.DeviceMemory is string dm ? $", device budget {dm}" : ""));
+            Console.WriteLine($"offload      optimizer states on the host ({o.Offload}), {o.OffloadSchedule} schedule" +
+                              (trainer.Offload.DeferredStages.Count > 0 ? $" (the updates of the embedding and {DeferredLayerNames(Trainer.DeferredLayers(o, c.NumHiddenLayers))} land in the next forward)" : "") + (o.DeviceMemory is string dm ? $", device budget {dm}" : ""));
         if (o.WeightDType != DType.Float32)
             Console.WriteLine($"weights      {o.Weights}" + (o.MasterWeights ? " with float32 masters" : o.StochasticRounding ? ", stochastic rounding" : ", rounded to nearest"));
         if (o.ActivationDType != DType.Float32)
@@ -45,6 +46,7 @@ public static class TrainingView
         }
         LossPlot.TryWrite(trainer.RunDir, data.EntropyFloorNats, data.UnigramEntropyNats);
         if (OffloadTimelinePlot.TryWrite(trainer.RunDir) is string timeline) Console.WriteLine($"offload      timeline of the last logged step: {timeline}");
+        if (trainer.Offload is { } engine) Console.WriteLine($"offload      device ↔ host copies went {engine.CopyDescription}");
         Console.WriteLine("peak memory  " + string.Join(", ", trainer.Memory.AtPeak.Items().Where(x => x.Bytes > 0)
             .Select(x => $"{MemoryPlan.CategoryName(x.Category)} {MemoryPlan.Format(x.Bytes)}")) +
             $"; tensors {MemoryPlan.Format(trainer.Memory.PeakBytes)}, process {MemoryPlan.Format(TensorLite.Memory.ProcessMemory.PeakResidentBytes())}" +
@@ -67,6 +69,9 @@ public static class TrainingView
 
     /// <summary>The optimizer as the run resolves it: the variant as the user wrote it, else the one the spec parsed;
     /// numbers (and their defaults) from the method's preset.</summary>
+    /// <summary>The decoder layers a deferred offload schedule defers, in words: "layer 0" or "layers 0–3".</summary>
+    private static string DeferredLayerNames(int layers) => layers == 1 ? "layer 0" : $"layers 0–{layers - 1}";
+
     private static string OptimizerSummary(TrainingOptions o)
     {
         var spec = o.ToOptimizerSpec();

@@ -71,21 +71,30 @@ public sealed class LlamaModel : Module
     /// <summary>Recompute each decoder layer's activations during backward instead of keeping them.</summary>
     public bool CheckpointLayers { get; set; }
 
+    /// <summary>Called by <see cref="Forward"/> at the start of each stage, before it reads that stage's weights: 0 before
+    /// the embedding, i + 1 before decoder layer i, <see cref="LlamaConfig.NumHiddenLayers"/> + 1 before the final norm and
+    /// the LM head. An offloaded run lands updates deferred from the last step here (docs/offload.md); null: nothing.</summary>
+    public Action<int>? BeforeForwardStage { get; set; }
+
     /// <summary>Logits [batch, seq, vocab] for token ids [batch, seq] (int32 or int64).</summary>
     public Tensor Forward(Tensor ids)
     {
         if (ids.Rank != 2) throw new ShapeMismatchException($"LLaMA expects token ids shaped [batch, seq], got {ShapeMath.Format(ids.Shape)}.");
         if (ids.Shape[1] > Config.MaxPositionEmbeddings)
             throw new ShapeMismatchException($"Sequence length {ids.Shape[1]} exceeds max_position_embeddings {Config.MaxPositionEmbeddings}.");
+        BeforeForwardStage?.Invoke(0);
         Tensor h = Tensor.Embedding(EmbedTokens, ids);
         if (h.DType != ActivationDType)
             using (var embedded = h) h = embedded.To(ActivationDType);
-        foreach (var layer in Layers)
+        for (int i = 0; i < Layers.Length; i++)
         {
+            var layer = Layers[i];
+            BeforeForwardStage?.Invoke(i + 1);
             var next = CheckpointLayers && GradMode.IsEnabled ? Checkpoint.Run(x => layer.Forward(x[0]), h) : layer.Forward(h);
             h.Dispose();
             h = next;
         }
+        BeforeForwardStage?.Invoke(Layers.Length + 1);
         using (h)
         using (var normCast = WeightInit.Float32Cast(Norm))
         using (var normed = h.RmsNorm(normCast ?? Norm, Config.RmsNormEps))

@@ -33,7 +33,7 @@ public sealed class TrainingDivergedException(string message) : TensorLiteExcept
 /// clipping and gradient accumulation, writing a run folder (config.json, train.json, metrics.jsonl,
 /// checkpoints). Seeded and deterministic: resuming from a checkpoint continues bit for bit.
 /// </summary>
-public sealed class Trainer : IDisposable
+public sealed partial class Trainer : IDisposable
 {
     /// <summary>The run folder's lock while this trainer may write it (released when <see cref="Run"/> ends or on
     /// <see cref="Dispose"/>); null for trainers that only read (eval, generate, planning).</summary>
@@ -67,6 +67,7 @@ public sealed class Trainer : IDisposable
         _named = model.NamedParameters().ToList();
         _factored = options.FactoredGradients ? CaptureFactoredGradients() : null;
         if (options.PerLayer || _factored != null) InstallGradientHooks();
+        DeferUpdatesNearTheInput();
     }
 
     /// <summary>The projected optimizer when some of its parameters take factored gradients, else null.</summary>
@@ -178,6 +179,7 @@ public sealed class Trainer : IDisposable
             throw new TensorLiteException($"'{runDir}' already holds a run; continue it with --resume {runDir} or choose another --out.");
         var (config, tokenizer) = ResolveConfig(options);
         CheckRank(config, options);
+        CheckDeferLayers(config, options);
         MemoryPlan.RequireHostMemory(config, options);
         // Everything that can fail on bad input (data, model, optimizer options) happens before the folder is
         // touched, so a refused run leaves nothing behind.
@@ -471,7 +473,7 @@ public sealed class Trainer : IDisposable
     /// its own, so the plan counts host memory apart from the device's; a plan runs serially (no worker thread).</summary>
     private static Optim.Offload.OffloadEngine NewOffloadEngine(TrainingOptions o) => Backend.Default is TensorLite.Backends.Meta.MetaBackend
         ? new(new TensorLite.Backends.Meta.MetaBackend(), overlap: false)
-        : new(Backend.Cpu, overlap: o.OffloadSchedule == "overlap");
+        : new(Backend.Cpu, overlap: o.OffloadSchedule is "overlap" or "deferred");
 
     /// <summary>The offload engine of a run with --offload (its host updates, bytes moved and timeline), else null.</summary>
     public Optim.Offload.OffloadEngine? Offload => (Optimizer as ProjectedOptimizer)?.Offload;
@@ -769,6 +771,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Mean validation loss over a fixed set of windows (the same ones at every evaluation).</summary>
     public float Evaluate(int batches)
     {
+        FlushOffload(); // updates deferred into the next forward land before the weights are evaluated
         using var noGrad = GradMode.NoGrad();
         using var onDevice = Backend.Use(Device);
         var rng = new Generator(Options.Seed ^ 0xE7A1);
@@ -789,6 +792,7 @@ public sealed class Trainer : IDisposable
 
     private void SaveCheckpoint(long step, List<(string Name, Tensor Tensor)>? optimizerState = null)
     {
+        FlushOffload(); // the checkpoint holds fully updated weights and a host state at rest
         var state = new TrainingState { Step = step, DataRngState = _dataRng.GetState(), TokensSeen = _tokensSeen, LastGradNorm = _lastGradNorm };
         try
         {

@@ -140,8 +140,12 @@ public sealed record TrainingOptions
     /// docs/offload.md.</summary>
     public string Offload { get; init; } = "none";
     /// <summary>With --offload: overlap (host updates on a worker thread while the device goes on; the device applies
-    /// them at the end of the step) or serial (the device waits for each host update). Both give the same bits.</summary>
+    /// them at the end of the step), deferred (overlap, but the updates of the layers nearest the input land in the next
+    /// forward, just before each layer runs) or serial (the device waits for each host update). All give the same bits.</summary>
     public string OffloadSchedule { get; init; } = "overlap";
+    /// <summary>With --offload-schedule deferred: how many decoder layers nearest the input (with the embedding) have
+    /// their updates land in the next forward; null: a quarter of the layers, rounded up. See docs/offload.md.</summary>
+    public int? OffloadDeferLayers { get; init; }
     /// <summary>The device memory budget of an offloaded run ("4GB"): the plan must fit it, and on a GPU backend the
     /// device's tensors may not exceed it; null: none.</summary>
     public string? DeviceMemory { get; init; }
@@ -250,7 +254,10 @@ public sealed record TrainingOptions
         if (Optim.Offload.OffloadedOptimizer.Refusal(Offload, Optimizer.Trim().ToLowerInvariant()) is string offloadError) throw new ArgumentException(offloadError);
         if (Offload != "none" && ShardStates)
             throw new ArgumentException("--offload keeps every optimizer state on this process's host, --shard-states spreads them over the processes; choose one.");
-        if (OffloadSchedule is not ("overlap" or "serial")) throw new ArgumentException($"--offload-schedule must be overlap or serial, got '{OffloadSchedule}'.");
+        if (OffloadSchedule is not ("overlap" or "serial" or "deferred")) throw new ArgumentException($"--offload-schedule must be overlap, serial or deferred, got '{OffloadSchedule}'.");
+        if (OffloadDeferLayers != null && (OffloadSchedule != "deferred" || Offload == "none"))
+            throw new ArgumentException("--offload-defer-layers sets how many layers --offload-schedule deferred defers; give it with --offload host, dense or lsp and --offload-schedule deferred.");
+        if (OffloadDeferLayers is int deferLayers) Positive(deferLayers, "--offload-defer-layers");
         if (DeviceMemory != null && Offload == "none") throw new ArgumentException("--device-memory budgets the device of an offloaded run; give --offload host, dense or lsp with it (or --memory-budget without offload).");
         if (DeviceMemory != null) MemoryPlan.ParseBytes(DeviceMemory, "--device-memory");
         ToOptimizerSpec(); // the optimizer's words (--optimizer, --projection, --residual) are checked here, at the edge

@@ -6,29 +6,54 @@ namespace TensorLite.Optim.Offload;
 /// <summary>
 /// Copies between a device tensor and a host tensor of the same dtype and size, through the device backend's own
 /// host copies (on the ILGPU backend a real device ↔ host transfer; on the CPU backend, where device and host are the
-/// same memory, a memcpy). A host tensor on a meta backend (a memory plan) receives nothing: the plan only counts.
+/// same memory, a memcpy), or through a page-locked staging buffer where the device offers one
+/// (<see cref="PageLockedStaging"/>). A host tensor on a meta backend (a memory plan) receives nothing: the plan only counts.
 /// </summary>
 internal static unsafe class HostCopy
 {
-    /// <summary>Copies <paramref name="device"/> (any layout) into the contiguous host tensor; returns the bytes moved.</summary>
-    public static long ToHost(Tensor device, Tensor host)
+    /// <summary>Copies <paramref name="device"/> (any layout) into the contiguous host tensor, through
+    /// <paramref name="staging"/>'s page-locked buffer when it has one for the device; returns the bytes moved.</summary>
+    public static long ToHost(Tensor device, Tensor host, PageLockedStaging? staging = null)
     {
         Check(device, host);
         long bytes = Bytes(host);
         if (host.Backend is MetaBackend) return bytes;
         using var source = device.ContiguousNoGrad();
-        source.Backend.CopyToHost(source, HostBytes(host));
+        var target = HostBytes(host);
+        if (staging?.For(source.Backend, bytes) is { } pinned)
+        {
+            for (int offset = 0; offset < target.Length; offset += pinned.Span.Length)
+            {
+                int count = Math.Min(pinned.Span.Length, target.Length - offset);
+                pinned.CopyFromDevice(source, offset, count);
+                pinned.Span[..count].CopyTo(target[offset..]);
+            }
+            return bytes;
+        }
+        source.Backend.CopyToHost(source, target);
         return bytes;
     }
 
-    /// <summary>Copies the contiguous host tensor into the contiguous <paramref name="device"/> tensor; returns the bytes moved.</summary>
-    public static long ToDevice(Tensor host, Tensor device)
+    /// <summary>Copies the contiguous host tensor into the contiguous <paramref name="device"/> tensor, through
+    /// <paramref name="staging"/>'s page-locked buffer when it has one for the device; returns the bytes moved.</summary>
+    public static long ToDevice(Tensor host, Tensor device, PageLockedStaging? staging = null)
     {
         Check(device, host);
         if (!device.IsContiguous) throw new ArgumentException($"An offloaded update writes contiguous device tensors, not {device.Describe()}.", nameof(device));
         long bytes = Bytes(host);
         if (host.Backend is MetaBackend) return bytes;
-        device.Backend.CopyFromHost(HostBytes(host), device);
+        var source = HostBytes(host);
+        if (staging?.For(device.Backend, bytes) is { } pinned)
+        {
+            for (int offset = 0; offset < source.Length; offset += pinned.Span.Length)
+            {
+                int count = Math.Min(pinned.Span.Length, source.Length - offset);
+                source.Slice(offset, count).CopyTo(pinned.Span);
+                pinned.CopyToDevice(device, offset, count);
+            }
+            return bytes;
+        }
+        device.Backend.CopyFromHost(source, device);
         return bytes;
     }
 

@@ -51,13 +51,13 @@ public sealed class HostOffloadedState : IInnerState
 
     /// <summary>Device → host: copies the projected gradient R into the host buffer.</summary>
     public void SendGradient(Tensor r) =>
-        _engine.CountToHost(HostCopy.ToHost(r, HostBuffer(ref _gradient, DType.Float32, MemoryCategory.Workspace)));
+        _engine.CopyToHost(r, HostBuffer(ref _gradient, DType.Float32, MemoryCategory.Workspace));
 
     /// <summary>Host: the inner optimizer's direction of the sent gradient, into the host direction buffer.</summary>
     public void HostDirection(long step) => _host.Direction(_gradient!, DirectionBuffer(), step);
 
     /// <summary>Host → device: copies the direction into <paramref name="direction"/>.</summary>
-    public void ReceiveDirection(Tensor direction) => _engine.CountToDevice(HostCopy.ToDevice(DirectionBuffer(), direction));
+    public void ReceiveDirection(Tensor direction) => _engine.CopyToDevice(DirectionBuffer(), direction);
 
     /// <summary>Where the host writes the direction: Adam's element-wise kernel reads each gradient element before it
     /// writes that element's direction, so it works in place in the gradient buffer (as the reference's fused CPU Adam
@@ -72,13 +72,13 @@ public sealed class HostOffloadedState : IInnerState
     public void SendForApply(Tensor param, Tensor grad, long offset = 0)
     {
         using (var g = Range(HostBuffer(ref _gradient, DType.Float32, MemoryCategory.Workspace), offset, grad.Numel))
-            _engine.CountToHost(HostCopy.ToHost(grad, g));
+            _engine.CopyToHost(grad, g);
         if (_parameter != null && _parameter.DType != param.DType)
             throw new InvalidOperationException($"An offloaded state updates parameters of one dtype; got {param.DType.Name()} after {_parameter.DType.Name()}.");
         var hostParam = HostBuffer(ref _parameter, param.DType, MemoryCategory.Weights);
         if (offset < _filled) return;
         using (var w = Range(hostParam, offset, param.Numel))
-            _engine.CountToHost(HostCopy.ToHost(param, w));
+            _engine.CopyToHost(param, w);
         _filled = offset + param.Numel;
     }
 
@@ -94,7 +94,7 @@ public sealed class HostOffloadedState : IInnerState
     public void ReceiveParameter(Tensor param, long offset = 0)
     {
         using var w = Range(_parameter!, offset, param.Numel);
-        _engine.CountToDevice(HostCopy.ToDevice(w, param));
+        _engine.CopyToDevice(w, param);
     }
 
     // ---- IInnerState ------------------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ public sealed class HostOffloadedState : IInnerState
     {
         using var hostChange = Tensor.Empty(change.Shape, DType.Float32, _engine.Host);
         using (var c = change.DType == DType.Float32 ? change.ContiguousNoGrad() : change.To(DType.Float32))
-            _engine.CountToHost(HostCopy.ToHost(c, hostChange));
+            _engine.CopyToHost(c, hostChange);
         _host.ChangeBasis(hostChange, side);
     }
 

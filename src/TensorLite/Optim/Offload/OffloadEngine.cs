@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 
 namespace TensorLite.Optim.Offload;
@@ -12,21 +11,31 @@ namespace TensorLite.Optim.Offload;
 /// the layers below, in per-layer training), and the device phases wait in <see cref="Drain"/>, run at the end of the
 /// step in the order the parameters were submitted. Each parameter's floating-point work is the same in both
 /// schedules (its own state, its own inputs, the same kernels), so both give the same parameters bit for bit.
+/// <para>Parameters named in <see cref="DeferToForward"/> are deferred further (OffloadEngine.Deferred.cs): their
+/// device phase waits past the end of the step and lands in the next forward, just before their layer runs.</para>
 /// </summary>
-public sealed class OffloadEngine : IDisposable
+public sealed partial class OffloadEngine : IDisposable
 {
-    private sealed class Pending(string name, Action host, Action device)
+    private sealed class Pending(string name, Action host, Action device, int stage, long sequence)
     {
         public readonly string Name = name;
         public readonly Action Host = host;
         public readonly Action Device = device;
+        /// <summary>The forward stage whose start the device phase waits for; <see cref="EndOfStep"/> when it lands
+        /// at the end of the step.</summary>
+        public readonly int Stage = stage;
+        public readonly long Sequence = sequence;
         public readonly ManualResetEventSlim Done = new(false);
         public Exception? Error;
         public double HostStart, HostEnd;
     }
 
+    /// <summary>The <see cref="Pending.Stage"/> of work whose device phase runs in <see cref="Drain"/>.</summary>
+    private const int EndOfStep = -1;
+
     private readonly List<Pending> _pending = new();
-    private readonly BlockingCollection<Pending> _queue = new();
+    private readonly HostWorkQueue<Pending> _queue = new(w => w.Stage, w => w.Sequence);
+    private long _submitted;
     private Thread? _worker;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private double _stepStart;
@@ -99,16 +108,27 @@ public sealed class OffloadEngine : IDisposable
         Record(name, lane, start, Now);
     }
 
-    /// <summary>Counts a device → host copy of <paramref name="bytes"/>.</summary>
-    internal void CountToHost(long bytes)
+    /// <summary>Whether device ↔ host copies go through a page-locked staging buffer where the device offers one
+    /// (default); off, they go through ordinary host memory. Both move the same bytes.</summary>
+    public bool UsePageLockedStaging { get; set; } = true;
+
+    private readonly PageLockedStaging _staging = new();
+
+    /// <summary>How the engine's device ↔ host copies travel (page-locked staging or ordinary host memory).</summary>
+    public string CopyDescription => UsePageLockedStaging ? _staging.Description : "through ordinary host memory";
+
+    /// <summary>Copies <paramref name="device"/> into the host tensor <paramref name="host"/> and counts the bytes.</summary>
+    internal void CopyToHost(Tensor device, Tensor host)
     {
+        long bytes = HostCopy.ToHost(device, host, UsePageLockedStaging ? _staging : null);
         StepBytesToHost += bytes;
         TotalBytes += bytes;
     }
 
-    /// <summary>Counts a host → device copy of <paramref name="bytes"/>.</summary>
-    internal void CountToDevice(long bytes)
+    /// <summary>Copies the host tensor <paramref name="host"/> into <paramref name="device"/> and counts the bytes.</summary>
+    internal void CopyToDevice(Tensor host, Tensor device)
     {
+        long bytes = HostCopy.ToDevice(host, device, UsePageLockedStaging ? _staging : null);
         StepBytesToDevice += bytes;
         TotalBytes += bytes;
     }
@@ -125,8 +145,9 @@ public sealed class OffloadEngine : IDisposable
             RunSerially(name, host, device);
             return;
         }
-        var work = new Pending(name, host, device);
-        _pending.Add(work);
+        int stage = DeferredStage(name);
+        var work = new Pending(name, host, device, stage, _submitted++);
+        (stage == EndOfStep ? _pending : _deferred).Add(work);
         EnsureWorker();
         _queue.Add(work);
     }
@@ -135,19 +156,27 @@ public sealed class OffloadEngine : IDisposable
     /// waits for the whole host update), whatever the schedule.</summary>
     public void RunSerially(string name, Action host, Action device)
     {
-        var work = new Pending(name, host, device);
+        var work = new Pending(name, host, device, EndOfStep, _submitted++);
         RunHost(work, catchErrors: false);
         StepWaitSeconds += work.HostEnd - work.HostStart;
         Finish(work);
     }
 
-    /// <summary>Waits for every submitted host phase and runs the device phases, in submission order. Rethrows the
-    /// first host failure after all of them are done.</summary>
+    /// <summary>Waits for every submitted host phase that is due at the end of the step and runs the device phases, in
+    /// submission order (deferred work stays for the next forward). Rethrows the first host failure after all of them
+    /// are done.</summary>
     public void Drain()
     {
         if (_pending.Count == 0) return;
         var items = _pending.ToArray();
         _pending.Clear();
+        Complete(items, OffloadLane.ToDeviceAndApply);
+    }
+
+    /// <summary>Waits for each item's host phase (the device's wait goes on the timeline) and runs its device phase in
+    /// <paramref name="lane"/>, in the order given; rethrows the first host failure after all of them are done.</summary>
+    private void Complete(IEnumerable<Pending> items, OffloadLane lane)
+    {
         Exception? first = null;
         foreach (var work in items)
         {
@@ -164,20 +193,21 @@ public sealed class OffloadEngine : IDisposable
                 first ??= work.Error;
                 continue;
             }
-            if (first == null) Finish(work);
+            if (first == null) Finish(work, lane);
         }
         if (first != null) throw new TensorLiteException($"The host update of an offloaded parameter failed: {first.Message}");
     }
 
-    private void Finish(Pending work)
+    private void Finish(Pending work, OffloadLane lane = OffloadLane.ToDeviceAndApply)
     {
         work.Done.Dispose();
-        OnDevice(work.Name, OffloadLane.ToDeviceAndApply, work.Device);
+        OnDevice(work.Name, lane, work.Device);
     }
 
     private void RunHost(Pending work, bool catchErrors)
     {
-        work.HostStart = Now;
+        // Timed on the engine's clock, not the step's: a deferred update may start in one step and end in the next.
+        work.HostStart = _clock.Elapsed.TotalSeconds;
         try
         {
             work.Host();
@@ -188,9 +218,10 @@ public sealed class OffloadEngine : IDisposable
         }
         finally
         {
-            work.HostEnd = Now;
+            work.HostEnd = _clock.Elapsed.TotalSeconds;
             StepHostSecondsAdd(work.HostEnd - work.HostStart);
-            Record(work.Name, OffloadLane.HostUpdate, work.HostStart, work.HostEnd);
+            double stepStart = _stepStart;
+            Record(work.Name, OffloadLane.HostUpdate, work.HostStart - stepStart, work.HostEnd - stepStart);
         }
     }
 
@@ -204,7 +235,7 @@ public sealed class OffloadEngine : IDisposable
         if (_worker != null) return;
         _worker = new Thread(() =>
         {
-            foreach (var work in _queue.GetConsumingEnumerable())
+            while (_queue.Take() is { } work)
             {
                 RunHost(work, catchErrors: true);
                 work.Done.Set();
@@ -213,17 +244,17 @@ public sealed class OffloadEngine : IDisposable
         _worker.Start();
     }
 
-    /// <summary>Finishes pending work and stops the worker thread.</summary>
+    /// <summary>Finishes pending work (deferred updates included) and stops the worker thread.</summary>
     public void Dispose()
     {
         if (_disposed) return;
-        try { Drain(); }
+        try { Flush(); }
         finally
         {
             _disposed = true; // later updates (an optimizer used after its run) run serially
-            _queue.CompleteAdding();
+            _queue.Complete();
             _worker?.Join();
-            _queue.Dispose();
+            _staging.Dispose();
         }
     }
 }

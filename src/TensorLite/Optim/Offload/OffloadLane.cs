@@ -13,4 +13,7 @@ public enum OffloadLane
     DeviceWait,
     /// <summary>The device copies the direction (or the updated weights) back and applies it.</summary>
     ToDeviceAndApply,
+    /// <summary>The device copies back and applies a previous step's update deferred into this forward, just before the
+    /// parameter's layer runs (<c>--offload-schedule deferred</c>).</summary>
+    DeferredApply,
 }
