@@ -17,7 +17,10 @@ namespace TensorLite.Perf;
 /// TensorLite vs the same model written with TorchSharp-cpu (libtorch), same weights, same token ids,
 /// steps interleaved (TL, torch, TL, torch, …) in one process so machine noise hits both.
 ///
-///   llama-step [batch=4] [steps=5] [model=llama_20m] [seq=256] [--tl-only | --torch-only] [--torch-threads=2] [--profile-steps=2]
+///   llama-step [batch=4] [steps=5] [model=llama_20m] [seq=256] [--vocab=N] [--tl-only | --torch-only] [--torch-threads=2] [--profile-steps=2] [--profile-rows=10]
+///
+/// --vocab=N replaces the named config's vocabulary (e.g. --vocab=256: llama_20m with a byte vocabulary, where the
+/// LM head no longer dominates the step).
 ///
 /// Without -p:Peer=torch (or with --tl-only) only the TensorLite side runs.
 /// </summary>
@@ -38,13 +41,16 @@ public static class LlamaStep
         int Opt(string name, int fallback) => args.FirstOrDefault(a => a.StartsWith(name + "=", StringComparison.Ordinal)) is string o
             ? int.Parse(o[(name.Length + 1)..]) : fallback;
         int profileSteps = Opt("--profile-steps", 2);
+        int profileRows = Opt("--profile-rows", 10);
         int torchThreads = Opt("--torch-threads", 2);
 #if !TORCH_PEER
         tlOnly = true;
 #endif
         const int threads = 2;
         CpuGemm.MaxThreads = threads;
-        var config = LlamaConfig.FromName(modelName);
+        int vocab = Opt("--vocab", 0);
+        var named = LlamaConfig.FromName(modelName);
+        var config = vocab > 0 ? (named with { VocabSize = vocab }).Validate() : named;
         long tokens = (long)batch * seq;
 
         Console.WriteLine($"llama-step: {modelName} (hidden {config.HiddenSize}, intermediate {config.IntermediateSize}, heads {config.NumAttentionHeads}, " +
@@ -168,6 +174,9 @@ public static class LlamaStep
                 rows[name] = (m + ms, c + 1);
             }
             double profiled = 0;
+            (double Ms, double Flops, long Calls) gemmFwd = default, gemmBwd = default;
+            static (double, double, long) Add((double Ms, double Flops, long Calls) a, (double Ms, double Flops, long Calls) b) =>
+                (a.Ms + b.Ms, a.Flops + b.Flops, a.Calls + b.Calls);
             for (int i = 0; i < profileSteps; i++)
             {
                 var (x, y) = Split(NextIds(), batch, seq);
@@ -176,12 +185,16 @@ public static class LlamaStep
                 using var xt = Tensor.FromArray(x, batch, seq);
                 using var yt = Tensor.FromArray(y, batch, seq);
                 OpProfiler.Reset();
+                MatMulClock.Reset();
                 OpProfiler.Enabled = true;
                 var loss = model.Loss(xt, yt);
                 loss.Item();
                 Take("fwd ");
+                gemmFwd = Add(gemmFwd, MatMulClock.Totals);
+                MatMulClock.Reset();
                 loss.Backward();
                 Take("bwd ");
+                gemmBwd = Add(gemmBwd, MatMulClock.Totals);
                 OpProfiler.Enabled = false;
                 double t0 = sw.Elapsed.TotalMilliseconds;
                 optimizer.Step();
@@ -199,10 +212,15 @@ public static class LlamaStep
                               $"profiled step {profiled / profileSteps:F0} ms, rows sum to {sum / profileSteps:F0} ms");
             Console.WriteLine("| op | ms/step | % of step | calls/step |");
             Console.WriteLine("|---|---:|---:|---:|");
-            foreach (var (op, (ms, calls)) in snap.Take(10))
+            foreach (var (op, (ms, calls)) in snap.Take(profileRows))
                 Console.WriteLine($"| {op} | {ms / profileSteps:F1} | {100 * ms / profiled:F1} | {calls / profileSteps} |");
-            double rest = snap.Skip(10).Sum(kv => kv.Value.Ms);
-            Console.WriteLine($"| (all other ops) | {rest / profileSteps:F1} | {100 * rest / profiled:F1} | |");
+            double rest = snap.Skip(profileRows).Sum(kv => kv.Value.Ms);
+            if (snap.Count > profileRows)
+                Console.WriteLine($"| (all other ops) | {rest / profileSteps:F1} | {100 * rest / profiled:F1} | |");
+            Console.WriteLine();
+            foreach (var (phase, g) in new[] { ("forward", gemmFwd), ("backward", gemmBwd) })
+                Console.WriteLine($"GEMM kernels inside the {phase} phase's matmul ops (CpuBackend.MatMul): {g.Ms / profileSteps:F1} ms/step, " +
+                                  $"{g.Calls / profileSteps} calls, {g.Flops / profileSteps / 1e9:F2} GFLOP/step, {g.Flops / (g.Ms * 1e6):F1} GFLOP/s");
         }
 
         Console.WriteLine();
