@@ -18,9 +18,13 @@ namespace TensorLite.Perf;
 /// steps interleaved (TL, torch, TL, torch, …) in one process so machine noise hits both.
 ///
 ///   llama-step [batch=4] [steps=5] [model=llama_20m] [seq=256] [--vocab=N] [--tl-only | --torch-only] [--torch-threads=2] [--profile-steps=2] [--profile-rows=10]
+///              [--threads=2] [--profile-clock=cpu]
 ///
 /// --vocab=N replaces the named config's vocabulary (e.g. --vocab=256: llama_20m with a byte vocabulary, where the
-/// LM head no longer dominates the step).
+/// LM head no longer dominates the step). --threads=N sets TensorLite's GEMM threads (its other loops follow
+/// Environment.ProcessorCount: set DOTNET_PROCESSOR_COUNT=1 as well for a one-thread run). --profile-clock=cpu times the
+/// profile on the calling thread's CPU time, which with one thread is each op's work without the time spent waiting
+/// for a core on a shared machine.
 ///
 /// Without -p:Peer=torch (or with --tl-only) only the TensorLite side runs.
 /// </summary>
@@ -46,8 +50,10 @@ public static class LlamaStep
 #if !TORCH_PEER
         tlOnly = true;
 #endif
-        const int threads = 2;
+        int threads = Opt("--threads", 2);
         CpuGemm.MaxThreads = threads;
+        bool cpuClock = args.Contains("--profile-clock=cpu");
+        if (cpuClock) OpProfiler.Clock = (() => (long)(CpuClock.Thread() * 1e9), 1e9);
         int vocab = Opt("--vocab", 0);
         var named = LlamaConfig.FromName(modelName);
         var config = vocab > 0 ? (named with { VocabSize = vocab }).Validate() : named;
@@ -189,7 +195,7 @@ public static class LlamaStep
             for (int i = 0; i < profileSteps; i++)
             {
                 var (x, y) = Split(NextIds(), batch, seq);
-                var sw = Stopwatch.StartNew();
+                long stepStart = OpProfiler.Now();
                 using var scope = TensorScope.Enter();
                 using var xt = Tensor.FromArray(x, batch, seq);
                 using var yt = Tensor.FromArray(y, batch, seq);
@@ -205,19 +211,20 @@ public static class LlamaStep
                 Take("bwd ");
                 gemmBwd = Add(gemmBwd, MatMulClock.Totals);
                 OpProfiler.Enabled = false;
-                double t0 = sw.Elapsed.TotalMilliseconds;
+                long t0 = OpProfiler.Now();
                 optimizer.Step();
-                double t1 = sw.Elapsed.TotalMilliseconds;
+                long t1 = OpProfiler.Now();
                 optimizer.ZeroGrad();
-                double t2 = sw.Elapsed.TotalMilliseconds;
-                AddRow("optimizer AdamW.Step", t1 - t0);
-                AddRow("ZeroGrad", t2 - t1);
-                profiled += sw.Elapsed.TotalMilliseconds;
+                long t2 = OpProfiler.Now();
+                AddRow("optimizer AdamW.Step", OpProfiler.Milliseconds(t1 - t0));
+                AddRow("ZeroGrad", OpProfiler.Milliseconds(t2 - t1));
+                profiled += OpProfiler.Milliseconds(t2 - stepStart);
             }
             var snap = rows.OrderByDescending(kv => kv.Value.Ms).ToList();
             double sum = snap.Sum(kv => kv.Value.Ms);
             Console.WriteLine();
-            Console.WriteLine($"TensorLite per-op profile (OpProfiler, {profileSteps} profiled steps after the timed ones, mean per step): " +
+            Console.WriteLine($"TensorLite per-op profile (OpProfiler on {(cpuClock ? "the calling thread's CPU time" : "wall time")}, " +
+                              $"{profileSteps} profiled steps after the timed ones, mean per step): " +
                               $"profiled step {profiled / profileSteps:F0} ms, rows sum to {sum / profileSteps:F0} ms");
             Console.WriteLine("| op | ms/step | % of step | calls/step |");
             Console.WriteLine("|---|---:|---:|---:|");
