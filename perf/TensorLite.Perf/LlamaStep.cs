@@ -17,7 +17,14 @@ namespace TensorLite.Perf;
 /// TensorLite vs the same model written with TorchSharp-cpu (libtorch), same weights, same token ids,
 /// steps interleaved (TL, torch, TL, torch, …) in one process so machine noise hits both.
 ///
-///   llama-step [batch=4] [steps=5] [model=llama_20m] [seq=256] [--tl-only | --torch-only] [--torch-threads=2] [--profile-steps=2]
+///   llama-step [batch=4] [steps=5] [model=llama_20m] [seq=256] [--vocab=N] [--tl-only | --torch-only] [--torch-threads=2] [--profile-steps=2] [--profile-rows=10]
+///              [--threads=2] [--profile-clock=cpu]
+///
+/// --vocab=N replaces the named config's vocabulary (e.g. --vocab=256: llama_20m with a byte vocabulary, where the
+/// LM head no longer dominates the step). --threads=N sets TensorLite's GEMM threads (its other loops follow
+/// Environment.ProcessorCount: set DOTNET_PROCESSOR_COUNT=1 as well for a one-thread run). --profile-clock=cpu times the
+/// profile on the calling thread's CPU time, which with one thread is each op's work without the time spent waiting
+/// for a core on a shared machine.
 ///
 /// Without -p:Peer=torch (or with --tl-only) only the TensorLite side runs.
 /// </summary>
@@ -38,13 +45,18 @@ public static class LlamaStep
         int Opt(string name, int fallback) => args.FirstOrDefault(a => a.StartsWith(name + "=", StringComparison.Ordinal)) is string o
             ? int.Parse(o[(name.Length + 1)..]) : fallback;
         int profileSteps = Opt("--profile-steps", 2);
+        int profileRows = Opt("--profile-rows", 10);
         int torchThreads = Opt("--torch-threads", 2);
 #if !TORCH_PEER
         tlOnly = true;
 #endif
-        const int threads = 2;
+        int threads = Opt("--threads", 2);
         CpuGemm.MaxThreads = threads;
-        var config = LlamaConfig.FromName(modelName);
+        bool cpuClock = args.Contains("--profile-clock=cpu");
+        if (cpuClock) OpProfiler.Clock = (() => (long)(CpuClock.Thread() * 1e9), 1e9);
+        int vocab = Opt("--vocab", 0);
+        var named = LlamaConfig.FromName(modelName);
+        var config = vocab > 0 ? (named with { VocabSize = vocab }).Validate() : named;
         long tokens = (long)batch * seq;
 
         Console.WriteLine($"llama-step: {modelName} (hidden {config.HiddenSize}, intermediate {config.IntermediateSize}, heads {config.NumAttentionHeads}, " +
@@ -102,44 +114,53 @@ public static class LlamaStep
         var tl = new List<(double Total, double Fwd, double Bwd, double Opt, float Loss)>();
         var th = new List<(double Total, double Fwd, double Bwd, double Opt, float Loss)>();
         Console.WriteLine();
-        Console.WriteLine("| step | TL s | TL fwd/bwd/opt s | TL loss | torch s | torch fwd/bwd/opt s | torch loss | load (1 min) |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        var tlCpu = new List<double>();
+        var thCpu = new List<double>();
+        Console.WriteLine("| step | TL s | TL CPU s | TL fwd/bwd/opt s | TL loss | torch s | torch CPU s | torch fwd/bwd/opt s | torch loss | load (1 min) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         CpuMemoryPool.ResetPeak();
         for (int i = 0; i < Warmup + steps; i++)
         {
             var ids = NextIds();
+            double cpu0 = CpuClock.Process();
             var a = torchOnly ? default : TlStep(ids);
-            string torchCols = "– | – | –";
+            double aCpu = CpuClock.Process() - cpu0;
+            string torchCols = "– | – | – | –";
 #if TORCH_PEER
             if (peer != null)
             {
+                double cpu1 = CpuClock.Process();
                 var b = peer.Step(ids, batch, seq);
-                if (i >= Warmup) th.Add(b);
-                torchCols = $"{b.Total:F3} | {b.Fwd:F2}/{b.Bwd:F2}/{b.Opt:F2} | {b.Loss:F4}";
+                double bCpu = CpuClock.Process() - cpu1;
+                if (i >= Warmup) { th.Add(b); thCpu.Add(bCpu); }
+                torchCols = $"{b.Total:F3} | {bCpu:F3} | {b.Fwd:F2}/{b.Bwd:F2}/{b.Opt:F2} | {b.Loss:F4}";
             }
 #endif
-            if (i >= Warmup && !torchOnly) tl.Add(a);
-            Console.WriteLine($"| {(i < Warmup ? $"warm-up {i + 1}" : $"{i - Warmup + 1}")} | {a.Total:F3} | {a.Fwd:F2}/{a.Bwd:F2}/{a.Opt:F2} | {a.Loss:F4} | " +
+            if (i >= Warmup && !torchOnly) { tl.Add(a); tlCpu.Add(aCpu); }
+            Console.WriteLine($"| {(i < Warmup ? $"warm-up {i + 1}" : $"{i - Warmup + 1}")} | {a.Total:F3} | {aCpu:F3} | {a.Fwd:F2}/{a.Bwd:F2}/{a.Opt:F2} | {a.Loss:F4} | " +
                               $"{torchCols} | {LoadAvg1()} |");
         }
         long peak = CpuMemoryPool.PeakBytes;
 
         Console.WriteLine();
-        Console.WriteLine("| | step s (median) | min–max s | tokens/s (median) | fwd / bwd / opt s (medians) |");
-        Console.WriteLine("|---|---:|---:|---:|---:|");
+        // CPU s: CPU time of the whole process during the step (all threads, spin-waiting included): on a shared
+        // machine, wall time also counts waiting for a core; CPU time shows what each side spends of the time it gets.
+        Console.WriteLine("| | step s (median) | min–max s | tokens/s (median) | CPU s/step (median) | fwd / bwd / opt s (medians) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
         double tlMed = tl.Count > 0 ? Median(tl.Select(s => s.Total)) : double.NaN;
         if (tl.Count > 0)
-            Console.WriteLine($"| TensorLite | {tlMed:F3} | {tl.Min(s => s.Total):F3}–{tl.Max(s => s.Total):F3} | {tokens / tlMed:F0} | " +
+            Console.WriteLine($"| TensorLite | {tlMed:F3} | {tl.Min(s => s.Total):F3}–{tl.Max(s => s.Total):F3} | {tokens / tlMed:F0} | {Median(tlCpu):F3} | " +
                               $"{Median(tl.Select(s => s.Fwd)):F3} / {Median(tl.Select(s => s.Bwd)):F3} / {Median(tl.Select(s => s.Opt)):F3} |");
         if (th.Count > 0)
         {
             double thMed = Median(th.Select(s => s.Total));
-            Console.WriteLine($"| libtorch | {thMed:F3} | {th.Min(s => s.Total):F3}–{th.Max(s => s.Total):F3} | {tokens / thMed:F0} | " +
+            Console.WriteLine($"| libtorch | {thMed:F3} | {th.Min(s => s.Total):F3}–{th.Max(s => s.Total):F3} | {tokens / thMed:F0} | {Median(thCpu):F3} | " +
                               $"{Median(th.Select(s => s.Fwd)):F3} / {Median(th.Select(s => s.Bwd)):F3} / {Median(th.Select(s => s.Opt)):F3} |");
             var ratios = tl.Zip(th, (x, y) => y.Total / x.Total).DefaultIfEmpty(double.NaN).ToList();
             Console.WriteLine();
             Console.WriteLine($"TensorLite / libtorch tokens/s: {thMed / tlMed:F2}× (ratio of medians); per interleaved pair: " +
-                              $"median {Median(ratios):F2}×, min {ratios.Min():F2}×, max {ratios.Max():F2}×");
+                              $"median {Median(ratios):F2}×, min {ratios.Min():F2}×, max {ratios.Max():F2}×; " +
+                              $"CPU seconds per step, libtorch / TensorLite: {Median(thCpu) / Median(tlCpu):F2}×");
         }
         Console.WriteLine($"TensorLite peak tensor memory (CpuMemoryPool.PeakBytes over warm-up + timed steps): {peak / 1048576.0:F1} MiB");
         Console.WriteLine($"process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
@@ -168,41 +189,54 @@ public static class LlamaStep
                 rows[name] = (m + ms, c + 1);
             }
             double profiled = 0;
+            (double Ms, double Flops, long Calls) gemmFwd = default, gemmBwd = default;
+            static (double, double, long) Add((double Ms, double Flops, long Calls) a, (double Ms, double Flops, long Calls) b) =>
+                (a.Ms + b.Ms, a.Flops + b.Flops, a.Calls + b.Calls);
             for (int i = 0; i < profileSteps; i++)
             {
                 var (x, y) = Split(NextIds(), batch, seq);
-                var sw = Stopwatch.StartNew();
+                long stepStart = OpProfiler.Now();
                 using var scope = TensorScope.Enter();
                 using var xt = Tensor.FromArray(x, batch, seq);
                 using var yt = Tensor.FromArray(y, batch, seq);
                 OpProfiler.Reset();
+                MatMulClock.Reset();
                 OpProfiler.Enabled = true;
                 var loss = model.Loss(xt, yt);
                 loss.Item();
                 Take("fwd ");
+                gemmFwd = Add(gemmFwd, MatMulClock.Totals);
+                MatMulClock.Reset();
                 loss.Backward();
                 Take("bwd ");
+                gemmBwd = Add(gemmBwd, MatMulClock.Totals);
                 OpProfiler.Enabled = false;
-                double t0 = sw.Elapsed.TotalMilliseconds;
+                long t0 = OpProfiler.Now();
                 optimizer.Step();
-                double t1 = sw.Elapsed.TotalMilliseconds;
+                long t1 = OpProfiler.Now();
                 optimizer.ZeroGrad();
-                double t2 = sw.Elapsed.TotalMilliseconds;
-                AddRow("optimizer AdamW.Step", t1 - t0);
-                AddRow("ZeroGrad", t2 - t1);
-                profiled += sw.Elapsed.TotalMilliseconds;
+                long t2 = OpProfiler.Now();
+                AddRow("optimizer AdamW.Step", OpProfiler.Milliseconds(t1 - t0));
+                AddRow("ZeroGrad", OpProfiler.Milliseconds(t2 - t1));
+                profiled += OpProfiler.Milliseconds(t2 - stepStart);
             }
             var snap = rows.OrderByDescending(kv => kv.Value.Ms).ToList();
             double sum = snap.Sum(kv => kv.Value.Ms);
             Console.WriteLine();
-            Console.WriteLine($"TensorLite per-op profile (OpProfiler, {profileSteps} profiled steps after the timed ones, mean per step): " +
+            Console.WriteLine($"TensorLite per-op profile (OpProfiler on {(cpuClock ? "the calling thread's CPU time" : "wall time")}, " +
+                              $"{profileSteps} profiled steps after the timed ones, mean per step): " +
                               $"profiled step {profiled / profileSteps:F0} ms, rows sum to {sum / profileSteps:F0} ms");
             Console.WriteLine("| op | ms/step | % of step | calls/step |");
             Console.WriteLine("|---|---:|---:|---:|");
-            foreach (var (op, (ms, calls)) in snap.Take(10))
+            foreach (var (op, (ms, calls)) in snap.Take(profileRows))
                 Console.WriteLine($"| {op} | {ms / profileSteps:F1} | {100 * ms / profiled:F1} | {calls / profileSteps} |");
-            double rest = snap.Skip(10).Sum(kv => kv.Value.Ms);
-            Console.WriteLine($"| (all other ops) | {rest / profileSteps:F1} | {100 * rest / profiled:F1} | |");
+            double rest = snap.Skip(profileRows).Sum(kv => kv.Value.Ms);
+            if (snap.Count > profileRows)
+                Console.WriteLine($"| (all other ops) | {rest / profileSteps:F1} | {100 * rest / profiled:F1} | |");
+            Console.WriteLine();
+            foreach (var (phase, g) in new[] { ("forward", gemmFwd), ("backward", gemmBwd) })
+                Console.WriteLine($"GEMM kernels inside the {phase} phase's matmul ops (CpuBackend.MatMul): {g.Ms / profileSteps:F1} ms/step, " +
+                                  $"{g.Calls / profileSteps} calls, {g.Flops / profileSteps / 1e9:F2} GFLOP/step, {g.Flops / (g.Ms * 1e6):F1} GFLOP/s");
         }
 
         Console.WriteLine();

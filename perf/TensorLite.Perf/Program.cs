@@ -11,8 +11,10 @@ using TensorLite.Perf;
 //   rsvd [m n rank p q] only randomized SVD and its QRs at GaLore sizes (no exact SVD)
 //   galore-overhead    training step with GaLore vs AdamW, refresh amortized over the gap
 //   step-memory        allocations of a warm training step (managed, gen-0 GCs, native, peak)
-//   llama-step [batch] [steps] [model] [seq] [--tl-only] [--profile-steps=N]
+//   llama-step [batch] [steps] [model] [seq] [--vocab=N] [--tl-only] [--profile-steps=N] [--threads=N] [--profile-clock=cpu]
 //                      a full LLaMA training step (AdamW) vs the same model in libtorch, interleaved
+//   step-ops [model] [batch] [seq] [reps]
+//                      the non-GEMM ops of a decoder layer alone, forward and forward+backward, CPU and wall time
 //   q8 [sizes] [reps]  fp32 AdamDirection vs AdamDirection8bit vs block-wise quantize/dequantize (Stopwatch medians)
 //   gpu-check | gpu-bench | gpu-7b [--device cuda] [--smoke] [--out f.json]
 //                      the GPU backend vs the CPU backend, GEMM/training speed, the 7B step's device peak (GpuBench.cs)
@@ -67,6 +69,9 @@ switch (mode)
         break;
     case "llama-step":
         LlamaStep.Run(args);
+        break;
+    case "step-ops":
+        StepOps.Run(args);
         break;
     default:
         Bench.Run(args);

@@ -124,7 +124,7 @@ public static class Engine
         Node node = t.GradFn!;
         var backward = node.Backward ?? throw new TensorLiteException(
             $"The graph through '{node.Op}' was already differentiated and freed; run the forward pass again before calling Backward().");
-        long started = OpProfiler.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+        long started = OpProfiler.Enabled ? OpProfiler.Now() : 0;
         Tensor?[] inputGrads = backward(g);
         if (OpProfiler.Enabled) OpProfiler.AddBackward(node.Op, started);
         var inputs = node.Inputs;

@@ -15,16 +15,24 @@ internal static class OpProfiler
 
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("TENSORLITE_PROFILE") == "1";
 
+    /// <summary>The clock the profile reads (wall time unless a profiler sets another, e.g. the thread's CPU time, which
+    /// on a shared machine leaves out the time the thread waited for a core) and its ticks per second.</summary>
+    public static (Func<long> Now, double TicksPerSecond) Clock { get; set; } = (Stopwatch.GetTimestamp, Stopwatch.Frequency);
+
+    internal static long Now() => Clock.Now();
+
+    internal static double Milliseconds(long ticks) => ticks * 1000.0 / Clock.TicksPerSecond;
+
     internal static void MarkForward(string op)
     {
-        long now = Stopwatch.GetTimestamp();
-        if (_lastTimestamp != 0) Add("fwd " + op, Stopwatch.GetElapsedTime(_lastTimestamp, now).TotalMilliseconds);
+        long now = Now();
+        if (_lastTimestamp != 0) Add("fwd " + op, Milliseconds(now - _lastTimestamp));
         _lastTimestamp = now;
     }
 
     internal static void AddBackward(string op, long startTimestamp)
     {
-        Add("bwd " + op, Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds);
+        Add("bwd " + op, Milliseconds(Now() - startTimestamp));
         _lastTimestamp = 0;
     }
 

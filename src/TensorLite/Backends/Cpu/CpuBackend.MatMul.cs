@@ -8,6 +8,13 @@ internal sealed unsafe partial class CpuBackend
 
     public void MatMul(Tensor a, Tensor b, Tensor c, float alpha, float beta)
     {
+        long started = MatMulClock.Start();
+        MatMulCore(a, b, c, alpha, beta);
+        MatMulClock.Stop(started, 2L * c.Numel * a.Shape[^1]);
+    }
+
+    private void MatMulCore(Tensor a, Tensor b, Tensor c, float alpha, float beta)
+    {
         int rank = c.Rank;
         int m = c.Shape[rank - 2], n = c.Shape[rank - 1], k = a.Shape[rank - 1];
         MatrixLayout.TryGet(m, k, a.Strides[rank - 2], a.Strides[rank - 1], out bool ta, out int lda);

@@ -1,4 +1,4 @@
-using System.Runtime.Intrinsics;
+using System.Numerics;
 using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
@@ -32,21 +32,24 @@ internal sealed unsafe partial class CpuBackend
         float invSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2);
         float c1 = 1f - h.Beta1, c2 = 1f - h.Beta2;
         int i = start;
-        if (Vector512.IsHardwareAccelerated)
+        // Vector<float> (256-bit on AVX2 and by default on AVX-512 hosts, 128-bit on Arm) rather than Vector512 only: on
+        // a host without AVX-512 that path had left the whole update to the scalar loop. The kernel is bound by memory
+        // traffic, not width; each lane does the scalar loop's operations in its order, so the bits are the same.
+        if (Vector.IsHardwareAccelerated)
         {
-            var vb1 = Vector512.Create(h.Beta1); var vc1 = Vector512.Create(c1);
-            var vb2 = Vector512.Create(h.Beta2); var vc2 = Vector512.Create(c2);
-            var vDecay = Vector512.Create(decay); var vStep = Vector512.Create(stepSize);
-            var vInv = Vector512.Create(invSqrtBc2); var vEps = Vector512.Create(h.Eps);
-            for (; i <= end - 16; i += 16)
+            var vb1 = new Vector<float>(h.Beta1); var vc1 = new Vector<float>(c1);
+            var vb2 = new Vector<float>(h.Beta2); var vc2 = new Vector<float>(c2);
+            var vDecay = new Vector<float>(decay); var vStep = new Vector<float>(stepSize);
+            var vInv = new Vector<float>(invSqrtBc2); var vEps = new Vector<float>(h.Eps);
+            for (; i <= end - Vector<float>.Count; i += Vector<float>.Count)
             {
-                var gi = Vector512.Load(g + i);
-                var mi = vb1 * Vector512.Load(m + i) + vc1 * gi;
-                var vi = vb2 * Vector512.Load(v + i) + vc2 * gi * gi;
+                var gi = Vector.Load(g + i);
+                var mi = vb1 * Vector.Load(m + i) + vc1 * gi;
+                var vi = vb2 * Vector.Load(v + i) + vc2 * gi * gi;
                 mi.Store(m + i);
                 vi.Store(v + i);
-                var denom = Vector512.Sqrt(vi) * vInv + vEps;
-                (vDecay * Vector512.Load(p + i) - vStep * mi / denom).Store(p + i);
+                var denom = Vector.SquareRoot(vi) * vInv + vEps;
+                (vDecay * Vector.Load(p + i) - vStep * mi / denom).Store(p + i);
             }
         }
         for (; i < end; i++)

@@ -1,4 +1,4 @@
-using System.Runtime.Intrinsics;
+using System.Numerics;
 using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
@@ -18,19 +18,19 @@ internal sealed unsafe partial class CpuBackend
         float invSqrtBc2 = 1f / MathF.Sqrt(h.BiasCorrection2);
         float c1 = 1f - h.Beta1, c2 = 1f - h.Beta2;
         int i = start;
-        if (Vector512.IsHardwareAccelerated)
+        if (Vector.IsHardwareAccelerated) // Vector<float>, not Vector512 only: see AdamWRange
         {
-            var vb1 = Vector512.Create(h.Beta1); var vc1 = Vector512.Create(c1);
-            var vb2 = Vector512.Create(h.Beta2); var vc2 = Vector512.Create(c2);
-            var vBc1 = Vector512.Create(invBc1); var vInv = Vector512.Create(invSqrtBc2); var vEps = Vector512.Create(h.Eps);
-            for (; i <= end - 16; i += 16)
+            var vb1 = new Vector<float>(h.Beta1); var vc1 = new Vector<float>(c1);
+            var vb2 = new Vector<float>(h.Beta2); var vc2 = new Vector<float>(c2);
+            var vBc1 = new Vector<float>(invBc1); var vInv = new Vector<float>(invSqrtBc2); var vEps = new Vector<float>(h.Eps);
+            for (; i <= end - Vector<float>.Count; i += Vector<float>.Count)
             {
-                var gi = Vector512.Load(g + i);
-                var mi = vb1 * Vector512.Load(m + i) + vc1 * gi;
-                var vi = vb2 * Vector512.Load(v + i) + vc2 * gi * gi;
+                var gi = Vector.Load(g + i);
+                var mi = vb1 * Vector.Load(m + i) + vc1 * gi;
+                var vi = vb2 * Vector.Load(v + i) + vc2 * gi * gi;
                 mi.Store(m + i);
                 vi.Store(v + i);
-                (vBc1 * mi / (Vector512.Sqrt(vi) * vInv + vEps)).Store(d + i);
+                (vBc1 * mi / (Vector.SquareRoot(vi) * vInv + vEps)).Store(d + i);
             }
         }
         for (; i < end; i++)
@@ -63,11 +63,11 @@ internal sealed unsafe partial class CpuBackend
     private static void ApplyUpdateRange(float* p, float* u, int n, float decay, float stepSize)
     {
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (Vector.IsHardwareAccelerated)
         {
-            var vd = Vector512.Create(decay); var vs = Vector512.Create(stepSize);
-            for (; i <= n - 16; i += 16)
-                (vd * Vector512.Load(p + i) - vs * Vector512.Load(u + i)).Store(p + i);
+            var vd = new Vector<float>(decay); var vs = new Vector<float>(stepSize);
+            for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
+                (vd * Vector.Load(p + i) - vs * Vector.Load(u + i)).Store(p + i);
         }
         for (; i < n; i++) p[i] = decay * p[i] - stepSize * u[i];
     }
