@@ -51,9 +51,9 @@ public sealed class GradientBuckets : IDisposable
     /// <summary>Whether sums run on the worker thread while the caller goes on.</summary>
     public bool Overlaps => _worker != null;
 
-    /// <summary>Buckets whose sum was started before <see cref="Complete"/> was called, over the instance's life: with
-    /// overlap, the ones that overlapped the caller's work.</summary>
-    public long BucketsStartedEarly { get; private set; }
+    /// <summary>Buckets closed and handed to the communicator so far, over the instance's life (the caller can tell how
+    /// many of them started while it was still working, e.g. during backward).</summary>
+    public long BucketsStarted { get; private set; }
 
     /// <summary>Buckets summed so far, over the instance's life.</summary>
     public long BucketsSummed { get; private set; }
@@ -73,17 +73,17 @@ public sealed class GradientBuckets : IDisposable
     {
         WriteBackFinished(wait: false);
         if (tensor == null) return;
-        if (_open.Count > 0 && _openElements + tensor.Numel > BucketElements) Close(early: true);
+        if (_open.Count > 0 && _openElements + tensor.Numel > BucketElements) Close();
         _open.Add(tensor);
         _openElements += tensor.Numel;
-        if (_openElements >= BucketElements) Close(early: true); // nothing more fits
+        if (_openElements >= BucketElements) Close(); // nothing more fits
     }
 
     /// <summary>Closes the last bucket, waits for every sum and writes it back: afterwards every added tensor holds its
     /// sum over the ranks, and the communicator is free for the caller again.</summary>
     public void Complete()
     {
-        if (_open.Count > 0) Close(early: false);
+        if (_open.Count > 0) Close();
         WriteBackFinished(wait: true);
     }
 
@@ -96,14 +96,16 @@ public sealed class GradientBuckets : IDisposable
         while (_inFlight.TryDequeue(out var b)) b.Summed.Wait();
     }
 
-    private void Close(bool early)
+    private void Close()
     {
         var tensors = _open.ToArray();
         int length = checked((int)_openElements);
         _open.Clear();
         _openElements = 0;
-        // Host buffers are reused from step to step: the sequence, hence each bucket's size, is the same at every step.
-        int spare = _spareBuffers.FindIndex(b => b.Length >= length);
+        // Host buffers are reused from step to step (the buckets have the same sizes at every step): the smallest that fits.
+        int spare = -1;
+        for (int i = 0; i < _spareBuffers.Count; i++)
+            if (_spareBuffers[i].Length >= length && (spare < 0 || _spareBuffers[i].Length < _spareBuffers[spare].Length)) spare = i;
         var host = spare < 0 ? new float[length] : _spareBuffers[spare];
         if (spare >= 0) _spareBuffers.RemoveAt(spare);
         int offset = 0;
@@ -113,7 +115,7 @@ public sealed class GradientBuckets : IDisposable
             offset += (int)t.Numel;
         }
         var bucket = new Bucket(tensors, host, length);
-        if (early && Overlaps) BucketsStartedEarly++;
+        BucketsStarted++;
         if (_work == null)
         {
             _world.AllReduceSum(host.AsSpan(0, length));
@@ -159,6 +161,7 @@ public sealed class GradientBuckets : IDisposable
         bucket.Summed.Dispose();
         BucketsSummed++;
         _spareBuffers.Add(bucket.Host);
+        if (_spareBuffers.Count > MaxInFlight + 1) _spareBuffers.RemoveAt(0); // keep no more than a step has in use at once
     }
 
     private static void ToHost(Tensor t, Span<float> destination)

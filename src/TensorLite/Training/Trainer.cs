@@ -620,7 +620,7 @@ public sealed partial class Trainer : IDisposable
                     collective_s = (World as TimedCommunicator)?.Elapsed.TotalSeconds,
                     allreduce_bytes = (World as TimedCommunicator)?.AllReducedBytes,
                     allreduce_wait_s = _sums != null ? GradientSumWait.TotalSeconds : (double?)null,
-                    allreduce_buckets = _sums?.BucketsSummed, allreduce_buckets_overlapped = _sums?.BucketsStartedEarly,
+                    allreduce_buckets = _sums?.BucketsSummed, allreduce_buckets_overlapped = _sums != null ? GradientBucketsOverlapped : (long?)null,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
                     offload_bytes_to_host = Offload?.StepBytesToHost, offload_bytes_to_device = Offload?.StepBytesToDevice,
