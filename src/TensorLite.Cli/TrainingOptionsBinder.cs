@@ -60,7 +60,9 @@ public sealed class TrainingOptionsBinder
     private readonly Option<string> device = new("--device") { Description = "cpu, cuda, auto (cuda when a device is visible, else cpu) or ilgpu-cpu (the GPU kernels emulated on the CPU, to check them without a GPU: 15-30x slower than cpu, for tiny runs such as --model tiny --seq 32 --batch 4; see docs/gpu.md).", DefaultValueFactory = _ => Defaults.Device };
     private readonly Option<int?> eightBitBlock = new("--8bit-block-size") { Description = "With --states 8bit: elements per quantization block, a power of two from 64 to 2048 (default 2048, the 8-bit optimizers paper's; bitsandbytes uses 256)." };
     private readonly Option<bool> shardStates = new("--shard-states") { Description = "With --nproc: each process keeps the optimizer state of only its share of the parameters (ZeRO-1)." };
-    private readonly Option<string> factored = FactoredGradientsOption();
+    private readonly Option<string> factored = OnOffOption("--factored-gradients", "on: projected matrices take their gradient as the layer's factors and are projected without forming it; off: the dense gradient.", Defaults.FactoredGradients);
+    private readonly Option<string> allReduceOverlap = OnOffOption("--allreduce-overlap", "With --nproc: on, sum each bucket of gradients while the backward of the layers below goes on; off, sum them all after backward. Same results.", Defaults.AllReduceOverlap);
+    private readonly Option<double> allReduceBucket = new("--allreduce-bucket-mb") { Description = "With --nproc: MiB of float32 gradients summed per all-reduce (default 16).", DefaultValueFactory = _ => Defaults.AllReduceBucketMb };
     private readonly Option<string> offload = new("--offload") { Description = "Keep the optimizer's states on the host (CPU) and move only what each update needs: none; host (the chosen optimizer, e.g. galore or grass: only R and its direction move); dense (AdamW, the ZeRO-Offload baseline: gradients and weights move); lsp (the LSP method). See docs/offload.md.", DefaultValueFactory = _ => Defaults.Offload };
     private readonly Option<string> offloadSchedule = new("--offload-schedule") { Description = "With --offload: overlap (host updates run while the device goes on; applied at the end of the step), deferred (overlap, but the updates of the layers nearest the input land in the next forward, just before each layer runs) or serial (the device waits for each). Same results.", DefaultValueFactory = _ => Defaults.OffloadSchedule };
     private readonly Option<int?> offloadDeferLayers = new("--offload-defer-layers") { Description = "With --offload-schedule deferred: how many decoder layers nearest the input (and the embedding) have their updates land in the next forward (default: a quarter of the layers, rounded up)." };
@@ -69,7 +71,7 @@ public sealed class TrainingOptionsBinder
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, sketchNnz, sketchFitThreshold, sketchFitLr, sketchFitIters, loraAlpha, loraRestart, loraRestartStates, loraRestartPrune, loraRestartWarmup, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, factored, device, offload, offloadSchedule, offloadDeferLayers, deviceMemory })
+        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, sketchNnz, sketchFitThreshold, sketchFitLr, sketchFitIters, loraAlpha, loraRestart, loraRestartStates, loraRestartPrune, loraRestartWarmup, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, allReduceOverlap, allReduceBucket, factored, device, offload, offloadSchedule, offloadDeferLayers, deviceMemory })
             command.Options.Add(option);
     }
 
@@ -107,16 +109,13 @@ public sealed class TrainingOptionsBinder
         States = r.GetValue(states)!, EightBitBlockSize = r.GetValue(eightBitBlock), Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), ShardStates = r.GetValue(shardStates), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
         FactoredGradients = r.GetValue(factored) == "on",
+        AllReduceOverlap = r.GetValue(allReduceOverlap) == "on", AllReduceBucketMb = r.GetValue(allReduceBucket),
         Offload = r.GetValue(offload)!, OffloadSchedule = r.GetValue(offloadSchedule)!, OffloadDeferLayers = r.GetValue(offloadDeferLayers), DeviceMemory = r.GetValue(deviceMemory),
     };
 
-    private static Option<string> FactoredGradientsOption()
+    private static Option<string> OnOffOption(string name, string description, bool byDefault)
     {
-        var option = new Option<string>("--factored-gradients")
-        {
-            Description = "on: projected matrices take their gradient as the layer's factors and are projected without forming it; off: the dense gradient.",
-            DefaultValueFactory = _ => Defaults.FactoredGradients ? "on" : "off",
-        };
+        var option = new Option<string>(name) { Description = description, DefaultValueFactory = _ => byDefault ? "on" : "off" };
         option.AcceptOnlyFromAmong("on", "off");
         return option;
     }

@@ -54,7 +54,8 @@ public static class TrainingView
         if (DistinctRowsSummary(trainer) is string rows) Console.WriteLine(rows);
         if (SketchErrorSummary(trainer) is string sketches) Console.WriteLine(sketches);
         if (trainer.World is TensorLite.Distributed.TimedCommunicator timed)
-            Console.WriteLine($"collectives  {timed.Elapsed.TotalSeconds:F1} s on rank 0 (summing gradients and losses, waiting for the other ranks included)");
+            Console.WriteLine($"collectives  {timed.Elapsed.TotalSeconds:F1} s on rank 0 (summing gradients and losses, waiting for the other ranks included)" +
+                              (trainer.GradientSumWait > TimeSpan.Zero ? $"; the steps waited {trainer.GradientSumWait.TotalSeconds:F1} s after backward for their gradient sums" : ""));
         float val = trainer.LastValidationLoss ?? float.NaN;
         Console.WriteLine($"done: validation loss {val:F4} nats/token (perplexity {Math.Exp(val):F2})" +
                           (data.EntropyFloorNats is double floor ? $"; floor {floor:F3}, unigram {data.UnigramEntropyNats:F3}" : "") +

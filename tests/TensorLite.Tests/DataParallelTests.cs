@@ -132,6 +132,35 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
         Assert.Equal([dense, projected, dense, projected], AllReducedBytesPerStep(parallel));
     }
 
+    [Theory]
+    [InlineData("adamw", 2)]
+    [InlineData("galore", 3)]
+    public void Sums_overlapped_with_backward_give_the_bits_of_sums_after_backward(string optimizer, int processes)
+    {
+        // Small buckets (64K elements: about 30 for byte_small's dense gradients) so that most are summed while backward
+        // goes on. With 3 ranks the reduction order inside MPI_Allreduce depends on where an element sits in its bucket,
+        // so equal bits also show that both schedules build the same buckets.
+        string[] method = [.. optimizer == "adamw" ? [] : new[] { "--optimizer", optimizer, "--rank", "8", "--update-gap", "2" }, "--allreduce-bucket-mb", "0.25"];
+        // Two steps: GaLore's first refreshes (dense G), its second sums R.
+        string serial = Train("serial", processes, 2, processes, [.. method, "--allreduce-overlap", "off"]);
+        string overlapped = Train("overlapped", processes, 2, processes, method);
+        foreach (var file in new[] { "model.safetensors", "optimizer.safetensors" })
+        {
+            var a = Latest(serial, file);
+            var b = Latest(overlapped, file);
+            Assert.Equal(a.Keys.Order(), b.Keys.Order());
+            foreach (var (name, values) in a) Assert.True(values.AsSpan().SequenceEqual(b[name]), $"{file}: {name} differs");
+        }
+        Assert.Equal(AllReducedBytesPerStep(serial), AllReducedBytesPerStep(overlapped));
+        long Last(string dir, string field) => System.Text.Json.JsonDocument.Parse(File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Last()).RootElement.GetProperty(field).GetInt64();
+        output.WriteLine($"buckets: {Last(serial, "allreduce_buckets")} serial, {Last(overlapped, "allreduce_buckets")} overlapped, of which {Last(overlapped, "allreduce_buckets_overlapped")} started during backward");
+        Assert.Equal(Last(serial, "allreduce_buckets"), Last(overlapped, "allreduce_buckets"));
+        Assert.Equal(0, Last(serial, "allreduce_buckets_overlapped"));
+        // At each step, at least the bucket with the LM head starts during backward, and the one with the embedding
+        // (whose gradient is the last) only after it.
+        Assert.InRange(Last(overlapped, "allreduce_buckets_overlapped"), 2, Last(overlapped, "allreduce_buckets") - 2);
+    }
+
     /// <summary>Each step also sums its loss: one float64.</summary>
     private const long LossBytes = sizeof(double);
 

@@ -160,6 +160,7 @@ public sealed partial class Trainer : IDisposable
     public void Dispose()
     {
         Offload?.Dispose();
+        _sums?.Dispose(); // after a failed step, waits for the sums in flight (the other ranks complete them)
         _lock?.Dispose();
         _lock = null;
     }
@@ -325,6 +326,7 @@ public sealed partial class Trainer : IDisposable
         trainer._shards = ShardsFor(trainer.Options, trainer.Optimizer, world.WorldSize);
         // A rank that does not own a parameter never refreshes its projection, so it could not project: sharded runs sum dense gradients.
         if (trainer._shards != null) trainer.TakeDenseGradients();
+        trainer.StartGradientSums();
         return trainer;
     }
 
@@ -484,6 +486,7 @@ public sealed partial class Trainer : IDisposable
     private void InstallGradientHooks()
     {
         var parameters = Optimizer.Parameters;
+        _hooksInstalled = true;
         for (int i = 0; i < parameters.Count; i++)
         {
             if (!ReferenceEquals(parameters[i], _named[i].Parameter))
@@ -500,16 +503,11 @@ public sealed partial class Trainer : IDisposable
         _factored = null;
     }
 
-    /// <summary>Sums the gradients of these parameters across the ranks, in one bucketed all-reduce: the projected
-    /// gradient where the projected optimizer takes one (<see cref="ProjectedOptimizer.GradientToAllReduce"/>), else the dense one.</summary>
-    private void AllReduceGradients(IEnumerable<int> indices) =>
-        World.AllReduceSum(indices.Select(i => _factored != null ? _factored.GradientToAllReduce(i) : Optimizer.Parameters[i].Grad).OfType<Tensor>().ToList());
-
     /// <summary>What a data-parallel step sums, for the run's header: projected gradients where the factored path takes
     /// them, and whether the sums are staged through host memory (a GPU device: NCCL is not built, MPI sums host copies).</summary>
     public string AllReduceSummary =>
         (_factored != null ? "projected gradients between refreshes, dense ones on refresh steps and for dense parameters" : "dense gradients") +
-        (Device is IDeviceAllocator ? ", through host memory (NCCL is not built)" : "");
+        (Device is IDeviceAllocator ? ", through host memory (NCCL is not built)" : "") + GradientSumSchedule;
 
     /// <summary>The bytes a data-parallel step all-reduces for gradients (float32 on the wire) at the parameters' 0-based
     /// step <paramref name="step"/> (valid after the first step; see <see cref="ProjectedOptimizer.AllReducedElements"/>).</summary>
@@ -520,7 +518,11 @@ public sealed partial class Trainer : IDisposable
     private void OnGradient(int index)
     {
         if (_stepInBackward) StepInBackward(index);
-        else _factored?.Fold(index, _lastMicroBatch);
+        else
+        {
+            _factored?.Fold(index, _lastMicroBatch);
+            SumWhenReady(index);
+        }
     }
 
     /// <summary>Whether the backward running is the step's last micro-batch.</summary>
@@ -530,7 +532,7 @@ public sealed partial class Trainer : IDisposable
     {
         var (name, p) = _named[index];
         if (!_stepInBackward || !p.HasGradient) return;
-        if (World.WorldSize > 1) AllReduceGradients([index]);
+        if (World.WorldSize > 1 && GradientToSum(index) is { } gradient) World.AllReduceSum(gradient);
         if (p.FactoredGrad is { } factors)
         {
             // The norm a factored parameter reports is its projected gradient's (known once it is stepped); the
@@ -620,6 +622,8 @@ public sealed partial class Trainer : IDisposable
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
                     collective_s = (World as TimedCommunicator)?.Elapsed.TotalSeconds,
                     allreduce_bytes = (World as TimedCommunicator)?.AllReducedBytes,
+                    allreduce_wait_s = _sums != null ? GradientSumWait.TotalSeconds : (double?)null,
+                    allreduce_buckets = _sums?.BucketsSummed, allreduce_buckets_overlapped = _sums != null ? GradientBucketsOverlapped : (long?)null,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
                     optimizer_state_bytes = Optimizer.StateBytes,
                     offload_bytes_to_host = Offload?.StepBytesToHost, offload_bytes_to_device = Offload?.StepBytesToDevice,
@@ -725,6 +729,7 @@ public sealed partial class Trainer : IDisposable
         if (World.WorldSize > 1)
         {
             FaultPoints.Hit($"allreduce.rank{World.Rank}");
+            if (_sums != null) SumGradients(); // first: the buckets in flight hold the communicator until then
             Span<double> total = [loss];
             World.AllReduceSum(total);
             loss = (float)total[0];
@@ -747,8 +752,7 @@ public sealed partial class Trainer : IDisposable
             return (loss, stepNorm);
         }
         Optimizer.LearningRate = lr; // a refresh from the factors (OSD) follows the schedule
-        if (World.WorldSize > 1) AllReduceGradients(Enumerable.Range(0, _named.Count));
-        else if (_factored != null)
+        if (World.WorldSize == 1 && _factored != null)
             for (int i = 0; i < _named.Count; i++) _factored.PrepareFactored(i);
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))

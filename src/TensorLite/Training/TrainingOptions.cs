@@ -129,6 +129,13 @@ public sealed record TrainingOptions
     /// <summary>In a data-parallel run, each process keeps the optimizer state of only its share of the parameters
     /// (ZeRO stage 1; see docs/distributed.md).</summary>
     public bool ShardStates { get; init; }
+    /// <summary>In a data-parallel run, sum each bucket of gradients while the backward of the layers below goes on (on
+    /// a communication thread), instead of all of them after backward. Both give the same bits (docs/distributed.md).</summary>
+    public bool AllReduceOverlap { get; init; } = true;
+    /// <summary>In a data-parallel run, the size of a gradient bucket (one all-reduce each), in MiB of float32.</summary>
+    public double AllReduceBucketMb { get; init; } = Distributed.TensorCollectives.BucketElements * sizeof(float) / (1024.0 * 1024.0);
+    /// <summary><see cref="AllReduceBucketMb"/> as float32 elements (at least one).</summary>
+    [JsonIgnore] public long AllReduceBucketElements => Math.Max(1, (long)(AllReduceBucketMb * 1024 * 1024 / sizeof(float)));
     /// <summary>Projected matrices take their gradient as the layer's factors (input and output gradient) and the
     /// optimizer projects from them, never forming the m×n gradient where the method allows (docs/optimizers.md).</summary>
     public bool FactoredGradients { get; init; } = true;
@@ -254,6 +261,8 @@ public sealed record TrainingOptions
         if (Optim.Offload.OffloadedOptimizer.Refusal(Offload, Optimizer.Trim().ToLowerInvariant()) is string offloadError) throw new ArgumentException(offloadError);
         if (Offload != "none" && ShardStates)
             throw new ArgumentException("--offload keeps every optimizer state on this process's host, --shard-states spreads them over the processes; choose one.");
+        if (!(double.IsFinite(AllReduceBucketMb) && AllReduceBucketMb > 0 && AllReduceBucketMb <= 2048))
+            throw new ArgumentException($"--allreduce-bucket-mb must be a positive number of MiB, at most 2048, got {AllReduceBucketMb}.");
         if (OffloadSchedule is not ("overlap" or "serial" or "deferred")) throw new ArgumentException($"--offload-schedule must be overlap, serial or deferred, got '{OffloadSchedule}'.");
         if (OffloadDeferLayers != null && (OffloadSchedule != "deferred" || Offload == "none"))
             throw new ArgumentException("--offload-defer-layers sets how many layers --offload-schedule deferred defers; give it with --offload host, dense or lsp and --offload-schedule deferred.");
