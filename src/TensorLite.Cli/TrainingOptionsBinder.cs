@@ -40,10 +40,13 @@ public sealed class TrainingOptionsBinder
     private readonly Option<string?> projection = new Option<string?>("--projection") { Description = "galore: svd|rsvd|range; grass: norm2|norm|uniform[+norepl]|topnorm; frugal: matrices|blocks|columns|random|svd|rsvd; osd: adamw|sgd[+qr]." };
     private readonly Option<string?> residual = new Option<string?>("--residual") { Description = "FRUGAL: signsgd|sgd for the state-free part." };
     private readonly Option<float?> residualScale = new Option<float?>("--residual-scale") { Description = "FRUGAL: lr scale of the state-free part, on top of --scale (default 1)." };
-    private readonly Option<string?> blockOrder = new Option<string?>("--block-order") { Description = "FRUGAL matrices mode: random|ascending|descending (default descending)." };
-    private readonly Option<string?> projSide = new Option<string?>("--proj-side") { Description = "Projected side, GaLore's proj_type: std (right when rows ≥ columns)|reverse_std|left|right (default std)." };
+    private readonly Option<string?> blockOrder = new Option<string?>("--block-order") { Description = "FRUGAL matrices mode: random|ascending|descending|mirror (default descending)." };
+    private readonly Option<string?> projSide = new Option<string?>("--proj-side") { Description = "Projected side, GaLore's proj_type: std (right when rows ≥ columns)|reverse_std|left|right|full (both sides, svd/rsvd only) (default std)." };
     private readonly Option<float?> loraAlpha = new Option<float?>("--lora-alpha") { Description = "LoRA: α, the adapters' scale is α/rank (default 32)." };
     private readonly Option<int?> loraRestart = new Option<int?>("--lora-restart") { Description = "LoRA: merge the adapters and restart them every this many steps (ReLoRA-style; default never)." };
+    private readonly Option<string?> loraRestartStates = new Option<string?>("--lora-restart-states") { Description = "LoRA restarts: zero|random|magnitude — zero the adapters' moments or prune them (default zero)." };
+    private readonly Option<float?> loraRestartPrune = new Option<float?>("--lora-restart-prune") { Description = "LoRA restarts: fraction of moment entries pruned by random|magnitude (default 0.9)." };
+    private readonly Option<int?> loraRestartWarmup = new Option<int?>("--lora-restart-warmup") { Description = "LoRA restarts: steps of the learning-rate re-warm-up after each restart (default min(100, K/2))." };
     private readonly Option<int?> sketchNnz = new Option<int?>("--sketch-nnz") { Description = "LSP: non-zeros d per sketch column, at most --rank (default 4)." };
     private readonly Option<float?> sketchFitThreshold = new Option<float?>("--sketch-fit-threshold") { Description = "LSP: refit the sketches when their relative reconstruction error is at least this, checked every --update-gap steps (default 0.2)." };
     private readonly Option<float?> sketchFitLr = new Option<float?>("--sketch-fit-lr") { Description = "LSP: learning rate of the sketch fit's Adam (default 0.06)." };
@@ -65,7 +68,7 @@ public sealed class TrainingOptionsBinder
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, sketchNnz, sketchFitThreshold, sketchFitLr, sketchFitIters, loraAlpha, loraRestart, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, factored, device, offload, offloadSchedule, deviceMemory })
+        foreach (var option in new Option[] { model, data, tokenizer, initFrom, seq, batch, accum, steps, lr, minLr, warmup, wd, beta1, beta2, clip, evalEvery, evalBatches, ckptEvery, keep, logEvery, seed, ckptLayers, synthetic, optimizer, rank, gap, scale, density, projection, residual, residualScale, blockOrder, projSide, pcaLr, sketchNnz, sketchFitThreshold, sketchFitLr, sketchFitIters, loraAlpha, loraRestart, loraRestartStates, loraRestartPrune, loraRestartWarmup, states, eightBitBlock, weights, activations, stochastic, masters, perLayer, shardStates, factored, device, offload, offloadSchedule, deviceMemory })
             command.Options.Add(option);
     }
 
@@ -99,7 +102,7 @@ public sealed class TrainingOptionsBinder
         CheckpointLayers = r.GetValue(ckptLayers), SyntheticBytes = r.GetValue(synthetic),
         Optimizer = r.GetValue(optimizer)!, Rank = r.GetValue(rank), UpdateGap = r.GetValue(gap), Scale = r.GetValue(scale),
         Density = r.GetValue(density), Projection = r.GetValue(projection), Residual = r.GetValue(residual),
-        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), SketchNnz = r.GetValue(sketchNnz), SketchFitThreshold = r.GetValue(sketchFitThreshold), SketchFitLr = r.GetValue(sketchFitLr), SketchFitIters = r.GetValue(sketchFitIters), LoraAlpha = r.GetValue(loraAlpha), LoraRestart = r.GetValue(loraRestart),
+        ResidualScale = r.GetValue(residualScale), BlockOrder = r.GetValue(blockOrder), ProjSide = r.GetValue(projSide), PcaLearningRate = r.GetValue(pcaLr), SketchNnz = r.GetValue(sketchNnz), SketchFitThreshold = r.GetValue(sketchFitThreshold), SketchFitLr = r.GetValue(sketchFitLr), SketchFitIters = r.GetValue(sketchFitIters), LoraAlpha = r.GetValue(loraAlpha), LoraRestart = r.GetValue(loraRestart), LoraRestartStates = r.GetValue(loraRestartStates), LoraRestartPrune = r.GetValue(loraRestartPrune), LoraRestartWarmup = r.GetValue(loraRestartWarmup),
         States = r.GetValue(states)!, EightBitBlockSize = r.GetValue(eightBitBlock), Weights = r.GetValue(weights)!, Activations = r.GetValue(activations)!, StochasticRounding = r.GetValue(stochastic),
         PerLayer = r.GetValue(perLayer), ShardStates = r.GetValue(shardStates), MasterWeights = r.GetValue(masters), Device = r.GetValue(device)!,
         FactoredGradients = r.GetValue(factored) == "on",

@@ -60,6 +60,11 @@ public static class TrainingView
         return 0;
     }
 
+    /// <summary>What a ReLoRA restart does to the moments, in words.</summary>
+    private static string RestartMoments(Optim.Lora.LoraOptions l) => l.RestartStates == Optim.Lora.LoraRestartStates.Zero
+        ? "moments zeroed"
+        : $"{l.RestartStates.ToString().ToLowerInvariant()} pruning of {l.RestartPruneRatio:P0} of the moments";
+
     /// <summary>The optimizer as the run resolves it: the variant as the user wrote it, else the one the spec parsed;
     /// numbers (and their defaults) from the method's preset.</summary>
     private static string OptimizerSummary(TrainingOptions o)
@@ -69,7 +74,7 @@ public static class TrainingView
         {
             var l = spec.ToLoraOptions();
             var hl = spec.HyperParameters;
-            return $"LoRA rank {l.Rank}, alpha {l.Alpha} (scale {l.Alpha / l.Rank:G3}), base frozen, merged into the weights{(l.RestartEvery > 0 ? $", merge-and-restart every {l.RestartEvery} steps" : "")}; Adam β {hl.Beta1}, {hl.Beta2}, ε {hl.Eps:G2}, weight decay {hl.WeightDecay}";
+            return $"LoRA rank {l.Rank}, alpha {l.Alpha} (scale {l.Alpha / l.Rank:G3}), base frozen, merged into the weights{(l.RestartEvery > 0 ? $", merge-and-restart every {l.RestartEvery} steps ({RestartMoments(l)}, lr re-warm-up {o.ResolvedLoraRestartWarmup} steps)" : "")}; Adam β {hl.Beta1}, {hl.Beta2}, ε {hl.Eps:G2}, weight decay {hl.WeightDecay}";
         }
         var p = spec.ToOptions();
         string side = o.ProjSide is string w ? $", side {w}" : "";
@@ -110,7 +115,11 @@ public static class TrainingView
         if (checks.Length == 0) return null;
         var fits = sketches.Select(s => s.LastFitError).Where(double.IsFinite).Order().ToArray();
         string fitted = fits.Length == 0 ? "no refit this process" : $"right after each matrix's last refit median {fits[fits.Length / 2]:F3}, max {fits[^1]:F3}";
-        return $"sketches    relative error at the last check: median {checks[checks.Length / 2]:F3}, max {checks[^1]:F3}; {fitted}; {sketches.Sum(s => s.RefreshCount)} refits in all";
+        // An error near 1 after fitting means the fit shrank the values towards zero (P = 0 gives exactly 1): the rank
+        // is too small for these gradients and the updates carry almost nothing, which a user would otherwise not see.
+        string advice = fits.Length > 0 && fits[fits.Length / 2] >= 0.9
+            ? "; the fitted sketches keep almost none of the gradient (error near 1): raise --rank" : "";
+        return $"sketches    relative error at the last check: median {checks[checks.Length / 2]:F3}, max {checks[^1]:F3}; {fitted}; {sketches.Sum(s => s.RefreshCount)} refits in all{advice}";
     }
 
     /// <summary>GRASS's selection in the command line's words, with how it samples.</summary>

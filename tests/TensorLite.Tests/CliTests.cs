@@ -121,4 +121,19 @@ public sealed class CliTests : IDisposable
         Assert.StartsWith("error: the plan needs", stderr);
         Assert.Contains("settings that fit:", stderr);
     }
+
+    [Fact]
+    public void LspRun_SaysWhenTheFittedSketchesKeepAlmostNothing()
+    {
+        // tiny (hidden 64): rank 8 fits to an error of about 1 (the values shrink towards zero), rank 32 to about 0.3.
+        string Summary(int rank)
+        {
+            var (code, stdout, _) = RunFolderCliSafetyTests.Run("train", "--model", "tiny", "--steps", "1", "--optimizer", "lsp",
+                "--rank", rank.ToString(), "--out", Path.Combine(_root, $"lsp-r{rank}"));
+            Assert.Equal(0, code);
+            return stdout.Split('\n').Single(l => l.StartsWith("sketches"));
+        }
+        Assert.Contains("keep almost none of the gradient", Summary(8));
+        Assert.DoesNotContain("keep almost none", Summary(32));
+    }
 }

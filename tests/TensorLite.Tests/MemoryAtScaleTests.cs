@@ -109,6 +109,7 @@ public sealed class MemoryPlanTests : IDisposable
     [InlineData("osd", "fp32", true, false, 1)]
     [InlineData("grass", "fp32", false, false, 2)]
     [InlineData("frugal", "fp32", true, false, 1)]
+    [InlineData("lsp", "fp32", false, false, 1)]
     public void Plan_MatchesTheMeasuredPeakOfARun_WithinFivePercent(string optimizer, string states, bool perLayer, bool checkpoint, int accum)
     {
         var options = new TrainingOptions

@@ -112,6 +112,16 @@ public sealed class FactoredGradient : IDisposable
         return t.MatMul(p.Input, DType.Float32);
     });
 
+    /// <summary>Lᵀ·G·R [r, r] = Σ (dY·L)ᵀ·(X·R) for l [m, r] and r [n, r] (GaLore's two-sided "full" projection), times
+    /// <see cref="Scale"/>: b·r·(m + n) + b·r² multiply-adds instead of b·m·n.</summary>
+    public Tensor BothSidesProject(Tensor left, Tensor right) => Sum(p =>
+    {
+        using var dyl = p.OutputGrad.MatMul(left, DType.Float32);
+        using var xr = p.Input.MatMul(right, DType.Float32);
+        using var t = dyl.T;
+        return t.MatMul(xr, DType.Float32);
+    });
+
     /// <summary>The rows G[index, :] [r, n] = Σ dY[:, index]ᵀ·X: r/m of the dense product.</summary>
     public Tensor SelectedRows(Tensor index) => Sum(p =>
     {

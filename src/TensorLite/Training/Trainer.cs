@@ -574,7 +574,8 @@ public sealed class Trainer : IDisposable
         long step = StartStep;
         while (step < o.Steps && !cancel.IsCancellationRequested)
         {
-            float lr = LrSchedule.WarmupCosine(step, o.Steps, o.Warmup, o.PeakLearningRate, o.MinLrRatio);
+            float lr = LrSchedule.WithRestartWarmups(step, o.LoraRestart ?? 0, o.ResolvedLoraRestartWarmup,
+                s => LrSchedule.WarmupCosine(s, o.Steps, o.Warmup, o.PeakLearningRate, o.MinLrRatio));
             var before = Memory.Live;
             float loss;
             double norm;

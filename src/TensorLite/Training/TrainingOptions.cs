@@ -84,6 +84,18 @@ public sealed record TrainingOptions
     public float? LoraAlpha { get; init; }
     /// <summary>LoRA: ReLoRA-style merge-and-restart every this many steps; null: never.</summary>
     public int? LoraRestart { get; init; }
+    /// <summary>LoRA restarts: zero | random | magnitude (the adapters' moments are zeroed or pruned); null: zero.</summary>
+    public string? LoraRestartStates { get; init; }
+    /// <summary>LoRA restarts: the fraction of moment entries pruned (random, magnitude); null: 0.9.</summary>
+    public float? LoraRestartPrune { get; init; }
+    /// <summary>LoRA restarts: steps of the learning rate's re-warm-up after each restart (ReLoRA's jagged schedule);
+    /// null: min(100, K/2) for a restart every K steps.</summary>
+    public int? LoraRestartWarmup { get; init; }
+
+    /// <summary>The re-warm-up steps after each LoRA restart: 0 without restarts (or another optimizer than lora).</summary>
+    [JsonIgnore]
+    public int ResolvedLoraRestartWarmup =>
+        LoraRestart is int k and > 0 && string.Equals(Optimizer, "lora", StringComparison.OrdinalIgnoreCase) ? LoraRestartWarmup ?? Math.Min(100, k / 2) : 0;
     /// <summary>OSD: the online PCA's peak learning rate; null: 1/T.</summary>
     public float? PcaLearningRate { get; init; }
     /// <summary>LSP: non-zeros d per sketch column; null: the preset's (4).</summary>
@@ -182,7 +194,11 @@ public sealed record TrainingOptions
         if (ResidualScale is float rs && !(float.IsFinite(rs) && rs >= 0)) throw new ArgumentException($"--residual-scale must be a non-negative finite number, got {rs}.");
         if (LoraAlpha is float alpha && !(float.IsFinite(alpha) && alpha > 0)) throw new ArgumentException($"--lora-alpha must be a positive finite number, got {alpha}.");
         if (LoraRestart is int restart) Positive(restart, "--lora-restart");
+        if (LoraRestartWarmup is int rewarm && (rewarm < 0 || (LoraRestart is int every && rewarm >= every)))
+            throw new ArgumentException($"--lora-restart-warmup must be non-negative and below --lora-restart, got {rewarm}.");
+        if (LoraRestartPrune is float prune && !(prune >= 0 && prune < 1)) throw new ArgumentException($"--lora-restart-prune must be in [0, 1), got {prune}.");
         if (Optimizer == "lora" && Weights != "fp32") throw new ArgumentException("--optimizer lora merges its adapters into float32 weights; it needs --weights fp32.");
+        if (Optimizer == "lora") ToOptimizerSpec().ToLoraOptions(); // the LoRA options' own checks (pruning needs fp32 states)
         if (PcaLearningRate is float plr && !(float.IsFinite(plr) && plr >= 0)) throw new ArgumentException($"--pca-lr must be a non-negative finite number, got {plr}.");
         if (Eps is float eps && !(eps > 0)) throw new ArgumentException($"Eps must be positive, got {eps}.");
         Positive(Seq, "--seq");
@@ -250,6 +266,7 @@ public sealed record TrainingOptions
         Order = BlockOrder == null ? null : OptimizerSpec.ParseOrder(BlockOrder),
         Side = ProjSide == null ? null : OptimizerSpec.ParseSide(ProjSide),
         PcaLearningRate = PcaLearningRate, LoraAlpha = LoraAlpha, LoraRestart = LoraRestart,
+        LoraRestartStates = LoraRestartStates == null ? null : OptimizerSpec.ParseRestartStates(LoraRestartStates), LoraRestartPrune = LoraRestartPrune,
         SketchNonZeros = SketchNnz, SketchFitThreshold = SketchFitThreshold, SketchFitLearningRate = SketchFitLr, SketchFitIterations = SketchFitIters,
     };
 

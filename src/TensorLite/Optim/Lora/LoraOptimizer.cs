@@ -71,21 +71,34 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         return Tensor.Rand([r, n], gen, -bound, bound, backend);
     }
 
-    /// <summary>The adapters' step count since the last restart (the bias corrections use it): the optimizer's step count
-    /// without restarts, else its position in the current restart period (1-based).</summary>
-    private long AdapterStep => Options.RestartEvery == 0 ? StepCount : (StepCount - 1) % Options.RestartEvery + 1;
-
-    /// <summary>ReLoRA's restart, at the first step of every period after the first: the adapters are already merged into
-    /// W, so B goes to zero (W is then the new base), A is drawn afresh and the moments restart.</summary>
+    /// <summary>ReLoRA's restart, at the first step of every period after the first (StepCount = K·j + 1): the adapters
+    /// are already merged into W, so B goes to zero (W is then the new base), A is drawn afresh and the adapters' moments
+    /// are zeroed or pruned (<see cref="LoraOptions.RestartStates"/>). The bias-correction count goes on (the optimizer's
+    /// step count), as torch's Adam keeps its "step" through the reference's optimizer_reset.</summary>
     private void RestartIfDue(Slot s, int index)
     {
-        if (Options.RestartEvery == 0 || StepCount <= 1 || AdapterStep != 1) return;
+        if (Options.RestartEvery == 0 || StepCount <= 1 || (StepCount - 1) % Options.RestartEvery != 0) return;
         long restart = (StepCount - 1) / Options.RestartEvery;
         using (var fresh = InitialA(s.Rank, s.A!.Shape[1], index, restart, s.A.Backend)) s.A.Backend.Copy(fresh, s.A);
         using (var zeros = Tensor.Zeros(s.B!.Shape, DType.Float32, s.B.Backend)) s.B.Backend.Copy(zeros, s.B);
-        s.InnerA?.Reset();
-        s.InnerB?.Reset();
+        foreach (var (state, which) in new[] { (s.InnerA, 0UL), (s.InnerB, 1UL) })
+        {
+            if (state == null) continue;
+            if (Options.RestartStates == LoraRestartStates.Zero) { state.Reset(); continue; }
+            ulong moment = 0;
+            foreach (var (_, t) in state.StateTensors())
+            {
+                if (Options.RestartStates == LoraRestartStates.Magnitude) MomentPruning.Magnitude(t, Options.RestartPruneRatio);
+                else MomentPruning.Random(t, Options.RestartPruneRatio, PruningGenerator(index, restart, which * 2 + moment));
+                moment++;
+            }
+        }
     }
+
+    /// <summary>The random mask's draws, from the seed, the parameter, the restart and the tensor, so that a resumed run
+    /// prunes the same entries without generator state in the checkpoint.</summary>
+    private Generator PruningGenerator(int index, long restart, ulong tensor) =>
+        new(unchecked(Options.Seed ^ 0x9B0E_57A7EUL ^ ((ulong)index + 1) * 0x9E3779B97F4A7C15UL ^ (ulong)restart * 0xC2B2AE3D27D4EB4FUL ^ (tensor + 1) * 0x165667B19E3779F9UL));
 
     /// <summary>s = α/r of the parameter at <paramref name="index"/> (0 when it has no adapter).</summary>
     public float ScaleOf(int index) => _slots[index].Rank == 0 ? 0f : Options.Alpha / _slots[index].Rank;
@@ -120,8 +133,8 @@ public sealed class LoraOptimizer : Optimizer, IDisposable
         using var before = s.B.MatMul(s.A);
         s.InnerA ??= Tagged(_inner.CreateState(s.A.ShapeArray, p.Backend));
         s.InnerB ??= Tagged(_inner.CreateState(s.B.ShapeArray, p.Backend));
-        s.InnerA.Apply(s.A, gA, lr, Options.WeightDecay, AdapterStep, ParamRounding.Nearest);
-        s.InnerB.Apply(s.B, gB, lr, Options.WeightDecay, AdapterStep, ParamRounding.Nearest);
+        s.InnerA.Apply(s.A, gA, lr, Options.WeightDecay, StepCount, ParamRounding.Nearest);
+        s.InnerB.Apply(s.B, gB, lr, Options.WeightDecay, StepCount, ParamRounding.Nearest);
         using var after = s.B.MatMul(s.A);
         using var change = before - after;
         p.Backend.ApplyUpdate(p, change, 1f, scale, ParamRounding.Nearest); // W ← W − s·(BA − B'A') = W + s·(B'A' − BA)

@@ -23,9 +23,15 @@ public sealed record LoraOptions
     /// <summary>Seeds A's initial draw (and its redraw at each restart), with the parameter index.</summary>
     public ulong Seed { get; init; }
     /// <summary>ReLoRA-style merge-and-restart (Lialin et al. 2023, arXiv:2307.05695) every this many steps: the merged
-    /// adapters stay in the weights as the new base, A is drawn afresh, B and the adapters' moments restart from zero.
-    /// 0 never restarts (plain LoRA). ReLoRA's partial optimizer-state pruning and jagged schedule are not reproduced.</summary>
+    /// adapters stay in the weights as the new base, A is drawn afresh, B restarts from zero and the adapters' moments
+    /// are treated as <see cref="RestartStates"/> says. 0 never restarts (plain LoRA).</summary>
     public int RestartEvery { get; init; }
+    /// <summary>What a restart does to the adapters' moments: zero them (default) or prune a fraction
+    /// <see cref="RestartPruneRatio"/> at random or by magnitude. Pruning needs float32 AdamW moments.</summary>
+    public LoraRestartStates RestartStates { get; init; } = LoraRestartStates.Zero;
+    /// <summary>The fraction of moment entries a pruning restart zeroes, in [0, 1) (default 0.9, the reference's
+    /// recommended <c>--optimizer_magnitude_pruning 0.9</c>).</summary>
+    public float RestartPruneRatio { get; init; } = 0.9f;
     /// <summary>Which matrices get adapters; null means <see cref="ProjectedOptions.DefaultShouldProject"/>.</summary>
     public Func<string, int[], bool>? ShouldAdapt { get; init; }
 
@@ -43,6 +49,10 @@ public sealed record LoraOptions
         if (!(LearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), "The learning rate must be non-negative.");
         if (RestartEvery < 0) throw new ArgumentOutOfRangeException(nameof(RestartEvery), $"The LoRA restart interval must be non-negative (0 = never), got {RestartEvery}.");
         if (!float.IsFinite(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), "The weight decay must be finite.");
+        if (!(RestartPruneRatio >= 0 && RestartPruneRatio < 1))
+            throw new ArgumentOutOfRangeException(nameof(RestartPruneRatio), $"The LoRA restart prune ratio must be in [0, 1), got {RestartPruneRatio}.");
+        if (RestartStates != LoraRestartStates.Zero && Inner is not (null or AdamWInner))
+            throw new ArgumentException("Pruning the LoRA moments at a restart needs float32 AdamW states (--states fp32).", nameof(RestartStates));
         return this;
     }
 }

@@ -10,4 +10,8 @@ public enum MatrixOrder
     /// <summary>As <see cref="Ascending"/>, starting from the last matrix and moving backwards (the reference's
     /// pre-training scripts use this).</summary>
     Descending,
+    /// <summary>Pairs from both ends walking inwards: matrix j together with matrix k − 1 − j, round(ρ·k)/2 pairs per
+    /// refresh, j moving on through 0 … ⌊k/2⌋ − 1 (wrapping around); with an odd k the middle matrix is never state-full.
+    /// round(ρ·k) must be even (the reference asserts it).</summary>
+    Mirror,
 }

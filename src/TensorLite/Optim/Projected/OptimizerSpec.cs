@@ -78,6 +78,10 @@ public sealed record OptimizerSpec
     public float? LoraAlpha { get; init; }
     /// <summary>LoRA: ReLoRA-style merge-and-restart every this many steps; null or 0: never.</summary>
     public int? LoraRestart { get; init; }
+    /// <summary>LoRA: what a restart does to the adapters' moments; null: zero them.</summary>
+    public Lora.LoraRestartStates? LoraRestartStates { get; init; }
+    /// <summary>LoRA: the fraction of moment entries a pruning restart zeroes; null: 0.9.</summary>
+    public float? LoraRestartPrune { get; init; }
     /// <summary>LSP: non-zeros d per sketch column.</summary>
     public int? SketchNonZeros { get; init; }
     /// <summary>LSP: the relative reconstruction error at or above which a check refits the sketches.</summary>
@@ -90,25 +94,37 @@ public sealed record OptimizerSpec
     public ProjectionSide? Side { get; init; }
 
     /// <summary>The words of <see cref="ParseSide"/>, in GaLore's spelling.</summary>
-    public static IReadOnlyList<string> SideWords { get; } = ["std", "reverse_std", "left", "right"];
+    public static IReadOnlyList<string> SideWords { get; } = ["std", "reverse_std", "left", "right", "full"];
 
-    /// <summary>GaLore's proj_type word as a side: std (right when m ≥ n), reverse_std, left or right.</summary>
+    /// <summary>GaLore's proj_type word as a side: std (right when m ≥ n), reverse_std, left, right, or full (both sides,
+    /// R = U_rᵀ·G·V_r; SVD projections only).</summary>
     public static ProjectionSide ParseSide(string word) => word.Trim().ToLowerInvariant() switch
     {
         "std" => ProjectionSide.Auto,
         "reverse_std" => ProjectionSide.Reverse,
         "left" => ProjectionSide.Left,
         "right" => ProjectionSide.Right,
+        "full" => ProjectionSide.Both,
         _ => throw new ArgumentException($"The projection side is one of {string.Join(", ", SideWords)}, not '{word}'.", nameof(word)),
     };
 
-    /// <summary>FRUGAL's block order word: random, ascending or descending.</summary>
+    /// <summary>ReLoRA's restart treatment of the moments: zero (the reference's reset), random or magnitude (pruning).</summary>
+    public static Lora.LoraRestartStates ParseRestartStates(string word) => word.Trim().ToLowerInvariant() switch
+    {
+        "zero" => Lora.LoraRestartStates.Zero,
+        "random" => Lora.LoraRestartStates.Random,
+        "magnitude" => Lora.LoraRestartStates.Magnitude,
+        _ => throw new ArgumentException($"A LoRA restart's moments are zero, random or magnitude, not '{word}'.", nameof(word)),
+    };
+
+    /// <summary>FRUGAL's block order word: random, ascending, descending or mirror.</summary>
     public static MatrixOrder ParseOrder(string word) => word.Trim().ToLowerInvariant() switch
     {
         "random" => MatrixOrder.Random,
         "ascending" => MatrixOrder.Ascending,
         "descending" => MatrixOrder.Descending,
-        _ => throw new ArgumentException($"FRUGAL's matrix order is random, ascending or descending, not '{word}'.", nameof(word)),
+        "mirror" => MatrixOrder.Mirror,
+        _ => throw new ArgumentException($"FRUGAL's matrix order is random, ascending, descending or mirror, not '{word}'.", nameof(word)),
     };
 
     /// <summary>
@@ -284,6 +300,7 @@ public sealed record OptimizerSpec
         {
             Rank = Rank ?? d.Rank, Alpha = LoraAlpha ?? d.Alpha, LearningRate = h.LearningRate, WeightDecay = h.WeightDecay,
             Inner = CreateInner(States, h.Beta1, h.Beta2, h.Eps, BlockSizeOfStates), Seed = Seed, RestartEvery = LoraRestart ?? d.RestartEvery,
+            RestartStates = LoraRestartStates ?? d.RestartStates, RestartPruneRatio = LoraRestartPrune ?? d.RestartPruneRatio,
         }.Validate();
     }
 

@@ -110,13 +110,13 @@ public sealed partial class ProjectedOptimizer
         float stepSize = lr * Options.Scale;
         WithDirection(s, r, p.Backend, direction =>
         {
-            if (proj is SparseProjector sparse)
+            if (proj is SparseProjector sparse) SparseUpdate.Apply(p, sparse, direction, decay, stepSize, rounding);
+            else
             {
-                SparseUpdate.Apply(p, sparse, direction, decay, stepSize, rounding);
-                return;
+                using var back = proj.ProjectBack(direction);
+                p.Backend.ApplyUpdate(p, back, decay, stepSize, rounding);
             }
-            using var back = proj.ProjectBack(direction);
-            p.Backend.ApplyUpdate(p, back, decay, stepSize, rounding);
+            proj.EndStep();
         });
     }
 

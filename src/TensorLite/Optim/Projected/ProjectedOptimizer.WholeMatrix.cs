@@ -13,6 +13,15 @@ public sealed partial class ProjectedOptimizer
     /// for other modes: whether it has inner state).</summary>
     public bool HasInnerState(int index) => _slots[index].Inner != null;
 
+    /// <summary>Fails at construction, as the reference does, when the matrix order cannot be followed (the mirror
+    /// order with an odd number of state-full matrices).</summary>
+    private void CheckWholeMatrixOrder()
+    {
+        if (Options.Projector is not WholeMatrixProjectorFactory factory) return;
+        int count = _slots.Count(x => x.Projector is WholeMatrixProjector);
+        factory.RequireEvenActiveCount(WholeMatrixProjectorFactory.ActiveCount(Options.Density ?? 1f, count), count);
+    }
+
     private bool IsActiveMatrix(Slot s, long refresh)
     {
         if (_matrixOrdinals == null)

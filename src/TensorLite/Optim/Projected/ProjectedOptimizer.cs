@@ -86,6 +86,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
             }
             _slots[i] = slot;
         }
+        CheckWholeMatrixOrder();
     }
 
     /// <summary>The method's composition and numbers.</summary>
@@ -177,6 +178,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
             {
                 using var dropBack = proj.ProjectBack(direction);
                 p.Backend.ApplyUpdate(p, dropBack, decay, lr * Options.Scale, rounding);
+                proj.EndStep();
             });
             return;
         }
@@ -189,6 +191,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         using var b = f * (Options.ResidualScale * Options.Scale); // FRUGAL: the state-free lr is lr·α·ResidualScale
         using var update = a + b;
         p.Backend.ApplyUpdate(p, update, decay, lr, rounding);
+        proj.EndStep();
     }
 
     /// <summary>Runs <paramref name="refresh"/> on a slot's projector, then applies the moment policy (keep, reset, or

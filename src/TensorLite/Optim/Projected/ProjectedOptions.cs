@@ -34,8 +34,9 @@ public sealed partial record ProjectedOptions
     public int UpdateGap { get; init; } = 200;
     /// <summary>α: the projected update is α·back(N).</summary>
     public float Scale { get; init; } = 1f;
-    /// <summary>Which side of each gradient is reduced (default Auto: GaLore's std rule); two-sided kinds ignore
-    /// it.</summary>
+    /// <summary>Which side of each gradient is reduced (default Auto: GaLore's std rule); <see cref="ProjectionSide.Both"/>
+    /// is GaLore's "full" (two-sided) projection, offered by the SVD kinds (<see cref="ProjectorFactory.CanProjectBothSides"/>);
+    /// kinds that are always two-sided ignore it.</summary>
     public ProjectionSide Side { get; init; } = ProjectionSide.Auto;
     /// <summary>When the rank reaches min(m, n), use the identity instead of a full-rank rotation (so FRUGAL's ρ = 1 is AdamW).</summary>
     public bool FullRankAsIdentity { get; init; }
@@ -115,11 +116,12 @@ public sealed partial record ProjectedOptions
     internal bool Projects(string name, int[] shape) => (ShouldProject ?? DefaultShouldProject)(name, shape);
 
     /// <summary>The resolved side (Left or Right) for a [m, n] parameter: <see cref="ProjectionSide.Auto"/> is GaLore's
-    /// "std" (right when m ≥ n), <see cref="ProjectionSide.Reverse"/> its "reverse_std" (left when m ≥ n). A two-sided
-    /// projector kind resolves to <see cref="ProjectionSide.Both"/> whatever <see cref="Side"/> says.</summary>
+    /// "std" (right when m ≥ n), <see cref="ProjectionSide.Reverse"/> its "reverse_std" (left when m ≥ n),
+    /// <see cref="ProjectionSide.Both"/> its "full". A two-sided projector kind resolves to <see cref="ProjectionSide.Both"/>
+    /// whatever <see cref="Side"/> says.</summary>
     public ProjectionSide SideFor(int m, int n) => Projector.IsTwoSided ? ProjectionSide.Both : Side switch
     {
-        ProjectionSide.Left or ProjectionSide.Right => Side,
+        ProjectionSide.Left or ProjectionSide.Right or ProjectionSide.Both => Side,
         ProjectionSide.Reverse => m >= n ? ProjectionSide.Left : ProjectionSide.Right,
         _ => m >= n ? ProjectionSide.Right : ProjectionSide.Left,
     };
@@ -152,8 +154,13 @@ public sealed partial record ProjectedOptions
         if (DenseRangeElements < 0) throw new ArgumentOutOfRangeException(nameof(DenseRangeElements), $"The dense update range must be non-negative (0 = whole parameters), got {DenseRangeElements}.");
         if (!float.IsFinite(Scale)) throw new ArgumentOutOfRangeException(nameof(Scale), "The scale α must be finite.");
         if (!float.IsFinite(ResidualScale)) throw new ArgumentOutOfRangeException(nameof(ResidualScale), "The residual scale must be finite.");
-        if (Side == ProjectionSide.Both) throw new ArgumentException("The side Both is the projector kind's, not an option; pick a two-sided projector instead.", nameof(Side));
+        if (Side == ProjectionSide.Both && !Projector.IsTwoSided && !Projector.CanProjectBothSides)
+            throw new ArgumentException($"The two-sided (full) projection is offered by the SVD projections only (svd, rsvd), not by {Projection}.", nameof(Side));
         Projector.Validate();
+        // OSD's basis moves at the end of each step (after the update, as in its reference), not at a refresh, so there is
+        // no old and new basis at the refresh to rotate the moments between.
+        if (Projection == ProjectionKind.OnlinePca && OnRefresh == MomentPolicy.Rotate)
+            throw new ArgumentException("OSD moves its basis after every update, so its moments are kept or reset, not rotated.", nameof(OnRefresh));
         if (Projector is SketchProjectorFactory sketch && Density == null && sketch.NonZeros > Rank)
             throw new ArgumentOutOfRangeException(nameof(Rank), $"The sketch's non-zeros per column d = {sketch.NonZeros} must not exceed the rank r = {Rank}.");
         return this;

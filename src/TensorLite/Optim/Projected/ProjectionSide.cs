@@ -12,8 +12,9 @@ public enum ProjectionSide
     Right,
     /// <summary>GaLore's "reverse_std": left when m ≥ n, right otherwise (the larger side is reduced).</summary>
     Reverse,
-    /// <summary>Both sides at once (LSP_Offload's sketches): R = S_l·G·S_rᵀ is [r, r]; a projector's
-    /// <see cref="ProjectionSide.Left"/> basis is S_lᵀ [m, r] and its <see cref="ProjectionSide.Right"/> one S_rᵀ [n, r].
-    /// Resolved from the projector kind (<see cref="ProjectorFactory.IsTwoSided"/>), never set as an option.</summary>
+    /// <summary>Both sides at once, R is [r, r]: LSP_Offload's sketches (R = S_l·G·S_rᵀ, resolved from the projector kind,
+    /// <see cref="ProjectorFactory.IsTwoSided"/>) and GaLore's "full" (R = U_rᵀ·G·V_r, an option of the SVD kinds,
+    /// <see cref="ProjectorFactory.CanProjectBothSides"/>). A projector's <see cref="ProjectionSide.Left"/> basis is
+    /// [m, r] (S_lᵀ or U_r) and its <see cref="ProjectionSide.Right"/> one [n, r] (S_rᵀ or V_r).</summary>
     Both,
 }

@@ -50,6 +50,11 @@ public interface IProjector : IDisposable
     /// <summary>The full-size [m, n] image of an R-shaped tensor, a new tensor the caller owns.</summary>
     Tensor ProjectBack(Tensor n);
 
+    /// <summary>Called once per step after the step's update has been applied (after the last <see cref="ProjectBack"/>),
+    /// also when the update itself runs later (offloaded states). Nothing by default; OSD steps its basis here, where its
+    /// reference steps it (at the end of project_back), so a step projects and projects back with the same basis.</summary>
+    void EndStep() { }
+
     /// <summary>The basis B [dim, r] as a new dense tensor (one-hot columns for a selection), for changes of basis
     /// and tests.</summary>
     Tensor BasisMatrix();

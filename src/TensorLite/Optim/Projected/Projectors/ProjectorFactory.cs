@@ -24,11 +24,20 @@ public abstract record ProjectorFactory
     /// <summary>Whether the kind reduces both sides of G (<see cref="ProjectionSide.Both"/>): R is then [r, r].</summary>
     public virtual bool IsTwoSided => false;
 
+    /// <summary>Whether the kind also offers a two-sided projection when <see cref="ProjectedOptions.Side"/> asks for
+    /// <see cref="ProjectionSide.Both"/> (GaLore's "full"); a kind that is always two-sided need not say so.</summary>
+    public virtual bool CanProjectBothSides => false;
+
     /// <summary>Checks this kind's own settings; throws an argument exception with one sentence on the first problem.</summary>
     public virtual void Validate() { }
 
-    /// <summary>The length of the side a projector reduces: m for left, n for right.</summary>
-    protected static long ProjectedLength(ProjectionSide side, int m, int n) => side == ProjectionSide.Left ? m : n;
+    /// <summary>The length of the side a projector reduces: m for left, n for right, m + n for both (two bases).</summary>
+    protected static long ProjectedLength(ProjectionSide side, int m, int n) => side switch
+    {
+        ProjectionSide.Left => m,
+        ProjectionSide.Both => (long)m + n,
+        _ => n,
+    };
 
     /// <summary>The factory of <paramref name="kind"/> with that kind's default settings (what
     /// <see cref="ProjectedOptions.Projection"/> selects).</summary>

@@ -1,7 +1,8 @@
 namespace TensorLite.Optim.Projected;
 
 /// <summary>The factories of projectors that store their basis (<see cref="StoredBasisProjector"/>): the state is the
-/// basis [d, r] in the options' basis dtype, d = m for left and n for right.</summary>
+/// basis [d, r] in the options' basis dtype, d = m for left and n for right; a two-sided ("full") projection keeps
+/// both, [m, r] and [n, r].</summary>
 public abstract record StoredBasisProjectorFactory : ProjectorFactory
 {
     /// <inheritdoc/>

@@ -1,4 +1,5 @@
 using TensorLite.Autograd;
+using TensorLite.LinearAlgebra;
 
 namespace TensorLite.Optim.Projected;
 
@@ -7,15 +8,19 @@ namespace TensorLite.Optim.Projected;
 /// proj_type "continuous") does it: P [dim, r] starts as the top-r singular vectors of the first gradient (the same basis
 /// GaLore would compute), and at every later step takes one step of <see cref="OnlinePca"/> on ‖Ĝ − P·Pᵀ·Ĝ‖²_F with
 /// Ĝ = G/‖G‖_F, the optimizer's learning rate being <see cref="LearningRate"/> (1/T by default) times the main
-/// schedule's lr_t/lr_peak. Unlike the reference, the step is taken before G is projected (P_t has seen G_t; the
-/// reference projects with P_{t−1} and steps afterwards), which saves holding a second copy of P.
+/// schedule's lr_t/lr_peak. The timing is the reference's: at step t the refresh computes the PCA loss's gradient at
+/// P_{t−1} on Ĝ_t (its <c>loss.backward()</c> in project), G_t is projected and its update projected back with P_{t−1},
+/// and only then P takes its step to P_t (<see cref="EndStep"/>; the reference's <c>ortho_matrix_optim.step()</c> at the
+/// end of project_back). P_t is first used at step t + 1. The pending gradient (one [dim, r] tensor) lives from the
+/// refresh to the end of the step, never across a checkpoint.
 /// </summary>
 public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n, int rank, float learningRate,
     OnlinePcaOptimizer optimizer = OnlinePcaOptimizer.Adam, bool reorthonormalize = false, float weightDecay = 0f,
     float beta1 = 0.9f, float beta2 = 0.999f)
-    : DenseBasisProjector(side, m, n, rank, 1), IFollowsLearningRateSchedule
+    : DenseBasisProjector(side, m, n, rank, 1), IProjector, IFollowsLearningRateSchedule
 {
     private OnlinePca? _pca;
+    private Tensor? _pendingGradient;
 
     /// <summary>The online PCA that holds P; null before the first refresh.</summary>
     public OnlinePca? Pca => _pca;
@@ -39,15 +44,34 @@ public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n
         }
         else
         {
+            // A gradient still pending belongs to a step whose update never ran; the reference would not have stepped P.
+            DropPendingGradient();
             _pca.LearningRate = LearningRate * ScheduleRatio;
             using var oriented = Oriented(g);
             using var squares = oriented.Square();
             using var sum = squares.Sum();
             float norm = MathF.Sqrt(sum.Item());
             using var normalized = norm > 0 ? oriented * (1f / norm) : oriented.Detach();
-            _pca.Update(normalized);
+            _pendingGradient = Linalg.OnlinePcaGradient(_pca.Projection, normalized).Persist();
         }
         RefreshCount++;
+    }
+
+    /// <summary>Whether a PCA step computed at this step's refresh waits for the end of the step.</summary>
+    public bool HasPendingStep => _pendingGradient != null;
+
+    /// <summary>P's step from the gradient computed at the refresh, after the update was projected back with the old P.</summary>
+    public void EndStep()
+    {
+        if (_pendingGradient == null) return;
+        _pca!.Step(_pendingGradient);
+        DropPendingGradient();
+    }
+
+    private void DropPendingGradient()
+    {
+        _pendingGradient?.Dispose();
+        _pendingGradient = null;
     }
 
     /// <inheritdoc/>
@@ -69,6 +93,7 @@ public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n
     /// <inheritdoc/>
     public override void LoadState(IReadOnlyDictionary<string, Tensor> state, string prefix, long refreshCount, IBackend backend)
     {
+        DropPendingGradient();
         _pca?.Dispose();
         _pca = null;
         RefreshCount = refreshCount;
@@ -87,6 +112,7 @@ public sealed partial class OnlinePcaProjector(ProjectionSide side, int m, int n
     /// <inheritdoc/>
     public override void Dispose()
     {
+        DropPendingGradient();
         _pca?.Dispose();
         _pca = null;
     }

@@ -13,18 +13,19 @@ public sealed partial class SvdProjector
             using var dense = g.ToDense(DType.Float32);
             return ComputeBasis(dense);
         }
-        return BasisOf(FactoredRandomizedSvd(g), Side);
+        return BasisOf(FactoredRandomizedSvd(g, Rank, generator, oversampling, powerIterations), Side);
     }
 
     /// <summary>
     /// <see cref="LA.RandomizedSvd"/> of G = dYᵀ·X with the same steps and the same random draws, where every product
     /// with G goes through the factors: G·Ω = dYᵀ·(X·Ω), Gᵀ·Z = Xᵀ·(dY·Z) and Qᵀ·G = (dY·Q)ᵀ·X. Only [m, ℓ], [n, ℓ] and
-    /// [ℓ, n] tensors are formed.
+    /// [ℓ, n] tensors are formed. The two-sided projector (<see cref="TwoSidedSvdProjector"/>) uses it too.
     /// </summary>
-    private (Tensor U, Tensor S, Tensor Vt) FactoredRandomizedSvd(FactoredGradient g)
+    internal static (Tensor U, Tensor S, Tensor Vt) FactoredRandomizedSvd(FactoredGradient g, int rank, Generator generator,
+        int oversampling, int powerIterations)
     {
-        int m = Rows, n = Columns;
-        int l = Math.Min(Rank + oversampling, Math.Min(m, n));
+        int m = g.Rows, n = g.Columns;
+        int l = Math.Min(rank + oversampling, Math.Min(m, n));
         Tensor q;
         using (var omega = Tensor.RandN([n, l], generator, 1f, g.Backend))
         using (var y = g.Times(omega))
@@ -46,7 +47,7 @@ public sealed partial class SvdProjector
             using (rb)
             {
                 using var rbt = rb.T;
-                var (ur, s, vrt) = LA.Svd(rbt, Rank);
+                var (ur, s, vrt) = LA.Svd(rbt, rank);
                 using (ur)
                 using (vrt)
                 using (var qbt = qb.T)

@@ -10,7 +10,12 @@ public sealed record SvdProjectorFactory(bool Randomized = false, int Oversampli
 
     /// <inheritdoc/>
     public override IProjector Create(ProjectionSide side, int m, int n, int rank, int updateGap, Generator generator, DType basisDType) =>
-        new SvdProjector(side, m, n, rank, updateGap, Randomized, generator, Oversampling, PowerIterations, basisDType);
+        side == ProjectionSide.Both
+            ? new TwoSidedSvdProjector(m, n, rank, updateGap, Randomized, generator, Oversampling, PowerIterations, basisDType)
+            : new SvdProjector(side, m, n, rank, updateGap, Randomized, generator, Oversampling, PowerIterations, basisDType);
+
+    /// <summary>GaLore's "full" projection: U_r and V_r of one SVD (<see cref="TwoSidedSvdProjector"/>).</summary>
+    public override bool CanProjectBothSides => true;
 
     /// <inheritdoc/>
     public override void Validate()

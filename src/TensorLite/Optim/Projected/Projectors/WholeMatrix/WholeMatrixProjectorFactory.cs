@@ -48,6 +48,19 @@ public sealed record WholeMatrixProjectorFactory(MatrixOrder Order = MatrixOrder
                 for (int i = 0; i < active; i++) result[(start + i) % count] = true;
                 break;
             }
+            case MatrixOrder.Mirror:
+            {
+                RequireEvenActiveCount(active, count);
+                int half = count / 2, pairs = active / 2;
+                if (pairs == 0) break;
+                long start = refresh * pairs % half;
+                for (int i = 0; i < pairs; i++)
+                {
+                    int j = (int)((start + i) % half);
+                    result[j] = result[count - 1 - j] = true;
+                }
+                break;
+            }
             default:
             {
                 long start = count - 1 - refresh * active % count;
@@ -56,6 +69,14 @@ public sealed record WholeMatrixProjectorFactory(MatrixOrder Order = MatrixOrder
             }
         }
         return result;
+    }
+
+    /// <summary>Checks what the mirror order needs of <paramref name="active"/> state-full matrices out of
+    /// <paramref name="count"/>: an even number (pairs); throws an argument exception with one sentence otherwise.</summary>
+    public void RequireEvenActiveCount(int active, int count)
+    {
+        if (Order == MatrixOrder.Mirror && active % 2 != 0)
+            throw new ArgumentException($"FRUGAL's mirror order activates matrices in pairs, but round(ρ·k) = {active} of the k = {count} projected matrices is odd; pick another density.");
     }
 
     /// <summary>round(ρ·k) with Python's rounding (half to even), as the reference computes it.</summary>
