@@ -15,7 +15,8 @@ methods=${METHODS:-"adamw galore osd grass frugal lora"}
 seeds=${SEEDS:-"1 2 3"}
 lr_factors=${LR_FACTORS:-"1 0.5 2"}
 device=${DEVICE:-cpu}
-out=runs/compare
+batch=${BATCH:-16} # sequences of 128 tokens per step
+out=runs/compare/steps$steps-batch$batch
 tl() { dotnet run -c Release --no-build --project src/TensorLite.Cli -- "$@"; }
 dotnet build -c Release src/TensorLite.Cli >/dev/null
 mkdir -p "$out"
@@ -29,14 +30,15 @@ default_lr() { case $1 in adamw) echo 3e-3;; frugal) echo 1e-3;; *) echo 1e-2;; 
 # Rank 64 = hidden/4 (the GaLore paper's 60M ratio, 128 of 512) for every rank-based method; FRUGAL keeps ρ = 0.25.
 method_flags() { case $1 in adamw|frugal) ;; *) echo --rank 64;; esac; }
 common=(--model "$out/byte_20m.json" --steps "$steps" --warmup $((steps / 10)) --eval-every $(( steps >= 20 ? steps / 20 : 1 ))
-        --eval-batches 16 --log-every 50 --checkpoint-every "$steps" --device "$device")
+        --batch "$batch" --eval-batches 16 --log-every 50 --checkpoint-every "$steps" --device "$device")
 for data in $datasets; do
   extra=()
   [ "$data" = shakespeare ] && extra=(--data ../shared/data/tinyshakespeare.txt)
-  for method in $methods; do
+  # Seeds outermost, then learning-rate factors: a run cut short still has every method at the first seed and default lr.
+  for seed in $seeds; do
     for f in $lr_factors; do
-      lr=$(awk -v a="$(default_lr "$method")" -v f="$f" 'BEGIN { printf "%.3g", a * f }')
-      for seed in $seeds; do
+      for method in $methods; do
+        lr=$(awk -v a="$(default_lr "$method")" -v f="$f" 'BEGIN { printf "%.3g", a * f }')
         dir="$out/$data-$method-lr$lr-seed$seed"
         [ -f "$dir/metrics.jsonl" ] && grep -q "\"step\":$steps," "$dir/metrics.jsonl" && continue # done: resumable
         rm -rf "$dir"
