@@ -7,7 +7,7 @@
 # and keeps every run folder (metrics.jsonl is the raw data) under runs/compare.
 # Long: at ~1 s per 2048-token step on 2 cores, 5000 steps × 6 methods × 3 lrs × 3 seeds × 2 datasets is weeks of CPU;
 # run it on a bigger machine (--device auto uses a GPU) or in slices: METHODS="galore osd" SEEDS="1" bash … .
-# Usage (from the repository root): bash docs/reproduce/comparison.sh [STEPS] [DATASETS]. Needs jq.
+# Usage (from the repository root): [BATCH=16] bash docs/reproduce/comparison.sh [STEPS] [DATASETS]. Needs jq.
 set -euo pipefail
 steps=${1:-5000}
 datasets=${2:-"embedded shakespeare"}
