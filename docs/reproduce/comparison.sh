@@ -25,10 +25,16 @@ cat > "$out/byte_20m.json" <<'JSON'
   "max_position_embeddings": 1024, "rms_norm_eps": 1e-6, "rope_theta": 10000, "tie_word_embeddings": false,
   "hidden_act": "silu", "model_type": "llama" }
 JSON
+# A method is an optimizer name, optionally with a --projection variant after a dash: grass-topnorm, grass-norm+norepl.
+optimizer_of() { echo "${1%%-*}"; }
 # Each method's default peak lr (ProjectedOptions.HyperParametersOf); the sweep multiplies it.
-default_lr() { case $1 in adamw) echo 3e-3;; frugal) echo 1e-3;; *) echo 1e-2;; esac; }
+default_lr() { case $(optimizer_of "$1") in adamw) echo 3e-3;; frugal) echo 1e-3;; *) echo 1e-2;; esac; }
 # Rank 64 = hidden/4 (the GaLore paper's 60M ratio, 128 of 512) for every rank-based method; FRUGAL keeps ρ = 0.25.
-method_flags() { case $1 in adamw|frugal) ;; *) echo --rank 64;; esac; }
+method_flags() {
+  echo --optimizer "$(optimizer_of "$1")"
+  case $(optimizer_of "$1") in adamw|frugal) ;; *) echo --rank 64;; esac
+  case $1 in *-*) echo --projection "${1#*-}";; esac
+}
 common=(--model "$out/byte_20m.json" --steps "$steps" --warmup $((steps / 10)) --eval-every $(( steps >= 20 ? steps / 20 : 1 ))
         --batch "$batch" --eval-batches 16 --log-every 50 --checkpoint-every "$steps" --device "$device")
 for data in $datasets; do
@@ -43,7 +49,7 @@ for data in $datasets; do
         [ -f "$dir/metrics.jsonl" ] && grep -q "\"step\":$steps," "$dir/metrics.jsonl" && continue # done: resumable
         rm -rf "$dir"
         # shellcheck disable=SC2046
-        tl train "${common[@]}" "${extra[@]}" --optimizer "$method" $(method_flags "$method") --lr "$lr" --seed "$seed" \
+        tl train "${common[@]}" "${extra[@]}" $(method_flags "$method") --lr "$lr" --seed "$seed" \
           --out "$dir" | tail -n 1
       done
     done
