@@ -11,6 +11,8 @@ public sealed partial class IlgpuBackend : ICudaDevice
 {
     public int CudaOrdinal => _accelerator is CudaAccelerator cuda ? cuda.DeviceId : -1;
 
+    public int CudaDeviceCount => _accelerator is CudaAccelerator ? _context.GetCudaDevices().Count : 0;
+
     public nint CudaContext => _accelerator.NativePtr;
 
     public nint DevicePointer(Tensor tensor) => Bytes(tensor).LoadEffectiveAddressAsPtr();

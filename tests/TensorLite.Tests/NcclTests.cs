@@ -24,13 +24,15 @@ public sealed class NcclTests(OpenMpi mpi, ITestOutputHelper output) : IClassFix
     // ---- the choice of --collectives ---------------------------------------------------------------------------
 
     /// <summary>Runs <see cref="NcclCommunicator.Choose"/> with a library that loads (or fails with
-    /// <paramref name="libraryError"/>) and devices of which only "cuda" is CUDA; counts what it looked at.</summary>
-    private static (bool Nccl, string Note, int LibraryLoads, int Resolves) Choose(string requested, string device, int processes, string? libraryError = null)
+    /// <paramref name="libraryError"/>) and devices of which only "cuda" is CUDA, a machine of <paramref name="gpus"/>
+    /// CUDA devices running <paramref name="local"/> of the processes (all by default); counts what it looked at.</summary>
+    private static (bool Nccl, string Note, int LibraryLoads, int Resolves) Choose(string requested, string device, int processes, string? libraryError = null,
+        int gpus = 8, int? local = null)
     {
         int loads = 0, resolves = 0;
-        bool nccl = NcclCommunicator.Choose(requested, device, processes,
+        bool nccl = NcclCommunicator.Choose(requested, device, processes, local ?? processes,
             () => { loads++; return libraryError; },
-            name => { resolves++; return name == "cuda"; },
+            name => { resolves++; return name == "cuda" ? gpus : 0; },
             out string note);
         return (nccl, note, loads, resolves);
     }
@@ -44,6 +46,9 @@ public sealed class NcclTests(OpenMpi mpi, ITestOutputHelper output) : IClassFix
         var missing = Choose("auto", "cuda", 2, libraryError: "NCCL (libnccl.so.2) is not on the loader's path.");
         Assert.False(missing.Nccl);
         Assert.Equal("host MPI through host memory (auto: NCCL (libnccl.so.2) is not on the loader's path.)", missing.Note);
+        Assert.Equal((false, "host MPI through host memory (auto: 2 processes on this machine share 1 CUDA device, and NCCL takes one per process)", 0, 1),
+            Choose("auto", "cuda", 4, gpus: 1, local: 2));
+        Assert.Equal((true, "NCCL on the device (auto: CUDA device, 4 processes)", 1, 1), Choose("auto", "cuda", 4, gpus: 2, local: 2)); // two machines
     }
 
     [Fact]
@@ -58,7 +63,7 @@ public sealed class NcclTests(OpenMpi mpi, ITestOutputHelper output) : IClassFix
         foreach (string device in new[] { "cpu", "ilgpu-cpu" })
         {
             int loads = 0;
-            var e = Assert.Throws<TensorLiteException>(() => NcclCommunicator.Choose("nccl", device, 2, () => { loads++; return null; }, _ => true, out _));
+            var e = Assert.Throws<TensorLiteException>(() => NcclCommunicator.Choose("nccl", device, 2, 2, () => { loads++; return null; }, _ => 1, out _));
             Assert.Contains($"--device {device} is not one", e.Message);
             Assert.Equal(0, loads); // named devices are refused before anything is loaded
         }
@@ -66,6 +71,8 @@ public sealed class NcclTests(OpenMpi mpi, ITestOutputHelper output) : IClassFix
         Assert.Equal("--collectives nccl: TENSORLITE_NCCL=/x does not name a loadable NCCL library (libnccl.so.2).", noLibrary.Message);
         var autoWithoutCuda = Assert.Throws<TensorLiteException>(() => Choose("nccl", "auto", 2));
         Assert.Contains("--device auto did not find one", autoWithoutCuda.Message);
+        var shared = Assert.Throws<TensorLiteException>(() => Choose("nccl", "cuda", 3, gpus: 2));
+        Assert.Equal("--collectives nccl needs a CUDA device per process: 3 processes on this machine share 2 CUDA devices, and NCCL takes one per process (use --collectives mpi).", shared.Message);
         Assert.Equal((true, "NCCL on the device (--collectives nccl)", 1, 1), Choose("nccl", "cuda", 2));
         Assert.Throws<ArgumentException>(() => Choose("gloo", "cuda", 2));
     }

@@ -8,6 +8,9 @@ public interface ICudaDevice
     /// <summary>The CUDA device ordinal, or −1 when the backend does not run on CUDA (ILGPU's CPU accelerator).</summary>
     int CudaOrdinal { get; }
 
+    /// <summary>How many CUDA devices this machine shows the backend (0 when it does not run on CUDA).</summary>
+    int CudaDeviceCount { get; }
+
     /// <summary>The CUDA driver context (CUcontext) that owns the backend's memory.</summary>
     nint CudaContext { get; }
 

@@ -31,6 +31,10 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public static int LocalRank =>
         int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_RANK"), out int rank) && rank >= 0 ? rank : 0;
 
+    /// <summary>How many ranks of the job run on this process's machine (1 outside `mpirun`).</summary>
+    public static int LocalSize =>
+        int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), out int size) && size > 0 ? size : 1;
+
     /// <summary>Initializes MPI; throws a one-sentence <see cref="TensorLiteException"/> when Open MPI is not installed.</summary>
     public MpiCommunicator()
     {

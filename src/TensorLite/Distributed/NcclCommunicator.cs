@@ -41,9 +41,9 @@ public sealed unsafe class NcclCommunicator : ICommunicator
     public static ICommunicator Connect(ICommunicator host, string requested, string deviceName, out string note)
     {
         NcclLibrary? library = null;
-        bool nccl = Choose(requested, deviceName, host.WorldSize,
+        bool nccl = Choose(requested, deviceName, host.WorldSize, MpiCommunicator.LocalSize,
             () => (library = NcclLibrary.TryGet(out string error)) == null ? error : null,
-            name => Devices.Resolve(name, out _) is ICudaDevice { CudaOrdinal: >= 0 },
+            name => Devices.Resolve(name, out _) is ICudaDevice device ? device.CudaDeviceCount : 0,
             out note);
         if (!nccl) return host;
         var communicator = new NcclCommunicator(host, library!, Devices.Resolve(deviceName, out _));
@@ -53,12 +53,15 @@ public sealed unsafe class NcclCommunicator : ICommunicator
 
     /// <summary>
     /// The decision behind <see cref="Connect"/>, apart from loading anything: true for NCCL. auto takes NCCL when there
-    /// are several processes, the device is CUDA and the library loads, else host MPI; mpi always takes host MPI; nccl
-    /// refuses a device that is not CUDA (by name first: cpu and ilgpu-cpu never are) and a missing library.
-    /// <paramref name="libraryError"/> loads NCCL (null: loaded, else why not); <paramref name="isCuda"/> resolves a
-    /// device name.
+    /// are several processes, the device is CUDA, each process of this machine has a device of its own (NCCL refuses two
+    /// ranks on one device) and the library loads, else host MPI; mpi always takes host MPI; nccl refuses a device that
+    /// is not CUDA (by name first: cpu and ilgpu-cpu never are), a missing library and shared devices.
+    /// <paramref name="localProcesses"/> is how many of the processes run on this machine; <paramref name="libraryError"/>
+    /// loads NCCL (null: loaded, else why not); <paramref name="cudaDevices"/> resolves a device name to the number of
+    /// CUDA devices it can use (0: not CUDA).
     /// </summary>
-    public static bool Choose(string requested, string deviceName, int processes, Func<string?> libraryError, Func<string, bool> isCuda, out string note)
+    public static bool Choose(string requested, string deviceName, int processes, int localProcesses, Func<string?> libraryError,
+        Func<string, int> cudaDevices, out string note)
     {
         if (!Choices.Contains(requested))
             throw new ArgumentException($"--collectives must be one of {string.Join(", ", Choices)}, got '{requested}'.");
@@ -69,8 +72,10 @@ public sealed unsafe class NcclCommunicator : ICommunicator
         }
         if (requested == "auto")
         {
+            int devices;
             if (processes == 1) note = "none (one process)";
-            else if (!isCuda(deviceName)) note = "host MPI (auto: the device is not CUDA)";
+            else if ((devices = cudaDevices(deviceName)) == 0) note = "host MPI (auto: the device is not CUDA)";
+            else if (localProcesses > devices) note = $"host MPI through host memory (auto: {Sharing(localProcesses, devices)})";
             else if (libraryError() is string missing) note = $"host MPI through host memory (auto: {missing})";
             else
             {
@@ -82,11 +87,17 @@ public sealed unsafe class NcclCommunicator : ICommunicator
         if (deviceName is "cpu" or "ilgpu-cpu")
             throw new TensorLiteException($"--collectives nccl sums tensors on a CUDA device; --device {deviceName} is not one (use --device cuda, or --collectives auto or mpi).");
         if (libraryError() is string error) throw new TensorLiteException($"--collectives nccl: {error}");
-        if (!isCuda(deviceName))
+        int available = cudaDevices(deviceName);
+        if (available == 0)
             throw new TensorLiteException($"--collectives nccl sums tensors on a CUDA device; --device {deviceName} did not find one (use --collectives auto or mpi).");
+        if (localProcesses > available)
+            throw new TensorLiteException($"--collectives nccl needs a CUDA device per process: {Sharing(localProcesses, available)} (use --collectives mpi).");
         note = processes == 1 ? "NCCL on the device (--collectives nccl; one process: a world of one)" : "NCCL on the device (--collectives nccl)";
         return true;
     }
+
+    private static string Sharing(int processes, int devices) =>
+        $"{processes} processes on this machine share {devices} CUDA device{(devices == 1 ? "" : "s")}, and NCCL takes one per process";
 
     /// <summary>Rank 0's NCCL unique id on every rank: rank 0 calls <paramref name="create"/> and broadcasts the 128 bytes
     /// over <paramref name="host"/>; the others receive them.</summary>
