@@ -61,15 +61,16 @@ public static class NcclSmoke
         return passed ? 0 : 1;
     }
 
-    private const float Sentinel = -12345.5f;
+    private const float Sentinel = -1536f; // exact in bf16, and no value below is negative
 
-    /// <summary>Values 1, 2, 3 … (scaled down) at an offset inside a buffer of sentinels, copied from the host.</summary>
+    /// <summary>Values 0.5, 1, 1.5 … 127.5 (repeating) at an offset inside a buffer of sentinels, copied from the host:
+    /// at most 8 significant bits, so exact in bf16 and doubled exactly.</summary>
     private static (Tensor Whole, Tensor View, float[] Values) OffsetView(IBackend backend, int n, int offset, DType dtype)
     {
         var host = new float[n + 2 * offset];
         Array.Fill(host, Sentinel);
         var values = new float[n];
-        for (int i = 0; i < n; i++) values[i] = host[offset + i] = (i % 1000 + 1) * 0.125f; // exact in bf16 too
+        for (int i = 0; i < n; i++) values[i] = host[offset + i] = (i % 255 + 1) * 0.5f;
         using var source = Tensor.FromSpan<float>(host, [host.Length], DType.Float32, backend);
         var whole = Tensor.Empty([host.Length], dtype, backend);
         backend.Copy(source, whole);
@@ -99,7 +100,7 @@ public static class NcclSmoke
         return bad;
     }
 
-    private static Dictionary<string, object> AllReduce(NcclCommunicator nccl, int n, float? scale)
+    internal static Dictionary<string, object> AllReduce(ICommunicator nccl, int n, float? scale)
     {
         var backend = nccl.CollectivesDevice!;
         var (whole, view, values) = OffsetView(backend, n, offset: 37, DType.Float32);
@@ -107,7 +108,7 @@ public static class NcclSmoke
         using (view)
         {
             var clock = Stopwatch.StartNew();
-            if (scale is float s) nccl.AllReduceScaledSumOnDevice(view, s);
+            if (scale is float s) ((NcclCommunicator)nccl).AllReduceScaledSumOnDevice(view, s);
             else nccl.AllReduceSumOnDevice(view);
             double seconds = clock.Elapsed.TotalSeconds;
             long bad = Mismatches(whole, 37, values, scale ?? 1f);
@@ -116,7 +117,7 @@ public static class NcclSmoke
         }
     }
 
-    private static Dictionary<string, object> Broadcast(NcclCommunicator nccl, int n)
+    internal static Dictionary<string, object> Broadcast(ICommunicator nccl, int n)
     {
         var backend = nccl.CollectivesDevice!;
         var (whole, view, values) = OffsetView(backend, n, offset: 5, DType.BFloat16);
@@ -132,7 +133,7 @@ public static class NcclSmoke
 
     /// <summary>The gradient buckets' device path: float32 and bf16 tensors in buckets of 100 000 elements (five buckets:
     /// 70 000 | 50 000 | 250 000 alone | 3 | 99 999).</summary>
-    private static Dictionary<string, object> Buckets(NcclCommunicator nccl)
+    internal static Dictionary<string, object> Buckets(ICommunicator nccl)
     {
         var backend = nccl.CollectivesDevice!;
         int[] sizes = [70_000, 50_000, 250_000, 3, 99_999];
