@@ -2,7 +2,7 @@ namespace TensorLite.Distributed;
 
 /// <summary>
 /// The processes of a data-parallel run and the collectives they use: every rank calls the same collectives in the same
-/// order with buffers of the same length. Implementations wrap an existing collective engine (MPI); a single process is
+/// order with buffers of the same length. Implementations wrap an existing collective engine (MPI, NCCL); a single process is
 /// <see cref="SingleProcess"/>, for which every collective is the identity.
 /// </summary>
 public interface ICommunicator : IDisposable
