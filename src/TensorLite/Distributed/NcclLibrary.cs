@@ -29,7 +29,7 @@ internal sealed unsafe class NcclLibrary
 
     // ncclResult_t, ncclDataType_t and ncclRedOp_t values of nccl.h.
     public const int Success = 0, InProgress = 7;
-    public const int Uint8 = 1, Float32 = 7, Float64 = 8, Sum = 0, ScalarHostImmediate = 1;
+    public const int Uint8 = 1, Float32 = 7, Sum = 0, ScalarHostImmediate = 1;
     // CUresult values of cuda.h.
     public const int CudaSuccess = 0, CudaNotReady = 600;
     public const uint StreamNonBlocking = 1; // CU_STREAM_NON_BLOCKING
