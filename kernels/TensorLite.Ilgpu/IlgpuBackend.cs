@@ -76,7 +76,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         _linalg = new LinalgKernelSet(a);
     }
 
-    /// <summary>A backend on the first CUDA device (throws when there is none) or on ILGPU's CPU accelerator (one
+    /// <summary>A backend on a CUDA device — the first, or under mpirun the local rank's (throws when there is none) or on ILGPU's CPU accelerator (one
     /// emulated multiprocessor per core; see "the CPU emulator's thread use" below).</summary>
     public static IlgpuBackend Create(DeviceKind kind)
     {
@@ -89,7 +89,8 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
                 ctx.Dispose();
                 throw new NotSupportedException("No CUDA device is visible to ILGPU on this machine.");
             }
-            return new IlgpuBackend(ctx, devices[0].CreateAccelerator(ctx));
+            // The ranks of an mpirun job on one machine take one device each (NCCL refuses two ranks on one device).
+            return new IlgpuBackend(ctx, devices[Distributed.MpiCommunicator.LocalRank % devices.Count].CreateAccelerator(ctx));
         }
         return CreateCpu(EmulatorWarpSize, EmulatorMaxGroupThreads / EmulatorWarpSize, Environment.ProcessorCount);
     }

@@ -18,6 +18,8 @@ using TensorLite.Perf;
 //   q8 [sizes] [reps]  fp32 AdamDirection vs AdamDirection8bit vs block-wise quantize/dequantize (Stopwatch medians)
 //   gpu-check | gpu-bench | gpu-7b [--device cuda] [--smoke] [--out f.json]
 //                      the GPU backend vs the CPU backend, GEMM/training speed, the 7B step's device peak (GpuBench.cs)
+//   gpu-nccl [--device cuda] [--out f.json]
+//                      NCCL on one CUDA device, a world of one: set-up, all-reduce, broadcast, the buckets' device path (NcclSmoke.cs)
 //   ilgpu-launch [n]   launch cost and cores kept busy on ILGPU's CPU accelerator (--device ilgpu-cpu)
 //   ptx-report         every kernel assembled by ptxas for sm_80/sm_90: registers, stack, spills, SASS mix (tools/ptx-report.sh)
 //   factored [b] [reps] [steps]  dW cost and step time, dense vs factored gradients (FactoredBench.cs)
@@ -57,6 +59,9 @@ switch (mode)
         break;
     case "gpu-check" or "gpu-bench" or "gpu-7b":
         GpuBench.Run(args);
+        break;
+    case "gpu-nccl":
+        Environment.ExitCode = NcclSmoke.Run(args);
         break;
     case "ilgpu-launch":
         IlgpuLaunchProbe.Run(args);

@@ -7,7 +7,7 @@ namespace TensorLite.Cli;
 /// <summary>Shows a run's progress: a live table on a terminal, plain lines when output is redirected (CI, tee).</summary>
 public static class TrainingView
 {
-    public static int Run(Trainer trainer)
+    public static int Run(Trainer trainer, string? collectives = null)
     {
         var o = trainer.Options;
         var data = trainer.Data;
@@ -17,6 +17,7 @@ public static class TrainingView
         if (trainer.World.WorldSize > 1)
             Console.WriteLine($"processes    {trainer.World.Description}; each takes {o.GradAccum / trainer.World.WorldSize} of the {o.GradAccum} micro-batches of a step" +
                               (o.ShardStates ? "; optimizer states sharded" : "") + $"; sums {trainer.AllReduceSummary}");
+        if (trainer.World.WorldSize > 1 && collectives != null) Console.WriteLine($"collectives  {collectives}");
         Console.WriteLine($"model        {o.Model}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, heads {c.NumAttentionHeads}, {trainer.Model.ParameterCount():N0} parameters");
         Console.WriteLine($"data         {data.Description}; unigram entropy {data.UnigramEntropyNats:F3} nats/token" +
                           (data.EntropyFloorNats is double f ? $", known entropy floor {f:F3}" : ""));

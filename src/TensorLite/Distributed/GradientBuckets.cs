@@ -17,6 +17,11 @@ namespace TensorLite.Distributed;
 /// communicator, on host buffers. MPI is initialized with MPI_THREAD_SERIALIZED, so while sums are in flight (between
 /// the first <see cref="Add"/> of a sequence and its <see cref="Complete"/>) the caller must not call the communicator.
 /// </para>
+/// <para>
+/// A communicator that sums on the device (<see cref="ICommunicator.CollectivesDevice"/>: NCCL) gets each bucket packed
+/// into a float32 tensor of that device instead of a host buffer, summed on the caller's thread when the bucket closes
+/// (the same buckets, in the same order), and no worker thread.
+/// </para>
 /// </summary>
 public sealed class GradientBuckets : IDisposable
 {
@@ -31,6 +36,7 @@ public sealed class GradientBuckets : IDisposable
     private readonly List<float[]> _spareBuffers = [];
     private readonly BlockingCollection<Bucket>? _work;
     private readonly Thread? _worker;
+    private readonly IBackend? _onDevice;
 
     /// <summary>Sums through <paramref name="world"/> in buckets of up to <paramref name="bucketElements"/> elements, on a
     /// worker thread when <paramref name="overlap"/>.</summary>
@@ -39,7 +45,8 @@ public sealed class GradientBuckets : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(bucketElements, 1);
         _world = world;
         BucketElements = bucketElements;
-        if (!overlap) return;
+        _onDevice = world.CollectivesDevice;
+        if (!overlap || _onDevice != null) return;
         _work = [];
         _worker = new Thread(SumBuckets) { IsBackground = true, Name = "TensorLite all-reduce" };
         _worker.Start();
@@ -102,6 +109,11 @@ public sealed class GradientBuckets : IDisposable
         int length = checked((int)_openElements);
         _open.Clear();
         _openElements = 0;
+        if (_onDevice != null && tensors[0].Backend == _onDevice)
+        {
+            SumOnDevice(tensors, length);
+            return;
+        }
         // Host buffers are reused from step to step (the buckets have the same sizes at every step): the smallest that fits.
         int spare = -1;
         for (int i = 0; i < _spareBuffers.Count; i++)
@@ -125,6 +137,31 @@ public sealed class GradientBuckets : IDisposable
         if (_inFlight.Count >= MaxInFlight) WriteBackOldest();
         _inFlight.Enqueue(bucket);
         _work.Add(bucket);
+    }
+
+    /// <summary>Packs the bucket into one float32 tensor of the device, sums it there and writes the sums back (a 16-bit
+    /// tensor receives them rounded to nearest by the backend's own conversion, as from host buffers).</summary>
+    private void SumOnDevice(Tensor[] tensors, int length)
+    {
+        BucketsStarted++;
+        using var bucket = Tensor.Empty([length], DType.Float32, _onDevice);
+        int offset = 0;
+        foreach (var t in tensors)
+        {
+            CheckSummable(t);
+            using var part = bucket.Narrow(0, offset, t.Numel).View(t.ShapeArray);
+            _onDevice!.Copy(t, part);
+            offset += t.Numel;
+        }
+        _world.AllReduceSumOnDevice(bucket);
+        offset = 0;
+        foreach (var t in tensors)
+        {
+            using var part = bucket.Narrow(0, offset, t.Numel).View(t.ShapeArray);
+            _onDevice!.Copy(part, t);
+            offset += t.Numel;
+        }
+        BucketsSummed++;
     }
 
     private void SumBuckets()
@@ -164,10 +201,15 @@ public sealed class GradientBuckets : IDisposable
         if (_spareBuffers.Count > MaxInFlight + 1) _spareBuffers.RemoveAt(0); // keep no more than a step has in use at once
     }
 
-    private static void ToHost(Tensor t, Span<float> destination)
+    private static void CheckSummable(Tensor t)
     {
         if (!t.IsContiguous) throw new InvalidOperationException("All-reduce needs contiguous tensors.");
         if (!t.DType.IsFloatingPoint()) throw new InvalidOperationException($"All-reduce sums floating-point tensors, not {t.DType.Name()}.");
+    }
+
+    private static void ToHost(Tensor t, Span<float> destination)
+    {
+        CheckSummable(t);
         using var f = t.DType == DType.Float32 ? t.Detach() : t.To(DType.Float32);
         f.Backend.CopyToHost(f, MemoryMarshal.AsBytes(destination));
     }

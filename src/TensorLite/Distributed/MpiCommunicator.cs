@@ -26,6 +26,15 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public static bool LaunchedByMpirun =>
         int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE"), out int size) && size > 1;
 
+    /// <summary>This process's index among the ranks of the job on its own machine (0 outside `mpirun`): which of the
+    /// machine's GPUs it takes.</summary>
+    public static int LocalRank =>
+        int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_RANK"), out int rank) && rank >= 0 ? rank : 0;
+
+    /// <summary>How many ranks of the job run on this process's machine (1 outside `mpirun`).</summary>
+    public static int LocalSize =>
+        int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), out int size) && size > 0 ? size : 1;
+
     /// <summary>Initializes MPI; throws a one-sentence <see cref="TensorLiteException"/> when Open MPI is not installed.</summary>
     public MpiCommunicator()
     {

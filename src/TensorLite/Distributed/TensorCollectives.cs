@@ -1,7 +1,9 @@
 namespace TensorLite.Distributed;
 
 /// <summary>Collectives on tensors of any backend: sums travel through host buffers of float32 (16-bit tensors are widened
-/// for the sum and rounded back to nearest by the backend), one collective per bucket of tensors.</summary>
+/// for the sum and rounded back to nearest by the backend), one collective per bucket of tensors — or, when the
+/// communicator works on the tensors' device (<see cref="ICommunicator.CollectivesDevice"/>: NCCL on CUDA), through a
+/// float32 bucket on that device, never through host memory.</summary>
 public static class TensorCollectives
 {
     /// <summary>Tensors are packed into buckets of up to this many elements (16 MiB of float32; a data-parallel step's
@@ -28,6 +30,11 @@ public static class TensorCollectives
         if (world.WorldSize == 1) return;
         foreach (var t in tensors)
         {
+            if (world.CollectivesDevice == t.Backend && t.IsContiguous)
+            {
+                world.BroadcastOnDevice(t, root);
+                continue;
+            }
             var bytes = new byte[t.Numel * t.DType.SizeInBytes()];
             if (world.Rank == root) t.Backend.CopyToHost(t, bytes);
             world.Broadcast(bytes, root);

@@ -50,5 +50,25 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
     }
 
     /// <inheritdoc/>
+    public IBackend? CollectivesDevice => inner.CollectivesDevice;
+
+    /// <inheritdoc/>
+    public void AllReduceSumOnDevice(Tensor values)
+    {
+        AllReducedBytes += (long)values.Numel * sizeof(float);
+        _clock.Start();
+        try { inner.AllReduceSumOnDevice(values); }
+        finally { _clock.Stop(); }
+    }
+
+    /// <inheritdoc/>
+    public void BroadcastOnDevice(Tensor values, int root)
+    {
+        _clock.Start();
+        try { inner.BroadcastOnDevice(values, root); }
+        finally { _clock.Stop(); }
+    }
+
+    /// <inheritdoc/>
     public void Dispose() { }
 }

@@ -504,10 +504,10 @@ public sealed partial class Trainer : IDisposable
     }
 
     /// <summary>What a data-parallel step sums, for the run's header: projected gradients where the factored path takes
-    /// them, and whether the sums are staged through host memory (a GPU device: NCCL is not built, MPI sums host copies).</summary>
+    /// them, and on a GPU device whether the sums stay on the device (NCCL) or are staged through host memory (MPI).</summary>
     public string AllReduceSummary =>
         (_factored != null ? "projected gradients between refreshes, dense ones on refresh steps and for dense parameters" : "dense gradients") +
-        (Device is IDeviceAllocator ? ", through host memory (NCCL is not built)" : "") + GradientSumSchedule;
+        (Device is IDeviceAllocator ? (World.CollectivesDevice == Device ? ", on the device (NCCL)" : ", through host memory (MPI)") : "") + GradientSumSchedule;
 
     /// <summary>The bytes a data-parallel step all-reduces for gradients (float32 on the wire) at the parameters' 0-based
     /// step <paramref name="step"/> (valid after the first step; see <see cref="ProjectedOptimizer.AllReducedElements"/>).</summary>

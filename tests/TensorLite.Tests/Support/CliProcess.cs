@@ -10,13 +10,14 @@ internal static class CliProcess
 
     private static string Host => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
 
-    public static Process Start(IEnumerable<string> args, string? fault = null)
+    public static Process Start(IEnumerable<string> args, string? fault = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(Host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(Dll);
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["TENSORLITE_FAULT"] = fault ?? "";
         info.Environment["DOTNET_TieredPGO"] = "0"; // fewer background JIT threads on a small CI machine
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         return Process.Start(info)!;
     }
 
@@ -31,9 +32,10 @@ internal static class CliProcess
 
     /// <summary>Runs to the end (at most <paramref name="timeoutSeconds"/>; a hang fails the test) and returns the exit
     /// code (137 when killed by SIGKILL), stdout and stderr.</summary>
-    public static (int Code, string Stdout, string Stderr) Run(IEnumerable<string> args, string? fault = null, int timeoutSeconds = 120)
+    public static (int Code, string Stdout, string Stderr) Run(IEnumerable<string> args, string? fault = null, int timeoutSeconds = 120,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
-        using var p = Start(args, fault);
+        using var p = Start(args, fault, environment);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(timeoutSeconds * 1000))
