@@ -93,24 +93,6 @@ public sealed partial class Trainer : IDisposable
     /// run folder.</summary>
     public ICommunicator World { get; private set; } = SingleProcess.Instance;
 
-    /// <summary>The optimizer-state shards of a data-parallel run with --shard-states (null: this rank keeps all state).</summary>
-    private StateShards? _shards;
-
-    private static StateShards? ShardsFor(TrainingOptions options, Optimizer optimizer, int processes) =>
-        options.ShardStates && processes > 1 ? new StateShards(optimizer.Parameters, processes) : null;
-
-    /// <summary>Whether this rank updates parameter <paramref name="index"/> (and keeps its optimizer state).</summary>
-    private bool Owns(int index) => _shards == null || _shards.Owner(index) == World.Rank;
-
-    /// <summary>Updates the parameters this rank owns, then every rank receives each parameter from its owner.</summary>
-    private void StepShardedParameters()
-    {
-        Optimizer.BeginStep();
-        for (int i = 0; i < Optimizer.Parameters.Count; i++)
-            if (Owns(i)) Optimizer.StepParameter(i);
-        for (int i = 0; i < Optimizer.Parameters.Count; i++) World.Broadcast([Optimizer.Parameters[i]], _shards!.Owner(i));
-    }
-
     /// <summary>The backend the model, its optimizer state and every batch live on.</summary>
     public IBackend Device { get; }
 
@@ -272,8 +254,7 @@ public sealed partial class Trainer : IDisposable
         var data = new TrainingData(new TokenDataset(new int[20 * (options.Seq + 1)], config.VocabSize), "planning", 0, null);
         var trainer = new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
         // The plan of a data-parallel run is rank 0's: all weights and gradients, its share of the optimizer state.
-        trainer._shards = ShardsFor(options, optimizer, processes);
-        if (trainer._shards != null) trainer.TakeDenseGradients();
+        trainer.StartShards(processes);
         return trainer;
     }
 
@@ -323,9 +304,7 @@ public sealed partial class Trainer : IDisposable
             trainer = follower();
         }
         trainer!.World = new TimedCommunicator(world);
-        trainer._shards = ShardsFor(trainer.Options, trainer.Optimizer, world.WorldSize);
-        // A rank that does not own a parameter never refreshes its projection, so it could not project: sharded runs sum dense gradients.
-        if (trainer._shards != null) trainer.TakeDenseGradients();
+        trainer.StartShards(world.WorldSize);
         trainer.StartGradientSums();
         return trainer;
     }
@@ -417,11 +396,8 @@ public sealed partial class Trainer : IDisposable
             model = NewModel(config, checkpoint == null ? RunFolder.RequireInitFrom(runDir, options) : options with { InitFrom = null });
             optimizer = NewOptimizer(model, options);
             // A sharded rank loads the optimizer state of its own parameters only.
-            var shards = ShardsFor(options, optimizer, world?.WorldSize ?? 1);
-            int rank = world?.Rank ?? 0;
             if (checkpoint != null)
-                state = Checkpoints.Load(checkpoint, model, optimizer, expectedState,
-                    shards == null ? null : name => shards.Owner(StateShards.ParameterOf(name)) == rank);
+                state = Checkpoints.Load(checkpoint, model, optimizer, expectedState, ShardStateFilter(options, optimizer, world));
         }
         ReleaseInitializationMemory(device);
         if (state == null) // killed before its first checkpoint: the run starts again, exactly as it first did
@@ -506,7 +482,7 @@ public sealed partial class Trainer : IDisposable
     /// <summary>What a data-parallel step sums, for the run's header: projected gradients where the factored path takes
     /// them, and whether the sums are staged through host memory (a GPU device: NCCL is not built, MPI sums host copies).</summary>
     public string AllReduceSummary =>
-        (_factored != null ? "projected gradients between refreshes, dense ones on refresh steps and for dense parameters" : "dense gradients") +
+        (_factored != null ? "projected gradients between refreshes, dense ones on refresh steps and for dense parameters" : "dense gradients") + ShardSummary +
         (Device is IDeviceAllocator ? ", through host memory (NCCL is not built)" : "") + GradientSumSchedule;
 
     /// <summary>The bytes a data-parallel step all-reduces for gradients (float32 on the wire) at the parameters' 0-based
@@ -622,6 +598,7 @@ public sealed partial class Trainer : IDisposable
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
                     collective_s = (World as TimedCommunicator)?.Elapsed.TotalSeconds,
                     allreduce_bytes = (World as TimedCommunicator)?.AllReducedBytes,
+                    broadcast_bytes = (World as TimedCommunicator)?.BroadcastBytes,
                     allreduce_wait_s = _sums != null ? GradientSumWait.TotalSeconds : (double?)null,
                     allreduce_buckets = _sums?.BucketsSummed, allreduce_buckets_overlapped = _sums != null ? GradientBucketsOverlapped : (long?)null,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
@@ -753,7 +730,9 @@ public sealed partial class Trainer : IDisposable
         }
         Optimizer.LearningRate = lr; // a refresh from the factors (OSD) follows the schedule
         if (World.WorldSize == 1 && _factored != null)
-            for (int i = 0; i < _named.Count; i++) _factored.PrepareFactored(i);
+            for (int i = 0; i < _named.Count; i++)
+                if (_shards == null) _factored.PrepareFactored(i);
+                else _factored.GradientToAllReduce(i); // the plan of a sharded run: what its ranks sum
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");
