@@ -30,6 +30,11 @@ public sealed partial class Trainer
         if (_shards != null && Options.PerLayer) TakeDenseGradients();
     }
 
+    /// <summary>Whether this trainer plans one rank of a data-parallel run (one process standing for rank 0): its steps
+    /// then form what the ranks sum (<see cref="ProjectedOptimizer.GradientToAllReduce"/>: dense G on refresh steps) and,
+    /// with sharded states, refresh the projections rank 0 would receive.</summary>
+    private bool _planOfRanks;
+
     /// <summary>Whether this rank updates parameter <paramref name="index"/> (and keeps its optimizer state).</summary>
     private bool Owns(int index) => _shards == null || _shards.Owner(index) == World.Rank;
 
@@ -53,8 +58,7 @@ public sealed partial class Trainer
         var parameters = Optimizer.Parameters;
         // Before any update: which shared projections this step refreshes (the same list on every rank).
         var refreshed = _factored == null ? [] : Enumerable.Range(0, parameters.Count).Where(_factored.RefreshesSharedProjection).ToList();
-        // A memory plan runs as one process standing for rank 0: it refreshes the projections it would receive.
-        bool plan = World.WorldSize == 1;
+        bool plan = _planOfRanks; // no other ranks: rank 0 refreshes the projections it would receive
         Optimizer.BeginStep();
         for (int i = 0; i < parameters.Count; i++)
             if (Owns(i)) Optimizer.StepParameter(i);

@@ -255,6 +255,7 @@ public sealed partial class Trainer : IDisposable
         var trainer = new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
         // The plan of a data-parallel run is rank 0's: all weights and gradients, its share of the optimizer state.
         trainer.StartShards(processes);
+        trainer._planOfRanks = processes > 1;
         return trainer;
     }
 
@@ -731,8 +732,8 @@ public sealed partial class Trainer : IDisposable
         Optimizer.LearningRate = lr; // a refresh from the factors (OSD) follows the schedule
         if (World.WorldSize == 1 && _factored != null)
             for (int i = 0; i < _named.Count; i++)
-                if (_shards == null) _factored.PrepareFactored(i);
-                else _factored.GradientToAllReduce(i); // the plan of a sharded run: what its ranks sum
+                if (_planOfRanks) _factored.GradientToAllReduce(i); // the plan of a data-parallel run: what its ranks sum
+                else _factored.PrepareFactored(i);
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");
