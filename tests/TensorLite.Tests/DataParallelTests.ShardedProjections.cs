@@ -95,11 +95,12 @@ public sealed partial class DataParallelTests
     }
 
     [Fact]
-    public void Sharded_GRASS_sums_its_selected_rows_and_trains_as_unsharded_ranks()
+    public void Sharded_GRASS_with_per_layer_updates_sums_its_selected_rows_and_trains_as_unsharded_ranks()
     {
-        // Two steps: the first selects the rows (dense G summed, the selection broadcast by each owner), the second sums
-        // the rows every rank selects with its owner's selection.
-        string[] method = ["--optimizer", "grass", "--rank", "8", "--update-gap", "2"];
+        // Two steps with per-layer updates (each parameter summed and stepped inside backward, its owner's selection
+        // broadcast after backward): the first selects the rows from the summed dense G, the second sums the rows every
+        // rank selects with its owner's selection, and the other ranks take the norm clipping needs from the same sums.
+        string[] method = ["--per-layer", "--optimizer", "grass", "--rank", "8", "--update-gap", "2"];
         string plain = Train("plain", 2, 2, 2, method);
         string sharded = Train("sharded", 2, 2, 2, [.. method, "--shard-states"]);
         AssertBitIdentical(plain, sharded);

@@ -20,15 +20,8 @@ public sealed partial class Trainer
     private static StateShards? ShardsFor(TrainingOptions options, Optimizer optimizer, int processes) =>
         options.ShardStates && processes > 1 ? new StateShards(optimizer.Parameters, processes) : null;
 
-    /// <summary>Shards the optimizer state over <paramref name="processes"/> ranks when the options ask for it. Per-layer
-    /// updates of a sharded run sum dense gradients: there a parameter's step (and its projection's refresh) happens
-    /// inside backward, and a non-owner would need the refreshed projection — and the projected norm clipping takes — at
-    /// once.</summary>
-    private void StartShards(int processes)
-    {
-        _shards = ShardsFor(Options, Optimizer, processes);
-        if (_shards != null && Options.PerLayer) TakeDenseGradients();
-    }
+    /// <summary>Shards the optimizer state over <paramref name="processes"/> ranks when the options ask for it.</summary>
+    private void StartShards(int processes) => _shards = ShardsFor(Options, Optimizer, processes);
 
     /// <summary>Whether this trainer plans one rank of a data-parallel run (one process standing for rank 0): its steps
     /// then form what the ranks sum (<see cref="ProjectedOptimizer.GradientToAllReduce"/>: dense G on refresh steps) and,
@@ -44,27 +37,48 @@ public sealed partial class Trainer
     {
         if (ShardsFor(options, optimizer, world?.WorldSize ?? 1) is not { } shards) return null;
         int rank = world!.Rank;
-        var projected = options.PerLayer ? null : optimizer as ProjectedOptimizer;
+        var projected = optimizer as ProjectedOptimizer;
         return name => shards.Owner(StateShards.ParameterOf(name)) == rank || projected?.IsSharedProjectionEntry(name) == true;
     }
 
     /// <summary>For the run's header: what a sharded run with projected sums sends besides them.</summary>
     private string ShardSummary => _shards != null && _factored != null ? "; each refreshed projection broadcast by its owner" : "";
 
+    /// <summary>The shared projections this step refreshes, in the order their parameters are stepped (the same list on
+    /// every rank); each is noted before its parameter's update changes the step counts.</summary>
+    private readonly List<int> _sharedRefreshes = [];
+
+    /// <summary>Before parameter <paramref name="index"/> is updated: notes whether the update refreshes a shared
+    /// projection.</summary>
+    private void NoteSharedRefresh(int index)
+    {
+        if (_shards != null && _factored?.RefreshesSharedProjection(index) == true) _sharedRefreshes.Add(index);
+    }
+
+    /// <summary>On a rank that does not own parameter <paramref name="index"/>, in place of its update: counts the step
+    /// its owner takes; a plan (one process standing for rank 0, no other ranks) refreshes the projection it would
+    /// receive.</summary>
+    private void FollowStep(int index) => _factored?.FollowStep(index, refresh: _planOfRanks && _sharedRefreshes.Contains(index));
+
     /// <summary>Updates the parameters this rank owns, then every rank receives each parameter from its owner, and the
     /// projections the step refreshed from theirs.</summary>
     private void StepShardedParameters()
     {
         var parameters = Optimizer.Parameters;
-        // Before any update: which shared projections this step refreshes (the same list on every rank).
-        var refreshed = _factored == null ? [] : Enumerable.Range(0, parameters.Count).Where(_factored.RefreshesSharedProjection).ToList();
-        bool plan = _planOfRanks; // no other ranks: rank 0 refreshes the projections it would receive
+        for (int i = 0; i < parameters.Count; i++) NoteSharedRefresh(i);
         Optimizer.BeginStep();
         for (int i = 0; i < parameters.Count; i++)
             if (Owns(i)) Optimizer.StepParameter(i);
-            else _factored?.FollowStep(i, refresh: plan && refreshed.Contains(i));
+            else FollowStep(i);
         for (int i = 0; i < parameters.Count; i++) World.Broadcast([parameters[i]], _shards!.Owner(i));
-        if (!plan && _factored is { } projected && refreshed.Count > 0)
-            _shards!.BroadcastFromOwners(World, refreshed, projected.ProjectionState, projected.LoadProjectionState);
+        ShareRefreshedProjections();
+    }
+
+    /// <summary>After the step's updates: each owner broadcasts the shared projections it refreshed (none in a plan).</summary>
+    private void ShareRefreshedProjections()
+    {
+        if (!_planOfRanks && _shards != null && _factored is { } projected && _sharedRefreshes.Count > 0)
+            _shards.BroadcastFromOwners(World, _sharedRefreshes, projected.ProjectionState, projected.LoadProjectionState);
+        _sharedRefreshes.Clear();
     }
 }

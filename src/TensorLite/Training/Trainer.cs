@@ -509,16 +509,17 @@ public sealed partial class Trainer : IDisposable
     {
         var (name, p) = _named[index];
         if (!_stepInBackward || !p.HasGradient) return;
-        if (World.WorldSize > 1 && GradientToSum(index) is { } gradient) World.AllReduceSum(gradient);
+        if ((World.WorldSize > 1 || _planOfRanks) && GradientToSum(index) is { } gradient) World.AllReduceSum(gradient);
+        NoteSharedRefresh(index);
         if (p.FactoredGrad is { } factors)
         {
             // The norm a factored parameter reports is its projected gradient's (known once it is stepped); the
             // NaN/Inf check reads the factors before the update.
             if (!factors.FactorsAreFinite()) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
             if (_clipScale < 1f) factors.Scale *= _clipScale;
-            Optimizer.StepParameter(index);
-            double projectedNorm = _factored!.FactoredGradNorm(index);
+            double projectedNorm = Owns(index) ? StepFactored(index) : _factored!.FollowFactoredStep(index);
             _sumOfSquares += projectedNorm * projectedNorm;
+            if (_shards != null) World.Broadcast([p], _shards.Owner(index));
             p.ZeroGrad();
             return;
         }
@@ -527,8 +528,16 @@ public sealed partial class Trainer : IDisposable
         _sumOfSquares += norm * norm;
         if (_clipScale < 1f) p.Backend.Unary(UnaryOp.Affine, p.Grad!, p.Grad!, _clipScale, 0f);
         if (Owns(index)) Optimizer.StepParameter(index);
+        else FollowStep(index);
         if (_shards != null) World.Broadcast([p], _shards.Owner(index));
         p.ZeroGrad();
+    }
+
+    /// <summary>Steps a parameter from its factored gradient; returns the norm of its projected gradient.</summary>
+    private double StepFactored(int index)
+    {
+        Optimizer.StepParameter(index);
+        return _factored!.FactoredGradNorm(index);
     }
 
     /// <summary>Runs from the start step to Options.Steps; returns the final validation loss.</summary>
@@ -724,6 +733,7 @@ public sealed partial class Trainer : IDisposable
                     try { StepInBackward(i); }
                     finally { _stepInBackward = false; }
                 }
+            ShareRefreshedProjections();
             offload?.Drain(); // the device applies the host updates that overlapped the backward
             double stepNorm = Math.Sqrt(_sumOfSquares);
             _lastGradNorm = stepNorm;

@@ -58,6 +58,21 @@ public sealed partial class ProjectedOptimizer
         s.ProjectedElements = ShapeMath.Numel(ProjectedShape(s.M, s.N, s.Rank, s.Projector!.Side, s.Projector.IsIdentity));
     }
 
+    /// <summary>On a rank that does not own parameter <paramref name="index"/>, in place of its per-layer step from a
+    /// factored gradient folded into R: counts the step (<see cref="FollowStep"/>) and returns the norm the owner's step
+    /// reports (<see cref="FactoredGradNorm"/>), computed the same way from the same summed R, so every rank clips alike.</summary>
+    public double FollowFactoredStep(int index)
+    {
+        var s = _slots[index];
+        var f = s.Parameter.FactoredGrad ?? throw new InvalidOperationException($"'{s.Name}' has no factored gradient.");
+        double norm;
+        using (GradMode.NoGrad())
+        using (var r = ProjectedGradient(s.Projector!, f))
+            norm = NormBeforeClipping(r, f.Scale);
+        FollowStep(index);
+        return norm;
+    }
+
     /// <summary>What the owner of parameter <paramref name="index"/> sends after refreshing its shared projection: its
     /// counters, random stream and projector state, named as in a checkpoint ("{index}.counters", "{index}.rng",
     /// "{index}.proj.*"); the tensors stay the optimizer's.</summary>
