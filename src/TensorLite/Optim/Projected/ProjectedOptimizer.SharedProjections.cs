@@ -87,10 +87,9 @@ public sealed partial class ProjectedOptimizer
         var indices = new SortedSet<int>();
         foreach (var (name, t) in entries)
         {
-            if (ParameterIndexOf(name) is not int i || i >= _slots.Length || !SharesProjection(_slots[i]) || !IsProjectionEntry(name[(name.IndexOf('.') + 1)..]))
-                throw new InvalidOperationException($"'{name}' is not an entry of a shared projection.");
+            if (!IsSharedProjectionEntry(name)) throw new InvalidOperationException($"'{name}' is not an entry of a shared projection.");
             state[name] = t;
-            indices.Add(i);
+            indices.Add(ParameterIndexOf(name)!.Value);
         }
         using var noGrad = GradMode.NoGrad();
         foreach (int i in indices) LoadProjection(i, state);
