@@ -130,6 +130,11 @@ public sealed partial class DataParallelTests(OpenMpi mpi, ITestOutputHelper out
         AssertSameTraining(single, parallel, 1e-5);
         var (dense, projected) = ExpectedAllReducedBytes(parallel);
         Assert.Equal([dense, projected, dense, projected], AllReducedBytesPerStep(parallel));
+        // Sharded, the same sums: each parameter's owner steps it inside backward and broadcasts it, the others take the
+        // norm the next step clips by from the same summed R, and the owners broadcast refreshed bases after backward.
+        string sharded = Train("sharded", 2, 4, 2, [.. method, "--shard-states"]);
+        AssertBitIdentical(parallel, sharded);
+        Assert.Equal([dense, projected, dense, projected], AllReducedBytesPerStep(sharded));
     }
 
     [Theory]
