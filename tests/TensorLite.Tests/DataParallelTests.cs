@@ -32,7 +32,7 @@ public sealed class OpenMpi
 /// inside the gradient GEMM (so the k-blocks of the new micro-batch are added one by one), while ranks add whole
 /// micro-batch gradients. After a few AdamW steps the parameters agree to ~1e-6 of their scale.
 /// </summary>
-public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : IClassFixture<OpenMpi>, IDisposable
+public sealed partial class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : IClassFixture<OpenMpi>, IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("tl-dp-").FullName;
 
@@ -130,6 +130,11 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
         AssertSameTraining(single, parallel, 1e-5);
         var (dense, projected) = ExpectedAllReducedBytes(parallel);
         Assert.Equal([dense, projected, dense, projected], AllReducedBytesPerStep(parallel));
+        // Sharded, the same sums: each parameter's owner steps it inside backward and broadcasts it, the others take the
+        // norm the next step clips by from the same summed R, and the owners broadcast refreshed bases after backward.
+        string sharded = Train("sharded", 2, 4, 2, [.. method, "--shard-states"]);
+        AssertBitIdentical(parallel, sharded);
+        Assert.Equal([dense, projected, dense, projected], AllReducedBytesPerStep(sharded));
     }
 
     [Theory]
@@ -144,13 +149,7 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
         // Two steps: GaLore's first refreshes (dense G), its second sums R.
         string serial = Train("serial", processes, 2, processes, [.. method, "--allreduce-overlap", "off"]);
         string overlapped = Train("overlapped", processes, 2, processes, method);
-        foreach (var file in new[] { "model.safetensors", "optimizer.safetensors" })
-        {
-            var a = Latest(serial, file);
-            var b = Latest(overlapped, file);
-            Assert.Equal(a.Keys.Order(), b.Keys.Order());
-            foreach (var (name, values) in a) Assert.True(values.AsSpan().SequenceEqual(b[name]), $"{file}: {name} differs");
-        }
+        AssertBitIdentical(serial, overlapped);
         Assert.Equal(AllReducedBytesPerStep(serial), AllReducedBytesPerStep(overlapped));
         long Last(string dir, string field) => System.Text.Json.JsonDocument.Parse(File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Last()).RootElement.GetProperty(field).GetInt64();
         output.WriteLine($"buckets: {Last(serial, "allreduce_buckets")} serial, {Last(overlapped, "allreduce_buckets")} overlapped, of which {Last(overlapped, "allreduce_buckets_overlapped")} started during backward");
@@ -164,12 +163,13 @@ public sealed class DataParallelTests(OpenMpi mpi, ITestOutputHelper output) : I
     /// <summary>Each step also sums its loss: one float64.</summary>
     private const long LossBytes = sizeof(double);
 
-    /// <summary>The bytes a step all-reduces, from the run's metrics (cumulative allreduce_bytes of rank 0, logged at every step).</summary>
-    private static long[] AllReducedBytesPerStep(string dir)
+    /// <summary>The bytes a step all-reduces, from the run's metrics (cumulative allreduce_bytes of rank 0, logged at every
+    /// step; a run resumed after step <paramref name="resumedAt"/> counts again from 0).</summary>
+    private static long[] AllReducedBytesPerStep(string dir, long resumedAt = -1)
     {
-        var total = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"))
-            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("allreduce_bytes").GetInt64()).ToArray();
-        return total.Select((t, i) => t - (i == 0 ? 0 : total[i - 1])).ToArray();
+        var records = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Select(r => (Step: r.GetProperty("step").GetInt64(), Total: r.GetProperty("allreduce_bytes").GetInt64())).ToArray();
+        return records.Select((r, i) => r.Total - (i == 0 || r.Step == resumedAt + 1 ? 0 : records[i - 1].Total)).ToArray();
     }
 
     /// <summary>What a step should all-reduce, derived from the checkpoint alone: dense, 4 bytes per weight; projected, 4

@@ -63,6 +63,26 @@ public sealed class StateShards
         return gathered;
     }
 
+    /// <summary>Every rank receives, from the owner of each parameter in <paramref name="indices"/> (the same list on
+    /// every rank), the entries <paramref name="export"/> gives for it, and hands them to <paramref name="import"/> (host
+    /// copies, disposed afterwards). One message per owner that has any: rank 0's parameters first, then rank 1's, …,
+    /// each owner's in the order of <paramref name="indices"/>, so the order is fixed and the receivers get the owner's
+    /// bits.</summary>
+    public void BroadcastFromOwners(ICommunicator world, IReadOnlyList<int> indices, Func<int, IEnumerable<(string Name, Tensor Tensor)>> export,
+        Action<IReadOnlyList<(string Name, Tensor Tensor)>> import)
+    {
+        for (int sender = 0; sender < WorldSize; sender++)
+        {
+            var owned = indices.Where(i => _owner[i] == sender).ToList();
+            if (owned.Count == 0) continue;
+            var payload = world.BroadcastPayload(world.Rank == sender ? Serialize([.. owned.SelectMany(export)]) : [], sender);
+            if (world.Rank == sender) continue;
+            var received = Deserialize(payload);
+            try { import(received); }
+            finally { foreach (var (_, t) in received) t.Dispose(); }
+        }
+    }
+
     private static byte[] Serialize(IReadOnlyList<(string Name, Tensor Tensor)> entries)
     {
         using var stream = new MemoryStream();
@@ -82,11 +102,11 @@ public sealed class StateShards
         return stream.ToArray();
     }
 
-    private static IEnumerable<(string, Tensor)> Deserialize(byte[] payload)
+    private static List<(string Name, Tensor Tensor)> Deserialize(byte[] payload)
     {
         using var r = new BinaryReader(new MemoryStream(payload));
         int count = r.ReadInt32();
-        var result = new List<(string, Tensor)>(count);
+        var result = new List<(string Name, Tensor Tensor)>(count);
         for (int e = 0; e < count; e++)
         {
             string name = r.ReadString();

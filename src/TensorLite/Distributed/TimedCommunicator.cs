@@ -16,6 +16,10 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
     /// contributes to the sums; the bytes on the wire depend on the engine's algorithm.</summary>
     public long AllReducedBytes { get; private set; }
 
+    /// <summary>The bytes of every buffer broadcast so far, sent or received (a sharded run's parameters and projections,
+    /// the length that precedes a payload).</summary>
+    public long BroadcastBytes { get; private set; }
+
     /// <inheritdoc/>
     public int Rank => inner.Rank;
     /// <inheritdoc/>
@@ -44,6 +48,7 @@ public sealed class TimedCommunicator(ICommunicator inner) : ICommunicator
     /// <inheritdoc/>
     public void Broadcast(Span<byte> data, int root)
     {
+        BroadcastBytes += data.Length;
         _clock.Start();
         try { inner.Broadcast(data, root); }
         finally { _clock.Stop(); }

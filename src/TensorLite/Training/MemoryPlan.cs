@@ -28,6 +28,11 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
     /// refreshed and on a step between refreshes (equal for methods that sum dense gradients).</summary>
     public (long Refresh, long Between) AllReducedBytesPerStep { get; init; }
 
+    /// <summary>The optimizer state this process (rank 0 of a data-parallel run) holds after the planned steps
+    /// (<see cref="Optim.Optimizer.StateBytes"/>): with sharded states, the moments of its own parameters and every
+    /// projection that all ranks keep (docs/distributed.md).</summary>
+    public long OptimizerStateBytes { get; init; }
+
     /// <summary>Process memory beyond the CPU pool: peak RSS minus the pool's peak, 107–109 MiB in llama_20m runs on the
     /// CPU machine (docs/memory.md).</summary>
     public const long RuntimeBytes = 112L << 20;
@@ -108,6 +113,7 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             {
                 Processes = processes,
                 AllReducedBytesPerStep = (trainer.AllReducedGradientBytes(0), trainer.AllReducedGradientBytes(1)),
+                OptimizerStateBytes = trainer.Optimizer.StateBytes,
                 HostPeakBytes = hostLedger == null ? 0 : Math.Max(hostLedger.PeakBytes, ((MetaBackend)host!.Host).PeakReservedBytes),
                 HostAtPeak = hostLedger?.AtPeak ?? default,
                 BytesMovedPerStep = host == null ? default : (host.StepBytesToHost, host.StepBytesToDevice),
@@ -213,6 +219,8 @@ public sealed record MemoryPlan(TrainingOptions Options, LlamaConfig Config, lon
             sb.AppendLine($"all-reduced  {Format(between)} ({between:N0} bytes) of gradients per step" +
                           (refresh != between ? $" between refreshes, {Format(refresh)} ({refresh:N0} bytes) on refresh steps" : "") +
                           $"; dense gradients: {Format(sizeof(float) * ParameterCount)}");
+            if (o.ShardStates)
+                sb.AppendLine($"state/rank   {Format(OptimizerStateBytes)} ({OptimizerStateBytes:N0} bytes) of optimizer state on rank 0: the moments of its share, every shared projection");
         }
         bool offloaded = o.Offload != "none";
         sb.AppendLine(offloaded ? $"on the device ({(OnGpu ? o.Device : "cpu: the same memory as the host")}), at the peak of a training step:" : "at the peak of a training step:");

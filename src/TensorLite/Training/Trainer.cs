@@ -93,24 +93,6 @@ public sealed partial class Trainer : IDisposable
     /// run folder.</summary>
     public ICommunicator World { get; private set; } = SingleProcess.Instance;
 
-    /// <summary>The optimizer-state shards of a data-parallel run with --shard-states (null: this rank keeps all state).</summary>
-    private StateShards? _shards;
-
-    private static StateShards? ShardsFor(TrainingOptions options, Optimizer optimizer, int processes) =>
-        options.ShardStates && processes > 1 ? new StateShards(optimizer.Parameters, processes) : null;
-
-    /// <summary>Whether this rank updates parameter <paramref name="index"/> (and keeps its optimizer state).</summary>
-    private bool Owns(int index) => _shards == null || _shards.Owner(index) == World.Rank;
-
-    /// <summary>Updates the parameters this rank owns, then every rank receives each parameter from its owner.</summary>
-    private void StepShardedParameters()
-    {
-        Optimizer.BeginStep();
-        for (int i = 0; i < Optimizer.Parameters.Count; i++)
-            if (Owns(i)) Optimizer.StepParameter(i);
-        for (int i = 0; i < Optimizer.Parameters.Count; i++) World.Broadcast([Optimizer.Parameters[i]], _shards!.Owner(i));
-    }
-
     /// <summary>The backend the model, its optimizer state and every batch live on.</summary>
     public IBackend Device { get; }
 
@@ -272,8 +254,8 @@ public sealed partial class Trainer : IDisposable
         var data = new TrainingData(new TokenDataset(new int[20 * (options.Seq + 1)], config.VocabSize), "planning", 0, null);
         var trainer = new Trainer(Backend.Default, options, "", model, optimizer, data, 0, new Generator(0), 0);
         // The plan of a data-parallel run is rank 0's: all weights and gradients, its share of the optimizer state.
-        trainer._shards = ShardsFor(options, optimizer, processes);
-        if (trainer._shards != null) trainer.TakeDenseGradients();
+        trainer.StartShards(processes);
+        trainer._planOfRanks = processes > 1;
         return trainer;
     }
 
@@ -323,9 +305,7 @@ public sealed partial class Trainer : IDisposable
             trainer = follower();
         }
         trainer!.World = new TimedCommunicator(world);
-        trainer._shards = ShardsFor(trainer.Options, trainer.Optimizer, world.WorldSize);
-        // A rank that does not own a parameter never refreshes its projection, so it could not project: sharded runs sum dense gradients.
-        if (trainer._shards != null) trainer.TakeDenseGradients();
+        trainer.StartShards(world.WorldSize);
         trainer.StartGradientSums();
         return trainer;
     }
@@ -417,11 +397,8 @@ public sealed partial class Trainer : IDisposable
             model = NewModel(config, checkpoint == null ? RunFolder.RequireInitFrom(runDir, options) : options with { InitFrom = null });
             optimizer = NewOptimizer(model, options);
             // A sharded rank loads the optimizer state of its own parameters only.
-            var shards = ShardsFor(options, optimizer, world?.WorldSize ?? 1);
-            int rank = world?.Rank ?? 0;
             if (checkpoint != null)
-                state = Checkpoints.Load(checkpoint, model, optimizer, expectedState,
-                    shards == null ? null : name => shards.Owner(StateShards.ParameterOf(name)) == rank);
+                state = Checkpoints.Load(checkpoint, model, optimizer, expectedState, ShardStateFilter(options, optimizer, world));
         }
         ReleaseInitializationMemory(device);
         if (state == null) // killed before its first checkpoint: the run starts again, exactly as it first did
@@ -506,7 +483,7 @@ public sealed partial class Trainer : IDisposable
     /// <summary>What a data-parallel step sums, for the run's header: projected gradients where the factored path takes
     /// them, and on a GPU device whether the sums stay on the device (NCCL) or are staged through host memory (MPI).</summary>
     public string AllReduceSummary =>
-        (_factored != null ? "projected gradients between refreshes, dense ones on refresh steps and for dense parameters" : "dense gradients") +
+        (_factored != null ? "projected gradients between refreshes, dense ones on refresh steps and for dense parameters" : "dense gradients") + ShardSummary +
         (Device is IDeviceAllocator ? (World.CollectivesDevice == Device ? ", on the device (NCCL)" : ", through host memory (MPI)") : "") + GradientSumSchedule;
 
     /// <summary>The bytes a data-parallel step all-reduces for gradients (float32 on the wire) at the parameters' 0-based
@@ -532,16 +509,17 @@ public sealed partial class Trainer : IDisposable
     {
         var (name, p) = _named[index];
         if (!_stepInBackward || !p.HasGradient) return;
-        if (World.WorldSize > 1 && GradientToSum(index) is { } gradient) World.AllReduceSum(gradient);
+        if ((World.WorldSize > 1 || _planOfRanks) && GradientToSum(index) is { } gradient) World.AllReduceSum(gradient);
+        NoteSharedRefresh(index);
         if (p.FactoredGrad is { } factors)
         {
             // The norm a factored parameter reports is its projected gradient's (known once it is stepped); the
             // NaN/Inf check reads the factors before the update.
             if (!factors.FactorsAreFinite()) throw Diverged(_currentStep, $"the gradient of {name} is not finite");
             if (_clipScale < 1f) factors.Scale *= _clipScale;
-            Optimizer.StepParameter(index);
-            double projectedNorm = _factored!.FactoredGradNorm(index);
+            double projectedNorm = Owns(index) ? StepFactored(index) : _factored!.FollowFactoredStep(index);
             _sumOfSquares += projectedNorm * projectedNorm;
+            if (_shards != null) World.Broadcast([p], _shards.Owner(index));
             p.ZeroGrad();
             return;
         }
@@ -550,8 +528,16 @@ public sealed partial class Trainer : IDisposable
         _sumOfSquares += norm * norm;
         if (_clipScale < 1f) p.Backend.Unary(UnaryOp.Affine, p.Grad!, p.Grad!, _clipScale, 0f);
         if (Owns(index)) Optimizer.StepParameter(index);
+        else FollowStep(index);
         if (_shards != null) World.Broadcast([p], _shards.Owner(index));
         p.ZeroGrad();
+    }
+
+    /// <summary>Steps a parameter from its factored gradient; returns the norm of its projected gradient.</summary>
+    private double StepFactored(int index)
+    {
+        Optimizer.StepParameter(index);
+        return _factored!.FactoredGradNorm(index);
     }
 
     /// <summary>Runs from the start step to Options.Steps; returns the final validation loss.</summary>
@@ -622,6 +608,7 @@ public sealed partial class Trainer : IDisposable
                     managed_heap_bytes = GC.GetGCMemoryInfo().TotalCommittedBytes,
                     collective_s = (World as TimedCommunicator)?.Elapsed.TotalSeconds,
                     allreduce_bytes = (World as TimedCommunicator)?.AllReducedBytes,
+                    broadcast_bytes = (World as TimedCommunicator)?.BroadcastBytes,
                     allreduce_wait_s = _sums != null ? GradientSumWait.TotalSeconds : (double?)null,
                     allreduce_buckets = _sums?.BucketsSummed, allreduce_buckets_overlapped = _sums != null ? GradientBucketsOverlapped : (long?)null,
                     device = Device.Name, device_reserved_bytes = allocator?.ReservedBytes, peak_device_reserved_bytes = allocator?.PeakReservedBytes,
@@ -746,6 +733,7 @@ public sealed partial class Trainer : IDisposable
                     try { StepInBackward(i); }
                     finally { _stepInBackward = false; }
                 }
+            ShareRefreshedProjections();
             offload?.Drain(); // the device applies the host updates that overlapped the backward
             double stepNorm = Math.Sqrt(_sumOfSquares);
             _lastGradNorm = stepNorm;
@@ -753,7 +741,9 @@ public sealed partial class Trainer : IDisposable
         }
         Optimizer.LearningRate = lr; // a refresh from the factors (OSD) follows the schedule
         if (World.WorldSize == 1 && _factored != null)
-            for (int i = 0; i < _named.Count; i++) _factored.PrepareFactored(i);
+            for (int i = 0; i < _named.Count; i++)
+                if (_planOfRanks) _factored.GradientToAllReduce(i); // the plan of a data-parallel run: what its ranks sum
+                else _factored.PrepareFactored(i);
         double norm = GradientClipping.ClipGlobalNorm(Optimizer.Parameters, o.ClipNorm);
         if (!double.IsFinite(norm))
             throw Diverged(step, $"{GradientClipping.FirstNonFinite(_named, gradients: true) ?? "a gradient"} is not finite");

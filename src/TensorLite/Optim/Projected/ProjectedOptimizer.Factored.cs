@@ -104,9 +104,7 @@ public sealed partial class ProjectedOptimizer
         }
         s.ParamSteps++;
         using var r = ProjectedGradient(proj, f);
-        using (var sq = r.Square())
-        using (var sum = sq.Sum())
-            s.FactoredNorm = Math.Sqrt(sum.Item()) / f.Scale;
+        s.FactoredNorm = NormBeforeClipping(r, f.Scale);
         float stepSize = lr * Options.Scale;
         WithDirection(s, r, p.Backend, direction =>
         {
@@ -118,6 +116,14 @@ public sealed partial class ProjectedOptimizer
             }
             proj.EndStep();
         });
+    }
+
+    /// <summary>‖R‖ / scale: the norm of R (which carries the gradient's scale, clipping included) before that scale.</summary>
+    private static double NormBeforeClipping(Tensor r, float scale)
+    {
+        using var sq = r.Square();
+        using var sum = sq.Sum();
+        return Math.Sqrt(sum.Item()) / scale;
     }
 
     /// <summary>R = Scale·(Folded + project(pairs)), a new float32 tensor.</summary>

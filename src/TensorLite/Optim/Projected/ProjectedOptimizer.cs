@@ -300,20 +300,54 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         {
             var s = _slots[i];
             if (s.Projected && s.Projector != null && (s.ParamSteps > 0 || s.Inner != null))
-            {
-                s.Counters ??= Tensor.Zeros([CounterCount], DType.Int64, s.Parameter.Backend).Persist().Tag(MemoryCategory.ProjectorState);
-                long[] c = [s.ParamSteps, s.InnerSteps, s.Projector.RefreshCount];
-                s.Counters.Backend.CopyFromHost(MemoryMarshal.AsBytes(c.AsSpan()), s.Counters);
-                yield return ($"{i}.counters", s.Counters);
-                s.RngState ??= Tensor.Zeros([4], DType.Int64, s.Parameter.Backend).Persist().Tag(MemoryCategory.ProjectorState);
-                var words = s.Rng!.GetState();
-                s.RngState.Backend.CopyFromHost(MemoryMarshal.AsBytes(words.AsSpan()), s.RngState);
-                yield return ($"{i}.rng", s.RngState);
-                foreach (var (name, t) in s.Projector.StateTensors()) yield return ($"{i}.proj.{name}", t);
-            }
+                foreach (var entry in ProjectionEntries(i)) yield return entry;
             if (s.Inner != null)
                 foreach (var (name, t) in s.Inner.StateTensors()) yield return ($"{InnerStatePrefix(i)}{name}", t);
         }
+    }
+
+    /// <summary>The entries of a projected parameter's projection: its counters, its random stream and its projector's
+    /// state ("{index}.counters", "{index}.rng", "{index}.proj.*").</summary>
+    private IEnumerable<(string Name, Tensor Tensor)> ProjectionEntries(int i)
+    {
+        var s = _slots[i];
+        s.Counters ??= Tensor.Zeros([CounterCount], DType.Int64, s.Parameter.Backend).Persist().Tag(MemoryCategory.ProjectorState);
+        long[] c = [s.ParamSteps, s.InnerSteps, s.Projector!.RefreshCount];
+        s.Counters.Backend.CopyFromHost(MemoryMarshal.AsBytes(c.AsSpan()), s.Counters);
+        yield return ($"{i}.counters", s.Counters);
+        s.RngState ??= Tensor.Zeros([4], DType.Int64, s.Parameter.Backend).Persist().Tag(MemoryCategory.ProjectorState);
+        var words = s.Rng!.GetState();
+        s.RngState.Backend.CopyFromHost(MemoryMarshal.AsBytes(words.AsSpan()), s.RngState);
+        yield return ($"{i}.rng", s.RngState);
+        foreach (var (name, t) in s.Projector.StateTensors()) yield return ($"{i}.proj.{name}", t);
+    }
+
+    /// <summary>Whether a state entry's name after its "{index}." prefix is part of a projection (see
+    /// <see cref="ProjectionEntries"/>), not of the inner optimizer's moments.</summary>
+    private static bool IsProjectionEntry(string rest) => rest is "counters" or "rng" || rest.StartsWith("proj.", StringComparison.Ordinal);
+
+    /// <summary>Restores slot <paramref name="i"/>'s counters, random stream and projector from the entries
+    /// <see cref="ProjectionEntries"/> wrote (absent ones leave the counters at zero and the projector empty).</summary>
+    private void LoadProjection(int i, IReadOnlyDictionary<string, Tensor> state)
+    {
+        var s = _slots[i];
+        s.ParamSteps = s.InnerSteps = 0;
+        long refreshes = 0;
+        if (state.TryGetValue($"{i}.counters", out var counters))
+        {
+            if (counters.Numel != CounterCount || counters.DType != DType.Int64)
+                throw new TensorLiteException($"Optimizer state '{i}.counters' must be {CounterCount} int64 values, got {counters.Describe()}.");
+            var c = counters.ToArray<long>();
+            (s.ParamSteps, s.InnerSteps, refreshes) = (c[0], c[1], c[2]);
+        }
+        if (state.TryGetValue($"{i}.rng", out var rng))
+        {
+            if (rng.DType != DType.Int64 || rng.Numel != 4)
+                throw new TensorLiteException($"Optimizer state '{i}.rng' must be four int64 words, got {rng.Describe()}.");
+            s.Rng!.SetState(rng.ToArray<long>().Select(v => unchecked((ulong)v)).ToArray());
+        }
+        s.Projector!.LoadState(state, $"{i}.proj.", refreshes, s.Parameter.Backend);
+        TagState(s);
     }
 
     /// <inheritdoc/>
@@ -325,8 +359,7 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
         {
             int dot = key.IndexOf('.');
             if (dot <= 0 || !int.TryParse(key.AsSpan(0, dot), out int idx)) continue;
-            var rest = key[(dot + 1)..];
-            if (rest != "counters" && rest != "rng" && !rest.StartsWith("proj.", StringComparison.Ordinal)) withInner.Add(idx);
+            if (!IsProjectionEntry(key[(dot + 1)..])) withInner.Add(idx);
         }
         for (int i = 0; i < _slots.Length; i++)
         {
@@ -337,29 +370,14 @@ public sealed partial class ProjectedOptimizer : Optimizer, IDisposable
             int[] innerShape = p.ShapeArray;
             if (s.Projected)
             {
-                s.ParamSteps = s.InnerSteps = 0;
-                long refreshes = 0;
-                if (state.TryGetValue($"{i}.counters", out var counters))
-                {
-                    if (counters.Numel != CounterCount || counters.DType != DType.Int64)
-                        throw new TensorLiteException($"Optimizer state '{i}.counters' must be {CounterCount} int64 values, got {counters.Describe()}.");
-                    var c = counters.ToArray<long>();
-                    (s.ParamSteps, s.InnerSteps, refreshes) = (c[0], c[1], c[2]);
-                }
                 if (s.Projector == null)
                 {
+                    s.ParamSteps = s.InnerSteps = 0;
                     if (withInner.Contains(i))
                         throw new TensorLiteException($"The optimizer checkpoint holds moments for '{s.Name}', which this optimizer keeps no state for (rank 0); it was written with different options.");
                     continue;
                 }
-                if (state.TryGetValue($"{i}.rng", out var rng))
-                {
-                    if (rng.DType != DType.Int64 || rng.Numel != 4)
-                        throw new TensorLiteException($"Optimizer state '{i}.rng' must be four int64 words, got {rng.Describe()}.");
-                    s.Rng!.SetState(rng.ToArray<long>().Select(v => unchecked((ulong)v)).ToArray());
-                }
-                s.Projector.LoadState(state, $"{i}.proj.", refreshes, p.Backend);
-                TagState(s);
+                LoadProjection(i, state);
                 innerShape = ProjectedShape(s.M, s.N, s.Rank, s.Projector.Side, s.Projector.IsIdentity);
             }
             if (withInner.Contains(i))

@@ -28,6 +28,10 @@ public abstract record ProjectorFactory
     /// <see cref="ProjectionSide.Both"/> (GaLore's "full"); a kind that is always two-sided need not say so.</summary>
     public virtual bool CanProjectBothSides => false;
 
+    /// <summary>Whether the kind refreshes its projection at every step, whatever the update gap (OSD's online PCA): it
+    /// never projects a gradient with a projection from an earlier step.</summary>
+    public virtual bool RefreshesEveryStep => false;
+
     /// <summary>Checks this kind's own settings; throws an argument exception with one sentence on the first problem.</summary>
     public virtual void Validate() { }
 

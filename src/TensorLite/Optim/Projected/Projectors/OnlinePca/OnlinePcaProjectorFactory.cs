@@ -13,6 +13,9 @@ public sealed record OnlinePcaProjectorFactory(float? LearningRate = null, Onlin
     /// <inheritdoc/>
     public override ProjectionKind Kind => ProjectionKind.OnlinePca;
 
+    /// <summary>P takes a step from every gradient (<see cref="OnlinePcaProjector.IsRefreshDue"/> is always true).</summary>
+    public override bool RefreshesEveryStep => true;
+
     /// <summary>The online PCA's peak learning rate for an update gap T.</summary>
     public float LearningRateFor(int updateGap) => LearningRate ?? 1f / updateGap;
 
