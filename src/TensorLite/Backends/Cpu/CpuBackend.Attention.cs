@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TensorLite.Numerics;
 
 namespace TensorLite.Backends.Cpu;
@@ -17,6 +18,7 @@ internal sealed unsafe partial class CpuBackend
 {
     /// <summary>Query rows whose dS and P update dK and dV together (the k depth of those products).</summary>
     private const int QueryBlock = 64;
+   
 
     /// <summary>The rows of one [B, H, T, D] tensor whose last dim is contiguous: row t of head (b, h) is at
     /// Row(b, h) + t·Ld.</summary>
@@ -39,8 +41,8 @@ internal sealed unsafe partial class CpuBackend
         long keysFloats = (long)tPad * d, valuesFloats = (long)dPad * t, aFloats = CpuGemm.APanelStride(Math.Max(t, d));
         CpuParallel.For(batch * kvHeads, (long)group * t * t * d, (start, end) =>
         {
-            using var scratch = new Scratch(keysFloats + valuesFloats + aFloats + (long)mr * tPad);
-            float* kPanels = scratch.P, vPanels = kPanels + keysFloats, aPanel = vPanels + valuesFloats, s = aPanel + aFloats;
+            Span<float> inverseSums = stackalloc float[mr];
+            float* kPanels = Scratch.Get(keysFloats + valuesFloats + aFloats + (long)mr * tPad), vPanels = kPanels + keysFloats, aPanel = vPanels + valuesFloats, s = aPanel + aFloats;
             for (int bkv = start; bkv < end; bkv++)
             {
                 int b = bkv / kvHeads, kvh = bkv % kvHeads;
@@ -57,20 +59,24 @@ internal sealed unsafe partial class CpuBackend
                         CpuGemm.MultiplyPanel(d, aPanel, kPanels, (long)d * nr, rows, keys, scale, 0f, s, tPad);
                         for (int r = 0; r < rows; r++)
                         {
-                            var row = new Span<float>(s + (long)r * tPad, keys);
-                            int visible = i0 + r + 1;
-                            var live = row[..visible];
+                            // exp(s − max) and its sum in one pass; the row is normalized in O.
+                            float* row = s + (long)r * tPad;
+                            int visible = i0 + r + 1, padded = MaskToVectors(row, visible);
+                            var live = new Span<float>(row, padded);
                             float max = TensorPrimitives.Max(live);
-                            TensorPrimitives.Subtract(live, max, live);
-                            TensorPrimitives.Exp(live, live);
-                            float sum = TensorPrimitives.Sum(live);
-                            TensorPrimitives.Multiply(live, 1f / sum, live);
-                            row[visible..].Clear();
+                            float sum = NnSimd.ExpShifted(live, max, 0f, 1f, live);
+                            new Span<float>(row + padded, Math.Max(0, keys - padded)).Clear();
                             lh[i0 + r] = max + MathF.Log(sum);
+                            inverseSums[r] = 1f / sum;
                         }
                         // O = P·V over the keys the panel's last row sees.
                         CpuGemm.PackAPanels(false, rows, keys, s, tPad, aPanel);
                         CpuGemm.MultiplyPanel(keys, aPanel, vPanels, (long)t * nr, rows, d, 1f, 0f, oh + (long)i0 * or.Ld, or.Ld);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            var oRow = new Span<float>(oh + (long)(i0 + r) * or.Ld, d);
+                            TensorPrimitives.Multiply(oRow, inverseSums[r], oRow);
+                        }
                     }
                 }
             }
@@ -90,8 +96,7 @@ internal sealed unsafe partial class CpuBackend
         long aFloats = CpuGemm.APanelStride(Math.Max(t, d)), sFloats = (long)block * tPad;
         CpuParallel.For(batch * kvHeads, (long)group * t * t * d * 2, (start, end) =>
         {
-            using var scratch = new Scratch(2 * keysFloats + valuesFloats + 2 * blockFloats + 2 * aFloats + 2 * sFloats);
-            float* kTPanels = scratch.P, vTPanels = kTPanels + keysFloats, kPanels = vTPanels + keysFloats;
+            float* kTPanels = Scratch.Get(2 * keysFloats + valuesFloats + 2 * blockFloats + 2 * aFloats + 2 * sFloats), vTPanels = kTPanels + keysFloats, kPanels = vTPanels + keysFloats;
             float* qPanels = kPanels + valuesFloats, doPanels = qPanels + blockFloats;
             float* aPanel = doPanels + blockFloats, aPanel2 = aPanel + aFloats, p = aPanel2 + aFloats, ds = p + sFloats;
             for (int bkv = start; bkv < end; bkv++)
@@ -121,21 +126,13 @@ internal sealed unsafe partial class CpuBackend
                             CpuGemm.MultiplyPanel(d, aPanel, vTPanels, (long)d * nr, panelRows, panelKeys, 1f, 0f, dsr0, tPad);
                             for (int r = 0; r < panelRows; r++)
                             {
-                                int visible = i + r + 1;
-                                var pr = new Span<float>(pr0 + (long)r * tPad, keys);
-                                var dsr = new Span<float>(dsr0 + (long)r * tPad, keys);
-                                var live = pr[..visible];
-                                TensorPrimitives.Subtract(live, lh[i + r], live);
-                                TensorPrimitives.Exp(live, live);
-                                pr[visible..].Clear();
-                                // dS = P ∘ (dP − rowsum(dO ∘ O)) · scale, written over dP (zero where P is).
+                                float* pr = pr0 + (long)r * tPad, dsr = dsr0 + (long)r * tPad;
+                                int visible = i + r + 1, padded = MaskToVectors(pr, visible);
                                 float rowDot = TensorPrimitives.Dot(new ReadOnlySpan<float>(doh + (long)(i + r) * dor.Ld, d),
                                     new ReadOnlySpan<float>(oh + (long)(i + r) * or.Ld, d));
-                                var dsLive = dsr[..visible];
-                                TensorPrimitives.Subtract(dsLive, rowDot, dsLive);
-                                TensorPrimitives.Multiply(dsLive, live, dsLive);
-                                TensorPrimitives.Multiply(dsLive, scale, dsLive);
-                                dsr[visible..].Clear();
+                                SoftmaxGradientRow(pr, dsr, padded, lh[i + r], rowDot, scale);
+                                new Span<float>(pr + padded, Math.Max(0, keys - padded)).Clear();
+                                new Span<float>(dsr + visible, keys - visible).Clear(); // dP past the panel's keys is unset
                             }
                             // dQ = dS·K for these rows.
                             CpuGemm.PackAPanels(false, panelRows, panelKeys, dsr0, tPad, aPanel);
@@ -160,16 +157,70 @@ internal sealed unsafe partial class CpuBackend
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
 
+    /// <summary>
+    /// Sets a score row's masked entries up to the next multiple of 16 to −∞ (their exponentials are exact zeros) and
+    /// returns that length, so the row passes run whole vectors only; the scratch rows are wide enough (a multiple of
+    /// the micro-panel width).
+    /// </summary>
+    private static int MaskToVectors(float* row, int visible)
+    {
+        int padded = RoundUp(visible, 16);
+        new Span<float>(row + visible, padded - visible).Fill(float.NegativeInfinity);
+        return padded;
+    }
+
+    /// <summary>Over one row: p = exp(s − lse) written over s, and dS = (dP − rowDot)·p·scale written over dP.</summary>
+    private static void SoftmaxGradientRow(float* s, float* dp, int n, float lse, float rowDot, float scale)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vl = Vector256.Create(lse);
+            var vd = Vector256.Create(rowDot);
+            var vs = Vector256.Create(scale);
+            for (; i <= n - 8; i += 8)
+            {
+                var p = Vector256.Exp(Vector256.Load(s + i) - vl);
+                p.Store(s + i);
+                ((Vector256.Load(dp + i) - vd) * p * vs).Store(dp + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float p = MathF.Exp(s[i] - lse);
+            s[i] = p;
+            dp[i] = (dp[i] - rowDot) * p * scale;
+        }
+    }
+
     private static void ClearRows(float* p, int ld, int rows, int cols)
     {
         for (int r = 0; r < rows; r++) new Span<float>(p + (long)r * ld, cols).Clear();
     }
 
-    /// <summary>A work item's 64-byte aligned float scratch, freed when the item's loop ends.</summary>
-    private readonly struct Scratch(long floats) : IDisposable
+    /// <summary>
+    /// The calling thread's attention scratch (64-byte aligned), grown on demand and kept, as the GEMM keeps its
+    /// packing buffers: a work item needs a few hundred KiB, and memory that size freshly allocated is fresh pages
+    /// to fault in on every call (measured: the packing of keys and values took 12 % of the forward pass that way).
+    /// </summary>
+    private sealed class Scratch
     {
-        public readonly float* P = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        [ThreadStatic] private static Scratch? t_current;
+        private float* _p;
+        private long _floats;
 
-        public void Dispose() => NativeMemory.AlignedFree(P);
+        public static float* Get(long floats)
+        {
+            var s = t_current ??= new Scratch();
+            if (floats > s._floats)
+            {
+                NativeMemory.AlignedFree(s._p);
+                s._p = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+                s._floats = floats;
+            }
+            return s._p;
+        }
+
+        ~Scratch() => NativeMemory.AlignedFree(_p);
     }
 }
