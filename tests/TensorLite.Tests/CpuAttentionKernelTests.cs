@@ -144,6 +144,24 @@ public unsafe class CpuAttentionKernelTests
     }
 
     [Fact]
+    public void TheOp_ReadsTransposedViewsInPlace_WithTheSameGradients()
+    {
+        // The model's v is a [B, T, H, D] projection viewed as [B, H, T, D]; the op now hands that view to the kernel.
+        var g = new Generator(8);
+        var stored = Enumerable.Range(0, 3).Select(_ => Tensor.RandN([2, 70, 2, 16], g).RequireGrad()).ToArray();
+        var copies = stored.Select(s => Tensor.FromArray(s.Transpose(1, 2).Contiguous().ToArray(), 2, 2, 70, 16).RequireGrad()).ToArray();
+        var seed = Tensor.RandN([2, 2, 70, 16], g);
+        var viewed = stored.Select(s => s.Transpose(1, 2)).ToArray();
+        var a = Tensor.CausalAttention(viewed[0], viewed[1], viewed[2]);
+        var b = Tensor.CausalAttention(copies[0], copies[1], copies[2]);
+        Assert.Equal(b.ToArray(), a.ToArray());
+        a.Backward(seed);
+        b.Backward(seed);
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(copies[i].Grad!.ToArray(), stored[i].Grad!.Transpose(1, 2).ToArray());
+    }
+
+    [Fact]
     public void StridedRows_AreReadAndWrittenInPlace()
     {
         // [B, T, H, D] storage viewed as [B, H, T, D] (the model's heads before any copy), outputs likewise.
