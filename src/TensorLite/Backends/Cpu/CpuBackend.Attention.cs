@@ -8,17 +8,17 @@ namespace TensorLite.Backends.Cpu;
 // Causal attention on the GEMM's micro-kernel, one (batch, key/value head) group per work item. The group's keys and
 // values are packed into micro-panels once (CpuGemm.Panels.cs) and reused by every query row of its query heads;
 // scores are computed one micro-panel of query rows (CpuGemm.PanelRows) at a time and only for the key panels that
-// row panel can see, so the [T, T] matrix is never held and the tiles above the diagonal are skipped. Forward
-// normalizes each row in place (max, exp, sum) and multiplies it into V; backward rebuilds the probabilities from the
-// saved row log-sum-exp (flash-attention style) for blocks of QueryBlock rows, whose dS and P then update dK and dV.
-// Every tile is the tile Sgemm would compute for the same product (same kernel, k order and edge handling), and
-// tiles that are skipped or zero rows that are left out only ever added exact zeros, so the results round exactly
-// as the earlier per-block Sgemm calls did.
+// row panel can see, so the [T, T] matrix is never held and the tiles above the diagonal are skipped. Forward takes
+// each row's max, then exp(s − max) and its sum in one pass, multiplies the row into V and scales the O row by 1/Σ;
+// backward rebuilds the probabilities from the saved row log-sum-exp (flash-attention style) for blocks of QueryBlock
+// rows, whose dS and P then update dK and dV. Every product tile is the tile Sgemm computes for the same operands
+// (same kernel, k order and edge handling); skipped tiles and left-out rows would only have added exact zeros.
+// Inputs are read through their strides (any, with a contiguous last dim); tests pin the results to the earlier
+// implementation (one Sgemm per 64-row block and product).
 internal sealed unsafe partial class CpuBackend
 {
     /// <summary>Query rows whose dS and P update dK and dV together (the k depth of those products).</summary>
     private const int QueryBlock = 64;
-   
 
     /// <summary>The rows of one [B, H, T, D] tensor whose last dim is contiguous: row t of head (b, h) is at
     /// Row(b, h) + t·Ld.</summary>
