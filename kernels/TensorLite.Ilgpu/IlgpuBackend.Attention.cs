@@ -3,8 +3,9 @@ using ILGPU.Runtime;
 
 namespace TensorLite.Ilgpu;
 
-// Causal attention over the flash-attention kernels in AttentionKernels.cs. The causal_attention op passes
-// contiguous float32 q, k, v and dO and fresh contiguous outputs; these members check that rather than copy.
+// Causal attention over the flash-attention kernels in AttentionKernels.cs. The causal_attention op passes float32
+// inputs with a contiguous last dim (the CPU kernels read other strides in place; these members compact such inputs)
+// and fresh contiguous outputs, which they check.
 public sealed partial class IlgpuBackend
 {
     private readonly AttentionKernelSet _attention;
@@ -83,6 +84,9 @@ public sealed partial class IlgpuBackend
 
     public void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale)
     {
+        // The kernels index packed [B, H, T, D]: strided inputs (allowed by the contract) are compacted first.
+        using Tensor qc = q.ContiguousNoGrad(), kc = k.ContiguousNoGrad(), vc = v.ContiguousNoGrad();
+        (q, k, v) = (qc, kc, vc);
         var p = AttentionSetup(nameof(CausalAttentionForward), q, k, lse, scale, [o], [v]);
         int batch = q.Shape[0];
         // head_dim 0 still launches: every score is 0, so lse = log(visible keys) and o is empty.
@@ -94,6 +98,9 @@ public sealed partial class IlgpuBackend
     public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
         Tensor dq, Tensor dk, Tensor dv, float scale)
     {
+        using Tensor qc = q.ContiguousNoGrad(), kc = k.ContiguousNoGrad(), vc = v.ContiguousNoGrad();
+        using Tensor oc = o.ContiguousNoGrad(), dOc = dO.ContiguousNoGrad();
+        (q, k, v, o, dO) = (qc, kc, vc, oc, dOc);
         var p = AttentionSetup(nameof(CausalAttentionBackward), q, k, lse, scale, [o, dO, dq], [v, dk, dv]);
         int batch = q.Shape[0];
         if (batch == 0 || p.Heads == 0 || p.Seq == 0 || p.HeadDim == 0) return;

@@ -127,6 +127,9 @@ public sealed partial class IlgpuBackend
             View<float>(rowMax), View<float>(rowLogSum), View<float>(gLoss), count, View<float>(gLogits));
     }
 
+    public int CrossEntropyWithGradient(Tensor logits, Tensor targets, int ignoreIndex, Tensor loss, Tensor gLogits) =>
+        ReferenceKernels.CrossEntropyWithGradient(logits, targets, ignoreIndex, loss, gLogits);
+
     // ---- RMSNorm ------------------------------------------------------------------------------------
 
     public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd)

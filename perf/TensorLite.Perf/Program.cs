@@ -15,6 +15,8 @@ using TensorLite.Perf;
 //                      a full LLaMA training step (AdamW) vs the same model in libtorch, interleaved
 //   step-ops [model] [batch] [seq] [reps]
 //                      the non-GEMM ops of a decoder layer alone, forward and forward+backward, CPU and wall time
+//   attention [batch] [heads] [seq] [headDim] [reps]
+//                      the CPU causal attention kernels alone, forward and backward, CPU ms and % of the FMA peak
 //   q8 [sizes] [reps]  fp32 AdamDirection vs AdamDirection8bit vs block-wise quantize/dequantize (Stopwatch medians)
 //   gpu-check | gpu-bench | gpu-7b [--device cuda] [--smoke] [--out f.json]
 //                      the GPU backend vs the CPU backend, GEMM/training speed, the 7B step's device peak (GpuBench.cs)
@@ -74,6 +76,9 @@ switch (mode)
         break;
     case "llama-step":
         LlamaStep.Run(args);
+        break;
+    case "attention":
+        AttentionBench.Run(args);
         break;
     case "step-ops":
         StepOps.Run(args);

@@ -217,7 +217,11 @@ public sealed class BackendContractTests(IlgpuCpuFixture fixture) : IClassFixtur
             using var gLoss = Make(be, [1f]);
             using var gLogits = Tensor.Empty([3, 4], DType.Float32, be);
             be.CrossEntropyBackward(x, targets, -100, rowMax, rowLogSum, gLoss, count, gLogits);
-            return [("y", y.ToArray()), ("gx", gx.ToArray()), ("loss", loss.ToArray()), ("gLogits", gLogits.ToArray())];
+            using var fusedLoss = Tensor.Empty([], DType.Float32, be);
+            using var fusedGrad = Tensor.Empty([3, 4], DType.Float32, be);
+            int fusedCount = be.CrossEntropyWithGradient(x, targets, -100, fusedLoss, fusedGrad);
+            return [("y", y.ToArray()), ("gx", gx.ToArray()), ("loss", loss.ToArray()), ("gLogits", gLogits.ToArray()),
+                ("fused count", [fusedCount]), ("fused loss", fusedLoss.ToArray()), ("fused gLogits", fusedGrad.ToArray())];
         }),
         ("rmsnorm, rope, swiglu", be =>
         {

@@ -7,6 +7,8 @@ public partial interface IBackend
     /// q, o: [B, H, T, D]; k, v: [B, Hkv, T, D] with H a multiple of Hkv (grouped-query attention:
     /// query head h reads key/value head h / (H / Hkv)); lse: [B, H, T] receives each row's
     /// log-sum-exp of scaled scores, which is all the backward pass needs to rebuild the probabilities.
+    /// The inputs (q, k, v here; also o and dO in backward) are float32 with a contiguous last dim and any other
+    /// strides (the model's v is a transposed view); o, lse and the gradients are fresh contiguous tensors.
     /// </summary>
     void CausalAttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, float scale);
 

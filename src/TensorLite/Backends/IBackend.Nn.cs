@@ -30,6 +30,14 @@ public partial interface IBackend
     /// <paramref name="count"/> the value <see cref="CrossEntropy"/> returned.</summary>
     void CrossEntropyBackward(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor gLoss, int count, Tensor gLogits);
 
+    /// <summary>
+    /// <see cref="CrossEntropy"/> and, in the same call, the gradient of the mean loss: gLogits = (softmax(logits) −
+    /// onehot(target))/count on non-ignored rows, 0 elsewhere (what <see cref="CrossEntropyBackward"/> gives for
+    /// gLoss = 1). Returns the count. A backend that computes both in one pass exponentiates each logit once instead of
+    /// again in backward; <see cref="ReferenceKernels.CrossEntropyWithGradient"/> runs the two kernels.
+    /// </summary>
+    int CrossEntropyWithGradient(Tensor logits, Tensor targets, int ignoreIndex, Tensor loss, Tensor gLogits);
+
     /// <summary>y = x·rstd·weight with rstd = 1/sqrt(mean(x²) + eps) per row of the last dim (D);
     /// weight is [D], <paramref name="rstd"/> receives one value per row.</summary>
     void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd);

@@ -8,7 +8,8 @@ public sealed partial class Tensor
     /// Causal multi-head attention softmax(q·kᵀ·scale + causal mask)·v, fused: the [T, T] probabilities are
     /// never stored (backward rebuilds them from one log-sum-exp per row). q: [B, H, T, D]; k, v:
     /// [B, Hkv, T, D] where Hkv divides H (grouped-query attention). Scale defaults to 1/sqrt(D).
-    /// q, k and v may be float32, bfloat16 or float16: the kernels run in float32 on widened copies, the output has
+    /// q, k and v may be views (float32 ones whose last dim is contiguous are read in place, any other strides).
+    /// q, k and v may be float32, bfloat16 or float16: half-precision inputs run in float32 on widened copies, the output has
     /// q's dtype and each gradient its input's dtype. The graph keeps q, k, v and the output in their own dtypes (the
     /// backward widens them again) plus the float32 log-sum-exp rows.
     /// </summary>
@@ -29,18 +30,18 @@ public sealed partial class Tensor
         var backend = q.Backend;
         var o32 = Empty(q.Shape, DType.Float32, backend);
         var lse = Empty(q.Shape[..3], DType.Float32, backend);
-        using (var q32 = q.Float32ContiguousNoGrad())
-        using (var k32 = k.Float32ContiguousNoGrad())
-        using (var v32 = v.Float32ContiguousNoGrad())
+        using (var q32 = q.Float32RowsNoGrad())
+        using (var k32 = k.Float32RowsNoGrad())
+        using (var v32 = v.Float32RowsNoGrad())
             backend.CausalAttentionForward(q32, k32, v32, o32, lse, s);
         var o = NarrowedNoGrad(o32, q.DType)!;
         var result = Recorder.Record(o, "causal_attention", [q, k, v], g =>
         {
-            using var qb = q.Float32ContiguousNoGrad();
-            using var kb = k.Float32ContiguousNoGrad();
-            using var vb = v.Float32ContiguousNoGrad();
-            using var ob = o.Float32ContiguousNoGrad();
-            using var gc = g.Float32ContiguousNoGrad();
+            using var qb = q.Float32RowsNoGrad();
+            using var kb = k.Float32RowsNoGrad();
+            using var vb = v.Float32RowsNoGrad();
+            using var ob = o.Float32RowsNoGrad();
+            using var gc = g.Float32RowsNoGrad();
             var dq = Empty(q.Shape, DType.Float32, backend);
             var dk = Empty(k.Shape, DType.Float32, backend);
             var dv = Empty(v.Shape, DType.Float32, backend);
@@ -50,4 +51,10 @@ public sealed partial class Tensor
         lse.Dispose(); // the node holds its memory for as long as backward may need it
         return result;
     }
+
+    /// <summary>This tensor as float32 rows for the attention kernels, which take any strides but a contiguous last
+    /// dim: a view when it already is that (the model's v and its output gradient are transposed views), else a
+    /// widened or compacted copy. The caller disposes it.</summary>
+    private Tensor Float32RowsNoGrad() =>
+        DType == DType.Float32 && (Rank == 0 || _strides[^1] == 1) ? Alias() : Float32ContiguousNoGrad();
 }

@@ -9,7 +9,8 @@ public sealed partial class Tensor
     /// <paramref name="logits"/> is [N, V] (or [..., V]) float32; <paramref name="targets"/> holds int32 or
     /// int64 class ids shaped like the logits without their last dim. Positions whose target equals
     /// <paramref name="ignoreIndex"/> contribute nothing; when every position is ignored the loss is 0 with
-    /// a zero gradient. Only the per-row max and log-sum-exp are kept for backward, never the softmax itself.
+    /// a zero gradient. When the logits need a gradient it is computed in the same pass as the loss and kept for
+    /// backward (one logits-sized float32 buffer); otherwise nothing logits-sized is kept.
     /// bfloat16 or float16 logits are widened for the kernels (the loss is float32 either way); the graph keeps them
     /// in their own dtype and their gradient comes back in it.
     /// </summary>
@@ -24,37 +25,64 @@ public sealed partial class Tensor
         if (logits.Rank == 0 || !ShapeMath.SameShape(logits.Shape[..^1], targets.Shape))
             throw new ShapeMismatchException($"{op}: logits {ShapeMath.Format(logits.Shape)} need targets of shape {(logits.Rank == 0 ? "[...] with logits [..., V]" : ShapeMath.Format(logits.Shape[..^1]))}, got {ShapeMath.Format(targets.Shape)}.");
 
-        var backend = logits.Backend;
-        var lc = logits.ContiguousNoGrad();
-        var tc = targets.ContiguousNoGrad();
-        var rowMax = Empty([targets.Numel], DType.Float32, backend);
-        var rowLogSum = Empty([targets.Numel], DType.Float32, backend);
-        var loss = Empty([], DType.Float32, backend);
-        int count;
+        if (logits.RequiresGrad) return CrossEntropyWithGradient(logits, targets, ignoreIndex);
+
+        // Nothing to differentiate (targets never are): the loss alone, no graph node.
+        var loss = Empty([], DType.Float32, logits.Backend);
         try
         {
+            using var lc = logits.ContiguousNoGrad();
+            using var tc = targets.ContiguousNoGrad();
             using var l32 = lc.Float32ContiguousNoGrad();
-            count = backend.CrossEntropy(l32, tc, ignoreIndex, rowMax, rowLogSum, loss);
+            using var rowMax = Empty([targets.Numel], DType.Float32, logits.Backend);
+            using var rowLogSum = Empty([targets.Numel], DType.Float32, logits.Backend);
+            logits.Backend.CrossEntropy(l32, tc, ignoreIndex, rowMax, rowLogSum, loss);
         }
         catch
         {
-            DisposeAll(lc, tc, rowMax, rowLogSum, loss);
+            loss.Dispose();
+            throw;
+        }
+        return loss;
+    }
+
+    /// <summary>
+    /// The differentiable cross-entropy: the gradient of the mean loss is computed in the forward pass (each logit is
+    /// exponentiated once) and kept for backward, which scales it by the output gradient, in place, when that is not 1.
+    /// Memory: the gradient (as large as the float32 logits) exists from the loss to the start of backward instead of
+    /// from the start of backward; a training step allocates nothing in between, so its peak is unchanged.
+    /// </summary>
+    private static Tensor CrossEntropyWithGradient(Tensor logits, Tensor targets, int ignoreIndex)
+    {
+        var backend = logits.Backend;
+        var logitsType = logits.DType;
+        var gx = Empty(logits.Shape, DType.Float32, backend);
+        var loss = Empty([], DType.Float32, backend);
+        try
+        {
+            using var lc = logits.ContiguousNoGrad();
+            using var tc = targets.ContiguousNoGrad();
+            using var l32 = lc.Float32ContiguousNoGrad();
+            backend.CrossEntropyWithGradient(l32, tc, ignoreIndex, loss, gx);
+        }
+        catch
+        {
+            DisposeAll(gx, loss);
             throw;
         }
 
-        var logitsShape = logits._shape;
-        var logitsType = logits.DType;
-        // The contiguous logits/targets and the row statistics ride along as node inputs, so the graph
-        // holds their memory until backward has run; our own handles go right away.
-        var result = Recorder.Record(loss, op, [logits, targets, lc, tc, rowMax, rowLogSum], g =>
+        // gx rides along as a saved tensor (the graph holds its memory until backward); backward hands an alias of it
+        // to the engine, which owns the gradient from then on.
+        var result = Recorder.Record(loss, "cross_entropy", [logits, targets], g =>
         {
-            var gx = Empty(logitsShape, DType.Float32, backend);
-            using var gc = g.ContiguousNoGrad();
-            using var l32 = lc.Float32ContiguousNoGrad();
-            backend.CrossEntropyBackward(l32, tc, ignoreIndex, rowMax, rowLogSum, gc, count, gx);
-            return [NarrowedNoGrad(gx, logitsType), null, null, null, null, null];
-        });
-        DisposeAll(lc, tc, rowMax, rowLogSum);
+            var grad = gx.Alias();
+            using (var gc = g.ContiguousNoGrad())
+                if (gc.Item() != 1f)
+                    using (var scale = gc.BroadcastView(grad.Shape))
+                        backend.Binary(BinaryOp.Mul, grad, scale, grad);
+            return [NarrowedNoGrad(grad, logitsType), null];
+        }, saved: [gx]);
+        gx.Dispose();
         return result;
     }
 }

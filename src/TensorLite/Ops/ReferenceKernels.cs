@@ -13,6 +13,18 @@ namespace TensorLite;
 /// </summary>
 public static class ReferenceKernels
 {
+    /// <summary><see cref="IBackend.CrossEntropyWithGradient"/> as the backend's forward and backward kernels.</summary>
+    public static int CrossEntropyWithGradient(Tensor logits, Tensor targets, int ignoreIndex, Tensor loss, Tensor gLogits)
+    {
+        var backend = logits.Backend;
+        using var rowMax = Tensor.Empty([targets.Numel], DType.Float32, backend);
+        using var rowLogSum = Tensor.Empty([targets.Numel], DType.Float32, backend);
+        using var one = Tensor.Scalar(1f, backend);
+        int count = backend.CrossEntropy(logits, targets, ignoreIndex, rowMax, rowLogSum, loss);
+        backend.CrossEntropyBackward(logits, targets, ignoreIndex, rowMax, rowLogSum, one, count, gLogits);
+        return count;
+    }
+
     /// <summary><see cref="IBackend.SumOfSquares"/>: chunks converted to float32 and reduced with the generic ops.</summary>
     public static double SumOfSquares(Tensor x)
     {

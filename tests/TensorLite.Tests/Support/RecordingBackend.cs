@@ -245,6 +245,13 @@ public sealed class RecordingBackend(IBackend inner) : IBackend
         Inner.CrossEntropyBackward(l, t, ignoreIndex, m, s, g, count, gl);
     }
 
+    public int CrossEntropyWithGradient(Tensor logits, Tensor targets, int ignoreIndex, Tensor loss, Tensor gLogits)
+    {
+        Record(MethodBase.GetCurrentMethod());
+        using Tensor l = In(logits), t = In(targets), o = In(loss), gl = In(gLogits);
+        return Inner.CrossEntropyWithGradient(l, t, ignoreIndex, o, gl);
+    }
+
     public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd)
     {
         Record(MethodBase.GetCurrentMethod());

@@ -162,7 +162,17 @@ internal sealed unsafe partial class CpuBackend
 
     // ---- cross-entropy ------------------------------------------------------------------------------
 
-    public int CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor loss)
+    public int CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor loss) =>
+        CrossEntropyRows(logits, targets, ignoreIndex, (nint)Ptr(rowMax), (nint)Ptr(rowLogSum), 0, loss);
+
+    // The gradient is written in the pass that sums the exponentials, while the row is still in the cache, and
+    // normalized by one multiply: each logit is exponentiated once per step instead of again in backward.
+    public int CrossEntropyWithGradient(Tensor logits, Tensor targets, int ignoreIndex, Tensor loss, Tensor gLogits) =>
+        CrossEntropyRows(logits, targets, ignoreIndex, 0, 0, (nint)Ptr(gLogits), loss);
+
+    /// <summary>The cross-entropy pass over the rows: the loss, and either the row statistics (mp, lp) or the
+    /// gradient of the mean loss (gp) where those pointers are not 0.</summary>
+    private int CrossEntropyRows(Tensor logits, Tensor targets, int ignoreIndex, nint mp, nint lp, nint gp, Tensor loss)
     {
         int v = LastDim(logits);
         int n = targets.Numel;
@@ -179,7 +189,8 @@ internal sealed unsafe partial class CpuBackend
             count++;
         }
 
-        nint xp = (nint)Ptr(logits), mp = (nint)Ptr(rowMax), lp = (nint)Ptr(rowLogSum), tpp = (nint)tp;
+        nint xp = (nint)Ptr(logits), tpp = (nint)tp;
+        float perRow = count == 0 ? 0f : 1f / count;
         int chunks = ChunkCount(n, 2L * v);
         var partial = new double[chunks];
         RunChunks(n, chunks, (c, start, end) =>
@@ -188,12 +199,24 @@ internal sealed unsafe partial class CpuBackend
             for (int r = start; r < end; r++)
             {
                 long t = TargetAt((byte*)tpp, is64, r);
-                if (t == ignoreIndex) { ((float*)mp)[r] = 0f; ((float*)lp)[r] = 0f; continue; }
+                var g = gp == 0 ? default : new Span<float>((float*)gp + (long)r * v, v);
+                if (t == ignoreIndex)
+                {
+                    if (mp != 0) { ((float*)mp)[r] = 0f; ((float*)lp)[r] = 0f; }
+                    g.Clear();
+                    continue;
+                }
                 var row = new ReadOnlySpan<float>((float*)xp + (long)r * v, v);
                 float max = TensorPrimitives.Max(row);
-                float logSum = MathF.Log(NnSimd.ExpShifted(row, max, 0f, 1f, default));
-                ((float*)mp)[r] = max;
-                ((float*)lp)[r] = logSum;
+                float sum = NnSimd.ExpShifted(row, max, 0f, 1f, g);
+                float logSum = MathF.Log(sum);
+                if (mp != 0) { ((float*)mp)[r] = max; ((float*)lp)[r] = logSum; }
+                if (gp != 0)
+                {
+                    // (softmax − onehot)/count, with softmax = exp(x − max)/Σ.
+                    TensorPrimitives.Multiply(g, perRow / sum, g);
+                    g[(int)t] -= perRow;
+                }
                 // −log p = log Σ exp(x − max) − (x_t − max): no cancellation against a large max.
                 acc += (double)logSum + (max - row[(int)t]);
             }

@@ -7,6 +7,7 @@ internal sealed partial class MetaBackend
     public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx, int axis, bool log) { }
     public int CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor loss) => Math.Max(1, targets.Numel);
     public void CrossEntropyBackward(Tensor logits, Tensor targets, int ignoreIndex, Tensor rowMax, Tensor rowLogSum, Tensor gLoss, int count, Tensor gLogits) { }
+    public int CrossEntropyWithGradient(Tensor logits, Tensor targets, int ignoreIndex, Tensor loss, Tensor gLogits) => Math.Max(1, targets.Numel);
     public void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd) { }
     public void RmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gWeight) { }
     public void Rope(Tensor x, Tensor cos, Tensor sin, Tensor y, bool inverse) { }
