@@ -8,6 +8,8 @@
 # Long: at ~1 s per 2048-token step on 2 cores, 5000 steps × 6 methods × 3 lrs × 3 seeds × 2 datasets is weeks of CPU;
 # run it on a bigger machine (--device auto uses a GPU) or in slices: METHODS="galore osd" SEEDS="1" bash … .
 # Usage (from the repository root): [BATCH=16] bash docs/reproduce/comparison.sh [STEPS] [DATASETS]. Needs jq.
+# TABLE_ONLY=1 trains nothing and prints the table from the run folders there are; OUT=folder reads or writes another
+# folder than runs/compare/steps<STEPS>-batch<BATCH> (docs/results.md's tables: OUT=docs/results/compare-steps2000-batch8).
 set -euo pipefail
 steps=${1:-5000}
 datasets=${2:-"embedded shakespeare"}
@@ -16,9 +18,10 @@ seeds=${SEEDS:-"1 2 3"}
 lr_factors=${LR_FACTORS:-"1 0.5 2"}
 device=${DEVICE:-cpu}
 batch=${BATCH:-16} # sequences of 128 tokens per step
-out=runs/compare/steps$steps-batch$batch
+out=${OUT:-runs/compare/steps$steps-batch$batch}
+table_only=${TABLE_ONLY:-}
 tl() { dotnet run -c Release --no-build --project src/TensorLite.Cli -- "$@"; }
-dotnet build -c Release src/TensorLite.Cli >/dev/null
+[ -n "$table_only" ] || dotnet build -c Release src/TensorLite.Cli >/dev/null
 mkdir -p "$out"
 cat > "$out/byte_20m.json" <<'JSON'
 { "vocab_size": 256, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 4,
@@ -42,6 +45,7 @@ for data in $datasets; do
   [ "$data" = shakespeare ] && extra=(--data ../shared/data/tinyshakespeare.txt)
   # Seeds outermost, then learning-rate factors: a run cut short still has every method at the first seed and default lr.
   for seed in $seeds; do
+    [ -n "$table_only" ] && break
     for f in $lr_factors; do
       for method in $methods; do
         lr=$(awk -v a="$(default_lr "$method")" -v f="$f" 'BEGIN { printf "%.3g", a * f }')
@@ -55,14 +59,14 @@ for data in $datasets; do
     done
   done
   echo "## $data, $steps steps (mean ± sd over seeds $seeds)"
-  echo "| method | lr | final val loss | optimizer state (MiB) | tokens/s |"
+  echo "| method | lr | final val loss | optimizer state (MiB) | tokens/s (whole run; depends on the load) |"
   echo "|---|---|---|---|---|"
   for method in $methods; do
     for f in $lr_factors; do
       lr=$(awk -v a="$(default_lr "$method")" -v f="$f" 'BEGIN { printf "%.3g", a * f }')
       for seed in $seeds; do
         m="$out/$data-$method-lr$lr-seed$seed/metrics.jsonl"
-        [ -f "$m" ] || continue
+        [ -f "$m" ] && grep -q "\"step\":$steps," "$m" || continue # finished runs only
         jq -r 'select(.val_loss != null) | [.val_loss, .optimizer_state_bytes, .tokens_per_s] | @tsv' "$m" | tail -n 1
       done | awk -v name="$method" -v lr="$lr" '
         { n++; s += $1; ss += $1 * $1; mem = $2; tps += $3 }
