@@ -16,7 +16,7 @@ public sealed class TrainingOptionsBinder
     private readonly Option<int> batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => Defaults.Batch };
     private readonly Option<int> accum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => Defaults.GradAccum };
     private readonly Option<int> steps = new Option<int>("--steps") { Description = "Optimizer steps (with --resume: the new total).", DefaultValueFactory = _ => Defaults.Steps };
-    private readonly Option<float?> lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: the method's; adamw 3e-3, galore/osd/grass 0.01, frugal 1e-3, lsp 1e-4)." };
+    private readonly Option<float?> lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: the method's; adamw 3e-3, galore/osd/grass 0.01, frugal 1e-3, lora 2.5e-3, lsp 1e-4)." };
     private readonly Option<float> minLr = new Option<float>("--min-lr-ratio") { Description = "Final learning rate as a fraction of the peak.", DefaultValueFactory = _ => Defaults.MinLrRatio };
     private readonly Option<int> warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => Defaults.Warmup };
     private readonly Option<float?> wd = new Option<float?>("--weight-decay") { Description = "Decoupled weight decay (default: adamw 0.1, lsp 0.01, the other projected methods 0)." };
