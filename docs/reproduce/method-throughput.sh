@@ -6,7 +6,7 @@
 # one projection refresh (T = 200), so the refresh is amortized as in a long run, and no evaluation (it runs only at the
 # last step). Methods run interleaved, ROUNDS times; the table gives the median of the rounds.
 # Usage (from the repository root, nothing else running): [ROUNDS=3] [BATCH=8] bash docs/reproduce/method-throughput.sh
-# Needs jq.
+# Needs jq. The "vs AdamW" column takes the first method as its baseline, so keep adamw first.
 set -euo pipefail
 rounds=${ROUNDS:-3}
 methods=${METHODS:-"adamw galore osd grass frugal lora"}
@@ -15,11 +15,7 @@ out=runs/throughput-batch$batch
 tl() { dotnet run -c Release --no-build --project src/TensorLite.Cli -- "$@"; }
 dotnet build -c Release src/TensorLite.Cli >/dev/null
 mkdir -p "$out"
-cat > "$out/byte_20m.json" <<'JSON'
-{ "vocab_size": 256, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 4,
-  "max_position_embeddings": 1024, "rms_norm_eps": 1e-6, "rope_theta": 10000, "tie_word_embeddings": false,
-  "hidden_act": "silu", "model_type": "llama" }
-JSON
+model=docs/results/compare-steps2000-batch8/byte_20m.json # the comparison's model, kept with its raw metrics
 method_flags() { # as comparison.sh: rank 64 for the rank-based methods, the presets' defaults otherwise
   echo --optimizer "$1"
   case $1 in adamw|frugal) ;; *) echo --rank 64;; esac
@@ -32,7 +28,7 @@ for round in $(seq 1 "$rounds"); do
     dir="$out/$method-round$round"
     rm -rf "$dir"
     # shellcheck disable=SC2046
-    tl train --model "$out/byte_20m.json" --steps 275 --warmup 25 --eval-every 1000 --log-every 25 --batch "$batch" \
+    tl train --model "$model" --steps 275 --warmup 25 --eval-every 1000 --log-every 25 --batch "$batch" \
       --checkpoint-every 1000 --seed 1 $(method_flags "$method") --out "$dir" >/dev/null
     echo "$method round $round: $(seconds_between "$dir/metrics.jsonl" 50 250) s for steps 51-250"
   done
