@@ -28,16 +28,7 @@ cat > "$out/byte_20m.json" <<'JSON'
   "max_position_embeddings": 1024, "rms_norm_eps": 1e-6, "rope_theta": 10000, "tie_word_embeddings": false,
   "hidden_act": "silu", "model_type": "llama" }
 JSON
-# A method is an optimizer name, optionally with a --projection variant after a dash: grass-topnorm, grass-norm+norepl.
-optimizer_of() { echo "${1%%-*}"; }
-# Each method's default peak lr (ProjectedOptions.HyperParametersOf); the sweep multiplies it.
-default_lr() { case $(optimizer_of "$1") in adamw) echo 3e-3;; frugal) echo 1e-3;; lora) echo 2.5e-3;; *) echo 1e-2;; esac; }
-# Rank 64 = hidden/4 (the GaLore paper's 60M ratio, 128 of 512) for every rank-based method; FRUGAL keeps ρ = 0.25.
-method_flags() {
-  echo --optimizer "$(optimizer_of "$1")"
-  case $(optimizer_of "$1") in adamw|frugal) ;; *) echo --rank 64;; esac
-  case $1 in *-*) echo --projection "${1#*-}";; esac
-}
+. "$(dirname "$0")/methods.sh" # optimizer_of, default_lr, method_flags
 common=(--model "$out/byte_20m.json" --steps "$steps" --warmup $((steps / 10)) --eval-every $(( steps >= 20 ? steps / 20 : 1 ))
         --batch "$batch" --eval-batches 16 --log-every 50 --checkpoint-every "$steps" --device "$device")
 for data in $datasets; do

@@ -16,10 +16,7 @@ tl() { dotnet run -c Release --no-build --project src/TensorLite.Cli -- "$@"; }
 dotnet build -c Release src/TensorLite.Cli >/dev/null
 mkdir -p "$out"
 model=docs/results/compare-steps2000-batch8/byte_20m.json # the comparison's model, kept with its raw metrics
-method_flags() { # as comparison.sh: rank 64 for the rank-based methods, the presets' defaults otherwise
-  echo --optimizer "$1"
-  case $1 in adamw|frugal) ;; *) echo --rank 64;; esac
-}
+. "$(dirname "$0")/methods.sh" # method_flags, as comparison.sh trains each method
 # Seconds from the log at step a to the log at step b: tokens_per_s is the run's average since its start.
 seconds_between() { jq -rs --argjson a "$2" --argjson b "$3" \
   '(map(select(.step == $b))[0] | .tokens / .tokens_per_s) - (map(select(.step == $a))[0] | .tokens / .tokens_per_s)' "$1"; }

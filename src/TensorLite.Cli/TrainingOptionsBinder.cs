@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Globalization;
+using TensorLite.Optim.Projected;
 using TensorLite.Training;
 
 namespace TensorLite.Cli;
@@ -16,12 +18,12 @@ public sealed class TrainingOptionsBinder
     private readonly Option<int> batch = new Option<int>("--batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => Defaults.Batch };
     private readonly Option<int> accum = new Option<int>("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => Defaults.GradAccum };
     private readonly Option<int> steps = new Option<int>("--steps") { Description = "Optimizer steps (with --resume: the new total).", DefaultValueFactory = _ => Defaults.Steps };
-    private readonly Option<float?> lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: the method's; adamw 3e-3, galore/osd/grass 0.01, frugal 1e-3, lora 2.5e-3, lsp 1e-4)." };
+    private readonly Option<float?> lr = new Option<float?>("--lr") { Description = $"Peak learning rate (default: the method's; {MethodDefaults(h => h.LearningRate)})." };
     private readonly Option<float> minLr = new Option<float>("--min-lr-ratio") { Description = "Final learning rate as a fraction of the peak.", DefaultValueFactory = _ => Defaults.MinLrRatio };
     private readonly Option<int> warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => Defaults.Warmup };
-    private readonly Option<float?> wd = new Option<float?>("--weight-decay") { Description = "Decoupled weight decay (default: adamw 0.1, lsp 0.01, the other projected methods 0)." };
-    private readonly Option<float?> beta1 = new Option<float?>("--beta1") { Description = "Adam beta1 (default 0.9)." };
-    private readonly Option<float?> beta2 = new Option<float?>("--beta2") { Description = "Adam beta2 (default: adamw 0.95, the projected methods 0.999)." };
+    private readonly Option<float?> wd = new Option<float?>("--weight-decay") { Description = $"Decoupled weight decay (default: {MethodDefaults(h => h.WeightDecay)})." };
+    private readonly Option<float?> beta1 = new Option<float?>("--beta1") { Description = $"Adam beta1 (default: {MethodDefaults(h => h.Beta1)})." };
+    private readonly Option<float?> beta2 = new Option<float?>("--beta2") { Description = $"Adam beta2 (default: {MethodDefaults(h => h.Beta2)})." };
     private readonly Option<float> clip = new Option<float>("--clip") { Description = "Global gradient-norm clip (0 = off).", DefaultValueFactory = _ => Defaults.ClipNorm };
     private readonly Option<int> evalEvery = new Option<int>("--eval-every") { Description = "Steps between validation evaluations.", DefaultValueFactory = _ => Defaults.EvalEvery };
     private readonly Option<int> evalBatches = new Option<int>("--eval-batches") { Description = "Batches per validation evaluation.", DefaultValueFactory = _ => Defaults.EvalBatches };
@@ -112,6 +114,17 @@ public sealed class TrainingOptionsBinder
         AllReduceOverlap = r.GetValue(allReduceOverlap) == "on", AllReduceBucketMb = r.GetValue(allReduceBucket),
         Offload = r.GetValue(offload)!, OffloadSchedule = r.GetValue(offloadSchedule)!, OffloadDeferLayers = r.GetValue(offloadDeferLayers), DeviceMemory = r.GetValue(deviceMemory),
     };
+
+    /// <summary>One of the methods' default numbers (<see cref="ProjectedOptions.HyperParametersOf"/>) as help text, methods
+    /// sharing a value grouped: "adamw 0.003, galore/osd/grass 0.01, ..."; one value when every method has it.</summary>
+    private static string MethodDefaults(Func<MethodHyperParameters, float> number)
+    {
+        var groups = Enum.GetValues<OptimizerMethod>()
+            .GroupBy(m => number(ProjectedOptions.HyperParametersOf(m)))
+            .Select(g => (Value: g.Key.ToString(CultureInfo.InvariantCulture), Methods: string.Join("/", g.Select(m => m.ToString().ToLowerInvariant()))))
+            .ToList();
+        return groups.Count == 1 ? groups[0].Value : string.Join(", ", groups.Select(g => $"{g.Methods} {g.Value}"));
+    }
 
     private static Option<string> OnOffOption(string name, string description, bool byDefault)
     {

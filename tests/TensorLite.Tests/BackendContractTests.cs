@@ -45,13 +45,6 @@ public sealed class BackendContractTests(IlgpuCpuFixture fixture) : IClassFixtur
 
     // ---- the partial-file split --------------------------------------------------------------------
 
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "TensorLite.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException("No TensorLite.sln above the test binaries.");
-    }
-
     /// <summary>Where each backend's partial files live, by class name.</summary>
     private static readonly (string Folder, string Class)[] BackendFiles =
     [
@@ -63,7 +56,7 @@ public sealed class BackendContractTests(IlgpuCpuFixture fixture) : IClassFixtur
     [Fact]
     public void EveryMember_IsImplementedInThePartialFileMatchingItsInterfaceFile()
     {
-        string root = RepoRoot();
+        string root = Repository.Root;
         var problems = new List<string>();
         var declaration = new Regex(@"^    [\w.<>?\[\]]+ (\w+)\s*[({]", RegexOptions.Multiline);
         var interfaceFiles = Directory.GetFiles(Path.Combine(root, "src/TensorLite/Backends"), "IBackend*.cs");

@@ -1,4 +1,7 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using TensorLite.Cli;
+using TensorLite.Optim.Projected;
 using Xunit;
 
 namespace TensorLite.Tests;
@@ -27,6 +30,32 @@ public sealed class CliTests : IDisposable
         {
             Console.SetError(originalErr);
             Console.SetOut(originalOut);
+        }
+    }
+
+    /// <summary>The help of --lr, --weight-decay, --beta1 and --beta2 names every method's default, and it is the one
+    /// training uses (<see cref="ProjectedOptions.HyperParametersOf"/>).</summary>
+    [Theory]
+    [InlineData("--lr"), InlineData("--weight-decay"), InlineData("--beta1"), InlineData("--beta2")]
+    public void TrainHelp_GivesEachMethodsDefault(string optionName)
+    {
+        Func<MethodHyperParameters, float> number = optionName switch
+        {
+            "--lr" => h => h.LearningRate, "--weight-decay" => h => h.WeightDecay, "--beta1" => h => h.Beta1, _ => h => h.Beta2,
+        };
+        var train = TensorLiteCli.CreateRoot().Subcommands.Single(c => c.Name == "train");
+        string help = train.Options.Single(o => o.Name == optionName).Description!;
+        string defaults = help[(help.IndexOf("default", StringComparison.Ordinal))..];
+        // "adamw 0.003, galore/osd/grass 0.01, ..." or, when every method shares it, the one value.
+        var said = Regex.Matches(defaults, @"([a-z]+(?:/[a-z]+)*) ([0-9][0-9.eE+-]*)").ToList();
+        foreach (var method in Enum.GetValues<OptimizerMethod>())
+        {
+            float expected = number(ProjectedOptions.HyperParametersOf(method));
+            string name = method.ToString().ToLowerInvariant();
+            string value = said.Count == 0
+                ? Regex.Match(defaults, @"[0-9][0-9.eE+-]*").Value
+                : said.Single(m => m.Groups[1].Value.Split('/').Contains(name)).Groups[2].Value;
+            Assert.Equal(expected, float.Parse(value.TrimEnd('.'), CultureInfo.InvariantCulture));
         }
     }
 

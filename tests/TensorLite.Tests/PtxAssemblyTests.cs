@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TensorLite.Ilgpu;
 using TensorLite.Ilgpu.Ptx;
+using TensorLite.Tests.Support;
 using Xunit;
 
 namespace TensorLite.Tests;
@@ -95,7 +96,7 @@ public sealed class PtxAssemblyTests
     private static string AssemblerFolder()
     {
         if (PtxAssembler.Find() is { } found) return found;
-        string script = Path.Combine(RepositoryRoot(), "tools", "get-ptxas.sh");
+        string script = Path.Combine(Repository.Root, "tools", "get-ptxas.sh");
         var start = new ProcessStartInfo("bash", $"\"{script}\" \"{PtxAssembler.DefaultCacheDirectory}\"")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
@@ -108,12 +109,5 @@ public sealed class PtxAssemblyTests
             $"ptxas is not on this machine and tools/get-ptxas.sh could not fetch it (exit code {process.ExitCode}): {stderr.Result.Trim()} " +
             "Set TL_CUDA_BIN to a folder with ptxas and cuobjdump (CUDA 11.8 or newer).");
         return PtxAssembler.Find()!;
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "tools", "get-ptxas.sh"))) return dir.FullName;
-        throw new InvalidOperationException($"No tools/get-ptxas.sh above {AppContext.BaseDirectory}.");
     }
 }
