@@ -7,6 +7,7 @@
 # and keeps every run folder (metrics.jsonl is the raw data) under runs/compare.
 # Long: at ~1 s per 2048-token step on 2 cores, 5000 steps × 6 methods × 3 lrs × 3 seeds × 2 datasets is weeks of CPU;
 # run it on a bigger machine (--device auto uses a GPU) or in slices: METHODS="galore osd" SEEDS="1" bash … .
+# Methods: any name docs/reproduce/methods.sh reads (grass-topnorm, grass@scale=0.25).
 # Usage (from the repository root): [BATCH=16] bash docs/reproduce/comparison.sh [STEPS] [DATASETS]. Needs jq.
 # TABLE_ONLY=1 trains nothing and prints the table from the run folders there are; OUT=folder reads or writes another
 # folder than runs/compare/steps<STEPS>-batch<BATCH> (docs/results.md's tables: OUT=docs/results/compare-steps2000-batch8).
