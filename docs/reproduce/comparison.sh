@@ -29,7 +29,7 @@ cat > "$out/byte_20m.json" <<'JSON'
   "max_position_embeddings": 1024, "rms_norm_eps": 1e-6, "rope_theta": 10000, "tie_word_embeddings": false,
   "hidden_act": "silu", "model_type": "llama" }
 JSON
-. "$(dirname "$0")/methods.sh" # optimizer_of, default_lr, method_flags
+. "$(dirname "$0")/methods.sh" # optimizer_of, swept_lr, method_flags
 common=(--model "$out/byte_20m.json" --steps "$steps" --warmup $((steps / 10)) --eval-every $(( steps >= 20 ? steps / 20 : 1 ))
         --batch "$batch" --eval-batches 16 --log-every 50 --checkpoint-every "$steps" --device "$device")
 for data in $datasets; do
@@ -40,7 +40,7 @@ for data in $datasets; do
     [ -n "$table_only" ] && break
     for f in $lr_factors; do
       for method in $methods; do
-        lr=$(awk -v a="$(default_lr "$method")" -v f="$f" 'BEGIN { printf "%.3g", a * f }')
+        lr=$(swept_lr "$method" "$f")
         dir="$out/$data-$method-lr$lr-seed$seed"
         [ -f "$dir/metrics.jsonl" ] && grep -q "\"step\":$steps," "$dir/metrics.jsonl" && continue # done: resumable
         rm -rf "$dir"
@@ -55,7 +55,7 @@ for data in $datasets; do
   echo "|---|---|---|---|---|"
   for method in $methods; do
     for f in $lr_factors; do
-      lr=$(awk -v a="$(default_lr "$method")" -v f="$f" 'BEGIN { printf "%.3g", a * f }')
+      lr=$(swept_lr "$method" "$f")
       for seed in $seeds; do
         m="$out/$data-$method-lr$lr-seed$seed/metrics.jsonl"
         [ -f "$m" ] && grep -q "\"step\":$steps," "$m" || continue # finished runs only
