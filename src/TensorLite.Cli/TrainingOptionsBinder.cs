@@ -121,7 +121,7 @@ public sealed class TrainingOptionsBinder
     {
         var groups = Enum.GetValues<OptimizerMethod>()
             .GroupBy(m => number(ProjectedOptions.HyperParametersOf(m)))
-            .Select(g => (Value: g.Key.ToString(CultureInfo.InvariantCulture), Methods: string.Join("/", g.Select(m => m.ToString().ToLowerInvariant()))))
+            .Select(g => (Value: g.Key.ToString(CultureInfo.InvariantCulture), Methods: string.Join("/", g.Select(OptimizerSpec.WordOf))))
             .ToList();
         return groups.Count == 1 ? groups[0].Value : string.Join(", ", groups.Select(g => $"{g.Methods} {g.Value}"));
     }

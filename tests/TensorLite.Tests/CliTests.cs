@@ -51,7 +51,7 @@ public sealed class CliTests : IDisposable
         foreach (var method in Enum.GetValues<OptimizerMethod>())
         {
             float expected = number(ProjectedOptions.HyperParametersOf(method));
-            string name = method.ToString().ToLowerInvariant();
+            string name = OptimizerSpec.WordOf(method);
             string value = said.Count == 0
                 ? Regex.Match(defaults, @"[0-9][0-9.eE+-]*").Value
                 : said.Single(m => m.Groups[1].Value.Split('/').Contains(name)).Groups[2].Value;

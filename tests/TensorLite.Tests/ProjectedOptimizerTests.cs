@@ -648,6 +648,13 @@ public class ProjectedOptimizerTests
     }
 
     [Fact]
+    public void WordOf_IsTheMethodWordParseReads_ForEveryMethod()
+    {
+        foreach (var method in Enum.GetValues<OptimizerMethod>())
+            Assert.Equal(method, OptimizerSpec.Parse(OptimizerSpec.WordOf(method)).Method);
+    }
+
+    [Fact]
     public void Constructor_RejectsProjectingANonMatrix()
     {
         var v = Tensor.Zeros([5]).RequireGrad().Persist();

@@ -14,7 +14,7 @@ public sealed class ReproduceScriptTests
     [MemberData(nameof(Methods))]
     public void MethodsScript_DefaultLr_IsTheLibrarys(OptimizerMethod method)
     {
-        float scripted = float.Parse(MethodsScript("default_lr", method.ToString().ToLowerInvariant()), CultureInfo.InvariantCulture);
+        float scripted = float.Parse(MethodsScript("default_lr", OptimizerSpec.WordOf(method)), CultureInfo.InvariantCulture);
         Assert.Equal(ProjectedOptions.HyperParametersOf(method).LearningRate, scripted);
     }
 

@@ -34,7 +34,7 @@ public static class OffloadedOptimizer
     public static ProjectedOptimizer Create(OptimizerSpec spec, IEnumerable<(string Name, Tensor Parameter)> namedParameters, DType basisDType, OffloadEngine engine)
     {
         if (spec.Method is OptimizerMethod.Lora or OptimizerMethod.Frugal)
-            throw new TensorLiteException(Refusal("host", spec.Method.ToString().ToLowerInvariant())!);
+            throw new TensorLiteException(Refusal("host", OptimizerSpec.WordOf(spec.Method))!);
         var options = spec.ToOptions();
         return new ProjectedOptimizer(namedParameters, options with
         {

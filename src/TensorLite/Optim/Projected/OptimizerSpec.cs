@@ -203,6 +203,19 @@ public sealed record OptimizerSpec
         };
     }
 
+    /// <summary>The command-line word of <paramref name="method"/>, the inverse of <see cref="Parse"/>'s method word.</summary>
+    public static string WordOf(OptimizerMethod method) => method switch
+    {
+        OptimizerMethod.AdamW => "adamw",
+        OptimizerMethod.GaLore => "galore",
+        OptimizerMethod.Osd => "osd",
+        OptimizerMethod.Grass => "grass",
+        OptimizerMethod.Frugal => "frugal",
+        OptimizerMethod.Lora => "lora",
+        OptimizerMethod.Lsp => "lsp",
+        _ => throw new ArgumentOutOfRangeException(nameof(method), $"Unknown optimizer method {method}."),
+    };
+
     /// <summary>The state precision named by one of <see cref="ProjectedOptions.StateWords"/>.</summary>
     public static OptimizerStates ParseStates(string states) => states switch
     {
