@@ -97,6 +97,23 @@ public class ProjectedOptimizerTests
         }
     }
 
+    /// <summary>Feeds both parameter sets the same <paramref name="steps"/> gradients, steps both optimizers, and asserts
+    /// every parameter ends within <paramref name="tolerance"/> of its twin.</summary>
+    private static void AssertSameTrajectory(List<(string Name, Tensor Parameter)> a, AdamW dense, List<(string Name, Tensor Parameter)> b,
+        ProjectedOptimizer proj, ulong seed, int steps, double tolerance, string label = "dense vs projected")
+    {
+        for (int t = 0; t < steps; t++)
+        {
+            SetGradients(a, seed, t);
+            SetGradients(b, seed, t);
+            dense.Step();
+            proj.Step();
+        }
+        var x = Snapshot(a);
+        var y = Snapshot(b);
+        for (int i = 0; i < x.Length; i++) Assert.True(MaxAbsDiff(x[i], y[i]) <= tolerance, $"{label}: parameter {i} differs by {MaxAbsDiff(x[i], y[i])}");
+    }
+
     private static float[][] Snapshot(List<(string Name, Tensor Parameter)> ps) => ps.Select(x => x.Parameter.ToArray()).ToArray();
 
     private static double MaxAbsDiff(float[] a, float[] b) => a.Zip(b, (x, y) => Math.Abs((double)x - y)).DefaultIfEmpty(0).Max();
@@ -145,16 +162,7 @@ public class ProjectedOptimizerTests
         var b = CloneParameters(a);
         var dense = new AdamW(a.Select(x => x.Parameter), learningRate: 0.02f, weightDecay: c.WeightDecay);
         using var proj = new ProjectedOptimizer(b, ProjectedOptions.AdamW(0.02f, c.WeightDecay) with { ShouldProject = ProjectedOptions.AllMatrices });
-        for (int t = 0; t < 4; t++)
-        {
-            SetGradients(a, c.Seed, t);
-            SetGradients(b, c.Seed, t);
-            dense.Step();
-            proj.Step();
-        }
-        var x = Snapshot(a);
-        var y = Snapshot(b);
-        for (int i = 0; i < x.Length; i++) Assert.True(MaxAbsDiff(x[i], y[i]) <= 1e-6, $"parameter {i} differs by {MaxAbsDiff(x[i], y[i])}");
+        AssertSameTrajectory(a, dense, b, proj, c.Seed, steps: 4, tolerance: 1e-6);
         Assert.Equal(dense.StateBytes + (24 + 32) * c.Shapes.Count(s => s.Length == 2), proj.StateBytes); // counters + generator per projector
     }
 
@@ -167,16 +175,7 @@ public class ProjectedOptimizerTests
         var b = CloneParameters(a);
         var dense = new AdamW(a.Select(x => x.Parameter), learningRate: lr * alpha, weightDecay: c.WeightDecay / alpha);
         using var proj = new ProjectedOptimizer(b, ProjectedOptions.AdamW(lr, c.WeightDecay) with { Scale = alpha });
-        for (int t = 0; t < 4; t++)
-        {
-            SetGradients(a, c.Seed, t);
-            SetGradients(b, c.Seed, t);
-            dense.Step();
-            proj.Step();
-        }
-        var x = Snapshot(a);
-        var y = Snapshot(b);
-        for (int i = 0; i < x.Length; i++) Assert.True(MaxAbsDiff(x[i], y[i]) <= 1e-5, $"parameter {i} differs by {MaxAbsDiff(x[i], y[i])}");
+        AssertSameTrajectory(a, dense, b, proj, c.Seed, steps: 4, tolerance: 1e-5);
     }
 
     [Property]
@@ -188,16 +187,7 @@ public class ProjectedOptimizerTests
         var dense = new AdamW(a.Select(x => x.Parameter), learningRate: 0.02f, weightDecay: c.WeightDecay);
         using var proj = new ProjectedOptimizer(b, ProjectedOptions.Frugal(1f, subspace, sgdResidual ? ResidualRule.Sgd : ResidualRule.SignSgd,
             updateGap: 2, learningRate: 0.02f, weightDecay: c.WeightDecay));
-        for (int t = 0; t < 5; t++)
-        {
-            SetGradients(a, c.Seed, t);
-            SetGradients(b, c.Seed, t);
-            dense.Step();
-            proj.Step();
-        }
-        var x = Snapshot(a);
-        var y = Snapshot(b);
-        for (int i = 0; i < x.Length; i++) Assert.True(MaxAbsDiff(x[i], y[i]) <= 1e-6, $"{subspace}: parameter {i} differs by {MaxAbsDiff(x[i], y[i])}");
+        AssertSameTrajectory(a, dense, b, proj, c.Seed, steps: 5, tolerance: 1e-6, label: $"{subspace}");
     }
 
     [Property]
