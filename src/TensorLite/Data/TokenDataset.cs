@@ -47,20 +47,44 @@ public sealed class TokenDataset
     public (Tensor Inputs, Tensor Targets) SampleBatch(bool validation, int batch, int seq, Generator generator, IBackend? backend = null)
     {
         var source = validation ? Validation : Train;
-        var mask = validation ? ValidationMask : TrainMask;
         RequireWindows(seq);
+        var starts = new int[batch];
+        for (int b = 0; b < batch; b++) starts[b] = generator.NextInt(source.Length - seq);
+        var (inputs, targets, _) = Windows(validation, starts, seq, backend);
+        return (inputs, targets);
+    }
+
+    /// <summary>How many consecutive, non-overlapping windows of <paramref name="seq"/> tokens (each with its next-token
+    /// targets) the validation split holds: together they are the whole split, the same for every seed.</summary>
+    public int ValidationWindowCount(int seq) => (Validation.Length - 1) / seq;
+
+    /// <summary>Validation windows <paramref name="first"/> .. <paramref name="first"/> + <paramref name="count"/> − 1
+    /// of <see cref="ValidationWindowCount"/> as one batch, with the number of its targets that carry loss (the weight
+    /// of its mean loss in the split's mean).</summary>
+    public (Tensor Inputs, Tensor Targets, int TargetCount) ValidationWindows(int first, int count, int seq, IBackend? backend = null)
+    {
+        RequireWindows(seq);
+        if (first < 0 || count <= 0 || first + count > ValidationWindowCount(seq))
+            throw new ArgumentOutOfRangeException(nameof(count), $"Windows {first}..{first + count - 1} are outside the {ValidationWindowCount(seq)} validation windows of {seq} tokens.");
+        return Windows(true, Enumerable.Range(first, count).Select(w => w * seq).ToArray(), seq, backend);
+    }
+
+    private (Tensor Inputs, Tensor Targets, int TargetCount) Windows(bool validation, int[] starts, int seq, IBackend? backend)
+    {
+        var source = validation ? Validation : Train;
+        var mask = validation ? ValidationMask : TrainMask;
+        int batch = starts.Length, targetCount = batch * seq;
         var inputs = new int[batch * seq];
         var targets = new int[batch * seq];
         for (int b = 0; b < batch; b++)
         {
-            int start = generator.NextInt(source.Length - seq);
-            Array.Copy(source, start, inputs, b * seq, seq);
-            Array.Copy(source, start + 1, targets, b * seq, seq);
+            Array.Copy(source, starts[b], inputs, b * seq, seq);
+            Array.Copy(source, starts[b] + 1, targets, b * seq, seq);
             if (mask != null)
                 for (int j = 0; j < seq; j++)
-                    if (!mask[start + 1 + j]) targets[b * seq + j] = IgnoreIndex;
+                    if (!mask[starts[b] + 1 + j]) { targets[b * seq + j] = IgnoreIndex; targetCount--; }
         }
         return (Tensor.FromSpan<int>(inputs, [batch, seq], DType.Int32, backend),
-                Tensor.FromSpan<int>(targets, [batch, seq], DType.Int32, backend));
+                Tensor.FromSpan<int>(targets, [batch, seq], DType.Int32, backend), targetCount);
     }
 }

@@ -762,7 +762,9 @@ public sealed partial class Trainer : IDisposable
             (last == null ? "no checkpoint was written yet." : $"the last good checkpoint {Path.GetFileName(last)} is kept.") + " Try a lower --lr.");
     }
 
-    /// <summary>Mean validation loss over a fixed set of windows (the same ones at every evaluation).</summary>
+    /// <summary>Mean validation loss over <paramref name="batches"/> random windows drawn from the run's seed: the same
+    /// ones at every evaluation of a run, other ones for another seed (<see cref="EvaluateWholeSplit"/> covers the whole
+    /// split).</summary>
     public float Evaluate(int batches)
     {
         FlushOffload(); // updates deferred into the next forward land before the weights are evaluated
@@ -777,6 +779,29 @@ public sealed partial class Trainer : IDisposable
             sum += Model.Loss(x, y).Item();
         }
         return (float)(sum / batches);
+    }
+
+    /// <summary>The mean loss per target over the whole validation split, in consecutive windows of the run's sequence
+    /// length and batches of its batch size: deterministic, and the same tokens for every seed and method of a dataset
+    /// (<see cref="Evaluate"/> samples random windows from the seed).</summary>
+    public float EvaluateWholeSplit()
+    {
+        using var noGrad = GradMode.NoGrad();
+        using var onDevice = Backend.Use(Device);
+        var data = Data.Dataset;
+        int windows = data.ValidationWindowCount(Options.Seq);
+        double sum = 0;
+        long targets = 0;
+        for (int first = 0; first < windows; first += Options.Batch)
+        {
+            using var scope = TensorScope.Enter();
+            var (x, y, n) = data.ValidationWindows(first, Math.Min(Options.Batch, windows - first), Options.Seq, Device);
+            if (n == 0) continue; // every target of these windows is context
+            sum += (double)Model.Loss(x, y).Item() * n;
+            targets += n;
+        }
+        if (targets == 0) throw new TensorLiteException("The validation split has no target tokens (the mask marks every token as context).");
+        return (float)(sum / targets);
     }
 
     /// <summary>This rank's entries of the optimizer state: those of the parameters it owns (a non-owner's master
