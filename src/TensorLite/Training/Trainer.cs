@@ -786,6 +786,7 @@ public sealed partial class Trainer : IDisposable
     /// (<see cref="Evaluate"/> samples random windows from the seed).</summary>
     public float EvaluateWholeSplit()
     {
+        FlushOffload(); // as in Evaluate: deferred updates land before the weights are scored
         using var noGrad = GradMode.NoGrad();
         using var onDevice = Backend.Use(Device);
         var data = Data.Dataset;
