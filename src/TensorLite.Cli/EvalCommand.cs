@@ -19,9 +19,12 @@ public static class EvalCommand
         cmd.SetAction(r =>
         {
             int n = r.GetValue(batches);
+            bool wholeSplit = r.GetValue(whole);
+            // The two choose different tokens to score: a user who gives both would not get what one of them asked for.
+            if (wholeSplit && r.GetResult(batches) is { Implicit: false })
+                throw new ArgumentException("--batches and --whole-split exclude each other: --whole-split scores every validation window.");
             if (n <= 0) throw new ArgumentException($"--batches must be positive, got {n}.");
             var trainer = Trainer.Open(CliPaths.ExistingRun(r.GetValue(run)!, "--run"), deviceName: r.GetValue(device));
-            bool wholeSplit = r.GetValue(whole);
             float loss = wholeSplit ? trainer.EvaluateWholeSplit() : trainer.Evaluate(n);
             if (!float.IsFinite(loss))
                 throw new TensorLiteException($"The validation loss of '{trainer.RunDir}' at step {trainer.StartStep} is {loss}: its checkpoint does not hold a usable model.");

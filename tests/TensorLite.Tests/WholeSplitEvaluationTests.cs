@@ -77,5 +77,10 @@ public sealed class WholeSplitEvaluationTests : IDisposable
         Assert.True(code == 0, stderr);
         Assert.Contains($"the whole validation split: {windows} windows of {options.Seq} tokens", stdout);
         Assert.Contains($"validation loss {trainer.EvaluateWholeSplit():F4}", stdout);
+
+        // Asking for sampled batches as well is a contradiction, refused in one line before the run is opened.
+        (code, _, stderr) = CliProcess.Run(["eval", "--run", trainer.RunDir, "--whole-split", "--batches", "4"]);
+        Assert.NotEqual(0, code);
+        Assert.Contains("--batches and --whole-split exclude each other", stderr);
     }
 }
