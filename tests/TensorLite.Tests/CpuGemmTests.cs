@@ -250,6 +250,28 @@ public unsafe class CpuGemmTests
         Check(ta, tb, m, n, k, alpha: -1.5f, beta: 0.75f, padA: 3, padB: 1, seed: m + k);
     }
 
+    /// <summary>Row chunks (a chunk streams all of packed op(B), so they must not be too short): whole tiles, at most
+    /// ChunksPerThread per thread (unless MC caps them), and never shorter than MinChunkRows when m allows every thread
+    /// one chunk that tall.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void RowChunksAreWholeTilesAndNotShorterThanTheMinimum(int threads)
+    {
+        foreach (int m in new[] { 1, 12, 100, 256, 688, 1376, 2048, 5461, 32000 })
+        {
+            int rows = CpuGemm.ChunkRowsFor(m, threads);
+            Assert.Equal(0, rows % CpuGemm.MR);
+            Assert.InRange(rows, CpuGemm.MR, CpuGemm.MC);
+            int mcChunks = (m + CpuGemm.MC - 1) / CpuGemm.MC; // MC caps a chunk, however many that makes
+            Assert.True((m + rows - 1) / rows <= Math.Max(CpuGemm.ChunksPerThread * threads, mcChunks), $"m {m}: too many chunks of {rows} rows");
+            if (m >= threads * CpuGemm.MinChunkRows)
+                Assert.True(rows >= Math.Min(CpuGemm.MinChunkRows, CpuGemm.MC), $"m {m}: chunks of {rows} rows");
+        }
+    }
+
     [Fact]
     public void ShallowOrWideProblemsAreNotCut()
     {

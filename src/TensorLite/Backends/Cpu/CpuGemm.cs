@@ -44,8 +44,8 @@ public static unsafe partial class CpuGemm
     //     peak on cache-resident panels (Zen 4/5 and Zen 3 respectively, docs/perf.md).
     // KC, MC and the packed-B block come from the cache sizes (CpuGemm.Blocking.cs): KC is the maximum
     //     depth of a k slice (k is cut into equal slices of at most KC, SliceDepth); MC is the tallest
-    //     row chunk (chunks are usually smaller, about 8 per thread, so that threads balance
-    //     dynamically); NcFor(k) keeps the packed k×NC B block within the block budget.
+    //     row chunk (chunks are usually smaller: up to 8 per thread, of at least 8 tiles' rows, so that threads
+    //     balance dynamically: ChunkRowsFor); NcFor(k) keeps the packed k×NC B block within the block budget.
     // The TL_GEMM_* environment variables override these for tuning experiments only.
     internal static readonly bool Use512 = Vector512.IsHardwareAccelerated;
     internal static readonly int MR = Use512 ? 12 : 6;
@@ -58,6 +58,8 @@ public static unsafe partial class CpuGemm
     internal static readonly int NC = RoundUp(EnvInt("TL_GEMM_NC", 4096), NR);
     internal static readonly int BBlockFloats = EnvInt("TL_GEMM_BBLOCK", Derived.BBlockFloats);
     internal static readonly int ChunksPerThread = EnvInt("TL_GEMM_CHUNKS", 8);
+    /// <summary>The shortest row chunk worth a pass over packed op(B) (ChunkRowsFor): 8 tiles.</summary>
+    internal static readonly int MinChunkRows = EnvInt("TL_GEMM_MINROWS", 8 * MR);
 
     /// <summary>Problems with m·n·k below this take the simple unblocked path.</summary>
     internal const long SmallThreshold = 32 * 1024;
@@ -387,9 +389,21 @@ public static unsafe partial class CpuGemm
     /// <summary>Width of the NC block for a given k: the packed k×NC B block stays near 8 MiB (L3).</summary>
     static int NcFor(int k) => Math.Clamp(BBlockFloats / Math.Max(k, 1) / NR * NR, NR, NC);
 
-    /// <summary>Row-chunk height for the row-parallel path: ~8 chunks per thread, whole tiles, ≤ MC.</summary>
-    static int ChunkRowsFor(int m, int threads) =>
-        Math.Clamp(RoundUp((m + ChunksPerThread * threads - 1) / (ChunksPerThread * threads), MR), MR, MC);
+    /// <summary>
+    /// Row-chunk height for the row-parallel path (whole tiles, ≤ MC): up to <see cref="ChunksPerThread"/> chunks per
+    /// thread, so that threads balance dynamically, but none shorter than <see cref="MinChunkRows"/>, and a whole
+    /// number of chunks per thread so that equally fast threads finish together. Why a minimum: a chunk reads all of the
+    /// column block's packed op(B) once per k slice, and for the deep dW shapes that block (k × n floats) is beyond L2,
+    /// so a chunk of r rows does only r/2 flops per byte of B it streams from L3. A 256×256×2048 dW cut into 8 chunks of
+    /// 36 rows per thread ran at 53 % of the 2-thread FMA peak and 68 % of one thread's; with this rule, 62 % and 74 %
+    /// (Xeon, AVX-512, medians of 6 processes each, docs/perf.md 2026-12-04).
+    /// </summary>
+    internal static int ChunkRowsFor(int m, int threads)
+    {
+        int perThread = Math.Clamp(m / (threads * MinChunkRows), 1, ChunksPerThread);
+        int chunks = threads * perThread;
+        return Math.Clamp(RoundUp((m + chunks - 1) / chunks, MR), MR, MC);
+    }
 
     /// <summary>
     /// Row-parallel blocked algorithm, run by every participating thread. For each NC-wide column
